@@ -1,0 +1,64 @@
+"""The one exception tree of the studio.
+
+Every layer raises a subclass of :class:`OrfeasError`; driver errors (psycopg, nats, minio) are
+translated where they are caught so that callers never depend on a driver's exception types.
+The API maps these classes to HTTP statuses in one place (``api/problems.py``).
+"""
+
+from __future__ import annotations
+
+
+class OrfeasError(Exception):
+    """Root of every error the studio raises on purpose."""
+
+
+class ConfigurationError(OrfeasError):
+    """Settings are missing or contradict each other."""
+
+
+class ServiceError(OrfeasError):
+    """A backing service (PostgreSQL, NATS, S3) could not be started or reached."""
+
+
+class DomainError(OrfeasError):
+    """A command was refused by the domain; nothing was written."""
+
+
+class NotFound(DomainError):
+    """The named thing does not exist (or is invisible to the caller)."""
+
+
+class Conflict(DomainError):
+    """The command clashes with the current state (a name taken, a concurrent write)."""
+
+
+class InvalidInput(DomainError):
+    """The input is malformed or of an unsupported kind."""
+
+
+class UnsupportedMedia(InvalidInput):
+    """An upload is neither an image nor a mesh format the studio reads."""
+
+
+class AuthError(OrfeasError):
+    """Authentication or authorisation failed."""
+
+
+class Unauthenticated(AuthError):
+    """No valid credentials were presented."""
+
+
+class Forbidden(AuthError):
+    """The caller is known but lacks the role the action needs."""
+
+
+class BlobStoreError(ServiceError):
+    """The object store refused or failed a request."""
+
+
+class EventStoreError(ServiceError):
+    """The event store refused or failed a request."""
+
+
+class MessagingError(ServiceError):
+    """NATS refused or failed a request."""

@@ -1,0 +1,137 @@
+"""Typed settings, parsed once from ``ORFEAS_*`` variables and passed explicitly.
+
+A service whose URL is set is used as it is; where it is unset, ``orfeas up`` starts the embedded
+server under the data folder and fills the URL in before it starts the other processes, which
+therefore always see a complete :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from core.errors import ConfigurationError
+
+_PREFIX_PATTERN = re.compile(r"^[a-z0-9_-]*$")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    endpoint: str
+    access_key: str
+    secret_key: str
+    bucket: str = "orfeas"
+    region: str = "us-east-1"
+
+    @property
+    def secure(self) -> bool:
+        return self.endpoint.startswith("https://")
+
+    @property
+    def host(self) -> str:
+        """``host:port`` as the minio client wants it."""
+        return self.endpoint.split("://", 1)[-1].rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path(".orfeas")
+    database_url: str | None = None
+    nats_url: str | None = None
+    s3: S3Settings | None = None
+    # Isolates several studios (or test sessions) on one NATS server: stream names and subjects
+    # are prefixed with it. Empty in production.
+    namespace: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    session_secret: str = field(default="", repr=False)
+    models_dir: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        s3 = None
+        if env.get("ORFEAS_S3_ENDPOINT"):
+            s3 = S3Settings(
+                endpoint=env["ORFEAS_S3_ENDPOINT"],
+                access_key=_required(env, "ORFEAS_S3_ACCESS_KEY"),
+                secret_key=_required(env, "ORFEAS_S3_SECRET_KEY"),
+                bucket=env.get("ORFEAS_S3_BUCKET", "orfeas"),
+                region=env.get("ORFEAS_S3_REGION", "us-east-1"),
+            )
+        namespace = env.get("ORFEAS_NAMESPACE", "")
+        if not _PREFIX_PATTERN.match(namespace):
+            raise ConfigurationError(
+                f"ORFEAS_NAMESPACE={namespace!r}: use lower-case letters, digits, '-' and '_'"
+            )
+        models = env.get("ORFEAS_MODELS_DIR")
+        return cls(
+            data_dir=Path(env.get("ORFEAS_DATA", ".orfeas")),
+            database_url=env.get("ORFEAS_DATABASE_URL") or None,
+            nats_url=env.get("ORFEAS_NATS_URL") or None,
+            s3=s3,
+            namespace=namespace,
+            host=env.get("ORFEAS_HOST", "127.0.0.1"),
+            port=_int(env, "ORFEAS_PORT", 8000),
+            session_secret=env.get("ORFEAS_SESSION_SECRET", ""),
+            models_dir=Path(models) if models else None,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make :meth:`from_env` give back these settings (for child processes)."""
+        env = {
+            "ORFEAS_DATA": str(self.data_dir),
+            "ORFEAS_NAMESPACE": self.namespace,
+            "ORFEAS_HOST": self.host,
+            "ORFEAS_PORT": str(self.port),
+        }
+        if self.database_url:
+            env["ORFEAS_DATABASE_URL"] = self.database_url
+        if self.nats_url:
+            env["ORFEAS_NATS_URL"] = self.nats_url
+        if self.session_secret:
+            env["ORFEAS_SESSION_SECRET"] = self.session_secret
+        if self.models_dir:
+            env["ORFEAS_MODELS_DIR"] = str(self.models_dir)
+        if self.s3:
+            env |= {
+                "ORFEAS_S3_ENDPOINT": self.s3.endpoint,
+                "ORFEAS_S3_ACCESS_KEY": self.s3.access_key,
+                "ORFEAS_S3_SECRET_KEY": self.s3.secret_key,
+                "ORFEAS_S3_BUCKET": self.s3.bucket,
+                "ORFEAS_S3_REGION": self.s3.region,
+            }
+        return env
+
+    def replace(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def require_services(self) -> tuple[str, str, S3Settings]:
+        """The three service addresses, or a clear error naming the missing one."""
+        if not self.database_url:
+            raise ConfigurationError("ORFEAS_DATABASE_URL is not set (or run `orfeas up`)")
+        if not self.nats_url:
+            raise ConfigurationError("ORFEAS_NATS_URL is not set (or run `orfeas up`)")
+        if self.s3 is None:
+            raise ConfigurationError("ORFEAS_S3_ENDPOINT is not set (or run `orfeas up`)")
+        return self.database_url, self.nats_url, self.s3
+
+
+def _required(env: Mapping[str, str], key: str) -> str:
+    value = env.get(key)
+    if not value:
+        raise ConfigurationError(f"{key} must be set when ORFEAS_S3_ENDPOINT is set")
+    return value
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as e:
+        raise ConfigurationError(f"{key}={raw!r} is not an integer") from e
