@@ -81,7 +81,7 @@ class Settings:
         )
 
     def to_env(self) -> dict[str, str]:
-        """The variables that make :meth:`from_env` give back these settings (for child processes)."""
+        """The variables from which :meth:`from_env` rebuilds these settings in a child process."""
         env = {
             "ORFEAS_DATA": str(self.data_dir),
             "ORFEAS_NAMESPACE": self.namespace,

@@ -1,0 +1,167 @@
+"""The ``Job`` aggregate: one request for heavy work and everything that happened to it.
+
+A job's lifecycle is an enum with checked transitions. Workers may be redelivered the same job
+after a crash, so ``start`` is allowed again while a job runs (the attempt counter grows) and any
+command on a finished job raises :class:`JobFinished`, which workers treat as "already done, ack".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from core.errors import Conflict, InvalidInput
+
+
+class JobState(StrEnum):
+    REQUESTED = "requested"
+    STARTED = "started"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+_ALLOWED: dict[JobState, frozenset[JobState]] = {
+    JobState.REQUESTED: frozenset(
+        {JobState.STARTED, JobState.FAILED, JobState.CANCELLED}
+    ),
+    JobState.STARTED: frozenset(
+        {JobState.STARTED, JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
+    ),
+}
+
+STAGES = ("preview", "medium", "final")
+
+
+class JobFinished(Conflict):
+    """The job already ended; a redelivered message for it has nothing left to do."""
+
+
+class Job(Aggregate):
+    class Requested(Aggregate.Created):
+        project_id: str
+        kind: str
+        inputs: dict[str, Any]
+        params: dict[str, Any]
+        cache_key: str
+        actor: str
+
+    class Started(Aggregate.Event):
+        worker: str
+        device: str
+        actor: str
+
+    class StageCompleted(Aggregate.Event):
+        stage: str
+        blob: str | None
+        stats: dict[str, Any]
+        actor: str
+
+    class Succeeded(Aggregate.Event):
+        result: dict[str, Any]
+        actor: str
+
+    class Failed(Aggregate.Event):
+        reason: str
+        retryable: bool
+        actor: str
+
+    class Cancelled(Aggregate.Event):
+        actor: str
+
+    @event(Requested)
+    def __init__(
+        self,
+        project_id: str,
+        kind: str,
+        inputs: dict[str, Any],
+        params: dict[str, Any],
+        cache_key: str,
+        actor: str,
+    ) -> None:
+        self.project_id = project_id
+        self.kind = kind
+        self.inputs = inputs
+        self.params = params
+        self.cache_key = cache_key
+        self.requested_by = actor
+        self.state = JobState.REQUESTED
+        self.attempts = 0
+        self.worker: str | None = None
+        self.device: str | None = None
+        self.stages: dict[str, dict[str, Any]] = {}
+        self.result: dict[str, Any] | None = None
+        self.error: str | None = None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def start(self, worker: str, device: str) -> None:
+        self._transition(JobState.STARTED)
+        self._started(worker=worker, device=device, actor=worker)
+
+    def complete_stage(self, stage: str, blob: str | None, stats: dict[str, Any]) -> None:
+        if stage not in STAGES:
+            raise InvalidInput(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
+        self._check_running()
+        self._stage_completed(stage=stage, blob=blob, stats=stats, actor=self.worker or "")
+
+    def succeed(self, result: dict[str, Any]) -> None:
+        self._transition(JobState.SUCCEEDED)
+        self._succeeded(result=result, actor=self.worker or "")
+
+    def fail(self, reason: str, retryable: bool, actor: str) -> None:
+        self._transition(JobState.FAILED)
+        self._failed(reason=reason, retryable=retryable, actor=actor)
+
+    def cancel(self, actor: str) -> None:
+        self._transition(JobState.CANCELLED)
+        self._cancelled(actor=actor)
+
+    # -- guards -----------------------------------------------------------------------------
+
+    def _transition(self, target: JobState) -> None:
+        if self.state.finished:
+            raise JobFinished(f"job {self.id} already {self.state.value}")
+        if target not in _ALLOWED[self.state]:
+            raise Conflict(f"job {self.id}: cannot go from {self.state.value} to {target.value}")
+
+    def _check_running(self) -> None:
+        if self.state.finished:
+            raise JobFinished(f"job {self.id} already {self.state.value}")
+        if self.state is not JobState.STARTED:
+            raise Conflict(f"job {self.id} has not started")
+
+    # -- events -----------------------------------------------------------------------------
+
+    @event(Started)
+    def _started(self, worker: str, device: str, actor: str) -> None:
+        self.state = JobState.STARTED
+        self.attempts += 1
+        self.worker = worker
+        self.device = device
+
+    @event(StageCompleted)
+    def _stage_completed(
+        self, stage: str, blob: str | None, stats: dict[str, Any], actor: str
+    ) -> None:
+        self.stages[stage] = {"blob": blob, "stats": stats}
+
+    @event(Succeeded)
+    def _succeeded(self, result: dict[str, Any], actor: str) -> None:
+        self.state = JobState.SUCCEEDED
+        self.result = result
+
+    @event(Failed)
+    def _failed(self, reason: str, retryable: bool, actor: str) -> None:
+        self.state = JobState.FAILED
+        self.error = reason
+
+    @event(Cancelled)
+    def _cancelled(self, actor: str) -> None:
+        self.state = JobState.CANCELLED

@@ -1,0 +1,27 @@
+"""The kinds of heavy work a job can ask for, and the JetStream subject each one travels on.
+
+Subjects are relative to the studio's namespace (see :func:`core.messaging.subject`). A worker
+pool subscribes to a prefix: mesh workers to ``cmd.mesh.>``, GPU workers to ``cmd.generate``.
+"""
+
+from __future__ import annotations
+
+from core.errors import InvalidInput
+
+MESH_ANALYSE = "mesh.analyse"
+GENERATE = "generate"
+
+_SUBJECTS: dict[str, str] = {
+    MESH_ANALYSE: "cmd.mesh.analyse",
+    GENERATE: "cmd.generate",
+}
+
+MESH_COMMANDS = "cmd.mesh.>"
+GPU_COMMANDS = "cmd.generate"
+
+
+def command_subject(kind: str) -> str:
+    try:
+        return _SUBJECTS[kind]
+    except KeyError:
+        raise InvalidInput(f"unknown job kind {kind!r}") from None

@@ -1,0 +1,193 @@
+"""The ``Project`` aggregate: name, members and their roles, uploaded assets.
+
+Commands validate first and only then trigger their past-tense event, so a refused command leaves
+no pending event behind. Every event names its ``actor`` (a user id); the library stamps the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from core.errors import Conflict, InvalidInput, NotFound
+from core.events.roles import Role
+
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Asset:
+    asset_id: str
+    blob_key: str
+    sha256: str
+    media_type: str
+    kind: str
+    size: int
+    filename: str
+    uploaded_by: str
+
+
+class Project(Aggregate):
+    class Created(Aggregate.Created):
+        name: str
+        owner: str
+        actor: str
+
+    class Renamed(Aggregate.Event):
+        name: str
+        actor: str
+
+    class MemberInvited(Aggregate.Event):
+        user: str
+        role: str
+        actor: str
+
+    class MemberRoleChanged(Aggregate.Event):
+        user: str
+        role: str
+        actor: str
+
+    class MemberRemoved(Aggregate.Event):
+        user: str
+        actor: str
+
+    class AssetUploaded(Aggregate.Event):
+        asset_id: str
+        blob_key: str
+        sha256: str
+        media_type: str
+        kind: str
+        size: int
+        filename: str
+        actor: str
+
+    class Deleted(Aggregate.Event):
+        actor: str
+
+    @event(Created)
+    def __init__(self, name: str, owner: str, actor: str) -> None:
+        self.name = name
+        self.members: dict[str, Role] = {owner: Role.OWNER}
+        self.assets: dict[str, Asset] = {}
+        self.deleted = False
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @staticmethod
+    def check_name(name: Any) -> str:
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("a project name must be a non-empty string")
+        name = name.strip()
+        if len(name) > MAX_NAME_LENGTH:
+            raise InvalidInput(f"a project name has at most {MAX_NAME_LENGTH} characters")
+        return name
+
+    def rename(self, name: str, actor: str) -> None:
+        self._check_alive()
+        name = self.check_name(name)
+        if name != self.name:
+            self._renamed(name=name, actor=actor)
+
+    def invite(self, user: str, role: Role, actor: str) -> None:
+        self._check_alive()
+        current = self.members.get(user)
+        if current is None:
+            self._member_invited(user=user, role=role.label, actor=actor)
+        elif current != role:
+            self._check_not_last_owner(user, role)
+            self._member_role_changed(user=user, role=role.label, actor=actor)
+
+    def remove_member(self, user: str, actor: str) -> None:
+        self._check_alive()
+        if user not in self.members:
+            raise NotFound(f"user {user} is not a member of project {self.id}")
+        self._check_not_last_owner(user, None)
+        self._member_removed(user=user, actor=actor)
+
+    def record_asset(self, asset: Asset, actor: str) -> None:
+        self._check_alive()
+        if asset.asset_id in self.assets:
+            raise Conflict(f"asset {asset.asset_id} is already recorded")
+        self._asset_uploaded(
+            asset_id=asset.asset_id,
+            blob_key=asset.blob_key,
+            sha256=asset.sha256,
+            media_type=asset.media_type,
+            kind=asset.kind,
+            size=asset.size,
+            filename=asset.filename,
+            actor=actor,
+        )
+
+    def delete(self, actor: str) -> None:
+        self._check_alive()
+        self._deleted(actor=actor)
+
+    def role_of(self, user: str) -> Role | None:
+        return self.members.get(user)
+
+    def asset(self, asset_id: str) -> Asset:
+        try:
+            return self.assets[asset_id]
+        except KeyError:
+            raise NotFound(f"asset {asset_id} not found in project {self.id}") from None
+
+    # -- guards -----------------------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        if self.deleted:
+            raise NotFound(f"project {self.id} was deleted")
+
+    def _check_not_last_owner(self, user: str, new_role: Role | None) -> None:
+        owners = [u for u, r in self.members.items() if r == Role.OWNER]
+        if owners == [user] and new_role != Role.OWNER:
+            raise Conflict("a project keeps at least one owner")
+
+    # -- events -----------------------------------------------------------------------------
+
+    @event(Renamed)
+    def _renamed(self, name: str, actor: str) -> None:
+        self.name = name
+
+    @event(MemberInvited)
+    def _member_invited(self, user: str, role: str, actor: str) -> None:
+        self.members[user] = Role.parse(role)
+
+    @event(MemberRoleChanged)
+    def _member_role_changed(self, user: str, role: str, actor: str) -> None:
+        self.members[user] = Role.parse(role)
+
+    @event(MemberRemoved)
+    def _member_removed(self, user: str, actor: str) -> None:
+        del self.members[user]
+
+    @event(AssetUploaded)
+    def _asset_uploaded(
+        self,
+        asset_id: str,
+        blob_key: str,
+        sha256: str,
+        media_type: str,
+        kind: str,
+        size: int,
+        filename: str,
+        actor: str,
+    ) -> None:
+        self.assets[asset_id] = Asset(
+            asset_id, blob_key, sha256, media_type, kind, size, filename, actor
+        )
+
+    @event(Deleted)
+    def _deleted(self, actor: str) -> None:
+        self.deleted = True
+
+
+def project_uuid(raw: str) -> UUID:
+    """Parse a project id from a URL, refusing anything that is not a UUID."""
+    try:
+        return UUID(raw)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFound(f"project {raw!r} not found") from None
