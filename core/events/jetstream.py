@@ -1,0 +1,97 @@
+"""The command stream on NATS JetStream, shared by the outbox dispatcher and the workers.
+
+One work-queue stream holds every command; each worker pool has one durable pull consumer on a
+non-overlapping subject filter, so a command is delivered to exactly one worker at a time and is
+removed once acknowledged. The stream's duplicate window makes the dispatcher's publish
+idempotent: a command re-published after a crash carries the same ``Nats-Msg-Id`` and is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.errors import Error as NatsError
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.errors import BadRequestError
+
+from core.errors import MessagingError
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_S = 600.0
+ACK_WAIT_S = 30.0
+MAX_DELIVER = 5
+STREAM_NAME_IN_USE = 10058  # JetStream: same name, different configuration
+
+
+@dataclass(frozen=True)
+class CommandStream:
+    """Names on the NATS server for one studio namespace (empty in production)."""
+
+    namespace: str = ""
+
+    @property
+    def name(self) -> str:
+        stem = self.namespace.upper().replace("-", "_")
+        return f"{stem}_COMMANDS" if stem else "COMMANDS"
+
+    def subject(self, relative: str) -> str:
+        return f"{self.namespace}.{relative}" if self.namespace else relative
+
+    def durable(self, pool: str) -> str:
+        return f"{self.namespace}_{pool}" if self.namespace else pool
+
+
+async def connect(url: str, name: str) -> NATS:
+    """A client that reconnects forever; connection errors at start-up are translated."""
+    try:
+        return await nats.connect(
+            servers=url.split(","),
+            name=name,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.5,
+            connect_timeout=5,
+        )
+    except (NatsError, OSError) as e:
+        raise MessagingError(f"NATS at {url} unreachable: {e}") from e
+
+
+async def ensure_stream(js: JetStreamContext, stream: CommandStream) -> None:
+    config = StreamConfig(
+        name=stream.name,
+        subjects=[stream.subject("cmd.>")],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW_S,
+    )
+    try:
+        await js.add_stream(config)  # idempotent when the stream exists with this config
+    except BadRequestError as e:
+        if e.err_code != STREAM_NAME_IN_USE:
+            raise MessagingError(f"cannot create stream {stream.name}: {e}") from e
+        await js.update_stream(config)
+    except NatsError as e:
+        raise MessagingError(f"stream {stream.name}: {e}") from e
+
+
+def consumer_config(stream: CommandStream, pool: str, filter_subject: str) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=stream.durable(pool),
+        filter_subject=stream.subject(filter_subject),
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ACK_WAIT_S,
+        max_deliver=MAX_DELIVER,
+        max_ack_pending=64,
+    )

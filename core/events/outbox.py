@@ -1,0 +1,133 @@
+"""The outbox dispatcher: the only path by which a command reaches NATS.
+
+It follows the notification log (the library's LISTEN/NOTIFY subscription, gap-free and in
+order) for ``Job.Requested`` events and publishes each to the command stream with
+``Nats-Msg-Id`` set to the event's id (``<job id>/<version>``). Its position is a tracking row
+written only after JetStream acknowledged the publish; after a crash it resumes from there and
+re-publishes at most the last few commands, which the stream's duplicate window discards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from typing import Any, cast
+
+from eventsourcing.persistence import InfrastructureFactory, Tracking
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.projection import ApplicationSubscription
+from eventsourcing.utils import Environment
+from nats.errors import Error as NatsError
+
+from core.errors import MessagingError
+from core.events.jetstream import CommandStream, connect, ensure_stream
+from core.events.job import Job
+from core.events.job_kinds import command_subject
+from core.events.studio import Studio, eventstore_env
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TRACKING_NAME = "outbox"
+JOB_REQUESTED_TOPIC = "core.events.job:Job.Requested"
+
+
+def command_message(event: Job.Requested) -> tuple[str, dict[str, str], bytes]:
+    """Subject (relative), headers and body of the command for one ``Job.Requested`` event."""
+    event_id = f"{event.originator_id}/{event.originator_version}"
+    body: dict[str, Any] = {
+        "job_id": str(event.originator_id),
+        "kind": event.kind,
+        "project_id": event.project_id,
+        "inputs": event.inputs,
+        "params": event.params,
+        "requested_by": event.actor,
+        "requested_at": event.timestamp.isoformat(),
+    }
+    return command_subject(event.kind), {"Nats-Msg-Id": event_id}, json.dumps(body).encode()
+
+
+class OutboxDispatcher:
+    def __init__(self, settings: Settings) -> None:
+        database_url, self._nats_url, _ = settings.require_services()
+        self._stream = CommandStream(settings.namespace)
+        env = eventstore_env(database_url)
+        self._studio = Studio(env=env)
+        factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
+        self._tracking = cast(
+            PostgresTrackingRecorder, factory.tracking_recorder(PostgresTrackingRecorder)
+        )
+
+    @property
+    def position(self) -> int:
+        return self._tracking.max_tracking_id(self._studio.name) or 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish commands until ``stop`` is set. Raises if NATS stays unreachable."""
+        nc = await connect(self._nats_url, "orfeas-dispatcher")
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, self._stream)
+            queue: asyncio.Queue[tuple[Job.Requested, Tracking] | None] = asyncio.Queue(64)
+            subscription = ApplicationSubscription(
+                self._studio, gt=self.position, topics=[JOB_REQUESTED_TOPIC]
+            )
+            loop = asyncio.get_running_loop()
+            reader = threading.Thread(
+                target=self._follow_log, args=(subscription, queue, loop), daemon=True,
+                name="outbox-follow",
+            )
+            reader.start()
+            waiter = asyncio.create_task(stop.wait())
+            try:
+                while True:
+                    getter = asyncio.create_task(queue.get())
+                    done, _ = await asyncio.wait(
+                        {getter, waiter}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if getter not in done:
+                        getter.cancel()
+                        break
+                    item = getter.result()
+                    if item is None:
+                        raise MessagingError("the event log subscription ended")
+                    await self._publish(js, *item)
+            finally:
+                waiter.cancel()
+                subscription.stop()
+                await asyncio.to_thread(reader.join, 5)
+        finally:
+            await nc.drain()
+
+    async def _publish(self, js: Any, event: Job.Requested, tracking: Tracking) -> None:
+        relative, headers, body = command_message(event)
+        try:
+            ack = await js.publish(self._stream.subject(relative), body, headers=headers,
+                                   timeout=10)
+        except NatsError as e:
+            raise MessagingError(f"publish {headers['Nats-Msg-Id']}: {e}") from e
+        await asyncio.to_thread(self._tracking.insert_tracking, tracking)
+        log.info("dispatched %s to %s (seq %s%s)", headers["Nats-Msg-Id"], relative, ack.seq,
+                 ", duplicate" if ack.duplicate else "")
+
+    @staticmethod
+    def _follow_log(
+        subscription: ApplicationSubscription[Any],
+        queue: asyncio.Queue[tuple[Job.Requested, Tracking] | None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        try:
+            for event, tracking in subscription:
+                item = (cast(Job.Requested, event), tracking)
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result()
+        except Exception:
+            log.exception("outbox: the event log subscription failed")
+        finally:
+            if not loop.is_closed():
+                asyncio.run_coroutine_threadsafe(queue.put(None), loop)
+
+    def close(self) -> None:
+        self._studio.close()
+        self._tracking.datastore.close()
