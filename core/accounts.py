@@ -1,0 +1,194 @@
+"""User accounts, passwords and tokens.
+
+Accounts are not project history, so they live in plain tables rather than in the event log.
+Passwords are hashed with Argon2id; API and session tokens are 256-bit random strings of which
+only the SHA-256 is stored (a leaked table reveals no usable token, and a lookup stays a
+primary-key probe, which a slow password hash would not allow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import psycopg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+
+TokenKind = Literal["api", "session"]
+TOKEN_PREFIX = "orf_"  # noqa: S105 (a marker, not a secret)
+SESSION_TTL = timedelta(days=14)
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_MIN_PASSWORD = 8
+_hasher = PasswordHasher()
+# Verified against when the user does not exist, so both failures cost the same time.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS accounts_users ("
+    " id uuid PRIMARY KEY, username text NOT NULL UNIQUE, email text UNIQUE,"
+    " password_hash text NOT NULL, is_admin boolean NOT NULL DEFAULT false,"
+    " created_at timestamptz NOT NULL DEFAULT now())",
+    "CREATE TABLE IF NOT EXISTS accounts_tokens ("
+    " token_hash bytea PRIMARY KEY,"
+    " user_id uuid NOT NULL REFERENCES accounts_users (id) ON DELETE CASCADE,"
+    " kind text NOT NULL CHECK (kind IN ('api', 'session')), name text NOT NULL,"
+    " created_at timestamptz NOT NULL DEFAULT now(), expires_at timestamptz,"
+    " last_used_at timestamptz)",
+    "CREATE INDEX IF NOT EXISTS accounts_tokens_user ON accounts_tokens (user_id)",
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: UUID
+    username: str
+    email: str | None
+    is_admin: bool
+
+    @property
+    def key(self) -> str:
+        """The id as events and role tables record it."""
+        return str(self.id)
+
+    def public(self) -> dict[str, Any]:
+        return {"id": self.key, "username": self.username, "is_admin": self.is_admin}
+
+
+def _token_hash(raw: str) -> bytes:
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def _user(row: dict[str, Any]) -> User:
+    return User(row["id"], row["username"], row["email"], row["is_admin"])
+
+
+def check_credentials(username: Any, password: Any) -> tuple[str, str]:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise InvalidInput(
+            "a username is 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    if not isinstance(password, str) or len(password) < _MIN_PASSWORD:
+        raise InvalidInput(f"a password has at least {_MIN_PASSWORD} characters")
+    return username, password
+
+
+class AccountStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def ensure_schema(self) -> None:
+        async with self._pool.connection() as conn:
+            for statement in SCHEMA:
+                await conn.execute(statement)  # type: ignore[arg-type]
+
+    async def create_user(
+        self, username: str, password: str, *, is_admin: bool = False, email: str | None = None
+    ) -> User:
+        username, password = check_credentials(username, password)
+        password_hash = await asyncio.to_thread(_hasher.hash, password)
+        try:
+            async with self._pool.connection() as conn:
+                cur = conn.cursor(row_factory=dict_row)
+                await cur.execute(
+                    "INSERT INTO accounts_users (id, username, email, password_hash, is_admin)"
+                    " VALUES (%s, %s, %s, %s, %s) RETURNING *",
+                    (uuid4(), username, email, password_hash, is_admin),
+                )
+                row = await cur.fetchone()
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"user {username!r} already exists") from None
+        assert row is not None
+        return _user(row)
+
+    async def authenticate(self, username: Any, password: Any) -> User:
+        if not isinstance(username, str) or not isinstance(password, str):
+            raise InvalidInput('send JSON {"username": ..., "password": ...}')
+        row = await self._one("SELECT * FROM accounts_users WHERE username = %s", username)
+        stored = row["password_hash"] if row else _DUMMY_HASH
+        try:
+            await asyncio.to_thread(_hasher.verify, stored, password)
+        except (VerificationError, InvalidHashError):
+            raise Unauthenticated("wrong username or password") from None
+        if row is None:
+            raise Unauthenticated("wrong username or password")
+        return _user(row)
+
+    async def issue_token(
+        self, user: User, kind: TokenKind, name: str, ttl: timedelta | None = None
+    ) -> str:
+        raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + ttl if ttl else None
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO accounts_tokens (token_hash, user_id, kind, name, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (_token_hash(raw), user.id, kind, name, expires),
+            )
+        return raw
+
+    async def user_for_token(self, raw: str) -> User | None:
+        if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
+            return None
+        row = await self._one(
+            "UPDATE accounts_tokens t SET last_used_at = now() FROM accounts_users u"
+            " WHERE t.token_hash = %s AND u.id = t.user_id"
+            " AND (t.expires_at IS NULL OR t.expires_at > now())"
+            " RETURNING u.*",
+            _token_hash(raw),
+        )
+        return _user(row) if row else None
+
+    async def revoke_token(self, raw: str) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "DELETE FROM accounts_tokens WHERE token_hash = %s", (_token_hash(raw),)
+            )
+
+    async def get(self, user_id: str) -> User:
+        try:
+            uid = UUID(user_id)
+        except ValueError:
+            raise NotFound(f"no user {user_id!r}") from None
+        row = await self._one("SELECT * FROM accounts_users WHERE id = %s", uid)
+        if row is None:
+            raise NotFound(f"no user {user_id!r}")
+        return _user(row)
+
+    async def find(self, name_or_email: str) -> User:
+        row = await self._one(
+            "SELECT * FROM accounts_users WHERE username = %s OR email = %s",
+            name_or_email, name_or_email,
+        )
+        if row is None:
+            raise NotFound(f"no user {name_or_email!r}")
+        return _user(row)
+
+    async def usernames(self, ids: list[str]) -> dict[str, str]:
+        uuids = []
+        for i in ids:
+            try:
+                uuids.append(UUID(i))
+            except ValueError:
+                continue
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, username FROM accounts_users WHERE id = ANY(%s)", (uuids,)
+            )
+            return {str(r[0]): r[1] for r in await cur.fetchall()}
+
+    async def _one(self, sql: str, *params: Any) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(sql, params)  # type: ignore[arg-type]
+            return await cur.fetchone()
