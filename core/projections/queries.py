@@ -1,0 +1,135 @@
+"""Reads of the read models for the API (async, one short query each).
+
+Read models follow the log a few milliseconds behind the writer. A client that creates
+something and at once asks for it must still find it, so lookups by id that miss wait, briefly
+and only while the projections are behind, for them to catch up (read-your-writes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+from psycopg.errors import UndefinedTable
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from core.projections.registry import APPLICATION_NAME, EVENTS_TABLE, READ_MODELS
+
+CATCH_UP_TIMEOUT_S = 3.0
+
+
+class ReadModels:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def positions(self) -> dict[str, int]:
+        """Each read model's position in the log, and the log's own head (``"log"``)."""
+        parts = [
+            sql.SQL(
+                "(SELECT coalesce(max(notification_id), 0) FROM {} WHERE application_name = %s)"
+            ).format(sql.Identifier(m.tracking_table))
+            for m in READ_MODELS
+        ]
+        query = sql.SQL("SELECT (SELECT coalesce(max(notification_id), 0) FROM {}), {}").format(
+            sql.Identifier(EVENTS_TABLE), sql.SQL(", ").join(parts)
+        )
+        try:
+            row = await self._fetchone(query, *[APPLICATION_NAME] * len(READ_MODELS))
+        except UndefinedTable:  # nothing has run yet
+            return {"log": 0} | {m.name: 0 for m in READ_MODELS}
+        assert row is not None
+        values = list(row.values())
+        named = zip(READ_MODELS, values[1:], strict=True)
+        return {"log": values[0]} | {m.name: v for m, v in named}
+
+    async def lag(self) -> dict[str, int]:
+        positions = await self.positions()
+        head = positions.pop("log")
+        return {name: head - pos for name, pos in positions.items()}
+
+    async def caught_up(self, timeout: float = CATCH_UP_TIMEOUT_S) -> bool:
+        """Wait until every read model has reached the log head as it is now."""
+        deadline = time.monotonic() + timeout
+        target = (await self.positions())["log"]
+        while True:
+            positions = await self.positions()
+            positions.pop("log")
+            if all(p >= target for p in positions.values()):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.02)
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def project(self, project_id: UUID) -> dict[str, Any] | None:
+        return await self._fresh(
+            "SELECT * FROM rm_projects WHERE id = %s AND NOT deleted", project_id
+        )
+
+    async def projects_of(
+        self, user_id: str, *, all_projects: bool = False
+    ) -> list[dict[str, Any]]:
+        if all_projects:
+            return await self._fetchall(
+                "SELECT p.*, NULL AS role FROM rm_projects p WHERE NOT p.deleted"
+                " ORDER BY p.updated_at DESC"
+            )
+        return await self._fetchall(
+            "SELECT p.*, m.role FROM rm_projects p JOIN rm_members m ON m.project_id = p.id"
+            " WHERE m.user_id = %s AND NOT p.deleted ORDER BY p.updated_at DESC",
+            user_id,
+        )
+
+    async def members(self, project_id: UUID) -> list[dict[str, Any]]:
+        return await self._fetchall(
+            "SELECT user_id, role, since FROM rm_members WHERE project_id = %s ORDER BY since",
+            project_id,
+        )
+
+    async def asset(self, asset_id: UUID) -> dict[str, Any] | None:
+        return await self._fresh("SELECT * FROM rm_assets WHERE asset_id = %s", asset_id)
+
+    async def assets_of(self, project_id: UUID) -> list[dict[str, Any]]:
+        return await self._fetchall(
+            "SELECT * FROM rm_assets WHERE project_id = %s ORDER BY uploaded_at", project_id
+        )
+
+    async def job(self, job_id: UUID) -> dict[str, Any] | None:
+        return await self._fresh("SELECT * FROM rm_jobs WHERE id = %s", job_id)
+
+    async def mesh_analysis(self, asset_id: UUID) -> dict[str, Any] | None:
+        return await self._fetchone(
+            "SELECT * FROM rm_mesh_analyses WHERE asset_id = %s", asset_id
+        )
+
+    async def latest_job(self, kind: str, asset_id: UUID) -> dict[str, Any] | None:
+        return await self._fetchone(
+            "SELECT * FROM rm_jobs WHERE kind = %s AND inputs->>'asset_id' = %s"
+            " ORDER BY requested_at DESC LIMIT 1",
+            kind, str(asset_id),
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    async def _fresh(self, query: str, *params: Any) -> dict[str, Any] | None:
+        row = await self._fetchone(query, *params)
+        if row is None and await self.caught_up():
+            row = await self._fetchone(query, *params)
+        return row
+
+    async def _fetchone(self, query: Any, *params: Any) -> dict[str, Any] | None:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, params)
+            return await cur.fetchone()
+
+    async def _fetchall(self, query: Any, *params: Any) -> list[dict[str, Any]]:
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(query, params)
+            return await cur.fetchall()
