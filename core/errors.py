@@ -36,6 +36,14 @@ class InvalidInput(DomainError):
     """The input is malformed or of an unsupported kind."""
 
 
+class MalformedInput(InvalidInput):
+    """The request cannot even be parsed (broken JSON, a body of the wrong shape)."""
+
+
+class TooLarge(InvalidInput):
+    """The input exceeds a size limit."""
+
+
 class UnsupportedMedia(InvalidInput):
     """An upload is neither an image nor a mesh format the studio reads."""
 

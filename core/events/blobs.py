@@ -21,7 +21,7 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from core.errors import BlobStoreError, InvalidInput, NotFound
+from core.errors import BlobStoreError, NotFound, TooLarge
 from core.settings import S3Settings
 
 _KEY = re.compile(r"^blobs/sha256/[0-9a-f]{2}/[0-9a-f]{62}$")
@@ -74,7 +74,7 @@ async def spool(chunks: AsyncIterator[bytes], max_size: int) -> SpooledBlob:
         async for chunk in chunks:
             size += len(chunk)
             if size > max_size:
-                raise InvalidInput(f"upload larger than {max_size} bytes")
+                raise TooLarge(f"upload larger than {max_size} bytes")
             digest.update(chunk)
             file.write(chunk)
     except BaseException:

@@ -1,0 +1,44 @@
+"""The Starlette application: one explicit route table and one lifespan."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Route
+
+from api.problems import EXCEPTION_HANDLERS
+from api.resources import lifespan_for
+from api.routes import accounts, assets, health, jobs, meshes, projects
+from core.settings import Settings
+
+V1 = "/api/v1"
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/healthz", health.healthz, methods=["GET"]),
+        Route("/readyz", health.readyz, methods=["GET"]),
+        Route(f"{V1}/auth/tokens", accounts.create_token, methods=["POST"]),
+        Route(f"{V1}/auth/session", accounts.create_session, methods=["POST"]),
+        Route(f"{V1}/auth/session", accounts.delete_session, methods=["DELETE"]),
+        Route(f"{V1}/me", accounts.me, methods=["GET"]),
+        Route(f"{V1}/admin/users", accounts.create_user, methods=["POST"]),
+        Route(f"{V1}/projects", projects.create_project, methods=["POST"]),
+        Route(f"{V1}/projects", projects.list_projects, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}", projects.get_project, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}", projects.rename_project, methods=["PATCH"]),
+        Route(f"{V1}/projects/{{project_id}}", projects.delete_project, methods=["DELETE"]),
+        Route(f"{V1}/projects/{{project_id}}/invite", projects.invite, methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/assets", assets.upload_asset, methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/assets", projects.list_assets, methods=["GET"]),
+        Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.request_analysis, methods=["POST"]),
+        Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
+        Route(f"{V1}/jobs/{{job_id}}", jobs.get_job, methods=["GET"]),
+    ]
+
+
+def create_app(settings: Settings) -> Starlette:
+    return Starlette(
+        routes=routes(),
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan_for(settings),
+    )

@@ -1,0 +1,69 @@
+"""What the API process holds open while it runs, built and torn down by one lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from nats.aio.client import Client as NATS
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection
+
+from core.accounts import AccountStore
+from core.events.blobs import BlobStore
+from core.events.jetstream import connect
+from core.events.studio import Studio
+from core.projections.queries import ReadModels
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    pool: AsyncConnectionPool
+    studio: Studio
+    blobs: BlobStore
+    nats: NATS
+    accounts: AccountStore
+    read_models: ReadModels
+    max_upload_bytes: int = MAX_UPLOAD_BYTES
+
+
+def resources(conn: HTTPConnection) -> Resources:
+    res: Resources = conn.app.state.resources
+    return res
+
+
+def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
+    database_url, nats_url, s3 = settings.require_services()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = AsyncConnectionPool(database_url, min_size=1, max_size=10, open=False,
+                                   kwargs={"autocommit": True})
+        await pool.open(wait=True, timeout=30)
+        studio = await asyncio.to_thread(Studio.connect, database_url)
+        blobs = BlobStore(s3)
+        await asyncio.to_thread(blobs.ensure_bucket)
+        nc = await connect(nats_url, "orfeas-api")
+        accounts = AccountStore(pool)
+        await accounts.ensure_schema()
+        app.state.resources = Resources(
+            settings, pool, studio, blobs, nc, accounts, ReadModels(pool)
+        )
+        try:
+            yield
+        finally:
+            await nc.drain()
+            studio.close()
+            await pool.close()
+
+    return lifespan

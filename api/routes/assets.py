@@ -1,0 +1,100 @@
+"""Uploading files into a project.
+
+The body (a multipart field ``file``, or the raw body with ``?filename=``) is spooled and
+hashed, checked to really be an image or a mesh, and only then stored under its content
+address and recorded as ``AssetUploaded``: a refused upload leaves no object and no event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+from pathlib import PurePosixPath
+from uuid import uuid4
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Access, Scope, current_user, guard
+from api.jsonbody import Json
+from api.resources import resources
+from api.routes.projects import asset_body
+from core.errors import InvalidInput, MalformedInput, TooLarge
+from core.events.blobs import SpooledBlob, spool
+from core.events.project import Asset
+from core.events.roles import Role
+from core.media import MediaInfo, sniff_media
+
+_SAFE_NAME = re.compile(r"[^\w.\- ()]+")
+MAX_FILENAME = 200
+
+
+@guard(Access(Scope.PROJECT, Role.EDITOR))
+async def upload_asset(request: Request) -> Response:
+    res = resources(request)
+    _check_declared_length(request, res.max_upload_bytes)
+    filename, chunks = await _body(request)
+    blob = await spool(chunks, res.max_upload_bytes)
+    try:
+        if blob.size == 0:
+            raise InvalidInput(f"{filename}: empty file")
+        media = await asyncio.to_thread(sniff_media, blob.path(), filename)
+        asset = await _store(request, blob, media, filename)
+    finally:
+        blob.close()
+    row = {
+        "asset_id": asset.asset_id, "project_id": request.state.project_id,
+        "filename": asset.filename, "kind": asset.kind, "media_type": asset.media_type,
+        "size": asset.size, "sha256": asset.sha256, "blob_key": asset.blob_key,
+        "uploaded_by": asset.uploaded_by, "uploaded_at": None,
+    }
+    return Json(asset_body(row) | {"format": media.format}, status_code=HTTPStatus.CREATED)
+
+
+async def _store(request: Request, blob: SpooledBlob, media: MediaInfo, filename: str) -> Asset:
+    res = resources(request)
+    user = current_user(request)
+    key = await asyncio.to_thread(res.blobs.put_spooled, blob, media.media_type)
+    asset = Asset(
+        asset_id=str(uuid4()), blob_key=key, sha256=blob.sha256, media_type=media.media_type,
+        kind=media.kind, size=blob.size, filename=filename, uploaded_by=user.key,
+    )
+    await asyncio.to_thread(res.studio.record_asset, request.state.project_id, asset, user.key)
+    return asset
+
+
+async def _body(request: Request) -> tuple[str, AsyncIterator[bytes]]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_files=1, max_fields=10)
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise MalformedInput("multipart upload without a 'file' field")
+        return clean_filename(upload.filename or ""), _read_upload(upload)
+    filename = request.query_params.get("filename")
+    if not filename:
+        raise MalformedInput("send multipart field 'file', or a raw body with ?filename=")
+    return clean_filename(filename), request.stream()
+
+
+async def _read_upload(upload: UploadFile, chunk: int = 1024 * 1024) -> AsyncIterator[bytes]:
+    while data := await upload.read(chunk):
+        yield data
+
+
+def clean_filename(raw: str) -> str:
+    """The base name only, without path parts or control characters."""
+    name = PurePosixPath(raw.replace("\\", "/")).name
+    name = _SAFE_NAME.sub("_", name).strip(" .")[:MAX_FILENAME]
+    if not name:
+        raise InvalidInput("the upload needs a file name with an extension, e.g. model.stl")
+    return name
+
+
+def _check_declared_length(request: Request, limit: int) -> None:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+        raise TooLarge(f"upload larger than {limit} bytes")

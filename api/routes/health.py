@@ -1,0 +1,74 @@
+"""Liveness (the process answers) and readiness (every backing service answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Access, Scope, guard
+from api.jsonbody import Json
+from api.resources import Resources, resources
+
+CHECK_TIMEOUT_S = 5.0
+
+
+@guard(Access(Scope.PUBLIC))
+async def healthz(request: Request) -> Response:
+    return Json({"status": "ok"})
+
+
+@guard(Access(Scope.PUBLIC))
+async def readyz(request: Request) -> Response:
+    res = resources(request)
+    checks = dict(
+        zip(
+            ("postgres", "nats", "s3", "projections"),
+            await asyncio.gather(
+                _check(_postgres, res), _check(_nats, res), _check(_s3, res),
+                _check(_projections, res),
+            ),
+            strict=True,
+        )
+    )
+    ready = all(c["ok"] for c in checks.values())
+    return Json({"status": "ready" if ready else "unavailable", "checks": checks},
+                status_code=200 if ready else 503)
+
+
+async def _check(probe: Callable[[Resources], Awaitable[dict[str, Any]]],
+                 res: Resources) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        details = await asyncio.wait_for(probe(res), CHECK_TIMEOUT_S)
+    except Exception as e:  # a readiness probe reports every failure, whatever its type
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+    return {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1), **details}
+
+
+async def _postgres(res: Resources) -> dict[str, Any]:
+    async with res.pool.connection() as conn:
+        cur = await conn.execute("SHOW server_version")
+        row = await cur.fetchone()
+    assert row is not None
+    return {"version": row[0]}
+
+
+async def _nats(res: Resources) -> dict[str, Any]:
+    info = await res.nats.jetstream().account_info()
+    return {"version": res.nats.connected_server_version.__str__(),
+            "jetstream": {"streams": info.streams, "consumers": info.consumers}}
+
+
+async def _s3(res: Resources) -> dict[str, Any]:
+    return await asyncio.to_thread(res.blobs.server_info)
+
+
+async def _projections(res: Resources) -> dict[str, Any]:
+    positions = await res.read_models.positions()
+    head = positions.pop("log")
+    return {"log_position": head, "lag": {k: head - v for k, v in positions.items()}}

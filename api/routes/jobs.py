@@ -1,0 +1,30 @@
+"""Job status."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Access, Scope, guard
+from api.jsonbody import Json
+from api.resources import resources
+from core.errors import NotFound
+from core.events.roles import Role
+
+
+@guard(Access(Scope.JOB, Role.VIEWER))
+async def get_job(request: Request) -> Response:
+    job = await resources(request).read_models.job(UUID(request.path_params["job_id"]))
+    if job is None:
+        raise NotFound(f"job {request.path_params['job_id']} not found")
+    return Json(job_body(job))
+
+
+def job_body(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("id", "project_id", "kind", "state", "inputs", "params", "requested_by",
+            "requested_at", "updated_at", "worker", "device", "attempts", "stages", "result",
+            "error")
+    return {k: row[k] for k in keys}

@@ -1,0 +1,123 @@
+"""Projects and their members."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Access, Scope, current_user, guard
+from api.jsonbody import Json, field, json_object
+from api.resources import resources
+from core.events.roles import Role
+
+
+def _project_id(request: Request) -> UUID:
+    project_id: UUID = request.state.project_id
+    return project_id
+
+
+@guard(Access(Scope.USER))
+async def create_project(request: Request) -> Response:
+    data = await json_object(request)
+    user = current_user(request)
+    studio = resources(request).studio
+    project_id = await asyncio.to_thread(
+        studio.create_project, field(data, "name", str), user.key
+    )
+    body = await _project_body(request, project_id)
+    return Json(body, status_code=HTTPStatus.CREATED,
+                headers={"Location": f"/api/v1/projects/{project_id}"})
+
+
+@guard(Access(Scope.USER))
+async def list_projects(request: Request) -> Response:
+    user = current_user(request)
+    rows = await resources(request).read_models.projects_of(user.key)
+    return Json({"projects": [_summary(r) for r in rows]})
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def get_project(request: Request) -> Response:
+    return Json(await _project_body(request, _project_id(request)))
+
+
+@guard(Access(Scope.PROJECT, Role.EDITOR))
+async def rename_project(request: Request) -> Response:
+    data = await json_object(request)
+    studio = resources(request).studio
+    await asyncio.to_thread(
+        studio.rename_project, _project_id(request), field(data, "name", str),
+        current_user(request).key,
+    )
+    return Json(await _project_body(request, _project_id(request)))
+
+
+@guard(Access(Scope.PROJECT, Role.OWNER))
+async def delete_project(request: Request) -> Response:
+    studio = resources(request).studio
+    await asyncio.to_thread(studio.delete_project, _project_id(request), current_user(request).key)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@guard(Access(Scope.PROJECT, Role.OWNER))
+async def invite(request: Request) -> Response:
+    """Add a member (or change a member's role) by user name, email or id."""
+    data = await json_object(request)
+    res = resources(request)
+    who = field(data, "email" if "user" not in data else "user", str)
+    role = Role.parse(field(data, "role", str))
+    invitee = await res.accounts.find(who)
+    await asyncio.to_thread(
+        res.studio.invite, _project_id(request), invitee.key, role, current_user(request).key
+    )
+    return Json({"user": invitee.public(), "role": role.label}, status_code=HTTPStatus.CREATED)
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def list_assets(request: Request) -> Response:
+    rows = await resources(request).read_models.assets_of(_project_id(request))
+    return Json({"assets": [asset_body(r) for r in rows]})
+
+
+async def _project_body(request: Request, project_id: UUID) -> dict[str, Any]:
+    """The project as the event store has it now (not the read model: no lag after a write)."""
+    res = resources(request)
+    project = await asyncio.to_thread(res.studio.project, project_id)
+    names = await res.accounts.usernames(list(project.members))
+    return {
+        "id": str(project.id),
+        "name": project.name,
+        "version": project.version,
+        "created_at": project.created_on,
+        "updated_at": project.modified_on,
+        "members": [
+            {"user_id": uid, "username": names.get(uid), "role": role.label}
+            for uid, role in sorted(project.members.items(), key=lambda m: -m[1])
+        ],
+        "assets": len(project.assets),
+    }
+
+
+def _summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "role": row["role"],
+            "created_at": row["created_at"], "updated_at": row["updated_at"]}
+
+
+def asset_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["asset_id"],
+        "project_id": row["project_id"],
+        "filename": row["filename"],
+        "kind": row["kind"],
+        "media_type": row["media_type"],
+        "size": row["size"],
+        "sha256": row["sha256"],
+        "blob_key": row["blob_key"],
+        "uploaded_by": row["uploaded_by"],
+        "uploaded_at": row["uploaded_at"],
+    }

@@ -1,0 +1,146 @@
+"""Reading a mesh file into one :class:`trimesh.Trimesh`, keeping its defects visible.
+
+This is the one mesh loader of the studio. It lives in ``core`` because the upload check
+(:mod:`core.media`) must prove that a file really is a mesh before anything is stored, and the
+mesh worker loads the stored blob the same way; ``core`` may not import ``workers``, so the
+worker imports it from here.
+
+What the loader does and does not do to the file, and why:
+
+- trimesh's default processing is off (``process=False``). It would merge vertices, drop
+  degenerate and duplicate faces and NaN vertices, so an analysis would describe a cleaner mesh
+  than the one the user uploaded.
+- STL is the exception: the format stores every triangle with its own three corners and has no
+  way to say that two triangles share a vertex. Its vertices are merged by position
+  (``trimesh.tol.merge``), which only recovers the connectivity the file implies; nothing that
+  an STL can carry is lost. Other formats keep their vertices as stored, because their split
+  vertices carry distinct normals or texture coordinates that texturing and export must keep
+  (:func:`workers.mesh.analysis.basic_stats` welds positions itself for its topology figures).
+- A scene (glTF, 3MF, OBJ with several objects) is flattened into one mesh with every node's
+  transform applied; geometry that is not a triangle mesh (points, lines) is dropped.
+- Only the bytes are read: no resolver is given to trimesh, so references to other files (OBJ
+  material libraries, external glTF buffers) are not followed. A stored mesh is one
+  self-contained blob, and an upload must not make the server read files beside it.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import trimesh
+from trimesh.exchange.load import mesh_formats
+
+from core.errors import InvalidInput, UnsupportedMedia
+
+MESH_FORMATS: Final = frozenset({"stl", "obj", "ply", "off", "glb", "gltf", "3mf"})
+"""File extensions (lower case, no dot) of the mesh formats the studio accepts."""
+
+_SOFT_DEPENDENCIES: Final = {"3mf": "lxml"}
+"""Formats whose trimesh reader needs an optional package, for the error message."""
+
+
+def readable_mesh_formats() -> frozenset[str]:
+    """Return the formats of :data:`MESH_FORMATS` this installation can actually read.
+
+    trimesh registers a reader only when its optional dependencies import (3MF needs lxml), so
+    the set is asked for rather than assumed.
+    """
+    return MESH_FORMATS & frozenset(mesh_formats())
+
+
+def load_mesh(source: Path | bytes, *, file_type: str, name: str | None = None) -> trimesh.Trimesh:
+    """Load a mesh file of any format in :data:`MESH_FORMATS` as one triangle mesh.
+
+    Parameters
+    ----------
+    source
+        Path of the file, or its content.
+    file_type
+        Format as an extension, e.g. ``"stl"``, ``".STL"`` or ``"glb"``.
+    name
+        How to name the file in error messages (an upload's original file name); defaults to
+        the path's name.
+
+    Returns
+    -------
+    mesh
+        ``vertices : (n, 3) float64`` and ``faces : (m, 3) int64`` with ``m >= 1``, all
+        coordinates finite and every face index in ``[0, n)``.
+
+    Raises
+    ------
+    InvalidInput
+        The file is empty, has no faces (a point cloud, lines only), cannot be parsed, or its
+        coordinates are not finite.
+    UnsupportedMedia
+        The format is not a mesh format the studio reads, or its reader is not installed.
+    """
+    label = name or (source.name if isinstance(source, Path) else f"<{file_type} data>")
+    fmt = _checked_format(file_type, label)
+    data = source.read_bytes() if isinstance(source, Path) else source
+    if not data:
+        raise InvalidInput(f"{label}: empty file")
+    scene = _parse(data, fmt, label)
+    mesh = scene.to_mesh()
+    if len(mesh.faces) == 0:
+        raise InvalidInput(f"{label}: no faces ({_describe_faceless(scene)})")
+    _check_arrays(mesh, label)
+    if fmt == "stl":
+        mesh.merge_vertices()
+    return mesh
+
+
+def _checked_format(file_type: str, label: str) -> str:
+    """Normalise ``file_type`` to a lower-case extension the installation can read."""
+    fmt = file_type.lower().lstrip(".")
+    if fmt not in MESH_FORMATS:
+        raise UnsupportedMedia(f"{label}: not a mesh format the studio reads: .{fmt}")
+    if fmt not in readable_mesh_formats():
+        needed = _SOFT_DEPENDENCIES.get(fmt, "an optional dependency")
+        raise UnsupportedMedia(f"{label}: reading .{fmt} needs {needed}, which is not installed")
+    return fmt
+
+
+def _parse(data: bytes, fmt: str, label: str) -> trimesh.Scene:
+    """Parse ``data`` with trimesh's reader for ``fmt``, unprocessed.
+
+    trimesh's readers fail on malformed input with whatever the parsing code hits (ValueError,
+    KeyError, IndexError, struct.error, zipfile and XML errors...), so every exception from
+    the reader is translated here, at the boundary, into the studio's own error.
+    """
+    try:
+        return trimesh.load_scene(io.BytesIO(data), file_type=fmt, process=False)
+    except Exception as error:
+        reason = str(error) or type(error).__name__
+        raise InvalidInput(f"{label}: not a readable .{fmt} file: {reason}") from error
+
+
+def _describe_faceless(scene: trimesh.Scene) -> str:
+    """Say what a scene without triangles holds instead, for the error message."""
+    clouds = [g for g in scene.geometry.values() if isinstance(g, trimesh.PointCloud)]
+    if clouds:
+        points = sum(len(cloud.vertices) for cloud in clouds)
+        return f"point cloud? {points} point{'s' if points != 1 else ''} only"
+    if scene.geometry:
+        return "lines or curves only"
+    return "the file holds no geometry"
+
+
+def _check_arrays(mesh: trimesh.Trimesh, label: str) -> None:
+    """Refuse non-finite coordinates and face indices that point past the vertex array.
+
+    Either would make every later figure (bounds, area, volume) NaN or crash the algorithms,
+    and NaN is not representable in the JSON the studio stores.
+    """
+    if not np.isfinite(mesh.vertices).all():
+        bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
+        raise InvalidInput(f"{label}: {bad} vertices have non-finite coordinates")
+    faces = mesh.faces
+    if faces.min() < 0 or faces.max() >= len(mesh.vertices):
+        raise InvalidInput(
+            f"{label}: face indices must lie in [0, {len(mesh.vertices)}), "
+            f"found [{faces.min()}, {faces.max()}]"
+        )

@@ -1,0 +1,163 @@
+"""Upload sniffing (:mod:`core.media`) and the shared mesh loader (:mod:`core.meshio`)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from core.errors import InvalidInput, UnsupportedMedia
+from core.media import MESH_MEDIA_TYPES, MediaInfo, sniff_media
+from core.meshio import MESH_FORMATS, load_mesh, readable_mesh_formats
+
+EMPTY_IO = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh" / "emptyIO"
+
+
+def _write(tmp_path: Path, data: bytes) -> Path:
+    """Store an upload the way the API does: under a name of its own, not the client's."""
+    path = tmp_path / "upload.tmp"
+    path.write_bytes(data)
+    return path
+
+
+def _png_bytes(fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 6), (200, 40, 10)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def _box_bytes(file_type: str) -> bytes:
+    exported = trimesh.creation.box((2, 2, 2)).export(file_type=file_type)
+    return exported.encode() if isinstance(exported, str) else bytes(exported)
+
+
+def test_mesh_media_types_cover_every_mesh_format() -> None:
+    assert set(MESH_MEDIA_TYPES) == MESH_FORMATS
+
+
+@pytest.mark.parametrize("filename", ["photo.png", "photo.stl", "photo"])
+def test_png_is_an_image_whatever_its_name(tmp_path: Path, filename: str) -> None:
+    info = sniff_media(_write(tmp_path, _png_bytes()), filename)
+    assert info == MediaInfo(kind="image", media_type="image/png", format="png")
+
+
+def test_jpeg_is_an_image(tmp_path: Path) -> None:
+    info = sniff_media(_write(tmp_path, _png_bytes("JPEG")), "a.jpg")
+    assert (info.kind, info.media_type, info.format) == ("image", "image/jpeg", "jpeg")
+
+
+def test_damaged_png_is_refused(tmp_path: Path) -> None:
+    data = bytearray(_png_bytes())
+    data[data.index(b"IDAT") + 6] ^= 0xFF  # pixel data whose chunk CRC no longer matches
+    with pytest.raises(UnsupportedMedia, match=r"photo\.png: damaged image"):
+        sniff_media(_write(tmp_path, bytes(data)), "photo.png")
+
+
+def test_empty_file_is_invalid_input(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match=r"^x\.stl: empty file$") as caught:
+        sniff_media(_write(tmp_path, b""), "x.stl")
+    assert type(caught.value) is InvalidInput
+
+
+def test_garbage_with_unknown_extension_is_refused(tmp_path: Path) -> None:
+    garbage = bytes(range(256)) * 16
+    with pytest.raises(
+        UnsupportedMedia, match=r"^notes\.txt: not an image and not a mesh format: \.txt$"
+    ):
+        sniff_media(_write(tmp_path, garbage), "notes.txt")
+
+
+def test_garbage_without_extension_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedMedia, match="no extension"):
+        sniff_media(_write(tmp_path, b"hello\n"), "README")
+
+
+@pytest.mark.parametrize("filename", ["text.stl", "text.glb", "text.ply", "text.obj", "text.off"])
+def test_text_renamed_as_a_mesh_is_refused(tmp_path: Path, filename: str) -> None:
+    text = b"Dear team,\nplease find the model attached.\n" * 10
+    with pytest.raises(UnsupportedMedia, match=rf"^{filename.replace('.', '[.]')}: "):
+        sniff_media(_write(tmp_path, text), filename)
+
+
+@pytest.mark.parametrize("file_type", ["stl", "obj", "ply", "off", "glb", "3mf"])
+def test_real_meshes_are_recognised(tmp_path: Path, file_type: str) -> None:
+    if file_type not in readable_mesh_formats():
+        pytest.skip(f".{file_type} reader not installed (3MF needs lxml)")
+    filename = f"box.{file_type.upper()}"
+    info = sniff_media(_write(tmp_path, _box_bytes(file_type)), filename)
+    assert info == MediaInfo(kind="mesh", media_type=MESH_MEDIA_TYPES[file_type], format=file_type)
+
+
+def test_point_cloud_ply_is_refused(tmp_path: Path) -> None:
+    cloud = trimesh.PointCloud(np.arange(30, dtype=float).reshape(10, 3)).export(file_type="ply")
+    with pytest.raises(
+        UnsupportedMedia, match=r"^cloud\.ply: no faces \(point cloud\? 10 points only\)$"
+    ):
+        sniff_media(_write(tmp_path, cloud), "cloud.ply")
+
+
+@pytest.mark.skipif(not EMPTY_IO.is_dir(), reason=f"mesh corpus not found at {EMPTY_IO}")
+def test_every_empty_or_point_only_corpus_file_is_refused() -> None:
+    files = sorted(EMPTY_IO.iterdir())
+    assert len(files) >= 10
+    for path in files:
+        with pytest.raises(
+            InvalidInput, match=rf"^{path.name.replace('.', '[.]')}: (empty file|no faces)"
+        ):
+            sniff_media(path, path.name)
+
+
+def test_loader_welds_stl_corners_only() -> None:
+    stl = load_mesh(_box_bytes("stl"), file_type="stl")
+    assert (len(stl.vertices), len(stl.faces)) == (8, 12)
+
+
+def test_loader_keeps_split_vertices_of_indexed_formats() -> None:
+    box = trimesh.creation.box((2, 2, 2))
+    box.unmerge_vertices()
+    mesh = load_mesh(box.export(file_type="ply"), file_type="ply")
+    assert (len(mesh.vertices), len(mesh.faces)) == (36, 12)
+
+
+def test_loader_keeps_degenerate_and_duplicate_faces() -> None:
+    obj = b"v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\nf 1 2 3\nf 1 1 2\n"
+    assert len(load_mesh(obj, file_type="obj").faces) == 3
+
+
+def test_loader_applies_scene_transforms() -> None:
+    scene = trimesh.Scene()
+    scene.add_geometry(
+        trimesh.creation.box((1, 1, 1)),
+        transform=trimesh.transformations.translation_matrix([10, 0, 0]),
+    )
+    scene.add_geometry(trimesh.creation.box((1, 1, 1)))
+    mesh = load_mesh(scene.export(file_type="glb"), file_type=".GLB")
+    assert len(mesh.faces) == 24
+    np.testing.assert_allclose(mesh.bounds, [[-0.5, -0.5, -0.5], [10.5, 0.5, 0.5]])
+
+
+def test_loader_reads_paths_and_names_them(tmp_path: Path) -> None:
+    path = tmp_path / "part.stl"
+    path.write_bytes(b"")
+    with pytest.raises(InvalidInput, match=r"^part\.stl: empty file$"):
+        load_mesh(path, file_type="stl")
+
+
+def test_loader_refuses_non_finite_coordinates() -> None:
+    obj = b"v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n"
+    with pytest.raises(InvalidInput, match="1 vertices have non-finite coordinates"):
+        load_mesh(obj, file_type="obj", name="nan.obj")
+
+
+def test_loader_refuses_unparseable_data() -> None:
+    with pytest.raises(InvalidInput, match=r"^model\.glb: not a readable \.glb file: "):
+        load_mesh(b"glTF but not really", file_type="glb", name="model.glb")
+
+
+def test_loader_refuses_formats_it_does_not_read() -> None:
+    with pytest.raises(UnsupportedMedia, match=r"not a mesh format the studio reads: \.dae"):
+        load_mesh(b"<COLLADA/>", file_type="dae", name="scene.dae")

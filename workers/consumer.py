@@ -1,0 +1,145 @@
+"""The loop every worker pool shares: pull a command, run it, record the outcome, then ack.
+
+Guarantees, in order of importance:
+
+- A command is acknowledged only after its outcome event (``Succeeded``/``Failed``) is committed.
+  A worker killed mid-job never acks, so JetStream redelivers after ``ack_wait``; the job's state
+  in the event store (not the message) decides what is left to do, so a redelivered command for
+  a finished job is simply acked and produces no second result.
+- While a handler runs, the message is kept alive with in-progress acks.
+- A handler error that is the input's fault (:class:`~core.errors.DomainError`) fails the job at
+  once; any other error is retried with back-off, and the last allowed delivery fails the job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeout
+
+from core.errors import DomainError
+from core.events.jetstream import (
+    ACK_WAIT_S,
+    MAX_DELIVER,
+    CommandStream,
+    connect,
+    consumer_config,
+    ensure_stream,
+)
+from core.events.job import Job, JobFinished
+from core.events.studio import Studio
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Job], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    pool: str
+    device: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.pool}@{socket.gethostname()}:{os.getpid()}"
+
+
+class CommandConsumer:
+    """Pulls from the pool's durable consumer and runs ``handler`` on each job."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        identity: WorkerIdentity,
+        filter_subject: str,
+        handler: Handler,
+        studio: Studio,
+    ) -> None:
+        _, self._nats_url, _ = settings.require_services()
+        self._stream = CommandStream(settings.namespace)
+        self._identity = identity
+        self._filter = filter_subject
+        self._handler = handler
+        self._studio = studio
+
+    async def run(self, stop: asyncio.Event) -> None:
+        nc = await connect(self._nats_url, f"orfeas-{self._identity.pool}-worker")
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, self._stream)
+            config = consumer_config(self._stream, self._identity.pool, self._filter)
+            sub = await js.pull_subscribe(
+                self._stream.subject(self._filter),
+                durable=config.durable_name,
+                stream=self._stream.name,
+                config=config,
+            )
+            log.info("%s pulling %s", self._identity.name, config.filter_subject)
+            while not stop.is_set():
+                try:
+                    messages = await sub.fetch(1, timeout=1.0)
+                except NatsTimeout:
+                    continue
+                for msg in messages:
+                    await self._process(msg)
+        finally:
+            await nc.drain()
+
+    async def _process(self, msg: Msg) -> None:
+        try:
+            job_id = UUID(json.loads(msg.data)["job_id"])
+        except (ValueError, KeyError, TypeError):
+            log.error("dropping a malformed command: %r", msg.data[:200])
+            await msg.term()
+            return
+        try:
+            job = await asyncio.to_thread(
+                self._studio.start_job, job_id, self._identity.name, self._identity.device
+            )
+        except JobFinished:
+            await msg.ack()  # redelivery of a job that already has its outcome
+            return
+        heartbeat = asyncio.create_task(_keep_alive(msg))
+        try:
+            result = await self._handler(job)
+        except JobFinished:
+            await msg.ack()
+        except DomainError as e:
+            await self._fail(msg, job_id, str(e), retryable=False)
+        except Exception as e:
+            log.exception("job %s failed on delivery %s", job_id, msg.metadata.num_delivered)
+            if msg.metadata.num_delivered >= MAX_DELIVER:
+                await self._fail(msg, job_id, f"gave up after {MAX_DELIVER} attempts: {e}",
+                                 retryable=True)
+            else:
+                await msg.nak(delay=2.0 ** msg.metadata.num_delivered)
+        else:
+            with contextlib.suppress(JobFinished):  # cancelled while running
+                await asyncio.to_thread(self._studio.succeed_job, job_id, result)
+            await msg.ack()
+        finally:
+            heartbeat.cancel()
+
+    async def _fail(self, msg: Msg, job_id: UUID, reason: str, retryable: bool) -> None:
+        with contextlib.suppress(JobFinished):
+            await asyncio.to_thread(
+                self._studio.fail_job, job_id, reason, retryable, self._identity.name
+            )
+        await msg.ack()
+
+
+async def _keep_alive(msg: Msg) -> None:
+    while True:
+        await asyncio.sleep(ACK_WAIT_S / 3)
+        await msg.in_progress()
