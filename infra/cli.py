@@ -1,0 +1,190 @@
+"""``orfeas``: start and wire the studio's parts. No business logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import threading
+import urllib.request
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from core.errors import ConfigurationError, OrfeasError
+from core.settings import Settings
+
+AsyncMain = Callable[[asyncio.Event], Awaitable[None]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings.from_env()
+    if getattr(args, "data", None):
+        settings = settings.replace(data_dir=Path(args.data))
+    try:
+        code: int = args.run(args, settings)
+    except OrfeasError as e:
+        print(f"orfeas: {e}", file=sys.stderr)
+        return 2
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="orfeas", description="ORFEAS Studio")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    up = sub.add_parser("up", help="start the whole studio on embedded services")
+    _data(up)
+    _listen(up)
+    up.set_defaults(run=_up)
+
+    api = sub.add_parser("api", help="run one API node")
+    _listen(api)
+    api.set_defaults(run=_api)
+
+    sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=_dispatcher)
+    sub.add_parser("projections", help="run the projection runner").set_defaults(
+        run=_projections)
+
+    worker = sub.add_parser("worker", help="run a worker")
+    worker.add_argument("pool", choices=["gpu", "mesh"])
+    worker.set_defaults(run=_worker)
+
+    status = sub.add_parser("status", help="report what runs on a data folder")
+    _data(status)
+    status.set_defaults(run=_status)
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(required=True, metavar="ACTION")
+    create = admin_sub.add_parser("create-user", help="create an account")
+    create.add_argument("name")
+    create.add_argument("--password", required=True)
+    create.add_argument("--email")
+    create.add_argument("--admin", action="store_true", help="make a site administrator")
+    _data(create)
+    create.set_defaults(run=_create_user)
+    return parser
+
+
+def _data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="data folder (default ./.orfeas or $ORFEAS_DATA)")
+
+
+def _listen(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8000)")
+
+
+def _with_listen(args: argparse.Namespace, settings: Settings) -> Settings:
+    if args.host:
+        settings = settings.replace(host=args.host)
+    if args.port:
+        settings = settings.replace(port=args.port)
+    return settings
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+
+def _up(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.supervisor import Supervisor
+
+    return Supervisor(_with_listen(args, settings)).run()
+
+
+def _api(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    settings = _with_listen(args, settings)
+    settings.require_services()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level="info", proxy_headers=True)
+    return 0
+
+
+def _dispatcher(args: argparse.Namespace, settings: Settings) -> int:
+    from core.events.outbox import OutboxDispatcher
+
+    dispatcher = OutboxDispatcher(settings)
+    try:
+        return _run_async(dispatcher.run)
+    finally:
+        dispatcher.close()
+
+
+def _projections(args: argparse.Namespace, settings: Settings) -> int:
+    from core.projections.runner import run_projections
+
+    if not settings.database_url:
+        raise ConfigurationError("ORFEAS_DATABASE_URL is not set (or run `orfeas up`)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_projections(settings.database_url, stop)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if args.pool == "mesh":
+        from workers.mesh.worker import run_mesh_worker
+
+        return _run_async(lambda stop: run_mesh_worker(settings, stop))
+    from workers.gpu.worker import run_gpu_worker
+
+    return _run_async(lambda stop: run_gpu_worker(settings, stop))
+
+
+def _status(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.supervisor import pid_alive, read_state
+
+    state = read_state(settings.data_dir)
+    if state is None:
+        print(f"not running on {settings.data_dir.absolute()}")
+        return 3
+    print(f"ORFEAS Studio at {state['url']} (supervisor pid {state['pid']})")
+    for group in ("services", "processes"):
+        for name, pid in state[group].items():
+            print(f"  {name:<12} pid {pid:<8} {'running' if pid_alive(pid) else 'NOT RUNNING'}")
+    try:
+        with urllib.request.urlopen(f"{state['url']}/readyz", timeout=5) as r:  # noqa: S310
+            ready = json.load(r)
+    except OSError as e:
+        print(f"  readiness: unavailable ({e})")
+        return 1
+    for name, check in ready["checks"].items():
+        detail = {k: v for k, v in check.items() if k != "ok"}
+        print(f"  {name:<12} {'ok' if check['ok'] else 'FAILING':<8} {json.dumps(detail)}")
+    return 0
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from infra.admin import create_user
+
+    user = create_user(settings, args.name, args.password, is_admin=args.admin,
+                       email=args.email)
+    role = "administrator" if user.is_admin else "user"
+    print(f"created {role} {user.username} ({user.id})")
+    return 0
+
+
+def _run_async(entry: AsyncMain) -> int:
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await entry(stop)
+
+    asyncio.run(runner())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Create every table, stream and bucket once, before the processes that use them start.
+
+Each part could create its own on first use, but several processes doing ``CREATE TABLE IF NOT
+EXISTS`` at the same moment can collide in PostgreSQL's catalogue; one preparation step in the
+supervisor (and in each stand-alone process, which is then the only one starting) avoids that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from eventsourcing.persistence import InfrastructureFactory
+from eventsourcing.postgres import PostgresTrackingRecorder
+from eventsourcing.utils import Environment
+from psycopg_pool import AsyncConnectionPool
+
+from core.accounts import AccountStore
+from core.events.blobs import BlobStore
+from core.events.jetstream import CommandStream, connect, ensure_stream
+from core.events.outbox import TRACKING_NAME
+from core.events.studio import Studio, eventstore_env
+from core.projections.registry import READ_MODELS
+from core.settings import Settings
+
+
+def prepare_database(database_url: str) -> None:
+    env = eventstore_env(database_url)
+    Studio(env=env).close()
+    for name, view in [(m.name, m.view) for m in READ_MODELS] + [
+        (TRACKING_NAME, PostgresTrackingRecorder)
+    ]:
+        factory = InfrastructureFactory.construct(env=Environment(name, env))
+        recorder = factory.tracking_recorder(view)
+        recorder.datastore.close()  # type: ignore[attr-defined]
+    asyncio.run(_prepare_accounts(database_url))
+
+
+async def _prepare_accounts(database_url: str) -> None:
+    async with AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False,
+                                   kwargs={"autocommit": True}) as pool:
+        await AccountStore(pool).ensure_schema()
+
+
+async def _prepare_stream(settings: Settings) -> None:
+    assert settings.nats_url is not None
+    nc = await connect(settings.nats_url, "orfeas-prepare")
+    try:
+        await ensure_stream(nc.jetstream(), CommandStream(settings.namespace))
+    finally:
+        await nc.drain()
+
+
+def prepare(settings: Settings) -> None:
+    database_url, _, s3 = settings.require_services()
+    prepare_database(database_url)
+    asyncio.run(_prepare_stream(settings))
+    BlobStore(s3).ensure_bucket()

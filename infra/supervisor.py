@@ -1,0 +1,205 @@
+"""``orfeas up``: the embedded services, then every studio process, kept running together.
+
+The supervisor owns one data folder (an exclusive lock on ``DATA/up.lock`` keeps a second
+``up`` out) and writes ``DATA/state.json`` so that ``orfeas status`` and ``orfeas admin`` can
+find what runs. A child that dies is restarted with back-off: its work is safe in PostgreSQL
+and JetStream, so a restart loses nothing acknowledged. SIGINT/SIGTERM stop the children
+first, then the services, and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.errors import ConfigurationError, ServiceError
+from core.settings import Settings
+from infra.embedded.stack import EmbeddedStack
+from infra.process import ChildProcess, wait_until
+from infra.schema import prepare
+
+READY_TIMEOUT_S = 90.0
+MAX_BACKOFF_S = 30.0
+
+STATE_FILE = "state.json"
+LOCK_FILE = "up.lock"
+
+
+@dataclass
+class Part:
+    """One studio process: how to start it and how it has fared."""
+
+    name: str
+    argv: list[str]
+    process: ChildProcess | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+def parts(settings: Settings) -> list[Part]:
+    cli = [sys.executable, "-m", "infra.cli"]
+    return [
+        Part("api", [*cli, "api", "--host", settings.host, "--port", str(settings.port)]),
+        Part("projections", [*cli, "projections"]),
+        Part("dispatcher", [*cli, "dispatcher"]),
+        Part("worker-mesh", [*cli, "worker", "mesh"]),
+        Part("worker-gpu", [*cli, "worker", "gpu"]),
+    ]
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, out: TextIO = sys.stdout) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir.absolute()
+        self.out = out
+        self._stop = threading.Event()
+        self._parts: list[Part] = []
+        self._lock_file: Any = None
+        self._stack: EmbeddedStack | None = None
+        self._env: dict[str, str] = {}
+
+    def run(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self._stop.set())
+        stack = self._stack = EmbeddedStack(self.settings.replace(data_dir=self.data_dir),
+                                            on_progress=self._say)
+        try:
+            self._say(f"starting ORFEAS Studio in {self.data_dir}")
+            full = stack.start()
+            if self._stop.is_set():
+                return 130
+            self._say("preparing tables, stream and bucket")
+            prepare(full)
+            self._start_parts(full)
+            url = f"http://{full.host}:{full.port}"
+            self._wait_ready(url)
+            self._write_state(full, url)
+            self._say(f"ready: ORFEAS Studio at {url}  (Ctrl-C stops it)")
+            self._watch()
+            return 0
+        except ServiceError as e:
+            self._say(f"error: {e}")
+            return 1
+        finally:
+            self._say("stopping")
+            for part in reversed(self._parts):
+                if part.process is not None:
+                    part.process.terminate(timeout=15)
+            stack.stop()
+            with suppress(FileNotFoundError):
+                (self.data_dir / STATE_FILE).unlink()
+            self._say("stopped")
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        self._lock_file = open(self.data_dir / LOCK_FILE, "w")  # noqa: SIM115 (held while up)
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigurationError(
+                f"another `orfeas up` is running on {self.data_dir}; `orfeas status` shows it"
+            ) from None
+
+    def _start_parts(self, settings: Settings) -> None:
+        self._env = dict(os.environ) | settings.to_env() | {"PYTHONUNBUFFERED": "1"}
+        self._parts = parts(settings)
+        for part in self._parts:
+            self._spawn(part)
+            self._say(f"{part.name}: started (pid {part.process.pid if part.process else '?'})")
+
+    def _spawn(self, part: Part) -> None:
+        part.process = ChildProcess.spawn(
+            part.argv, name=part.name, env=self._env, cwd=Path.cwd(),
+            log_path=self.data_dir / "logs" / f"{part.name}.log",
+        )
+        part.started_at = time.monotonic()
+
+    def _wait_ready(self, url: str) -> None:
+        api = self._parts[0]
+        self._say("api: waiting until every service answers /readyz")
+        wait_until(lambda: _ready(url), timeout=READY_TIMEOUT_S, what="api /readyz",
+                   process=api.process, interval=0.25)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            now = time.monotonic()
+            for part in self._parts:
+                if part.process is None or part.process.alive:
+                    continue
+                if part.next_start == 0.0:
+                    code = part.process.returncode
+                    backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(part.restarts, 6))
+                    if now - part.started_at > 60:  # it had been healthy: start over
+                        backoff, part.restarts = 0.5, 0
+                    part.next_start = now + backoff
+                    self._say(f"{part.name}: exited with code {code}; restarting in {backoff:g}s"
+                              f" (log: {part.process.log_path})")
+                elif now >= part.next_start:
+                    part.restarts += 1
+                    part.next_start = 0.0
+                    self._spawn(part)
+
+    def _write_state(self, settings: Settings, url: str) -> None:
+        state = {
+            "pid": os.getpid(),
+            "url": url,
+            "started_at": time.time(),
+            "settings": settings.to_env(),
+            "processes": {p.name: p.process.pid for p in self._parts if p.process},
+            "services": {
+                s.name: s.process.pid
+                for s in (self._stack.services if self._stack else [])
+                if s.process is not None
+            },
+        }
+        tmp = self.data_dir / (STATE_FILE + ".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        os.chmod(tmp, 0o600)  # it holds the S3 keys
+        tmp.replace(self.data_dir / STATE_FILE)
+
+    def _say(self, line: str) -> None:
+        print(f"[orfeas {time.strftime('%H:%M:%S')}] {line}", file=self.out, flush=True)
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=3) as response:  # noqa: S310
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def read_state(data_dir: Path) -> dict[str, Any] | None:
+    """What a running ``orfeas up`` on ``data_dir`` wrote, or None if none runs there."""
+    path = data_dir.absolute() / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if pid_alive(state.get("pid")) else None
+
+
+def pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
