@@ -22,7 +22,7 @@ _PREFIX_PATTERN = re.compile(r"^[a-z0-9_-]*$")
 class S3Settings:
     endpoint: str
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     bucket: str = "orfeas"
     region: str = "us-east-1"
 

@@ -94,7 +94,7 @@ class CommandConsumer:
                 for msg in messages:
                     await self._process(msg)
         finally:
-            await nc.drain()
+            await nc.close()  # unacknowledged messages are redelivered to another worker
 
     async def _process(self, msg: Msg) -> None:
         try:

@@ -15,6 +15,9 @@ from api.jsonbody import Json, field, json_object
 from api.resources import resources
 from core.events.roles import Role
 
+# Lists wait this long at most for the read models to include the caller's latest writes.
+LIST_FRESHNESS_S = 1.0
+
 
 def _project_id(request: Request) -> UUID:
     project_id: UUID = request.state.project_id
@@ -37,7 +40,9 @@ async def create_project(request: Request) -> Response:
 @guard(Access(Scope.USER))
 async def list_projects(request: Request) -> Response:
     user = current_user(request)
-    rows = await resources(request).read_models.projects_of(user.key)
+    models = resources(request).read_models
+    await models.caught_up(LIST_FRESHNESS_S)
+    rows = await models.projects_of(user.key)
     return Json({"projects": [_summary(r) for r in rows]})
 
 
@@ -80,7 +85,9 @@ async def invite(request: Request) -> Response:
 
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def list_assets(request: Request) -> Response:
-    rows = await resources(request).read_models.assets_of(_project_id(request))
+    models = resources(request).read_models
+    await models.caught_up(LIST_FRESHNESS_S)
+    rows = await models.assets_of(_project_id(request))
     return Json({"assets": [asset_body(r) for r in rows]})
 
 

@@ -1,8 +1,8 @@
 """Content-addressed blob storage on any S3 server (MinIO in production, SeaweedFS embedded).
 
 A blob's key is its SHA-256 (``blobs/sha256/<2>/<62>``), so storing identical bytes twice is a
-no-op and "has this result been made before" is a lookup. Uploads are spooled (memory, then a
-temporary file) while they are hashed, because the key is only known once the last byte is read
+no-op and "has this result been made before" is a lookup. Uploads are spooled to a temporary
+file while they are hashed, because the key is only known once the last byte is read
 and because a refused upload must leave nothing behind in the bucket.
 """
 
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 import urllib3
 from minio import Minio
@@ -25,7 +25,6 @@ from core.errors import BlobStoreError, NotFound, TooLarge
 from core.settings import S3Settings
 
 _KEY = re.compile(r"^blobs/sha256/[0-9a-f]{2}/[0-9a-f]{62}$")
-SPOOL_IN_MEMORY = 8 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 
 
@@ -43,7 +42,7 @@ def check_key(key: str) -> str:
 class SpooledBlob:
     """Bytes received and hashed but not yet stored."""
 
-    file: BinaryIO
+    file: IO[bytes]
     sha256: str
     size: int
 
@@ -52,14 +51,9 @@ class SpooledBlob:
         return blob_key(self.sha256)
 
     def path(self) -> Path:
-        """A real file path (rolling the spool to disk if needed), for parsers that want one."""
-        roll = getattr(self.file, "rollover", None)
-        if roll is not None:
-            roll()
-        name = getattr(self.file, "name", None)
-        if not isinstance(name, str):
-            raise BlobStoreError("spooled upload has no file path")
-        return Path(name)
+        """The spool's file path, for parsers that want a file."""
+        self.file.flush()
+        return Path(self.file.name)
 
     def close(self) -> None:
         self.file.close()
@@ -67,7 +61,7 @@ class SpooledBlob:
 
 async def spool(chunks: AsyncIterator[bytes], max_size: int) -> SpooledBlob:
     """Read an upload into a spool while hashing it; refuse it past ``max_size`` bytes."""
-    file = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY, mode="w+b")  # noqa: SIM115
+    file = tempfile.NamedTemporaryFile(mode="w+b", prefix="orfeas-upload-")  # noqa: SIM115
     digest = hashlib.sha256()
     size = 0
     try:
@@ -81,7 +75,7 @@ async def spool(chunks: AsyncIterator[bytes], max_size: int) -> SpooledBlob:
         file.close()
         raise
     file.seek(0)
-    return SpooledBlob(file=file, sha256=digest.hexdigest(), size=size)  # type: ignore[arg-type]
+    return SpooledBlob(file=file, sha256=digest.hexdigest(), size=size)
 
 
 class BlobStore:
@@ -166,9 +160,10 @@ class BlobStore:
         return {"endpoint": self._endpoint, "bucket": self.bucket,
                 "server": response.headers.get("Server", "unknown")}
 
-    def _put(self, key: str, data: BinaryIO, size: int, media_type: str) -> None:
+    def _put(self, key: str, data: IO[bytes], size: int, media_type: str) -> None:
         try:
-            self._client.put_object(self.bucket, key, data, size, content_type=media_type,
+            self._client.put_object(self.bucket, key, cast(BinaryIO, data), size,
+                                    content_type=media_type,
                                     part_size=PART_SIZE)
         except (MinioException, urllib3.exceptions.HTTPError) as e:
             raise BlobStoreError(f"put {key}: {e}") from e

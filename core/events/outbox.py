@@ -99,7 +99,7 @@ class OutboxDispatcher:
                 subscription.stop()
                 await asyncio.to_thread(reader.join, 5)
         finally:
-            await nc.drain()
+            await nc.close()
 
     async def _publish(self, js: Any, event: Job.Requested, tracking: Tracking) -> None:
         relative, headers, body = command_message(event)

@@ -31,20 +31,20 @@ class ReadModels:
         parts = [
             sql.SQL(
                 "(SELECT coalesce(max(notification_id), 0) FROM {} WHERE application_name = %s)"
-            ).format(sql.Identifier(m.tracking_table))
+                " AS {}"
+            ).format(sql.Identifier(m.tracking_table), sql.Identifier(m.name))
             for m in READ_MODELS
         ]
-        query = sql.SQL("SELECT (SELECT coalesce(max(notification_id), 0) FROM {}), {}").format(
-            sql.Identifier(EVENTS_TABLE), sql.SQL(", ").join(parts)
+        head = sql.SQL("(SELECT coalesce(max(notification_id), 0) FROM {}) AS log").format(
+            sql.Identifier(EVENTS_TABLE)
         )
+        query = sql.SQL("SELECT {}, {}").format(head, sql.SQL(", ").join(parts))
         try:
             row = await self._fetchone(query, *[APPLICATION_NAME] * len(READ_MODELS))
         except UndefinedTable:  # nothing has run yet
             return {"log": 0} | {m.name: 0 for m in READ_MODELS}
         assert row is not None
-        values = list(row.values())
-        named = zip(READ_MODELS, values[1:], strict=True)
-        return {"log": values[0]} | {m.name: v for m, v in named}
+        return {"log": row["log"]} | {m.name: row[m.name] for m in READ_MODELS}
 
     async def lag(self) -> dict[str, int]:
         positions = await self.positions()

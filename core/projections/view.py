@@ -12,7 +12,7 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from psycopg.sql import SQL, Composable, Identifier
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 Statement = tuple[str, dict[str, Any]]
 
@@ -25,7 +25,7 @@ class ReadModelView(PostgresTrackingRecorder):
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
-        self.sql_create_statements.extend(SQL(s).format() for s in self.create_sql)  # type: ignore[arg-type]
+        self.sql_create_statements.extend(Composed([SQL(s)]) for s in self.create_sql)
 
     def apply(self, tracking: Tracking, statements: Sequence[Statement]) -> None:
         with self.datastore.transaction(commit=True) as curs:

@@ -180,17 +180,24 @@ def _row_distance(mask: torch.Tensor) -> torch.Tensor:
 
 
 def _binomial_blur(field: torch.Tensor, *, passes: int) -> torch.Tensor:
-    """Blur a (X, Y, Z) field with `passes` separable [1, 2, 1] / 4 filters per axis."""
-    kernel = torch.tensor([0.25, 0.5, 0.25], device=field.device, dtype=field.dtype)
-    volume = field[None, None]
+    """Blur a (X, Y, Z) field with `passes` separable [1, 2, 1] / 4 filters per axis.
+
+    Written as shifted sums rather than ``conv3d``: a single-channel 3-tap convolution is
+    memory-bound, and on CPU the slicing form is tens of times faster than the conv kernel.
+    Edges are replicated, so the blur does not drag the outer cells towards zero.
+    """
     for _ in range(passes):
         for axis in range(3):
-            shape = [1, 1, 1, 1, 1]
-            shape[2 + axis] = 3
-            padding = [0, 0, 0]
-            padding[axis] = 1
-            volume = F.conv3d(volume, kernel.view(shape), padding=tuple(padding))
-    return volume[0, 0]
+            padded = torch.cat(
+                [field.narrow(axis, 0, 1), field, field.narrow(axis, -1, 1)], dim=axis
+            )
+            size = field.shape[axis]
+            field = (
+                0.25 * padded.narrow(axis, 0, size)
+                + 0.5 * field
+                + 0.25 * padded.narrow(axis, 2, size)
+            )
+    return field
 
 
 def _seal_faces(field: torch.Tensor) -> torch.Tensor:

@@ -70,7 +70,8 @@ def _oriented_triangles(corners: np.ndarray, inside: list[bool]) -> list[tuple[i
         normal = np.cross(points[1] - points[0], points[2] - points[0])
         if normal @ outward < 0:
             loop = loop[::-1]
-        triangles.append(tuple(edge_of[frozenset(pair)] for pair in loop))
+        first, second, third = (edge_of[frozenset(pair)] for pair in loop)
+        triangles.append((first, second, third))
     return triangles
 
 

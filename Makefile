@@ -1,0 +1,39 @@
+# The two commands: `make up` runs the studio, `make test` runs the whole suite.
+# Each creates .venv and installs what it needs first, so a fresh clone needs nothing else.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# For a CUDA build of torch on a GPU machine, e.g.
+#   make up TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+TORCH_INDEX_URL ?=
+PYTEST_ARGS ?=
+
+.PHONY: up test install lint typecheck clean
+
+up: $(STAMP)
+	$(VENV)/bin/orfeas up $(ARGS)
+
+test: $(STAMP) lint typecheck
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "ORFEAS Studio needs Python 3.11 or newer")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	@if [ -n "$(TORCH_INDEX_URL)" ]; then \
+		$(PY) -m pip install --quiet torch==2.13.0 --index-url "$(TORCH_INDEX_URL)"; fi
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check core workers api infra tests bench
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

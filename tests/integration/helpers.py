@@ -1,0 +1,50 @@
+"""Small helpers shared by the integration tests."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import trimesh
+from minio import Minio
+
+from core.settings import Settings
+
+
+def box_stl(size: float = 2.0) -> bytes:
+    buffer = io.BytesIO()
+    trimesh.creation.box(extents=(size, size, size)).export(buffer, file_type="stl")
+    return buffer.getvalue()
+
+
+def event_topics(settings: Settings) -> list[str]:
+    """Every stored event's topic, in log order (empty when the log table is not there yet)."""
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url) as conn:
+        exists = conn.execute("SELECT to_regclass('studio_events')").fetchone()
+        if exists is None or exists[0] is None:
+            return []
+        rows = conn.execute("SELECT topic FROM studio_events ORDER BY notification_id").fetchall()
+    return [r[0] for r in rows]
+
+
+def bucket_keys(settings: Settings) -> list[str]:
+    s3 = settings.s3
+    assert s3 is not None
+    client = Minio(s3.host, access_key=s3.access_key, secret_key=s3.secret_key,
+                   secure=s3.secure, region=s3.region)
+    return sorted(o.object_name for o in client.list_objects(s3.bucket, recursive=True))
+
+
+def poll(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not done after {timeout}s; last value: {value!r}")
+        time.sleep(0.1)
