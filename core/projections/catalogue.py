@@ -34,18 +34,8 @@ class CatalogueView(ReadModelView):
 
 class CatalogueProjection(Projection[CatalogueView]):
     name = "catalogue"
-    topics = tuple(
-        f"core.events.project:Project.{e}"
-        for e in (
-            "Created",
-            "Renamed",
-            "MemberInvited",
-            "MemberRoleChanged",
-            "MemberRemoved",
-            "AssetUploaded",
-            "Deleted",
-        )
-    )
+    # No topic filter: every event advances the tracking position, so "caught up" and "lag"
+    # compare with the head of the whole log.
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

@@ -33,10 +33,8 @@ class JobsView(ReadModelView):
 
 class JobsProjection(Projection[JobsView]):
     name = "jobs"
-    topics = tuple(
-        f"core.events.job:Job.{e}"
-        for e in ("Requested", "Started", "StageCompleted", "Succeeded", "Failed", "Cancelled")
-    )
+    # No topic filter: every event advances the tracking position, so "caught up" and "lag"
+    # compare with the head of the whole log.
 
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
