@@ -7,7 +7,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.problems import EXCEPTION_HANDLERS
 from api.resources import lifespan_for
-from api.routes import accounts, assets, health, jobs, meshes, projects
+from api.routes import accounts, assets, generation, health, jobs, meshes, projects
 from core.settings import Settings
 
 V1 = "/api/v1"
@@ -30,6 +30,8 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/projects/{{project_id}}/invite", projects.invite, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", assets.upload_asset, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", projects.list_assets, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/generate", generation.request_generation,
+              methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.request_analysis, methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}", jobs.get_job, methods=["GET"]),

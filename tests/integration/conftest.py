@@ -92,6 +92,16 @@ def pipeline(prepared: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture
+def gpu_worker(pipeline: Settings) -> Iterator[Settings]:
+    """The GPU worker (on this machine's CPU) beside the pipeline."""
+    from workers.gpu.worker import run_gpu_worker
+
+    part = async_part("gpu-worker", lambda stop: run_gpu_worker(pipeline, stop))
+    yield pipeline
+    part.stop()
+
+
+@pytest.fixture
 def client(prepared: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(prepared), raise_server_exceptions=False) as test_client:
         yield test_client
