@@ -47,7 +47,8 @@ class Settings:
     namespace: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
-    session_secret: str = field(default="", repr=False)
+    # JetStream replicas of the command stream: 1 on one machine, 3 on a 3-node cluster.
+    nats_replicas: int = 1
     models_dir: Path | None = None
 
     @classmethod
@@ -76,7 +77,7 @@ class Settings:
             namespace=namespace,
             host=env.get("ORFEAS_HOST", "127.0.0.1"),
             port=_int(env, "ORFEAS_PORT", 8000),
-            session_secret=env.get("ORFEAS_SESSION_SECRET", ""),
+            nats_replicas=_int(env, "ORFEAS_NATS_REPLICAS", 1),
             models_dir=Path(models) if models else None,
         )
 
@@ -92,8 +93,8 @@ class Settings:
             env["ORFEAS_DATABASE_URL"] = self.database_url
         if self.nats_url:
             env["ORFEAS_NATS_URL"] = self.nats_url
-        if self.session_secret:
-            env["ORFEAS_SESSION_SECRET"] = self.session_secret
+        if self.nats_replicas != 1:
+            env["ORFEAS_NATS_REPLICAS"] = str(self.nats_replicas)
         if self.models_dir:
             env["ORFEAS_MODELS_DIR"] = str(self.models_dir)
         if self.s3:

@@ -45,7 +45,7 @@ async def _prepare_stream(settings: Settings) -> None:
     assert settings.nats_url is not None
     nc = await connect(settings.nats_url, "orfeas-prepare")
     try:
-        await ensure_stream(nc.jetstream(), CommandStream(settings.namespace))
+        await ensure_stream(nc.jetstream(), CommandStream.of(settings))
     finally:
         await nc.drain()
 

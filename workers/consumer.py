@@ -67,7 +67,7 @@ class CommandConsumer:
         studio: Studio,
     ) -> None:
         _, self._nats_url, _ = settings.require_services()
-        self._stream = CommandStream(settings.namespace)
+        self._stream = CommandStream.of(settings)
         self._identity = identity
         self._filter = filter_subject
         self._handler = handler

@@ -26,6 +26,7 @@ from nats.js.api import (
 from nats.js.errors import BadRequestError
 
 from core.errors import MessagingError
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,11 @@ class CommandStream:
     """Names on the NATS server for one studio namespace (empty in production)."""
 
     namespace: str = ""
+    replicas: int = 1
+
+    @classmethod
+    def of(cls, settings: Settings) -> CommandStream:
+        return cls(settings.namespace, settings.nats_replicas)
 
     @property
     def name(self) -> str:
@@ -74,6 +80,7 @@ async def ensure_stream(js: JetStreamContext, stream: CommandStream) -> None:
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=stream.replicas,
     )
     try:
         await js.add_stream(config)  # idempotent when the stream exists with this config

@@ -52,7 +52,7 @@ def command_message(event: Job.Requested) -> tuple[str, dict[str, str], bytes]:
 class OutboxDispatcher:
     def __init__(self, settings: Settings) -> None:
         database_url, self._nats_url, _ = settings.require_services()
-        self._stream = CommandStream(settings.namespace)
+        self._stream = CommandStream.of(settings)
         env = eventstore_env(database_url)
         self._studio = Studio(env=env)
         factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
