@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core workers api infra tests bench
+	$(VENV)/bin/ruff check core workers api infra tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
