@@ -103,8 +103,8 @@ async def _project_body(request: Request, project_id: UUID) -> dict[str, Any]:
         "created_at": project.created_on,
         "updated_at": project.modified_on,
         "members": [
-            {"user_id": uid, "username": names.get(uid), "role": role.label}
-            for uid, role in sorted(project.members.items(), key=lambda m: -m[1])
+            {"user_id": uid, "username": names.get(uid), "role": role}
+            for uid, role in sorted(project.members.items(), key=lambda m: -Role.parse(m[1]))
         ],
         "assets": len(project.assets),
     }

@@ -16,6 +16,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.events.roles import Role
 
 MAX_NAME_LENGTH = 200
+MAX_MESSAGE_LENGTH = 2000
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,14 @@ class Asset:
     size: int
     filename: str
     uploaded_by: str
+
+
+@dataclass(frozen=True)
+class Version:
+    version_id: str
+    position: int
+    message: str
+    author: str
 
 
 class Project(Aggregate):
@@ -67,11 +76,26 @@ class Project(Aggregate):
     class Deleted(Aggregate.Event):
         actor: str
 
+    class VersionTagged(Aggregate.Event):
+        version_id: str
+        position: int
+        message: str
+        actor: str
+
+    class RevertedTo(Aggregate.Event):
+        version_id: str
+        position: int
+        actor: str
+
     @event(Created)
     def __init__(self, name: str, owner: str, actor: str) -> None:
         self.name = name
-        self.members: dict[str, Role] = {owner: Role.OWNER}
+        # Role labels, not Role values: snapshots store state as JSON, where an IntEnum would
+        # come back as a bare int.
+        self.members: dict[str, str] = {owner: Role.OWNER.label}
         self.assets: dict[str, Asset] = {}
+        self.versions: dict[str, Version] = {}
+        self.last_revert: str | None = None
         self.deleted = False
 
     # -- commands ---------------------------------------------------------------------------
@@ -93,7 +117,7 @@ class Project(Aggregate):
 
     def invite(self, user: str, role: Role, actor: str) -> None:
         self._check_alive()
-        current = self.members.get(user)
+        current = self.role_of(user)
         if current is None:
             self._member_invited(user=user, role=role.label, actor=actor)
         elif current != role:
@@ -122,12 +146,32 @@ class Project(Aggregate):
             actor=actor,
         )
 
+    def tag_version(self, version_id: str, position: int, message: str, actor: str) -> None:
+        self._check_alive()
+        if not isinstance(message, str) or len(message) > MAX_MESSAGE_LENGTH:
+            raise InvalidInput(f"a version message is a string of at most {MAX_MESSAGE_LENGTH}"
+                               " characters")
+        self._version_tagged(version_id=version_id, position=position, message=message.strip(),
+                             actor=actor)
+
+    def tagged_version(self, version_id: str) -> Version:
+        try:
+            return self.versions[version_id]
+        except KeyError:
+            raise NotFound(f"version {version_id} not found in project {self.id}") from None
+
+    def record_revert(self, version_id: str, actor: str) -> None:
+        self._check_alive()
+        version = self.tagged_version(version_id)
+        self._reverted_to(version_id=version_id, position=version.position, actor=actor)
+
     def delete(self, actor: str) -> None:
         self._check_alive()
         self._deleted(actor=actor)
 
     def role_of(self, user: str) -> Role | None:
-        return self.members.get(user)
+        label = self.members.get(user)
+        return None if label is None else Role.parse(label)
 
     def asset(self, asset_id: str) -> Asset:
         try:
@@ -142,7 +186,7 @@ class Project(Aggregate):
             raise NotFound(f"project {self.id} was deleted")
 
     def _check_not_last_owner(self, user: str, new_role: Role | None) -> None:
-        owners = [u for u, r in self.members.items() if r == Role.OWNER]
+        owners = [u for u, r in self.members.items() if r == Role.OWNER.label]
         if owners == [user] and new_role != Role.OWNER:
             raise Conflict("a project keeps at least one owner")
 
@@ -154,11 +198,11 @@ class Project(Aggregate):
 
     @event(MemberInvited)
     def _member_invited(self, user: str, role: str, actor: str) -> None:
-        self.members[user] = Role.parse(role)
+        self.members[user] = role
 
     @event(MemberRoleChanged)
     def _member_role_changed(self, user: str, role: str, actor: str) -> None:
-        self.members[user] = Role.parse(role)
+        self.members[user] = role
 
     @event(MemberRemoved)
     def _member_removed(self, user: str, actor: str) -> None:
@@ -183,6 +227,14 @@ class Project(Aggregate):
     @event(Deleted)
     def _deleted(self, actor: str) -> None:
         self.deleted = True
+
+    @event(VersionTagged)
+    def _version_tagged(self, version_id: str, position: int, message: str, actor: str) -> None:
+        self.versions[version_id] = Version(version_id, position, message, actor)
+
+    @event(RevertedTo)
+    def _reverted_to(self, version_id: str, position: int, actor: str) -> None:
+        self.last_revert = version_id
 
 
 def project_uuid(raw: str) -> UUID:

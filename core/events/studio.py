@@ -8,24 +8,33 @@ concurrency) a bounded number of times.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, PersistenceError
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    PersistenceError,
+    Transcoding,
+)
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from core.errors import ConfigurationError, Conflict, EventStoreError, NotFound
+from core.crdt import document
+from core.errors import ConfigurationError, Conflict, EventStoreError, InvalidInput, NotFound
 from core.events.job import Job
 from core.events.job_kinds import command_subject
-from core.events.project import Asset, Project
+from core.events.project import Asset, Project, Version
 from core.events.roles import Role
+from core.events.scene import Scene
 
-A = TypeVar("A", Project, Job)
+A = TypeVar("A", Project, Job, Scene)
 
 
 class _VersionClash(Exception):
@@ -51,9 +60,60 @@ def eventstore_env(database_url: str, **extra: str) -> dict[str, str]:
     return env | extra
 
 
+class BytesAsBase64(Transcoding):
+    type = bytes
+    name = "b64"
+
+    def encode(self, obj: bytes) -> str:
+        return base64.b64encode(obj).decode()
+
+    def decode(self, data: str) -> bytes:
+        return base64.b64decode(data)
+
+
+class AssetAsDict(Transcoding):
+    type = Asset
+    name = "orfeas_asset"
+
+    def encode(self, obj: Asset) -> dict[str, Any]:
+        return asdict(obj)
+
+    def decode(self, data: dict[str, Any]) -> Asset:
+        return Asset(**data)
+
+
+class VersionAsDict(Transcoding):
+    type = Version
+    name = "orfeas_version"
+
+    def encode(self, obj: Version) -> dict[str, Any]:
+        return asdict(obj)
+
+    def decode(self, data: dict[str, Any]) -> Version:
+        return Version(**data)
+
+
+@dataclass(frozen=True)
+class ProjectState:
+    """A project as it was at one log position (or now)."""
+
+    project_id: UUID
+    position: int
+    name: str
+    members: dict[str, str]
+    scene: bytes
+
+
 class Studio(Application[UUID]):
     name = "Studio"
-    snapshotting_intervals = {Project: 50, Job: 20}
+    # Scenes compact every COMPACT_EVERY_UPDATES updates; a snapshot interval of the same order
+    # keeps every load (and every trip back in time) to one snapshot plus a short tail.
+    snapshotting_intervals = {Project: 50, Job: 20, Scene: 100}  # type: ignore[dict-item]
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in (BytesAsBase64(), AssetAsDict(), VersionAsDict()):
+            transcoder.register(transcoding)
 
     @classmethod
     def connect(cls, database_url: str) -> Studio:
@@ -63,7 +123,8 @@ class Studio(Application[UUID]):
 
     def create_project(self, name: str, actor: str) -> UUID:
         project = Project(name=Project.check_name(name), owner=actor, actor=actor)
-        self._save(project)
+        scene = Scene(project_id=str(project.id))
+        self._save(project, scene)
         return project.id
 
     def rename_project(self, project_id: UUID, name: str, actor: str) -> int:
@@ -86,6 +147,92 @@ class Studio(Application[UUID]):
         if project.deleted:
             raise NotFound(f"project {project_id} was deleted")
         return project
+
+    # -- scene ------------------------------------------------------------------------------
+
+    def append_scene_updates(
+        self, project_id: UUID, updates: Sequence[tuple[bytes, str, str]]
+    ) -> int:
+        """Append many ``(update, actor, origin)`` in one transaction; returns the last position.
+
+        This is the scene log's batched path: one table lock and one commit for the whole
+        batch, compacting when the tail has grown long.
+        """
+        def apply(scene: Scene) -> None:
+            for update, actor, origin in updates:
+                scene.record(update, actor, origin)
+            if scene.needs_compaction:
+                scene.compact(actor="server")
+
+        return self._command(Scene.create_id(str(project_id)), Scene, apply)
+
+    def edit_scene(self, project_id: UUID, changes: dict[str, dict[str, Any] | None],
+                   actor: str, origin: str) -> int:
+        """Set or delete whole objects as one server-made update (used by commands)."""
+        def apply(scene: Scene) -> None:
+            scene.record(document.edit(scene.state, changes, origin=origin), actor, origin)
+            if scene.needs_compaction:
+                scene.compact(actor="server")
+
+        return self._command(Scene.create_id(str(project_id)), Scene, apply)
+
+    def scene(self, project_id: UUID) -> Scene:
+        return self._load(Scene.create_id(str(project_id)), Scene)
+
+    # -- versions and time travel ---------------------------------------------------------
+
+    def tag_version(self, project_id: UUID, message: str, actor: str) -> tuple[str, int]:
+        """Name the current log position; returns the version id and that position."""
+        version_id = str(uuid4())
+        position = self.max_position()
+        self._command(project_id, Project,
+                      lambda p: p.tag_version(version_id, position, message, actor))
+        return version_id, position
+
+    def state_at(self, project_id: UUID, position: int | None = None) -> ProjectState:
+        """The project and its scene as they were once the event at ``position`` was stored."""
+        head = self.max_position()
+        if position is None:
+            position = head
+        if position < 1 or position > head:
+            raise InvalidInput(f"position {position} is outside the log (1..{head})")
+        scene_id = Scene.create_id(str(project_id))
+        versions = self._versions_at({project_id, scene_id}, position)
+        if project_id not in versions:
+            raise NotFound(f"project {project_id} did not exist at position {position}")
+        project = self._load(project_id, Project, version=versions[project_id])
+        if project.deleted:
+            raise NotFound(f"project {project_id} was deleted at position {position}")
+        scene_version = versions.get(scene_id)
+        scene = b"" if scene_version is None else self._load(
+            scene_id, Scene, version=scene_version).state
+        return ProjectState(project_id, position, project.name, dict(project.members), scene)
+
+    def revert(self, project_id: UUID, version_id: str, actor: str) -> int:
+        """Make the name and the scene equal to a version's by appending events.
+
+        Membership is left as it is: reverting content must never silently give access back
+        to someone who was removed since.
+        """
+        project = self.project(project_id)
+        target = self.state_at(project_id, project.tagged_version(version_id).position)
+        scene = self.scene(project_id)
+        undo = document.revert_update(scene.state, target.scene, origin=f"revert:{version_id}")
+        if not document.is_empty(undo):
+            scene.record(undo, actor, f"revert:{version_id}")
+        project.rename(target.name, actor)
+        project.record_revert(version_id, actor)
+        return self._save(project, scene)
+
+    def _versions_at(self, aggregate_ids: set[UUID], position: int) -> dict[UUID, int]:
+        datastore = self.recorder.datastore  # type: ignore[attr-defined]
+        query = (
+            "SELECT originator_id, max(originator_version) AS version FROM studio_events"
+            " WHERE originator_id = ANY(%s) AND notification_id <= %s GROUP BY originator_id"
+        )
+        with datastore.transaction(commit=False) as curs:
+            curs.execute(query, (list(aggregate_ids), position))
+            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -153,9 +300,9 @@ class Studio(Application[UUID]):
         except _VersionClash:
             raise Conflict(f"{cls.__name__} {aggregate_id} is changing too fast; retry") from None
 
-    def _load(self, aggregate_id: UUID, cls: type[A]) -> A:
+    def _load(self, aggregate_id: UUID, cls: type[A], version: int | None = None) -> A:
         try:
-            aggregate: object = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id, version=version)
         except AggregateNotFoundError:
             raise NotFound(f"{cls.__name__.lower()} {aggregate_id} not found") from None
         except PersistenceError as e:
@@ -164,14 +311,14 @@ class Studio(Application[UUID]):
             raise NotFound(f"{cls.__name__.lower()} {aggregate_id} not found")
         return aggregate
 
-    def _save(self, aggregate: Project | Job) -> int:
-        """Save pending events; returns the log position of the last one (0 if none)."""
+    def _save(self, *aggregates: Project | Job | Scene) -> int:
+        """Save pending events in one transaction; returns the last one's position (0 if none)."""
         try:
-            recordings = self.save(aggregate)
+            recordings = self.save(*aggregates)  # type: ignore[arg-type]
         except IntegrityError as e:
             raise _VersionClash(str(e)) from e
         except PersistenceError as e:
-            raise EventStoreError(f"could not save {aggregate.id}: {e}") from e
+            raise EventStoreError(f"could not save {[a.id for a in aggregates]}: {e}") from e
         last = recordings[-1].notification.id if recordings else None
         return last or 0
 

@@ -1,0 +1,119 @@
+"""The scene document: a Yjs doc with two top-level maps, and the pure operations on its bytes.
+
+Schema (mirrored by the browser):
+
+- ``objects``: object id → map of ``name`` (str), ``asset`` (asset id), ``blob`` (mesh blob key),
+  ``transform`` ({position: [x,y,z], rotation: [x,y,z,w], scale: [x,y,z]}), ``material`` (map),
+  ``style`` (str), ``visible`` (bool), ``locked`` (bool), ``created_by`` (user id).
+- ``meta``: free scene-wide settings (units, up axis, background).
+
+Everything here works on update bytes (the Yjs v1 encoding), so the event log, snapshots and
+the wire protocol all speak the same format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pycrdt import Doc, Map, merge_updates
+
+from core.errors import InvalidInput
+
+OBJECTS = "objects"
+META = "meta"
+OBJECT_FIELDS = ("name", "asset", "blob", "transform", "material", "style", "visible", "locked",
+                 "created_by")
+
+
+def load(*updates: bytes) -> Doc:
+    """A doc with every update applied (an invalid update raises :class:`InvalidInput`)."""
+    doc: Doc = Doc()
+    for update in updates:
+        if update:
+            try:
+                doc.apply_update(update)
+            except Exception as e:  # pycrdt raises plain exceptions for bad encodings
+                raise InvalidInput(f"not a Yjs update: {e}") from None
+    return doc
+
+
+EMPTY_UPDATE = b"\x00\x00"  # no structs, empty delete set
+
+
+def is_empty(update: bytes) -> bool:
+    return update in (b"", EMPTY_UPDATE)
+
+
+def merge(updates: Iterable[bytes]) -> bytes:
+    present = [u for u in updates if u]
+    if not present:
+        return b""
+    if len(present) == 1:
+        return present[0]
+    return bytes(merge_updates(*present))
+
+
+def snapshot(state: bytes) -> dict[str, Any]:
+    """The document as plain JSON: ``{"objects": {...}, "meta": {...}}``."""
+    doc = load(state)
+    return {OBJECTS: doc.get(OBJECTS, type=Map).to_py() or {},
+            META: doc.get(META, type=Map).to_py() or {}}
+
+
+def edit(state: bytes, changes: dict[str, dict[str, Any] | None],
+         meta: dict[str, Any] | None = None, origin: str = "server") -> bytes:
+    """The update that sets (or, for ``None``, deletes) objects on top of ``state``."""
+    doc = load(state)
+    before = doc.get_state()
+    objects = doc.get(OBJECTS, type=Map)
+    meta_map = doc.get(META, type=Map)
+    with doc.transaction(origin=origin):
+        for object_id, fields in changes.items():
+            if fields is None:
+                if object_id in objects:
+                    del objects[object_id]
+            else:
+                objects[object_id] = Map(fields)
+        for key, value in (meta or {}).items():
+            meta_map[key] = value
+    return bytes(doc.get_update(before))
+
+
+def revert_update(current: bytes, target: bytes, origin: str = "revert") -> bytes:
+    """The update that makes a doc at ``current`` equal to ``target`` (no history removed)."""
+    now, then = snapshot(current), snapshot(target)
+    changes: dict[str, dict[str, Any] | None] = {
+        oid: None for oid in now[OBJECTS] if oid not in then[OBJECTS]
+    }
+    for oid, fields in then[OBJECTS].items():
+        if now[OBJECTS].get(oid) != fields:
+            changes[oid] = fields
+    doc = load(current)
+    before = doc.get_state()
+    objects = doc.get(OBJECTS, type=Map)
+    meta_map = doc.get(META, type=Map)
+    with doc.transaction(origin=origin):
+        for oid, fields in changes.items():
+            if fields is None:
+                del objects[oid]
+            else:
+                objects[oid] = Map(fields)
+        for key in [k for k in now[META] if k not in then[META]]:
+            del meta_map[key]
+        for key, value in then[META].items():
+            if now[META].get(key) != value:
+                meta_map[key] = value
+    return bytes(doc.get_update(before))
+
+
+def diff_objects(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """Objects added, removed and changed (with the names of the fields that changed)."""
+    added = sorted(k for k in new if k not in old)
+    removed = sorted(k for k in old if k not in new)
+    changed = {}
+    for oid in sorted(k for k in new if k in old and new[k] != old[k]):
+        fields = sorted(f for f in set(old[oid]) | set(new[oid])
+                        if old[oid].get(f) != new[oid].get(f))
+        changed[oid] = fields
+    return {"added": added, "removed": removed, "changed": changed}
