@@ -19,19 +19,17 @@ from core.events.blobs import BlobStore
 from core.events.jetstream import CommandStream, connect, ensure_stream
 from core.events.outbox import TRACKING_NAME
 from core.events.studio import Studio, eventstore_env
-from core.projections.registry import READ_MODELS
+from core.projections.runner import ProjectionRunner
 from core.settings import Settings
 
 
 def prepare_database(database_url: str) -> None:
     env = eventstore_env(database_url)
-    Studio(env=env).close()
-    for name, view in [(m.name, m.view) for m in READ_MODELS] + [
-        (TRACKING_NAME, PostgresTrackingRecorder)
-    ]:
-        factory = InfrastructureFactory.construct(env=Environment(name, env))
-        recorder = factory.tracking_recorder(view)
-        recorder.datastore.close()  # type: ignore[attr-defined]
+    Studio(env=env).close()  # the event and snapshot tables
+    ProjectionRunner(database_url).close()  # read-model tables and their positions
+    factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
+    outbox = factory.tracking_recorder(PostgresTrackingRecorder)  # the outbox position
+    outbox.datastore.close()  # type: ignore[attr-defined]
     asyncio.run(_prepare_accounts(database_url))
 
 

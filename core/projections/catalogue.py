@@ -5,14 +5,12 @@ from __future__ import annotations
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.persistence import Tracking
-from eventsourcing.projection import Projection
-
 from core.events.project import Project
-from core.projections.view import ReadModelView, Statement
+from core.projections.readmodel import ReadModel, Statement
 
 
-class CatalogueView(ReadModelView):
+class CatalogueReadModel(ReadModel):
+    name = "catalogue"
     tables = ("rm_projects", "rm_members", "rm_assets")
     create_sql = (
         "CREATE TABLE IF NOT EXISTS rm_projects ("
@@ -31,99 +29,62 @@ class CatalogueView(ReadModelView):
         "CREATE INDEX IF NOT EXISTS rm_assets_project ON rm_assets (project_id)",
     )
 
-
-class CatalogueProjection(Projection[CatalogueView]):
-    name = "catalogue"
-    # No topic filter: every event advances the tracking position, so "caught up" and "lag"
-    # compare with the head of the whole log.
-
     @singledispatchmethod
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        self.view.apply(tracking, [])
+    def statements(self, event: Any, position: int) -> list[Statement]:
+        return []
 
-    @process_event.register
-    def _(self, e: Project.Created, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "INSERT INTO rm_projects (id, name, owner, created_at, updated_at)"
-                    " VALUES (%(id)s, %(name)s, %(owner)s, %(at)s, %(at)s)",
-                    {"id": e.originator_id, "name": e.name, "owner": e.owner, "at": e.timestamp},
-                ),
-                _member(e.originator_id, e.owner, "owner", e.timestamp),
-            ],
-        )
+    @statements.register
+    def _(self, e: Project.Created, position: int) -> list[Statement]:
+        return [
+            (
+                "INSERT INTO rm_projects (id, name, owner, created_at, updated_at)"
+                " VALUES (%(id)s, %(name)s, %(owner)s, %(at)s, %(at)s)",
+                {"id": e.originator_id, "name": e.name, "owner": e.owner, "at": e.timestamp},
+            ),
+            _member(e.originator_id, e.owner, "owner", e.timestamp),
+        ]
 
-    @process_event.register
-    def _(self, e: Project.Renamed, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "UPDATE rm_projects SET name = %(name)s, updated_at = %(at)s WHERE id = %(id)s",
-                    {"id": e.originator_id, "name": e.name, "at": e.timestamp},
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Project.Renamed, position: int) -> list[Statement]:
+        return [(
+            "UPDATE rm_projects SET name = %(name)s, updated_at = %(at)s WHERE id = %(id)s",
+            {"id": e.originator_id, "name": e.name, "at": e.timestamp},
+        )]
 
-    @process_event.register
-    def _(self, e: Project.MemberInvited, tracking: Tracking) -> None:
-        self.view.apply(tracking, [_member(e.originator_id, e.user, e.role, e.timestamp)])
+    @statements.register
+    def _(self, e: Project.MemberInvited, position: int) -> list[Statement]:
+        return [_member(e.originator_id, e.user, e.role, e.timestamp)]
 
-    @process_event.register
-    def _(self, e: Project.MemberRoleChanged, tracking: Tracking) -> None:
-        self.view.apply(tracking, [_member(e.originator_id, e.user, e.role, e.timestamp)])
+    @statements.register
+    def _(self, e: Project.MemberRoleChanged, position: int) -> list[Statement]:
+        return [_member(e.originator_id, e.user, e.role, e.timestamp)]
 
-    @process_event.register
-    def _(self, e: Project.MemberRemoved, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "DELETE FROM rm_members WHERE project_id = %(id)s AND user_id = %(user)s",
-                    {"id": e.originator_id, "user": e.user},
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Project.MemberRemoved, position: int) -> list[Statement]:
+        return [(
+            "DELETE FROM rm_members WHERE project_id = %(id)s AND user_id = %(user)s",
+            {"id": e.originator_id, "user": e.user},
+        )]
 
-    @process_event.register
-    def _(self, e: Project.AssetUploaded, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "INSERT INTO rm_assets (asset_id, project_id, blob_key, sha256, media_type,"
-                    " kind, size, filename, uploaded_by, uploaded_at) VALUES (%(asset)s, %(id)s,"
-                    " %(blob)s, %(sha)s, %(media)s, %(kind)s, %(size)s, %(filename)s, %(actor)s,"
-                    " %(at)s)",
-                    {
-                        "asset": e.asset_id,
-                        "id": e.originator_id,
-                        "blob": e.blob_key,
-                        "sha": e.sha256,
-                        "media": e.media_type,
-                        "kind": e.kind,
-                        "size": e.size,
-                        "filename": e.filename,
-                        "actor": e.actor,
-                        "at": e.timestamp,
-                    },
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Project.AssetUploaded, position: int) -> list[Statement]:
+        return [(
+            "INSERT INTO rm_assets (asset_id, project_id, blob_key, sha256, media_type, kind,"
+            " size, filename, uploaded_by, uploaded_at) VALUES (%(asset)s, %(id)s, %(blob)s,"
+            " %(sha)s, %(media)s, %(kind)s, %(size)s, %(filename)s, %(actor)s, %(at)s)",
+            {
+                "asset": e.asset_id, "id": e.originator_id, "blob": e.blob_key,
+                "sha": e.sha256, "media": e.media_type, "kind": e.kind, "size": e.size,
+                "filename": e.filename, "actor": e.actor, "at": e.timestamp,
+            },
+        )]
 
-    @process_event.register
-    def _(self, e: Project.Deleted, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "UPDATE rm_projects SET deleted = true, updated_at = %(at)s WHERE id = %(id)s",
-                    {"id": e.originator_id, "at": e.timestamp},
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Project.Deleted, position: int) -> list[Statement]:
+        return [(
+            "UPDATE rm_projects SET deleted = true, updated_at = %(at)s WHERE id = %(id)s",
+            {"id": e.originator_id, "at": e.timestamp},
+        )]
 
 
 def _member(project_id: Any, user: str, role: str, at: Any) -> Statement:

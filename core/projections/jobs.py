@@ -5,16 +5,15 @@ from __future__ import annotations
 from functools import singledispatchmethod
 from typing import Any
 
-from eventsourcing.persistence import Tracking
-from eventsourcing.projection import Projection
 from psycopg.types.json import Jsonb
 
 from core.events.job import Job, JobState
 from core.events.job_kinds import MESH_ANALYSE
-from core.projections.view import ReadModelView, Statement
+from core.projections.readmodel import ReadModel, Statement
 
 
-class JobsView(ReadModelView):
+class JobsReadModel(ReadModel):
+    name = "jobs"
     tables = ("rm_jobs", "rm_mesh_analyses")
     create_sql = (
         "CREATE TABLE IF NOT EXISTS rm_jobs ("
@@ -30,68 +29,38 @@ class JobsView(ReadModelView):
         " analysed_at timestamptz NOT NULL)",
     )
 
-
-class JobsProjection(Projection[JobsView]):
-    name = "jobs"
-    # No topic filter: every event advances the tracking position, so "caught up" and "lag"
-    # compare with the head of the whole log.
-
     @singledispatchmethod
-    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        self.view.apply(tracking, [])
+    def statements(self, event: Any, position: int) -> list[Statement]:
+        return []
 
-    @process_event.register
-    def _(self, e: Job.Requested, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                (
-                    "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
-                    " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s,"
-                    " %(kind)s, %(state)s, %(inputs)s, %(params)s, %(key)s, %(actor)s, %(at)s,"
-                    " %(at)s)",
-                    {
-                        "id": e.originator_id,
-                        "project": e.project_id,
-                        "kind": e.kind,
-                        "state": JobState.REQUESTED.value,
-                        "inputs": Jsonb(e.inputs),
-                        "params": Jsonb(e.params),
-                        "key": e.cache_key,
-                        "actor": e.actor,
-                        "at": e.timestamp,
-                    },
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Job.Requested, position: int) -> list[Statement]:
+        return [(
+            "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
+            " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s, %(kind)s,"
+            " %(state)s, %(inputs)s, %(params)s, %(key)s, %(actor)s, %(at)s, %(at)s)",
+            {
+                "id": e.originator_id, "project": e.project_id, "kind": e.kind,
+                "state": JobState.REQUESTED.value, "inputs": Jsonb(e.inputs),
+                "params": Jsonb(e.params), "key": e.cache_key, "actor": e.actor,
+                "at": e.timestamp,
+            },
+        )]
 
-    @process_event.register
-    def _(self, e: Job.Started, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [
-                _update(
-                    e,
-                    "state = %(state)s, worker = %(worker)s, device = %(device)s,"
-                    " attempts = attempts + 1",
-                    state=JobState.STARTED.value,
-                    worker=e.worker,
-                    device=e.device,
-                )
-            ],
-        )
+    @statements.register
+    def _(self, e: Job.Started, position: int) -> list[Statement]:
+        return [_update(e, "state = %(state)s, worker = %(worker)s, device = %(device)s,"
+                           " attempts = attempts + 1",
+                        state=JobState.STARTED.value, worker=e.worker, device=e.device)]
 
-    @process_event.register
-    def _(self, e: Job.StageCompleted, tracking: Tracking) -> None:
+    @statements.register
+    def _(self, e: Job.StageCompleted, position: int) -> list[Statement]:
         stage = {"blob": e.blob, "stats": e.stats, "at": e.timestamp.isoformat()}
-        self.view.apply(
-            tracking,
-            [_update(e, "stages = stages || %(stage)s", stage=Jsonb({e.stage: stage}))],
-        )
+        return [_update(e, "stages = stages || %(stage)s", stage=Jsonb({e.stage: stage}))]
 
-    @process_event.register
-    def _(self, e: Job.Succeeded, tracking: Tracking) -> None:
-        statements = [
+    @statements.register
+    def _(self, e: Job.Succeeded, position: int) -> list[Statement]:
+        return [
             _update(e, "state = %(state)s, result = %(result)s",
                     state=JobState.SUCCEEDED.value, result=Jsonb(e.result)),
             (
@@ -105,21 +74,15 @@ class JobsProjection(Projection[JobsView]):
                  "kind": MESH_ANALYSE},
             ),
         ]
-        self.view.apply(tracking, statements)
 
-    @process_event.register
-    def _(self, e: Job.Failed, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking,
-            [_update(e, "state = %(state)s, error = %(reason)s",
-                     state=JobState.FAILED.value, reason=e.reason)],
-        )
+    @statements.register
+    def _(self, e: Job.Failed, position: int) -> list[Statement]:
+        return [_update(e, "state = %(state)s, error = %(reason)s",
+                        state=JobState.FAILED.value, reason=e.reason)]
 
-    @process_event.register
-    def _(self, e: Job.Cancelled, tracking: Tracking) -> None:
-        self.view.apply(
-            tracking, [_update(e, "state = %(state)s", state=JobState.CANCELLED.value)]
-        )
+    @statements.register
+    def _(self, e: Job.Cancelled, position: int) -> list[Statement]:
+        return [_update(e, "state = %(state)s", state=JobState.CANCELLED.value)]
 
 
 def _update(e: Any, assignments: str, **params: Any) -> Statement:

@@ -17,7 +17,7 @@ from psycopg.errors import UndefinedTable
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from core.projections.registry import APPLICATION_NAME, EVENTS_TABLE, READ_MODELS
+from core.projections.registry import EVENTS_TABLE, READ_MODEL_NAMES, TRACKING_TABLE
 
 CATCH_UP_TIMEOUT_S = 3.0
 
@@ -28,23 +28,16 @@ class ReadModels:
 
     async def positions(self) -> dict[str, int]:
         """Each read model's position in the log, and the log's own head (``"log"``)."""
-        parts = [
-            sql.SQL(
-                "(SELECT coalesce(max(notification_id), 0) FROM {} WHERE application_name = %s)"
-                " AS {}"
-            ).format(sql.Identifier(m.tracking_table), sql.Identifier(m.name))
-            for m in READ_MODELS
-        ]
-        head = sql.SQL("(SELECT coalesce(max(notification_id), 0) FROM {}) AS log").format(
-            sql.Identifier(EVENTS_TABLE)
-        )
-        query = sql.SQL("SELECT {}, {}").format(head, sql.SQL(", ").join(parts))
+        query = sql.SQL(
+            "SELECT 'log' AS name, coalesce(max(notification_id), 0) AS position FROM {}"
+            " UNION ALL SELECT name, position FROM {}"
+        ).format(sql.Identifier(EVENTS_TABLE), sql.Identifier(TRACKING_TABLE))
         try:
-            row = await self._fetchone(query, *[APPLICATION_NAME] * len(READ_MODELS))
+            rows = await self._fetchall(query)
         except UndefinedTable:  # nothing has run yet
-            return {"log": 0} | {m.name: 0 for m in READ_MODELS}
-        assert row is not None
-        return {"log": row["log"]} | {m.name: row[m.name] for m in READ_MODELS}
+            return {"log": 0} | {name: 0 for name in READ_MODEL_NAMES}
+        found = {row["name"]: row["position"] for row in rows}
+        return {"log": found["log"]} | {name: found.get(name, 0) for name in READ_MODEL_NAMES}
 
     async def lag(self) -> dict[str, int]:
         positions = await self.positions()

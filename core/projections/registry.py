@@ -1,31 +1,27 @@
-"""Every read model the studio keeps, by name, and how far each has followed the log."""
+"""Every read model the studio keeps, by name."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
 
-from eventsourcing.projection import Projection
-
-from core.projections.catalogue import CatalogueProjection, CatalogueView
-from core.projections.jobs import JobsProjection, JobsView
-from core.projections.view import ReadModelView
-
-
-@dataclass(frozen=True)
-class ReadModel:
-    name: str
-    projection: type[Projection[ReadModelView]]
-    view: type[ReadModelView]
-
-    @property
-    def tracking_table(self) -> str:
-        return f"{self.name}_tracking"
-
-
-READ_MODELS: tuple[ReadModel, ...] = (
-    ReadModel("catalogue", CatalogueProjection, CatalogueView),  # type: ignore[arg-type]
-    ReadModel("jobs", JobsProjection, JobsView),  # type: ignore[arg-type]
-)
+from core.projections.catalogue import CatalogueReadModel
+from core.projections.history import HistoryReadModel
+from core.projections.jobs import JobsReadModel
+from core.projections.readmodel import ReadModel
+from core.projections.scene_objects import SceneAt, SceneObjectsReadModel
 
 EVENTS_TABLE = "studio_events"
-APPLICATION_NAME = "Studio"
+TRACKING_TABLE = "rm_tracking"
+
+READ_MODEL_NAMES: tuple[str, ...] = ("catalogue", "jobs", "history", "scene_objects")
+
+
+def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
+    factories: dict[str, Callable[[], ReadModel]] = {
+        "catalogue": CatalogueReadModel,
+        "jobs": JobsReadModel,
+        "history": HistoryReadModel,
+        "scene_objects": lambda: SceneObjectsReadModel(scene_at),
+    }
+    assert tuple(factories) == READ_MODEL_NAMES
+    return {name: make() for name, make in factories.items()}

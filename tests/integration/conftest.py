@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from core.events.outbox import OutboxDispatcher
-from core.projections.runner import run_projections
+from core.projections.runner import ProjectionRunner
 from core.settings import Settings
 from infra.admin import create_user
 from infra.schema import prepare
@@ -74,8 +74,9 @@ def pipeline(prepared: Settings) -> Iterator[Settings]:
     assert prepared.database_url is not None
     url = prepared.database_url
     dispatcher = OutboxDispatcher(prepared)
+    runner = ProjectionRunner(url)
     parts = [
-        BackgroundPart("projections", lambda stop: run_projections(url, stop, poll=0.1)),
+        BackgroundPart("projections", runner.run),
         async_part("dispatcher", dispatcher.run),
         async_part("mesh-worker", lambda stop: run_mesh_worker(prepared, stop)),
     ]
@@ -87,6 +88,7 @@ def pipeline(prepared: Settings) -> Iterator[Settings]:
         except BaseException as e:  # collect, so every part is stopped
             errors.append(e)
     dispatcher.close()
+    runner.close()
     if errors:
         raise errors[0]
 

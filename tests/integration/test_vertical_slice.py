@@ -55,6 +55,7 @@ def test_upload_analyse_and_read_back(client: TestClient, pipeline: Settings, ma
 
     assert event_topics(pipeline) == [
         "core.events.project:Project.Created",
+        "core.events.scene:Scene.Created",
         "core.events.project:Project.AssetUploaded",
         "core.events.job:Job.Requested",
         "core.events.job:Job.Started",

@@ -1,0 +1,159 @@
+"""The per-project timeline (every event, one line each) and the named versions."""
+
+from __future__ import annotations
+
+from functools import singledispatchmethod
+from typing import Any
+
+from core.events.job import Job
+from core.events.project import Project
+from core.events.scene import Scene
+from core.projections.readmodel import ReadModel, Statement
+
+# Scene and job events do not carry their project: the first event of each says it, and the
+# origins table remembers it for the rest.
+_INSERT_DIRECT = (
+    "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
+    " VALUES (%(position)s, %(project)s, %(at)s, %(actor)s, %(kind)s, %(summary)s)"
+)
+_INSERT_VIA_ORIGIN = (
+    "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
+    " SELECT %(position)s, o.project_id, %(at)s, %(actor)s, %(kind)s,"
+    " replace(%(summary)s, '{kind}', o.kind) FROM rm_origins o"
+    " WHERE o.originator_id = %(origin)s"
+)
+_ORIGIN = (
+    "INSERT INTO rm_origins (originator_id, project_id, kind) VALUES (%(origin)s, %(project)s,"
+    " %(kind)s) ON CONFLICT (originator_id) DO NOTHING"
+)
+
+
+def _kind(event: Any) -> str:
+    return type(event).__qualname__
+
+
+class HistoryReadModel(ReadModel):
+    name = "history"
+    tables = ("rm_timeline", "rm_versions", "rm_origins")
+    create_sql = (
+        "CREATE TABLE IF NOT EXISTS rm_timeline ("
+        " position bigint PRIMARY KEY, project_id uuid NOT NULL, at timestamptz NOT NULL,"
+        " actor text NOT NULL, kind text NOT NULL, summary text NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS rm_timeline_project ON rm_timeline (project_id, position)",
+        "CREATE TABLE IF NOT EXISTS rm_versions ("
+        " version_id uuid PRIMARY KEY, project_id uuid NOT NULL, position bigint NOT NULL,"
+        " message text NOT NULL, author text NOT NULL, created_at timestamptz NOT NULL,"
+        " tagged_at_position bigint NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS rm_versions_project ON rm_versions (project_id, position)",
+        "CREATE TABLE IF NOT EXISTS rm_origins ("
+        " originator_id uuid PRIMARY KEY, project_id uuid NOT NULL, kind text NOT NULL)",
+    )
+
+    @singledispatchmethod
+    def statements(self, event: Any, position: int) -> list[Statement]:
+        return []
+
+    # -- project events: the project is the originator ------------------------------------
+
+    def _project_line(self, e: Any, position: int, summary: str) -> Statement:
+        return (_INSERT_DIRECT, {"position": position, "project": e.originator_id,
+                                 "at": e.timestamp, "actor": e.actor, "kind": _kind(e),
+                                 "summary": summary})
+
+    @statements.register
+    def _(self, e: Project.Created, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"created the project “{e.name}”")]
+
+    @statements.register
+    def _(self, e: Project.Renamed, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"renamed the project to “{e.name}”")]
+
+    @statements.register
+    def _(self, e: Project.MemberInvited, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"added member {e.user} as {e.role}")]
+
+    @statements.register
+    def _(self, e: Project.MemberRoleChanged, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"made member {e.user} {e.role}")]
+
+    @statements.register
+    def _(self, e: Project.MemberRemoved, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"removed member {e.user}")]
+
+    @statements.register
+    def _(self, e: Project.AssetUploaded, position: int) -> list[Statement]:
+        return [self._project_line(e, position, f"uploaded {e.filename} ({e.size} bytes)")]
+
+    @statements.register
+    def _(self, e: Project.Deleted, position: int) -> list[Statement]:
+        return [self._project_line(e, position, "deleted the project")]
+
+    @statements.register
+    def _(self, e: Project.VersionTagged, position: int) -> list[Statement]:
+        return [
+            self._project_line(e, position, f"tagged version “{e.message}”"),
+            (
+                "INSERT INTO rm_versions (version_id, project_id, position, message, author,"
+                " created_at, tagged_at_position) VALUES (%(vid)s, %(project)s, %(at_pos)s,"
+                " %(message)s, %(actor)s, %(at)s, %(position)s)",
+                {"vid": e.version_id, "project": e.originator_id, "at_pos": e.position,
+                 "message": e.message, "actor": e.actor, "at": e.timestamp,
+                 "position": position},
+            ),
+        ]
+
+    @statements.register
+    def _(self, e: Project.RevertedTo, position: int) -> list[Statement]:
+        return [self._project_line(
+            e, position, f"reverted to version {e.version_id} (position {e.position})")]
+
+    # -- scene and job events: the project comes from the origins table ------------------
+
+    def _line(self, e: Any, position: int, actor: str, summary: str) -> Statement:
+        return (_INSERT_VIA_ORIGIN, {"position": position, "origin": e.originator_id,
+                                     "at": e.timestamp, "actor": actor, "kind": _kind(e),
+                                     "summary": summary})
+
+    @statements.register
+    def _(self, e: Scene.Created, position: int) -> list[Statement]:
+        return [
+            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": "scene"}),
+            self._line(e, position, "server", "created the scene"),
+        ]
+
+    @statements.register
+    def _(self, e: Scene.Updated, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor,
+                           f"edited the scene ({e.origin}, {len(e.update)} bytes)")]
+
+    @statements.register
+    def _(self, e: Scene.Compacted, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor,
+                           f"compacted the scene ({len(e.state)} bytes)")]
+
+    @statements.register
+    def _(self, e: Job.Requested, position: int) -> list[Statement]:
+        return [
+            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind}),
+            self._line(e, position, e.actor, "requested {kind}"),
+        ]
+
+    @statements.register
+    def _(self, e: Job.Started, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, f"{{kind}} started on {e.device}")]
+
+    @statements.register
+    def _(self, e: Job.StageCompleted, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, f"{{kind}}: {e.stage} stage ready")]
+
+    @statements.register
+    def _(self, e: Job.Succeeded, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, "{kind} finished")]
+
+    @statements.register
+    def _(self, e: Job.Failed, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, f"{{kind}} failed: {e.reason[:200]}")]
+
+    @statements.register
+    def _(self, e: Job.Cancelled, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, "cancelled {kind}")]
