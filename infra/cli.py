@@ -48,8 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     api.set_defaults(run=_api)
 
     sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=_dispatcher)
-    sub.add_parser("projections", help="run the projection runner").set_defaults(
-        run=_projections)
+    projections = sub.add_parser("projections", help="run the projection runner")
+    projections.set_defaults(run=_projections)
+    projections_sub = projections.add_subparsers(metavar="ACTION")
+    rebuild = projections_sub.add_parser("rebuild", help="drop a read model and replay the log")
+    rebuild.add_argument("name", help="catalogue, jobs, history or scene_objects")
+    rebuild.set_defaults(run=_rebuild)
 
     worker = sub.add_parser("worker", help="run a worker")
     worker.add_argument("pool", choices=["gpu", "mesh"])
@@ -120,15 +124,35 @@ def _dispatcher(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _projections(args: argparse.Namespace, settings: Settings) -> int:
-    from core.projections.runner import run_projections
+    from core.projections.runner import ProjectionRunner
 
-    if not settings.database_url:
-        raise ConfigurationError("ORFEAS_DATABASE_URL is not set (or run `orfeas up`)")
+    runner = ProjectionRunner(_database_url(settings))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_projections(settings.database_url, stop)
+    try:
+        runner.run(stop)
+    finally:
+        runner.close()
     return 0
+
+
+def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from core.projections.runner import ProjectionRunner
+
+    runner = ProjectionRunner(_database_url(settings), names=[args.name])
+    try:
+        replayed = runner.rebuild(args.name)
+    finally:
+        runner.close()
+    print(f"rebuilt {args.name} from {replayed} events")
+    return 0
+
+
+def _database_url(settings: Settings) -> str:
+    if not settings.database_url:
+        raise ConfigurationError("ORFEAS_DATABASE_URL is not set (or run `orfeas up`)")
+    return settings.database_url
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
