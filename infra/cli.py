@@ -173,9 +173,12 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
         print(f"not running on {settings.data_dir.absolute()}")
         return 3
     print(f"ORFEAS Studio at {state['url']} (supervisor pid {state['pid']})")
+    all_running = True
     for group in ("services", "processes"):
         for name, pid in state[group].items():
-            print(f"  {name:<12} pid {pid:<8} {'running' if pid_alive(pid) else 'NOT RUNNING'}")
+            running = pid_alive(pid)
+            all_running &= running
+            print(f"  {name:<12} pid {pid:<8} {'running' if running else 'NOT RUNNING'}")
     try:
         with urllib.request.urlopen(f"{state['url']}/readyz", timeout=5) as r:  # noqa: S310
             ready = json.load(r)
@@ -185,7 +188,7 @@ def _status(args: argparse.Namespace, settings: Settings) -> int:
     for name, check in ready["checks"].items():
         detail = {k: v for k, v in check.items() if k != "ok"}
         print(f"  {name:<12} {'ok' if check['ok'] else 'FAILING':<8} {json.dumps(detail)}")
-    return 0
+    return 0 if all_running and ready["status"] == "ready" else 1
 
 
 def _create_user(args: argparse.Namespace, settings: Settings) -> int:

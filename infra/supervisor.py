@@ -13,6 +13,7 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -68,10 +69,12 @@ class Supervisor:
         self._lock_file: Any = None
         self._stack: EmbeddedStack | None = None
         self._env: dict[str, str] = {}
+        self._state_for: tuple[Settings, str] | None = None
 
     def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        self._check_port()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: self._stop.set())
         stack = self._stack = EmbeddedStack(self.settings.replace(data_dir=self.data_dir),
@@ -83,10 +86,14 @@ class Supervisor:
                 return 130
             self._say("preparing tables, stream and bucket")
             prepare(full)
+            if self._stop.is_set():
+                return 130
             self._start_parts(full)
             url = f"http://{full.host}:{full.port}"
-            self._wait_ready(url)
+            if not self._wait_ready(url):
+                return 130
             self._write_state(full, url)
+            self._state_for = (full, url)
             self._say(f"ready: ORFEAS Studio at {url}  (Ctrl-C stops it)")
             self._watch()
             return 0
@@ -114,6 +121,22 @@ class Supervisor:
                 f"another `orfeas up` is running on {self.data_dir}; `orfeas status` shows it"
             ) from None
 
+    def _check_port(self) -> None:
+        """Refuse a port that something already listens on, before anything starts: the API
+        child would fail to bind it, and /readyz would be answered by whatever holds it."""
+        host, port = self.settings.host, self.settings.port
+        try:
+            family, kind, proto, _, address = socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM)[0]
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+                sock.bind(address)
+        except OSError as e:
+            raise ConfigurationError(
+                f"port {port} on {host} is in use or unavailable ({e.strerror or e}); "
+                "choose another with --port"
+            ) from None
+
     def _start_parts(self, settings: Settings) -> None:
         self._env = dict(os.environ) | settings.to_env() | {"PYTHONUNBUFFERED": "1"}
         self._parts = parts(settings)
@@ -128,11 +151,13 @@ class Supervisor:
         )
         part.started_at = time.monotonic()
 
-    def _wait_ready(self, url: str) -> None:
+    def _wait_ready(self, url: str) -> bool:
+        """Whether the API came up; False if a signal asked to stop meanwhile."""
         api = self._parts[0]
         self._say("api: waiting until every service answers /readyz")
-        wait_until(lambda: _ready(url), timeout=READY_TIMEOUT_S, what="api /readyz",
-                   process=api.process, interval=0.25)
+        wait_until(lambda: self._stop.is_set() or _ready(url), timeout=READY_TIMEOUT_S,
+                   what="api /readyz", process=api.process, interval=0.25)
+        return not self._stop.is_set()
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
@@ -152,6 +177,10 @@ class Supervisor:
                     part.restarts += 1
                     part.next_start = 0.0
                     self._spawn(part)
+                    pid = part.process.pid if part.process else "?"
+                    self._say(f"{part.name}: restarted (pid {pid})")
+                    if self._state_for is not None:  # so `orfeas status` sees the new pid
+                        self._write_state(*self._state_for)
 
     def _write_state(self, settings: Settings, url: str) -> None:
         state = {

@@ -60,7 +60,8 @@ async def _postgres(res: Resources) -> dict[str, Any]:
 
 async def _nats(res: Resources) -> dict[str, Any]:
     info = await res.nats.jetstream().account_info()
-    return {"version": res.nats.connected_server_version.__str__(),
+    version = res.nats.connected_server_version
+    return {"version": f"{version.major}.{version.minor}.{version.patch}",
             "jetstream": {"streams": info.streams, "consumers": info.consumers}}
 
 
