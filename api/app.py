@@ -7,7 +7,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.problems import EXCEPTION_HANDLERS
 from api.resources import lifespan_for
-from api.routes import accounts, assets, generation, health, jobs, meshes, projects
+from api.routes import accounts, assets, generation, health, history, jobs, meshes, projects
 from core.settings import Settings
 
 V1 = "/api/v1"
@@ -30,11 +30,19 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/projects/{{project_id}}/invite", projects.invite, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", assets.upload_asset, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", projects.list_assets, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/versions", history.tag_version, methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/versions", history.list_versions, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/versions/diff", history.diff, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/versions/{{version_id}}/revert", history.revert,
+              methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/state", history.get_state, methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/timeline", history.timeline, methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}/generate", generation.request_generation,
               methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.request_analysis, methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}", jobs.get_job, methods=["GET"]),
+        Route(f"{V1}/jobs/{{job_id}}/undo", jobs.undo_job, methods=["POST"]),
     ]
 
 

@@ -61,22 +61,22 @@ def snapshot(state: bytes) -> dict[str, Any]:
             META: doc.get(META, type=Map).to_py() or {}}
 
 
-def edit(state: bytes, changes: dict[str, dict[str, Any] | None],
+def edit(state: bytes, changes: dict[str, dict[str, Any] | None], *, exact: bool = False,
          meta: dict[str, Any] | None = None, origin: str = "server") -> bytes:
-    """The update that sets (or, for ``None``, deletes) objects on top of ``state``."""
+    """The update that applies ``changes`` (object id → fields, or None to delete) to ``state``.
+
+    Objects are patched key by key rather than replaced, so that a collaborator editing
+    another key of the same object at the same time keeps their edit. With ``exact`` the keys
+    not named are removed too, which restores an object to a recorded value.
+    """
     doc = load(state)
     before = doc.get_state()
     objects = doc.get(OBJECTS, type=Map)
-    meta_map = doc.get(META, type=Map)
     with doc.transaction(origin=origin):
         for object_id, fields in changes.items():
-            if fields is None:
-                if object_id in objects:
-                    del objects[object_id]
-            else:
-                objects[object_id] = Map(fields)
-        for key, value in (meta or {}).items():
-            meta_map[key] = value
+            _set_object(objects, object_id, fields, exact)
+        if meta is not None:
+            _patch(doc.get(META, type=Map), meta, exact)
     return bytes(doc.get_update(before))
 
 
@@ -89,22 +89,30 @@ def revert_update(current: bytes, target: bytes, origin: str = "revert") -> byte
     for oid, fields in then[OBJECTS].items():
         if now[OBJECTS].get(oid) != fields:
             changes[oid] = fields
-    doc = load(current)
-    before = doc.get_state()
-    objects = doc.get(OBJECTS, type=Map)
-    meta_map = doc.get(META, type=Map)
-    with doc.transaction(origin=origin):
-        for oid, fields in changes.items():
-            if fields is None:
-                del objects[oid]
-            else:
-                objects[oid] = Map(fields)
-        for key in [k for k in now[META] if k not in then[META]]:
-            del meta_map[key]
-        for key, value in then[META].items():
-            if now[META].get(key) != value:
-                meta_map[key] = value
-    return bytes(doc.get_update(before))
+    return edit(current, changes, exact=True, meta=then[META], origin=origin)
+
+
+def _set_object(objects: Map, object_id: str, fields: dict[str, Any] | None,
+                exact: bool) -> None:
+    if fields is None:
+        if object_id in objects:
+            del objects[object_id]
+        return
+    existing = objects.get(object_id)
+    if not isinstance(existing, Map):
+        objects[object_id] = Map(fields)
+        return
+    _patch(existing, fields, exact)
+
+
+def _patch(target: Map, fields: dict[str, Any], exact: bool) -> None:
+    current = target.to_py() or {}
+    if exact:
+        for key in [k for k in current if k not in fields]:
+            del target[key]
+    for key, value in fields.items():
+        if current.get(key) != value:
+            target[key] = value
 
 
 def diff_objects(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

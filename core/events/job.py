@@ -75,6 +75,14 @@ class Job(Aggregate):
     class Cancelled(Aggregate.Event):
         actor: str
 
+    class SceneChanged(Aggregate.Event):
+        before: dict[str, Any]
+        after: dict[str, Any]
+        actor: str
+
+    class Undone(Aggregate.Event):
+        actor: str
+
     @event(Requested)
     def __init__(
         self,
@@ -98,6 +106,11 @@ class Job(Aggregate):
         self.stages: dict[str, dict[str, Any]] = {}
         self.result: dict[str, Any] | None = None
         self.error: str | None = None
+        # What the job did to the scene: each object's value before the job first touched it
+        # (None: it did not exist) and after the job last did. Undo restores ``scene_before``.
+        self.scene_before: dict[str, Any] = {}
+        self.scene_after: dict[str, Any] = {}
+        self.undone = False
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -122,6 +135,19 @@ class Job(Aggregate):
     def cancel(self, actor: str) -> None:
         self._transition(JobState.CANCELLED)
         self._cancelled(actor=actor)
+
+    def record_scene_change(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        self._check_running()
+        self._scene_changed(before=before, after=after, actor=self.worker or "")
+
+    def undo(self, actor: str) -> None:
+        if not self.state.finished:
+            raise Conflict(f"job {self.id} is still {self.state.value}; cancel it first")
+        if self.undone:
+            raise Conflict(f"job {self.id} was already undone")
+        if not self.scene_before:
+            raise Conflict(f"job {self.id} changed nothing that could be undone")
+        self._undone(actor=actor)
 
     # -- guards -----------------------------------------------------------------------------
 
@@ -165,3 +191,13 @@ class Job(Aggregate):
     @event(Cancelled)
     def _cancelled(self, actor: str) -> None:
         self.state = JobState.CANCELLED
+
+    @event(SceneChanged)
+    def _scene_changed(self, before: dict[str, Any], after: dict[str, Any], actor: str) -> None:
+        for object_id, value in before.items():
+            self.scene_before.setdefault(object_id, value)
+        self.scene_after.update(after)
+
+    @event(Undone)
+    def _undone(self, actor: str) -> None:
+        self.undone = True

@@ -261,9 +261,54 @@ class Studio(Application[UUID]):
         return self.job(job_id)
 
     def complete_stage(
-        self, job_id: UUID, stage: str, blob: str | None, stats: dict[str, Any]
+        self, job_id: UUID, stage: str, blob: str | None, stats: dict[str, Any],
+        scene_changes: dict[str, dict[str, Any] | None] | None = None,
     ) -> int:
-        return self._command(job_id, Job, lambda j: j.complete_stage(stage, blob, stats))
+        """Record a stage; with ``scene_changes`` (object id → fields to set, or None to
+        delete) also show it in the project's scene, in the same transaction."""
+        if not scene_changes:
+            return self._command(job_id, Job, lambda j: j.complete_stage(stage, blob, stats))
+
+        @_retrying
+        def attempt() -> int:
+            job = self.job(job_id)
+            scene = self.scene(UUID(job.project_id))
+            job.complete_stage(stage, blob, stats)
+            self._change_scene(job, scene, scene_changes)
+            return self._save(job, scene)
+
+        return attempt()
+
+    def undo_job(self, job_id: UUID, actor: str) -> int:
+        """Put back what a finished job changed in the scene, unless someone changed it since."""
+        @_retrying
+        def attempt() -> int:
+            job = self.job(job_id)
+            scene = self.scene(UUID(job.project_id))
+            job.undo(actor)
+            current = document.snapshot(scene.state)[document.OBJECTS]
+            moved = sorted(o for o, after in job.scene_after.items() if current.get(o) != after)
+            if moved:
+                raise Conflict(f"cannot undo job {job_id}: {', '.join(moved)} changed since")
+            origin = f"undo:{job_id}"
+            scene.record(document.edit(scene.state, job.scene_before, exact=True, origin=origin),
+                         actor, origin)
+            return self._save(job, scene)
+
+        return attempt()
+
+    @staticmethod
+    def _change_scene(job: Job, scene: Scene,
+                      changes: dict[str, dict[str, Any] | None]) -> None:
+        origin = f"job:{job.id}"
+        before_objects = document.snapshot(scene.state)[document.OBJECTS]
+        update = document.edit(scene.state, changes, origin=origin)
+        scene.record(update, job.worker or "worker", origin)
+        after_objects = document.snapshot(scene.state)[document.OBJECTS]
+        job.record_scene_change(
+            before={o: before_objects.get(o) for o in changes},
+            after={o: after_objects.get(o) for o in changes},
+        )
 
     def succeed_job(self, job_id: UUID, result: dict[str, Any]) -> int:
         return self._command(job_id, Job, lambda j: j.succeed(result))
@@ -284,21 +329,13 @@ class Studio(Application[UUID]):
         return self.recorder.max_notification_id() or 0
 
     def _command(self, aggregate_id: UUID, cls: type[A], apply: Callable[[A], None]) -> int:
-        @retry(
-            retry=retry_if_exception_type(_VersionClash),
-            stop=stop_after_attempt(8),
-            wait=wait_random_exponential(multiplier=0.005, max=0.2),
-            reraise=True,
-        )
+        @_retrying
         def attempt() -> int:
             aggregate = self._load(aggregate_id, cls)
             apply(aggregate)
             return self._save(aggregate)
 
-        try:
-            return attempt()
-        except _VersionClash:
-            raise Conflict(f"{cls.__name__} {aggregate_id} is changing too fast; retry") from None
+        return attempt()
 
     def _load(self, aggregate_id: UUID, cls: type[A], version: int | None = None) -> A:
         try:
@@ -321,6 +358,24 @@ class Studio(Application[UUID]):
             raise EventStoreError(f"could not save {[a.id for a in aggregates]}: {e}") from e
         last = recordings[-1].notification.id if recordings else None
         return last or 0
+
+
+def _retrying(command: Callable[[], int]) -> Callable[[], int]:
+    """Retry a load-apply-save command on fresh state when another writer saved first."""
+    retrying = retry(
+        retry=retry_if_exception_type(_VersionClash),
+        stop=stop_after_attempt(8),
+        wait=wait_random_exponential(multiplier=0.005, max=0.2),
+        reraise=True,
+    )(command)
+
+    def run() -> int:
+        try:
+            return retrying()
+        except _VersionClash:
+            raise Conflict("the project is changing too fast; retry") from None
+
+    return run
 
 
 def cache_key(kind: str, inputs: dict[str, Any], params: dict[str, Any]) -> str:

@@ -157,3 +157,12 @@ class HistoryReadModel(ReadModel):
     @statements.register
     def _(self, e: Job.Cancelled, position: int) -> list[Statement]:
         return [self._line(e, position, e.actor, "cancelled {kind}")]
+
+    @statements.register
+    def _(self, e: Job.SceneChanged, position: int) -> list[Statement]:
+        objects = ", ".join(sorted(e.after))
+        return [self._line(e, position, e.actor, f"{{kind}} showed its result as {objects}")]
+
+    @statements.register
+    def _(self, e: Job.Undone, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor, "undid {kind}")]

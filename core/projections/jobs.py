@@ -22,7 +22,8 @@ class JobsReadModel(ReadModel):
         " cache_key text NOT NULL, requested_by text NOT NULL,"
         " requested_at timestamptz NOT NULL, updated_at timestamptz NOT NULL,"
         " worker text, device text, attempts int NOT NULL DEFAULT 0,"
-        " stages jsonb NOT NULL DEFAULT '{}'::jsonb, result jsonb, error text)",
+        " stages jsonb NOT NULL DEFAULT '{}'::jsonb, result jsonb, error text,"
+        " scene_objects text[] NOT NULL DEFAULT '{}', undone boolean NOT NULL DEFAULT false)",
         "CREATE INDEX IF NOT EXISTS rm_jobs_project ON rm_jobs (project_id, requested_at)",
         "CREATE TABLE IF NOT EXISTS rm_mesh_analyses ("
         " asset_id uuid PRIMARY KEY, job_id uuid NOT NULL, stats jsonb NOT NULL,"
@@ -83,6 +84,15 @@ class JobsReadModel(ReadModel):
     @statements.register
     def _(self, e: Job.Cancelled, position: int) -> list[Statement]:
         return [_update(e, "state = %(state)s", state=JobState.CANCELLED.value)]
+
+    @statements.register
+    def _(self, e: Job.SceneChanged, position: int) -> list[Statement]:
+        return [_update(e, "scene_objects = ARRAY(SELECT DISTINCT unnest(scene_objects"
+                           " || %(objects)s::text[]) ORDER BY 1)", objects=sorted(e.after))]
+
+    @statements.register
+    def _(self, e: Job.Undone, position: int) -> list[Statement]:
+        return [_update(e, "undone = true")]
 
 
 def _update(e: Any, assignments: str, **params: Any) -> Statement:

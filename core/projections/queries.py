@@ -107,6 +107,25 @@ class ReadModels:
             kind, str(asset_id),
         )
 
+    async def versions(self, project_id: UUID) -> list[dict[str, Any]]:
+        return await self._fetchall(
+            "SELECT * FROM rm_versions WHERE project_id = %s ORDER BY tagged_at_position",
+            project_id,
+        )
+
+    async def timeline(self, project_id: UUID, after: int, limit: int) -> list[dict[str, Any]]:
+        return await self._fetchall(
+            "SELECT position, at, actor, kind, summary FROM rm_timeline"
+            " WHERE project_id = %s AND position > %s ORDER BY position LIMIT %s",
+            project_id, after, limit,
+        )
+
+    async def format_of_blob(self, blob_key: str) -> str | None:
+        """The file format an uploaded blob was stored as (None for generated ones)."""
+        row = await self._fetchone(
+            "SELECT filename FROM rm_assets WHERE blob_key = %s LIMIT 1", blob_key)
+        return None if row is None else str(row["filename"]).rsplit(".", 1)[-1].lower()
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _fresh(self, query: str, *params: Any) -> dict[str, Any] | None:

@@ -60,8 +60,10 @@ class GenerationJobs:
                 face_budget=min(int(asked), budget) if asked else budget,
             )
             key = await asyncio.to_thread(self._blobs.put_bytes, _glb(generated), GLB)
+            shown = _scene_object(job, stage, key, first=not job.stages and stage == STAGES[0])
             await asyncio.to_thread(
-                self._studio.complete_stage, job.id, stage, key, _stats(generated)
+                self._studio.complete_stage, job.id, stage, key, _stats(generated),
+                {str(job.id): shown},
             )
             log.info("job %s: %s stored as %s", job.id, stage, key)
         done = await asyncio.to_thread(self._studio.job, job.id)
@@ -77,6 +79,25 @@ class GenerationJobs:
         if not ok:
             raise InvalidInput(f"generator {name!r} is unavailable: {reason}")
         return backend
+
+
+def _scene_object(job: Job, stage: str, blob: str, *, first: bool) -> dict[str, Any]:
+    """The scene object that shows the job's result: created by the first stage, and only
+    its mesh (and stage) updated by later ones, so a collaborator may move it meanwhile."""
+    fields: dict[str, Any] = {"blob": blob, "stage": stage}
+    if first:
+        fields |= {
+            "name": job.params.get("name") or "generated",
+            "asset": job.inputs["asset_id"],
+            "transform": {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
+                          "scale": [1.0, 1.0, 1.0]},
+            "material": {},
+            "style": "",
+            "visible": True,
+            "locked": False,
+            "created_by": job.requested_by,
+        }
+    return fields
 
 
 def _open_image(data: bytes) -> Image.Image:

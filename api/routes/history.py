@@ -1,0 +1,161 @@
+"""Version control over HTTP: versions, time travel, revert, diff and the timeline."""
+
+from __future__ import annotations
+
+import asyncio
+from http import HTTPStatus
+from typing import Any
+from uuid import UUID
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Access, Scope, current_user, guard
+from api.jsonbody import Json, field, json_object
+from api.resources import Resources, resources
+from core.crdt import document
+from core.errors import InvalidInput
+from core.events.roles import Role
+from core.events.studio import ProjectState
+from core.meshio import load_mesh
+from core.projections.diff import scene_diff
+
+TIMELINE_PAGE = 100
+TIMELINE_MAX_PAGE = 1000
+LIST_FRESHNESS_S = 1.0
+
+
+def _project_id(request: Request) -> UUID:
+    project_id: UUID = request.state.project_id
+    return project_id
+
+
+@guard(Access(Scope.PROJECT, Role.EDITOR))
+async def tag_version(request: Request) -> Response:
+    data = await json_object(request)
+    message = field(data, "message", str)
+    res = resources(request)
+    version_id, position = await asyncio.to_thread(
+        res.studio.tag_version, _project_id(request), message, current_user(request).key)
+    return Json({"version_id": version_id, "position": position, "message": message.strip(),
+                 "author": current_user(request).key}, status_code=HTTPStatus.CREATED)
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def list_versions(request: Request) -> Response:
+    models = resources(request).read_models
+    await models.caught_up(LIST_FRESHNESS_S)
+    rows = await models.versions(_project_id(request))
+    return Json({"versions": [
+        {"version_id": r["version_id"], "position": r["position"], "message": r["message"],
+         "author": r["author"], "created_at": r["created_at"]} for r in rows]})
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def get_state(request: Request) -> Response:
+    res = resources(request)
+    position = await _position(request, res, request.query_params, "at", "version")
+    state = await asyncio.to_thread(res.studio.state_at, _project_id(request), position)
+    return Json(_state_body(state))
+
+
+@guard(Access(Scope.PROJECT, Role.EDITOR))
+async def revert(request: Request) -> Response:
+    res = resources(request)
+    version_id = request.path_params["version_id"]
+    position = await asyncio.to_thread(
+        res.studio.revert, _project_id(request), version_id, current_user(request).key)
+    state = await asyncio.to_thread(res.studio.state_at, _project_id(request), position)
+    return Json({"reverted_to": version_id, "position": position} | _state_body(state))
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def diff(request: Request) -> Response:
+    res = resources(request)
+    params = request.query_params
+    start = await _point(request, res, params.get("from"), "from")
+    end = await _point(request, res, params.get("to"), "to")
+    if start > end:
+        raise InvalidInput(f"'from' (position {start}) is after 'to' (position {end})")
+    project_id = _project_id(request)
+    old, new = await asyncio.gather(
+        asyncio.to_thread(res.studio.state_at, project_id, start),
+        asyncio.to_thread(res.studio.state_at, project_id, end))
+    formats = {}
+    for state in (old, new):
+        for fields in document.snapshot(state.scene)[document.OBJECTS].values():
+            blob = fields.get("blob")
+            if isinstance(blob, str) and blob not in formats:
+                formats[blob] = await res.read_models.format_of_blob(blob) or "glb"
+
+    def load(blob: str) -> Any:
+        return load_mesh(res.blobs.get_bytes(blob), file_type=formats.get(blob, "glb"))
+
+    changes = await asyncio.to_thread(scene_diff, old.scene, new.scene, load)
+    project = {}
+    if old.name != new.name:
+        project["name"] = {"from": old.name, "to": new.name}
+    return Json({"from": start, "to": end, "project": project} | changes)
+
+
+@guard(Access(Scope.PROJECT, Role.VIEWER))
+async def timeline(request: Request) -> Response:
+    params = request.query_params
+    after = _int(params.get("after", "0"), "after", minimum=0)
+    limit = _int(params.get("limit", str(TIMELINE_PAGE)), "limit", minimum=1)
+    if limit > TIMELINE_MAX_PAGE:
+        raise InvalidInput(f"limit is at most {TIMELINE_MAX_PAGE}")
+    models = resources(request).read_models
+    await models.caught_up(LIST_FRESHNESS_S)
+    rows = await models.timeline(_project_id(request), after, limit)
+    cursor = rows[-1]["position"] if len(rows) == limit else None
+    return Json({"events": rows, "next": cursor})
+
+
+# -- parameters ---------------------------------------------------------------------------
+
+
+async def _position(request: Request, res: Resources, params: Any, at: str,
+                    version: str) -> int | None:
+    if at in params and version in params:
+        raise InvalidInput(f"give either '{at}' or '{version}', not both")
+    if at in params:
+        return _int(params[at], at, minimum=1)
+    if version in params:
+        return await _version_position(request, res, params[version])
+    return None
+
+
+async def _point(request: Request, res: Resources, raw: str | None, name: str) -> int:
+    """A version id or a log position."""
+    if raw is None:
+        raise InvalidInput(f"'{name}' is required: a version id or a log position")
+    if raw.isdigit():
+        return _int(raw, name, minimum=1)
+    return await _version_position(request, res, raw)
+
+
+async def _version_position(request: Request, res: Resources, version_id: str) -> int:
+    project = await asyncio.to_thread(res.studio.project, _project_id(request))
+    return project.tagged_version(version_id).position
+
+
+def _int(raw: str, name: str, *, minimum: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"'{name}' must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise InvalidInput(f"'{name}' must be at least {minimum}")
+    return value
+
+
+def _state_body(state: ProjectState) -> dict[str, Any]:
+    return {
+        "position": state.position,
+        "project": {"id": state.project_id, "name": state.name,
+                    "members": [{"user_id": u, "role": r} for u, r in state.members.items()]},
+        "scene": document.snapshot(state.scene),
+    }
+
+
