@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from api.problems import EXCEPTION_HANDLERS
 from api.resources import lifespan_for
-from api.routes import accounts, assets, generation, health, history, jobs, meshes, projects
+from api.routes import (
+    accounts,
+    assets,
+    collab,
+    generation,
+    health,
+    history,
+    jobs,
+    meshes,
+    projects,
+)
 from core.settings import Settings
 
 V1 = "/api/v1"
@@ -28,6 +38,12 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/projects/{{project_id}}", projects.rename_project, methods=["PATCH"]),
         Route(f"{V1}/projects/{{project_id}}", projects.delete_project, methods=["DELETE"]),
         Route(f"{V1}/projects/{{project_id}}/invite", projects.invite, methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/collaborators", collab.collaborators,
+              methods=["GET"]),
+        Route(f"{V1}/projects/{{project_id}}/collaborators/{{user_id}}",
+              collab.remove_collaborator, methods=["DELETE"]),
+        Route(f"{V1}/projects/{{project_id}}/operations/undo", collab.undo, methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/operations/redo", collab.redo, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", assets.upload_asset, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", projects.list_assets, methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}/versions", history.tag_version, methods=["POST"]),
@@ -43,6 +59,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}", jobs.get_job, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}/undo", jobs.undo_job, methods=["POST"]),
+        WebSocketRoute("/ws/projects/{project_id}", collab.scene_socket),
     ]
 
 

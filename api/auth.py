@@ -75,10 +75,22 @@ def credentials(conn: HTTPConnection) -> str | None:
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     if conn.scope["type"] == "websocket":
-        token = conn.query_params.get("token")
+        token = conn.query_params.get("token") or _subprotocol_token(conn)
         if token:
             return token
     return conn.cookies.get(SESSION_COOKIE)
+
+
+TOKEN_SUBPROTOCOL = "orfeas-token."  # noqa: S105 (a prefix, not a secret)
+
+
+def _subprotocol_token(conn: HTTPConnection) -> str | None:
+    """Browsers cannot set headers on a WebSocket; a subprotocol ``orfeas-token.<token>``
+    (offered beside ``orfeas``) carries the token instead of the URL."""
+    for offered in conn.scope.get("subprotocols", []):
+        if offered.startswith(TOKEN_SUBPROTOCOL):
+            return str(offered[len(TOKEN_SUBPROTOCOL):])
+    return None
 
 
 async def authenticate(conn: HTTPConnection) -> User:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from core.accounts import AccountStore
+from core.crdt.fanout import Fanout
+from core.crdt.rooms import SceneRooms
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.studio import Studio
@@ -34,6 +39,8 @@ class Resources:
     nats: NATS
     accounts: AccountStore
     read_models: ReadModels
+    fanout: Fanout
+    rooms: SceneRooms
     max_upload_bytes: int = MAX_UPLOAD_BYTES
 
 
@@ -56,11 +63,17 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
         nc = await connect(nats_url, "orfeas-api")
         accounts = AccountStore(pool)
         await accounts.ensure_schema()
-        app.state.resources = Resources(
-            settings, pool, studio, blobs, nc, accounts, ReadModels(pool)
-        )
+        fanout = Fanout(nc, settings.namespace, node=f"{socket.gethostname()}:{os.getpid()}")
         try:
-            yield
+            async with anyio.create_task_group() as rooms_tg:
+                rooms = SceneRooms(studio, fanout, rooms_tg)
+                app.state.resources = Resources(
+                    settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms
+                )
+                try:
+                    yield
+                finally:
+                    rooms.stop_all()  # each room stores what it has pending, then ends
         finally:
             await nc.drain()
             studio.close()

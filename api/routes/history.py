@@ -13,6 +13,7 @@ from starlette.responses import Response
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, field, json_object
 from api.resources import Resources, resources
+from api.routes.collab import announce_scene_change
 from core.crdt import document
 from core.errors import InvalidInput
 from core.events.roles import Role
@@ -65,6 +66,7 @@ async def revert(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     position = await asyncio.to_thread(
         res.studio.revert, _project_id(request), version_id, current_user(request).key)
+    await announce_scene_change(res, _project_id(request))
     state = await asyncio.to_thread(res.studio.state_at, _project_id(request), position)
     return Json({"reverted_to": version_id, "position": position} | _state_body(state))
 

@@ -80,6 +80,7 @@ async def invite(request: Request) -> Response:
     await asyncio.to_thread(
         res.studio.invite, _project_id(request), invitee.key, role, current_user(request).key
     )
+    await res.fanout.control(_project_id(request), {"user": invitee.key, "role": role.label})
     return Json({"user": invitee.public(), "role": role.label}, status_code=HTTPStatus.CREATED)
 
 

@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
 )
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from core.crdt import document
+from core.crdt import document, undo
 from core.errors import ConfigurationError, Conflict, EventStoreError, InvalidInput, NotFound
 from core.events.job import Job
 from core.events.job_kinds import command_subject
@@ -40,6 +40,8 @@ A = TypeVar("A", Project, Job, Scene)
 class _VersionClash(Exception):
     """Another writer saved the aggregate between our load and our save."""
 
+
+UNDO_REACH = 2000  # scene events searched back for the user's latest change
 
 POSITION_INDEX = (
     "CREATE INDEX IF NOT EXISTS studio_events_by_position"
@@ -97,6 +99,13 @@ class VersionAsDict(Transcoding):
 
     def decode(self, data: dict[str, Any]) -> Version:
         return Version(**data)
+
+
+@dataclass(frozen=True)
+class SceneAppend:
+    position: int
+    first_version: int
+    last_version: int
 
 
 @dataclass(frozen=True)
@@ -178,13 +187,44 @@ class Studio(Application[UUID]):
         This is the scene log's batched path: one table lock and one commit for the whole
         batch, compacting when the tail has grown long.
         """
-        def apply(scene: Scene) -> None:
+        return self.append_scene_batch(project_id, updates).position
+
+    def append_scene_batch(
+        self, project_id: UUID, updates: Sequence[tuple[bytes, str, str]]
+    ) -> SceneAppend:
+        """As :meth:`append_scene_updates`, saying which scene versions the batch became."""
+        scene_id = Scene.create_id(str(project_id))
+
+        @_retrying
+        def attempt() -> int:
+            scene = self._load(scene_id, Scene)
+            first = scene.version + 1
             for update, actor, origin in updates:
                 scene.record(update, actor, origin)
             if scene.needs_compaction:
                 scene.compact(actor="server")
+            position = self._save(scene)
+            versions.append((first, scene.version))
+            return position
 
-        return self._command(Scene.create_id(str(project_id)), Scene, apply)
+        versions: list[tuple[int, int]] = []
+        position = attempt()
+        first, last = versions[-1]
+        return SceneAppend(position, first, last)
+
+    def scene_updates_between(self, project_id: UUID, after_version: int,
+                              upto_version: int | None = None) -> list[bytes]:
+        """The document changes of versions (after, upto]: updates, and compacted states
+        (applying a state a doc already has changes nothing)."""
+        events = self.events.get(Scene.create_id(str(project_id)), gt=after_version,
+                                 lte=upto_version)
+        changes = []
+        for e in events:
+            if isinstance(e, Scene.Updated):
+                changes.append(e.update)
+            elif isinstance(e, Scene.Compacted):
+                changes.append(e.state)
+        return changes
 
     def edit_scene(self, project_id: UUID, changes: dict[str, dict[str, Any] | None],
                    actor: str, origin: str) -> int:
@@ -195,6 +235,30 @@ class Studio(Application[UUID]):
                 scene.compact(actor="server")
 
         return self._command(Scene.create_id(str(project_id)), Scene, apply)
+
+    def undo_user_change(self, project_id: UUID, user: str) -> SceneAppend:
+        """Take back the user's latest scene change that is not undone yet (nobody else's)."""
+        return self._invert_user_change(project_id, user, redo=False)
+
+    def redo_user_change(self, project_id: UUID, user: str) -> SceneAppend:
+        """Take back the user's latest undo, if they have not edited since."""
+        return self._invert_user_change(project_id, user, redo=True)
+
+    def _invert_user_change(self, project_id: UUID, user: str, *, redo: bool) -> SceneAppend:
+        scene_id = Scene.create_id(str(project_id))
+        head = self._load(scene_id, Scene).version
+        events = [e for e in self.events.get(scene_id, gt=max(0, head - UNDO_REACH))
+                  if isinstance(e, Scene.Updated)]
+        history = [undo.LoggedChange(e.originator_version, e.actor, e.origin) for e in events]
+        target = (undo.undo_to_redo if redo else undo.change_to_undo)(history, user)
+        if target is None:
+            raise Conflict(f"nothing to {'redo' if redo else 'undo'} for you in this scene")
+        change = next(e.update for e in events if e.originator_version == target.version)
+        before = self._load(scene_id, Scene, version=target.version - 1).state
+        later = self.scene_updates_between(project_id, target.version)
+        inverse = undo.inverse(before, change, later)
+        origin = f"{undo.REDO if redo else undo.UNDO}{target.version}"
+        return self.append_scene_batch(project_id, [(inverse, user, origin)])
 
     def scene(self, project_id: UUID) -> Scene:
         return self._load(Scene.create_id(str(project_id)), Scene)

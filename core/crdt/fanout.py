@@ -1,0 +1,113 @@
+"""Scene traffic between API nodes over core NATS: ``crdt.<project>`` (document changes),
+``awareness.<project>`` (presence) and ``control.<project>`` (membership changes).
+
+Document messages carry the scene versions they cover. A node that notices a gap (a lost
+message, or another node's concurrent append) reads the missing versions from the event
+store, so NATS being at-most-once never makes a room diverge from the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+FROM_VERSION = "Orfeas-From-Version"
+TO_VERSION = "Orfeas-To-Version"
+NODE = "Orfeas-Node"
+USER = "Orfeas-User"
+WHO_WAIT_S = 0.15
+
+
+@dataclass(frozen=True)
+class SceneChange:
+    node: str
+    first_version: int
+    last_version: int
+    update: bytes  # empty: read the versions from the event store
+
+
+@dataclass(frozen=True)
+class PresenceChange:
+    node: str
+    user: str
+    update: bytes
+
+
+class Fanout:
+    def __init__(self, nc: NATS, namespace: str, node: str) -> None:
+        self._nc = nc
+        self._prefix = f"{namespace}." if namespace else ""
+        self.node = node
+
+    def _subject(self, kind: str, project_id: UUID) -> str:
+        return f"{self._prefix}{kind}.{project_id}"
+
+    async def scene_changed(self, project_id: UUID, first: int, last: int,
+                            update: bytes = b"") -> None:
+        await self._nc.publish(self._subject("crdt", project_id), update, headers={
+            NODE: self.node, FROM_VERSION: str(first), TO_VERSION: str(last)})
+
+    async def presence(self, project_id: UUID, user: str, update: bytes) -> None:
+        await self._nc.publish(self._subject("awareness", project_id), update,
+                               headers={NODE: self.node, USER: user})
+
+    async def control(self, project_id: UUID, message: dict[str, Any]) -> None:
+        await self._nc.publish(self._subject("control", project_id),
+                               json.dumps(message).encode(), headers={NODE: self.node})
+
+    async def online(self, project_id: UUID, wait_s: float = WHO_WAIT_S) -> set[str]:
+        """The users connected to the project on any node (every node with the room loaded
+        answers; the answers that arrive within ``wait_s`` count)."""
+        inbox = self._nc.new_inbox()
+        users: set[str] = set()
+
+        async def collect(msg: Msg) -> None:
+            users.update(json.loads(msg.data))
+
+        subscription = await self._nc.subscribe(inbox, cb=collect)
+        try:
+            await self._nc.publish(self._subject("who", project_id), b"", reply=inbox)
+            await asyncio.sleep(wait_s)
+        finally:
+            await subscription.unsubscribe()
+        return users
+
+    async def subscribe(
+        self,
+        project_id: UUID,
+        on_scene: Callable[[SceneChange], Awaitable[None]],
+        on_presence: Callable[[PresenceChange], Awaitable[None]],
+        on_control: Callable[[dict[str, Any]], Awaitable[None]],
+        local_users: Callable[[], list[str]],
+    ) -> list[Subscription]:
+        async def scene(msg: Msg) -> None:
+            headers = msg.headers or {}
+            await on_scene(SceneChange(headers.get(NODE, ""), int(headers[FROM_VERSION]),
+                                       int(headers[TO_VERSION]), msg.data))
+
+        async def presence(msg: Msg) -> None:
+            headers = msg.headers or {}
+            if headers.get(NODE) != self.node:  # our own peers have it already
+                await on_presence(PresenceChange(headers.get(NODE, ""),
+                                                 headers.get(USER, ""), msg.data))
+
+        async def control(msg: Msg) -> None:
+            await on_control(json.loads(msg.data))
+
+        async def who(msg: Msg) -> None:
+            await msg.respond(json.dumps(local_users()).encode())
+
+        return [
+            await self._nc.subscribe(self._subject("crdt", project_id), cb=scene),
+            await self._nc.subscribe(self._subject("awareness", project_id), cb=presence),
+            await self._nc.subscribe(self._subject("control", project_id), cb=control),
+            await self._nc.subscribe(self._subject("who", project_id), cb=who),
+        ]

@@ -1,0 +1,290 @@
+"""One project's live scene on one API node: its document, its peers, their presence.
+
+The room's document only ever holds what is stored. An edit from a peer is validated, queued,
+and appended to the event log with whatever else arrived in the same few milliseconds (one
+transaction per batch, one event per author); only after the commit is it applied to the
+room's document, sent to the other peers and published to the other nodes. If the append
+fails, the authors' sockets are closed with ``STORAGE_FAILED``: their clients still hold the
+edits and send them again after reconnecting, so an edit any other peer has seen is stored.
+
+Presence (awareness) is relayed and never stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+import anyio
+from anyio.abc import TaskStatus
+from pycrdt import Awareness as AwarenessStates
+from pycrdt import Doc
+
+from core.crdt import document, protocol
+from core.crdt.fanout import Fanout, PresenceChange, SceneChange
+from core.crdt.protocol import CloseCode
+from core.errors import InvalidInput
+from core.events.studio import Studio
+
+log = logging.getLogger(__name__)
+
+BATCH_WINDOW_S = 0.004
+MAX_BATCH = 500
+
+
+class Peer(Protocol):
+    """The room's view of one connection (the transport stays in the API layer)."""
+
+    id: int
+    user_id: str
+    can_edit: bool
+
+    def send(self, frame: bytes) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+@dataclass
+class _Pending:
+    peer: Peer
+    update: bytes
+
+
+@dataclass
+class RoomStats:
+    project_id: str
+    peers: int
+    users: list[str]
+    version: int
+    document_bytes: int
+    pending: int
+    awareness_states: int
+
+
+@dataclass
+class SceneRoom:
+    project_id: UUID
+    studio: Studio
+    fanout: Fanout
+    on_empty: Callable[[SceneRoom], None] = lambda room: None
+    doc: Doc = field(default_factory=Doc)
+    version: int = 0
+    peers: dict[int, Peer] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.awareness = AwarenessStates(self.doc)
+        self.awareness.set_local_state(None)  # the server itself is not a collaborator
+        self._owners: dict[int, int] = {}  # awareness client id -> peer id
+        self._remote_users: dict[int, str] = {}  # awareness client id -> user (other nodes)
+        self._pending: list[_Pending] = []
+        self._wakeup = asyncio.Event()
+        self._advance_lock = asyncio.Lock()
+        self._stopped = anyio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()  # presence publishes in flight
+        self.awareness.observe(self._on_awareness)
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Load the stored scene, follow the other nodes, and serve until :meth:`stop`."""
+        scene = await asyncio.to_thread(self.studio.scene, self.project_id)
+        if scene.state:
+            self.doc.apply_update(scene.state)
+        self.version = scene.version
+        subscriptions = await self.fanout.subscribe(
+            self.project_id, self._on_scene_change, self._on_presence, self._on_control,
+            self.local_users)
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.awareness.start)
+                tg.start_soon(self._flush_forever)
+                task_status.started()
+                await self._stopped.wait()
+                await self._flush()
+                tg.cancel_scope.cancel()
+        finally:
+            for subscription in subscriptions:
+                await subscription.unsubscribe()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def stats(self) -> RoomStats:
+        return RoomStats(
+            project_id=str(self.project_id), peers=len(self.peers), users=self.online_users(),
+            version=self.version, document_bytes=len(self.doc.get_update()),
+            pending=len(self._pending), awareness_states=len(self.awareness.states),
+        )
+
+    def online_users(self) -> list[str]:
+        users = {p.user_id for p in self.peers.values()} | set(self._remote_users.values())
+        return sorted(users)
+
+    def local_users(self) -> list[str]:
+        return sorted({p.user_id for p in self.peers.values()})
+
+    # -- peers ------------------------------------------------------------------------------
+
+    def join(self, peer: Peer) -> None:
+        self.peers[peer.id] = peer
+        peer.send(protocol.sync_step1(self.doc.get_state()))
+        others = [c for c in self.awareness.states if c != self.awareness.client_id]
+        if others:
+            peer.send(protocol.awareness(self.awareness.encode_awareness_update(others)))
+
+    async def leave(self, peer: Peer) -> None:
+        self.peers.pop(peer.id, None)
+        gone = [client for client, owner in self._owners.items() if owner == peer.id]
+        if gone:
+            self.awareness.remove_awareness_states(gone, peer.id)
+        if not self.peers:
+            self.on_empty(self)
+
+    async def receive(self, peer: Peer, frame: bytes) -> None:
+        """Handle one frame; raises :class:`InvalidInput` for a frame that breaks protocol."""
+        message = protocol.parse(frame)
+        if isinstance(message, protocol.SyncStep1):
+            peer.send(protocol.sync_step2(self.doc.get_update(message.state_vector)))
+        elif isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+            self._accept_update(peer, message.update)
+        elif isinstance(message, protocol.Awareness):
+            self._accept_presence(peer, message.update)
+        elif isinstance(message, protocol.QueryAwareness):
+            states = [c for c in self.awareness.states if c != self.awareness.client_id]
+            peer.send(protocol.awareness(self.awareness.encode_awareness_update(states)))
+
+    async def close_user(self, user_id: str, code: int, reason: str) -> None:
+        for peer in [p for p in self.peers.values() if p.user_id == user_id]:
+            await peer.close(code, reason)
+
+    # -- edits ------------------------------------------------------------------------------
+
+    def _accept_update(self, peer: Peer, update: bytes) -> None:
+        if document.is_empty(update):
+            return
+        if not peer.can_edit:
+            peer.send(protocol.notice("refused", "viewers cannot edit this project"))
+            log.info("refused an update from viewer %s in %s", peer.user_id, self.project_id)
+            return
+        document.load(update)  # raises InvalidInput for bytes that are not a Yjs update
+        self._pending.append(_Pending(peer, update))
+        self._wakeup.set()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(BATCH_WINDOW_S)  # let the edits of this moment join the batch
+            await self._flush()
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            if not self._pending:
+                self._wakeup.clear()
+            await self._store(batch)
+
+    async def _store(self, batch: list[_Pending]) -> None:
+        entries = _per_author(batch)
+        try:
+            stored = await asyncio.to_thread(self.studio.append_scene_batch, self.project_id,
+                                             entries)
+        except Exception as e:  # any failure: the authors must resend, nothing is broadcast
+            log.error("could not store %d scene updates of %s: %s", len(batch),
+                      self.project_id, e)
+            for peer in {p.peer.id: p.peer for p in batch}.values():
+                await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
+            return
+        merged = document.merge(u for u, _, _ in entries)
+        await self._advance(stored.first_version, stored.last_version, merged)
+        await self.fanout.scene_changed(self.project_id, stored.first_version,
+                                        stored.last_version, merged)
+
+    async def _advance(self, first: int, last: int, update: bytes) -> None:
+        """Bring the document to scene version ``last`` and send the difference to peers."""
+        async with self._advance_lock:
+            if last <= self.version:
+                return  # already applied (our own message coming back from NATS)
+            before = self.doc.get_state()
+            if first == self.version + 1 and update:
+                self.doc.apply_update(update)
+            else:  # a gap: read what is missing from the log
+                for change in await asyncio.to_thread(
+                        self.studio.scene_updates_between, self.project_id, self.version, last):
+                    self.doc.apply_update(change)
+            self.version = last
+            delta = self.doc.get_update(before)
+        if not document.is_empty(delta):
+            self._broadcast(protocol.update(delta))
+
+    def _broadcast(self, frame: bytes, skip: int | None = None) -> None:
+        for peer in list(self.peers.values()):
+            if peer.id != skip:
+                peer.send(frame)
+
+    # -- presence ---------------------------------------------------------------------------
+
+    def _accept_presence(self, peer: Peer, update: bytes) -> None:
+        try:
+            self.awareness.apply_awareness_update(update, peer.id)
+        except (ValueError, IndexError, RuntimeError) as e:
+            raise InvalidInput(f"bad awareness update: {e}") from None
+        self._broadcast(protocol.awareness(update), skip=peer.id)
+        self._spawn(self.fanout.presence(self.project_id, peer.user_id, update))
+
+    def _on_awareness(self, topic: str, change: tuple[dict[str, Any], Any]) -> None:
+        if topic != "update":
+            return
+        changes, origin = change
+        if isinstance(origin, int) and origin in self.peers:
+            for client in changes["added"] + changes["updated"]:
+                self._owners[client] = origin
+        for client in changes["removed"]:
+            self._owners.pop(client, None)
+            self._remote_users.pop(client, None)
+        if origin == "timeout" or (isinstance(origin, int) and origin not in self.peers):
+            # a client that left or went quiet: tell everyone its state is gone
+            update = self.awareness.encode_awareness_update(changes["removed"])
+            self._broadcast(protocol.awareness(update))
+            if isinstance(origin, int):
+                self._spawn(self.fanout.presence(self.project_id, "", update))
+
+    async def _on_presence(self, change: PresenceChange) -> None:
+        before = set(self.awareness.states)
+        self.awareness.apply_awareness_update(change.update, "remote")
+        for client in set(self.awareness.states) - before:
+            self._remote_users[client] = change.user
+        self._broadcast(protocol.awareness(change.update))
+
+    # -- other nodes ------------------------------------------------------------------------
+
+    async def _on_scene_change(self, change: SceneChange) -> None:
+        await self._advance(change.first_version, change.last_version, change.update)
+
+    async def _on_control(self, message: dict[str, Any]) -> None:
+        user = message.get("user")
+        if not isinstance(user, str):
+            return
+        role = message.get("role")
+        if role is None:
+            await self.close_user(user, CloseCode.FORBIDDEN, "removed from the project")
+            return
+        for peer in self.peers.values():
+            if peer.user_id == user:
+                peer.can_edit = role in ("editor", "owner")
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
+    """One merged update per author, in the order they first wrote (one event each)."""
+    order: dict[str, list[bytes]] = {}
+    for pending in batch:
+        order.setdefault(pending.peer.user_id, []).append(pending.update)
+    return [(document.merge(updates), user, "ws") for user, updates in order.items()]

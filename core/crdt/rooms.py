@@ -1,0 +1,79 @@
+"""The rooms loaded on this node: created on first join, unloaded when idle."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from anyio.abc import TaskGroup
+
+from core.crdt.fanout import Fanout
+from core.crdt.room import RoomStats, SceneRoom
+from core.events.studio import Studio
+
+log = logging.getLogger(__name__)
+
+IDLE_UNLOAD_S = 30.0
+
+
+class SceneRooms:
+    def __init__(self, studio: Studio, fanout: Fanout, task_group: TaskGroup,
+                 idle_unload_s: float = IDLE_UNLOAD_S) -> None:
+        self._studio = studio
+        self._fanout = fanout
+        self._tg = task_group
+        self._idle_unload_s = idle_unload_s
+        self._rooms: dict[UUID, SceneRoom] = {}
+        self._loading: dict[UUID, asyncio.Lock] = {}
+        self._unloads: dict[UUID, asyncio.TimerHandle] = {}
+
+    async def room(self, project_id: UUID) -> SceneRoom:
+        """The project's room, loading it (once, however many join at the same time)."""
+        self._cancel_unload(project_id)
+        room = self._rooms.get(project_id)
+        if room is not None:
+            return room
+        lock = self._loading.setdefault(project_id, asyncio.Lock())
+        async with lock:
+            room = self._rooms.get(project_id)
+            if room is None:
+                room = SceneRoom(project_id, self._studio, self._fanout,
+                                 on_empty=self._schedule_unload)
+                await self._tg.start(room.run)
+                self._rooms[project_id] = room
+                log.info("loaded room %s at scene version %d", project_id, room.version)
+        return room
+
+    def loaded(self, project_id: UUID) -> SceneRoom | None:
+        return self._rooms.get(project_id)
+
+    def stats(self) -> list[RoomStats]:
+        return [room.stats() for room in self._rooms.values()]
+
+    def stop_all(self) -> None:
+        for project_id in list(self._rooms):
+            self._unload(project_id)
+
+    def _schedule_unload(self, room: SceneRoom) -> None:
+        self._cancel_unload(room.project_id)
+        loop = asyncio.get_running_loop()
+        self._unloads[room.project_id] = loop.call_later(
+            self._idle_unload_s, self._unload_if_idle, room.project_id)
+
+    def _cancel_unload(self, project_id: UUID) -> None:
+        handle = self._unloads.pop(project_id, None)
+        if handle is not None:
+            handle.cancel()
+
+    def _unload_if_idle(self, project_id: UUID) -> None:
+        self._unloads.pop(project_id, None)
+        room = self._rooms.get(project_id)
+        if room is not None and not room.peers:
+            self._unload(project_id)
+
+    def _unload(self, project_id: UUID) -> None:
+        room = self._rooms.pop(project_id, None)
+        if room is not None:
+            room.stop()
+            log.info("unloaded idle room %s", project_id)

@@ -1,0 +1,138 @@
+"""The scene WebSocket speaks y-websocket v1, stores before it broadcasts, and checks roles.
+(Stock Yjs clients are exercised in test_yjs_interop; these use pycrdt as the client.)"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from pycrdt import Decoder, Doc, Map
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from core.crdt import protocol
+from core.events.studio import Studio
+from core.settings import Settings
+
+
+class Client:
+    """A pycrdt document synced over one test WebSocket."""
+
+    def __init__(self, ws) -> None:
+        self.ws = ws
+        self.doc: Doc = Doc()
+        self.objects = self.doc.get("objects", type=Map)
+
+    def handshake(self) -> None:
+        first = protocol.parse(self.ws.receive_bytes())
+        assert isinstance(first, protocol.SyncStep1)
+        self.ws.send_bytes(protocol.sync_step2(self.doc.get_update(first.state_vector)))
+        self.ws.send_bytes(protocol.sync_step1(self.doc.get_state()))
+        self.pump_until(lambda m: isinstance(m, protocol.SyncStep2))
+
+    def pump_until(self, done):
+        while True:
+            frame = self.ws.receive_bytes()
+            if Decoder(frame).read_var_uint() == protocol.MessageType.NOTICE:
+                message = frame
+            else:
+                message = protocol.parse(frame)
+                if isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+                    self.doc.apply_update(message.update)
+            if done(message):
+                return message
+
+    def edit(self, object_id: str, **fields) -> None:
+        before = self.doc.get_state()
+        with self.doc.transaction():
+            self.objects[object_id] = Map(fields)
+        self.ws.send_bytes(protocol.update(self.doc.get_update(before)))
+
+
+@pytest.fixture
+def project(client: TestClient, prepared: Settings, make_account):
+    owner, viewer = make_account("olga"), make_account("vic")
+    project_id = client.post("/api/v1/projects", json={"name": "S"},
+                             headers=owner.headers).json()["id"]
+    client.post(f"/api/v1/projects/{project_id}/invite", json={"user": "vic", "role": "viewer"},
+                headers=owner.headers)
+    return project_id, owner, viewer
+
+
+def test_edits_are_stored_then_broadcast(client: TestClient, prepared: Settings, project):
+    project_id, owner, viewer = project
+    url = f"/ws/projects/{project_id}"
+    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+            client.websocket_connect(f"{url}?token={viewer.token}") as b:
+        alice, bob = Client(a), Client(b)
+        alice.handshake()
+        bob.handshake()
+        alice.edit("lamp", name="lamp", blob="b1")
+        bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+        assert bob.objects.to_py() == {"lamp": {"name": "lamp", "blob": "b1"}}
+        # stored before Bob saw it
+        assert prepared.database_url is not None
+        studio = Studio.connect(prepared.database_url)
+        from core.crdt import document
+        assert document.snapshot(studio.scene(uuid.UUID(project_id)).state)["objects"] == \
+            {"lamp": {"name": "lamp", "blob": "b1"}}
+
+        # a viewer's edit is refused, reported, and not stored
+        bob.edit("graffiti", name="x")
+        notice = bob.pump_until(lambda m: isinstance(m, bytes))
+        assert b"viewers cannot edit" in notice
+        assert "graffiti" not in document.snapshot(
+            studio.scene(uuid.UUID(project_id)).state)["objects"]
+        studio.close()
+
+    # a client joining later gets the full state
+    with client.websocket_connect(f"{url}?token={viewer.token}") as c:
+        carol = Client(c)
+        carol.handshake()
+        assert carol.objects.to_py() == {"lamp": {"name": "lamp", "blob": "b1"}}
+
+
+@pytest.mark.parametrize(("query", "code"), [("", 4401), ("?token=orf_nope", 4401)])
+def test_refusals_carry_a_close_code(client: TestClient, project, query, code):
+    project_id, _, _ = project
+    with client.websocket_connect(f"/ws/projects/{project_id}{query}") as ws, \
+            pytest.raises(WebSocketDisconnect) as closed:
+        ws.receive_bytes()
+    assert closed.value.code == code and closed.value.reason
+
+
+def test_non_members_and_unknown_projects(client: TestClient, project, make_account):
+    project_id, _, _ = project
+    stranger = make_account("stan")
+    for path, code in ((project_id, 4403), (str(uuid.uuid4()), 4404), ("nope", 4404)):
+        with client.websocket_connect(f"/ws/projects/{path}?token={stranger.token}") as ws, \
+                pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_bytes()
+        assert closed.value.code == code, (path, closed.value)
+
+
+def test_garbage_frames_close_with_4400(client: TestClient, project):
+    project_id, owner, _ = project
+    with client.websocket_connect(f"/ws/projects/{project_id}?token={owner.token}") as ws:
+        Client(ws).handshake()
+        ws.send_bytes(protocol.update(b"\x07\x07\x07garbage"))
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_bytes()
+        assert closed.value.code == 4400
+
+
+def test_removing_a_collaborator_closes_their_socket(client: TestClient, project):
+    project_id, owner, viewer = project
+    with client.websocket_connect(f"/ws/projects/{project_id}?token={viewer.token}") as ws:
+        Client(ws).handshake()
+        online = client.get(f"/api/v1/projects/{project_id}/collaborators",
+                            headers=owner.headers).json()["collaborators"]
+        assert {c["username"]: c["online"] for c in online} == {"olga": False, "vic": True}
+        removed = client.delete(f"/api/v1/projects/{project_id}/collaborators/{viewer.user_id}",
+                                headers=owner.headers)
+        assert removed.status_code == 204
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while True:
+                ws.receive_bytes()
+        assert closed.value.code == 4403
