@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 up: $(STAMP)
 	$(VENV)/bin/orfeas up $(ARGS)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) tests/node/node_modules lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -28,6 +28,11 @@ $(STAMP): pyproject.toml
 		$(PY) -m pip install --quiet torch==2.13.0 --index-url "$(TORCH_INDEX_URL)"; fi
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# Real Yjs clients (yjs + y-websocket) that the CRDT tests drive; see tests/yjs_clients.py.
+tests/node/node_modules: tests/node/package.json tests/node/package-lock.json
+	cd tests/node && npm ci --no-audit --no-fund
+	@touch $@
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check core workers api infra tests

@@ -130,6 +130,13 @@ async def _invert(request: Request, *, redo: bool) -> Response:
     return Json({"position": stored.position, "scene_version": stored.last_version})
 
 
+@guard(Access(Scope.ADMIN))
+async def rooms(request: Request) -> Response:
+    """The rooms loaded on this node, with their peers and document size."""
+    return Json({"node": resources(request).fanout.node,
+                 "rooms": [vars(s) for s in resources(request).rooms.stats()]})
+
+
 async def announce_scene_change(res: Resources, project_id: UUID) -> None:
     """Tell every node's room that the stored scene moved on (rooms read what they miss)."""
     version = (await asyncio.to_thread(res.studio.scene, project_id)).version

@@ -7,12 +7,14 @@ without touching this file; a route without a declared access rule fails the fir
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from api.app import routes
 from api.auth import Access, Scope, access_of
@@ -38,6 +40,8 @@ class Endpoint:
 
 def endpoints() -> Iterator[Endpoint]:
     for route in routes():
+        if isinstance(route, WebSocketRoute):
+            continue  # authenticated in the endpoint; see test_every_socket_refuses_anonymous
         assert isinstance(route, Route)
         access = access_of(route.endpoint)
         for method in sorted((route.methods or set()) - {"HEAD"}):
@@ -71,7 +75,8 @@ def world(client: TestClient, pipeline: Settings, make_account) -> dict[str, obj
     job = client.post(f"/api/v1/meshes/{asset['id']}/analysis", headers=owner.headers)
     assert job.status_code == 202, job.text
     job = job.json()
-    ids = {"project_id": project["id"], "asset_id": asset["id"], "job_id": job["job_id"]}
+    ids = {"project_id": project["id"], "asset_id": asset["id"], "job_id": job["job_id"],
+           "user_id": viewer.user_id, "version_id": str(uuid.uuid4())}
     poll(lambda: client.get(f"/api/v1/jobs/{job['job_id']}", headers=owner.headers).json(),
          lambda j: j["state"] == "succeeded")  # quiet from here on: no event arrives late
     return {"ids": ids, "viewer": viewer, "editor": editor, "outsider": outsider,
@@ -155,3 +160,15 @@ def test_wrong_password_is_refused_the_same_way_as_an_unknown_user(client, make_
     unknown = client.post("/api/v1/auth/tokens", json={"username": "zed", "password": "nope-nope"})
     assert _is_problem(wrong, 401) and _is_problem(unknown, 401)
     assert wrong.json()["detail"] == unknown.json()["detail"]
+
+
+def test_every_socket_refuses_anonymous_and_outsiders(client: TestClient, world):
+    sockets = [r for r in routes() if isinstance(r, WebSocketRoute)]
+    assert sockets
+    for route in sockets:
+        url = PARAM.sub(lambda m: world["ids"][m.group(1)], route.path)
+        for query, code in (("", 4401), (f"?token={world['outsider'].token}", 4403)):
+            with client.websocket_connect(url + query) as ws, \
+                    pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_bytes()
+            assert closed.value.code == code, (route.path, query)

@@ -1,0 +1,188 @@
+// Real Yjs clients for the Python tests: one process runs any number of named clients, each a
+// Y.Doc with a y-websocket WebsocketProvider, and is driven over stdin/stdout with JSON lines.
+//
+// Every command line gets exactly one reply line on stdout: {"ok": true, ...} or
+// {"ok": false, "error": "..."}. Commands run one at a time, in order. Anything unsolicited
+// (status changes, close events, library logging) goes to stderr, never to stdout.
+//
+// The scene document: a top-level Y.Map `objects` (object id -> Y.Map of fields) and a Y.Map
+// `meta`. See tests/yjs_clients.py for the Python side and the list of commands.
+
+import readline from 'node:readline'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+
+const reply = (message) => process.stdout.write(JSON.stringify(message) + '\n')
+const log = (...args) => process.stderr.write(`[peer] ${args.join(' ')}\n`)
+console.log = console.error // keep library logging out of the reply stream
+
+/** name -> { doc, provider, closes: [...], lastError } */
+const clients = new Map()
+
+const client = (name) => {
+  const found = clients.get(name)
+  if (found === undefined) throw new Error(`no client named ${JSON.stringify(name)}`)
+  return found
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+const connect = ({ client: name, url, room, token, params = {}, max_backoff_ms: maxBackoff = 1000 }) => {
+  if (clients.has(name)) throw new Error(`client ${JSON.stringify(name)} already exists`)
+  if (!url || !room) throw new Error('connect needs url and room')
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(url, String(room), doc, {
+    WebSocketPolyfill: WebSocket,
+    disableBc: true,
+    params: token == null ? { ...params } : { ...params, token: String(token) },
+    maxBackoffTime: maxBackoff
+  })
+  const entry = { doc, provider, closes: [], terminal: null, lastError: null }
+  provider.on('status', ({ status }) => log(name, 'status', status))
+  provider.on('connection-close', (event) => {
+    // `event` is null when the client closed the socket itself (disconnect, watchdog)
+    if (event == null) return
+    entry.closes.push({ code: event.code, reason: String(event.reason ?? ''), clean: !!event.wasClean })
+    log(name, 'socket closed', event.code, event.reason)
+  })
+  provider.on('closed', (event) => { entry.terminal = { code: event.code, reason: event.reason } })
+  provider.on('connection-error', (event) => {
+    entry.lastError = String(event?.message ?? event?.error?.message ?? event?.type ?? 'error')
+    log(name, 'connection error', entry.lastError)
+  })
+  clients.set(name, entry)
+  return { client_id: doc.clientID }
+}
+
+const fieldsOf = ({ field, value, fields }) => {
+  if (fields !== undefined) return Object.entries(fields)
+  if (field === undefined) throw new Error('set needs field and value, or fields')
+  return [[field, value]]
+}
+
+const commands = {
+  ping: () => ({}),
+
+  connect,
+
+  set: (msg) => {
+    const { doc } = client(msg.client)
+    const objects = doc.getMap('objects')
+    doc.transact(() => {
+      let object = objects.get(msg.object)
+      if (!(object instanceof Y.Map)) {
+        object = new Y.Map()
+        objects.set(msg.object, object)
+      }
+      for (const [key, value] of fieldsOf(msg)) object.set(key, value)
+    })
+    return {}
+  },
+
+  set_meta: ({ client: name, key, value }) => {
+    client(name).doc.getMap('meta').set(key, value)
+    return {}
+  },
+
+  delete: ({ client: name, object, field }) => {
+    const objects = client(name).doc.getMap('objects')
+    if (field === undefined) {
+      objects.delete(object)
+    } else {
+      const fields = objects.get(object)
+      if (!(fields instanceof Y.Map)) throw new Error(`no object ${JSON.stringify(object)}`)
+      fields.delete(field)
+    }
+    return {}
+  },
+
+  disconnect: ({ client: name }) => {
+    client(name).provider.disconnect()
+    return {}
+  },
+
+  reconnect: ({ client: name }) => {
+    client(name).provider.connect()
+    return {}
+  },
+
+  close: ({ client: name }) => {
+    const { doc, provider } = client(name)
+    provider.destroy()
+    doc.destroy()
+    clients.delete(name)
+    return {}
+  },
+
+  awareness: ({ client: name, state }) => {
+    client(name).provider.awareness.setLocalState(state ?? null)
+    return {}
+  },
+
+  awareness_states: ({ client: name }) => {
+    const { awareness } = client(name).provider
+    return { client_id: awareness.clientID, states: Object.fromEntries(awareness.getStates()) }
+  },
+
+  state: ({ client: name }) => {
+    const { doc, provider } = client(name)
+    return {
+      client_id: doc.clientID,
+      objects: doc.getMap('objects').toJSON(),
+      meta: doc.getMap('meta').toJSON(),
+      synced: provider.synced,
+      status: provider.wsconnected ? 'connected' : 'disconnected'
+    }
+  },
+
+  wait_synced: async ({ client: name, timeout_ms: timeout = 5000 }) => {
+    const { provider } = client(name)
+    const deadline = Date.now() + timeout
+    while (!provider.synced) {
+      if (Date.now() >= deadline) throw new Error(`client ${name} not synced after ${timeout} ms`)
+      await sleep(10)
+    }
+    return {}
+  },
+
+  close_info: ({ client: name }) => {
+    const { closes, terminal, lastError, provider } = client(name)
+    const last = closes.at(-1) ?? null
+    return {
+      code: last?.code ?? null,
+      reason: last?.reason ?? null,
+      closes: closes.length,
+      terminal, // {code, reason} once the provider gave up reconnecting (codes 4400-4499)
+      last_error: lastError,
+      status: provider.wsconnected ? 'connected' : 'disconnected'
+    }
+  },
+
+  quit: () => ({})
+}
+
+const shutdown = () => {
+  for (const { doc, provider } of clients.values()) {
+    provider.destroy()
+    doc.destroy()
+  }
+  clients.clear()
+}
+
+const lines = readline.createInterface({ input: process.stdin, crlfDelay: Infinity })
+for await (const line of lines) {
+  if (!line.trim()) continue
+  let msg
+  try {
+    msg = JSON.parse(line)
+    const handler = Object.hasOwn(commands, msg?.cmd) ? commands[msg.cmd] : null
+    if (handler === null) throw new Error(`unknown command ${JSON.stringify(msg?.cmd)}`)
+    reply({ ok: true, ...(await handler(msg)) })
+  } catch (error) {
+    reply({ ok: false, error: String(error?.message ?? error) })
+  }
+  if (msg?.cmd === 'quit') break
+}
+shutdown()
+process.exit(0)
