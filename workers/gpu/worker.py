@@ -11,12 +11,15 @@ import asyncio
 import io
 import logging
 from typing import Any, cast
+from uuid import UUID
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from core.crdt.fanout import Fanout
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore
+from core.events.jetstream import connect
 from core.events.job import STAGES, Job
 from core.events.job_kinds import GENERATE, GPU_COMMANDS
 from core.events.studio import Studio
@@ -37,11 +40,13 @@ def pick_device() -> torch.device:
 
 class GenerationJobs:
     def __init__(self, studio: Studio, blobs: BlobStore,
-                 backends: dict[str, GeneratorBackend], device: torch.device) -> None:
+                 backends: dict[str, GeneratorBackend], device: torch.device,
+                 fanout: Fanout | None = None) -> None:
         self._studio = studio
         self._blobs = blobs
         self._backends = backends
         self._device = device
+        self._fanout = fanout
 
     async def __call__(self, job: Job) -> dict[str, Any]:
         if job.kind != GENERATE:
@@ -65,10 +70,17 @@ class GenerationJobs:
                 self._studio.complete_stage, job.id, stage, key, _stats(generated),
                 {str(job.id): shown},
             )
+            await self._announce(UUID(job.project_id))
             log.info("job %s: %s stored as %s", job.id, stage, key)
         done = await asyncio.to_thread(self._studio.job, job.id)
         final = done.stages["final"]
         return {"blob": final["blob"], "backend": backend.name, "stats": final["stats"]}
+
+    async def _announce(self, project_id: UUID) -> None:
+        """Tell the API nodes' rooms that the scene moved on, so collaborators see the stage."""
+        if self._fanout is not None:
+            version = (await asyncio.to_thread(self._studio.scene, project_id)).version
+            await self._fanout.scene_changed(project_id, version, version)
 
     def _backend(self, name: Any) -> GeneratorBackend:
         backend = self._backends.get(name) if isinstance(name, str) else None
@@ -130,11 +142,14 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     assert settings.database_url is not None
     device = pick_device()
     studio = Studio.connect(settings.database_url)
+    identity = WorkerIdentity(POOL, device=str(device))
+    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
         backend = InflateBackend()
-        jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device)
-        consumer = CommandConsumer(settings, WorkerIdentity(POOL, device=str(device)),
-                                   GPU_COMMANDS, jobs, studio)
+        fanout = Fanout(nc, settings.namespace, node=identity.name)
+        jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device, fanout)
+        consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
         await consumer.run(stop)
     finally:
+        await nc.close()
         studio.close()
