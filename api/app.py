@@ -56,10 +56,15 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/projects/{{project_id}}/timeline", history.timeline, methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}/generate", generation.request_generation,
               methods=["POST"]),
+        Route(f"{V1}/projects/{{project_id}}/generate-progressive",
+              generation.generate_progressive, methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.request_analysis, methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}", jobs.get_job, methods=["GET"]),
+        Route(f"{V1}/jobs/{{job_id}}", jobs.cancel_job, methods=["DELETE"]),
+        Route(f"{V1}/jobs/{{job_id}}/events", generation.job_events, methods=["GET"]),
         Route(f"{V1}/jobs/{{job_id}}/undo", jobs.undo_job, methods=["POST"]),
+        Route(f"{V1}/jobs/{{job_id}}/stages/{{stage}}.glb", jobs.stage_mesh, methods=["GET"]),
         WebSocketRoute("/ws/projects/{project_id}", collab.scene_socket),
     ]
 

@@ -21,6 +21,7 @@ from core.crdt.fanout import Fanout
 from core.crdt.rooms import SceneRooms
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
+from core.events.progress import JobProgress
 from core.events.studio import Studio
 from core.projections.queries import ReadModels
 from core.settings import Settings
@@ -41,6 +42,7 @@ class Resources:
     read_models: ReadModels
     fanout: Fanout
     rooms: SceneRooms
+    progress: JobProgress
     max_upload_bytes: int = MAX_UPLOAD_BYTES
 
 
@@ -68,7 +70,8 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
             async with anyio.create_task_group() as rooms_tg:
                 rooms = SceneRooms(studio, fanout, rooms_tg)
                 app.state.resources = Resources(
-                    settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms
+                    settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms,
+                    JobProgress(nc, settings.namespace),
                 )
                 try:
                     yield

@@ -37,6 +37,7 @@ from core.events.jetstream import (
     ensure_stream,
 )
 from core.events.job import Job, JobFinished
+from core.events.progress import JobProgress
 from core.events.studio import Studio
 from core.settings import Settings
 
@@ -75,6 +76,7 @@ class CommandConsumer:
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self._nats_url, f"orfeas-{self._identity.pool}-worker")
+        self._progress = JobProgress(nc, self._stream.namespace)
         try:
             js = nc.jetstream()
             await ensure_stream(js, self._stream)
@@ -110,6 +112,7 @@ class CommandConsumer:
         except JobFinished:
             await msg.ack()  # redelivery of a job that already has its outcome
             return
+        await self._progress.announce(job_id)
         heartbeat = asyncio.create_task(_keep_alive(msg))
         try:
             result = await self._handler(job)
@@ -130,6 +133,7 @@ class CommandConsumer:
             await msg.ack()
         finally:
             heartbeat.cancel()
+            await self._progress.announce(job_id)
 
     async def _fail(self, msg: Msg, job_id: UUID, reason: str, retryable: bool) -> None:
         with contextlib.suppress(JobFinished):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import PurePosixPath
 from uuid import uuid4
@@ -37,14 +37,7 @@ async def upload_asset(request: Request) -> Response:
     res = resources(request)
     _check_declared_length(request, res.max_upload_bytes)
     filename, chunks = await _body(request)
-    blob = await spool(chunks, res.max_upload_bytes)
-    try:
-        if blob.size == 0:
-            raise InvalidInput(f"{filename}: empty file")
-        media = await asyncio.to_thread(sniff_media, blob.path(), filename)
-        asset = await _store(request, blob, media, filename)
-    finally:
-        blob.close()
+    asset, media = await store_upload(request, filename, chunks)
     row = {
         "asset_id": asset.asset_id, "project_id": request.state.project_id,
         "filename": asset.filename, "kind": asset.kind, "media_type": asset.media_type,
@@ -52,6 +45,24 @@ async def upload_asset(request: Request) -> Response:
         "uploaded_by": asset.uploaded_by, "uploaded_at": None,
     }
     return Json(asset_body(row) | {"format": media.format}, status_code=HTTPStatus.CREATED)
+
+
+async def store_upload(
+    request: Request, filename: str, chunks: AsyncIterator[bytes],
+    check: Callable[[MediaInfo], None] | None = None,
+) -> tuple[Asset, MediaInfo]:
+    """Spool, check (``check`` may refuse the kind) and only then store and record a file."""
+    res = resources(request)
+    blob = await spool(chunks, res.max_upload_bytes)
+    try:
+        if blob.size == 0:
+            raise InvalidInput(f"{filename}: empty file")
+        media = await asyncio.to_thread(sniff_media, blob.path(), filename)
+        if check is not None:
+            check(media)
+        return await _store(request, blob, media, filename), media
+    finally:
+        blob.close()
 
 
 async def _store(request: Request, blob: SpooledBlob, media: MediaInfo, filename: str) -> Asset:
@@ -73,14 +84,14 @@ async def _body(request: Request) -> tuple[str, AsyncIterator[bytes]]:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise MalformedInput("multipart upload without a 'file' field")
-        return clean_filename(upload.filename or ""), _read_upload(upload)
+        return clean_filename(upload.filename or ""), read_upload(upload)
     filename = request.query_params.get("filename")
     if not filename:
         raise MalformedInput("send multipart field 'file', or a raw body with ?filename=")
     return clean_filename(filename), request.stream()
 
 
-async def _read_upload(upload: UploadFile, chunk: int = 1024 * 1024) -> AsyncIterator[bytes]:
+async def read_upload(upload: UploadFile, chunk: int = 1024 * 1024) -> AsyncIterator[bytes]:
     while data := await upload.read(chunk):
         yield data
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
 from typing import Any
 from uuid import UUID
 
+from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json
@@ -33,6 +35,29 @@ async def undo_job(request: Request) -> Response:
     position = await asyncio.to_thread(res.studio.undo_job, job_id, current_user(request).key)
     await announce_scene_change(res, request.state.project_id)
     return Json({"job_id": job_id, "undone": True, "position": position})
+
+
+@guard(Access(Scope.JOB, Role.EDITOR))
+async def cancel_job(request: Request) -> Response:
+    """Cancel a queued or running job; a worker stops at its next stage."""
+    res = resources(request)
+    job_id = UUID(request.path_params["job_id"])
+    await asyncio.to_thread(res.studio.cancel_job, job_id, current_user(request).key)
+    await res.progress.announce(job_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT)
+
+
+@guard(Access(Scope.JOB, Role.VIEWER))
+async def stage_mesh(request: Request) -> Response:
+    """One stage's mesh as GLB, streamed from the blob store."""
+    res = resources(request)
+    job = await asyncio.to_thread(res.studio.job, UUID(request.path_params["job_id"]))
+    stage = job.stages.get(request.path_params["stage"])
+    if stage is None or not stage.get("blob"):
+        raise NotFound(f"job {job.id} has no {request.path_params['stage']!r} stage")
+    chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(stage["blob"])))
+    return StreamingResponse(iterate_in_threadpool(chunks), media_type="model/gltf-binary",
+                             headers={"Cache-Control": "private, max-age=31536000, immutable"})
 
 
 def job_body(row: dict[str, Any]) -> dict[str, Any]:

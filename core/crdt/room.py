@@ -22,7 +22,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskStatus
 from pycrdt import Awareness as AwarenessStates
-from pycrdt import Doc
+from pycrdt import Doc, get_update
 
 from core.crdt import document, protocol
 from core.crdt.fanout import Fanout, PresenceChange, SceneChange
@@ -188,7 +188,14 @@ class SceneRoom:
             await self._store(batch)
 
     async def _store(self, batch: list[_Pending]) -> None:
-        entries = _per_author(batch)
+        # A client may send the same edit twice: once live, and again in its sync step 2 after
+        # a reconnect whose handshake (our SyncStep1) went out while the first copy was still
+        # pending. Batches are stored one after another and each is applied to the document
+        # before the next is stored, so whatever the document already has is stored already:
+        # keep only the rest, so that no edit is stored twice.
+        entries = _new_to(self.doc.get_state(), _per_author(batch))
+        if not entries:
+            return
         try:
             stored = await asyncio.to_thread(self.studio.append_scene_batch, self.project_id,
                                              entries)
@@ -288,3 +295,13 @@ def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
     for pending in batch:
         order.setdefault(pending.peer.user_id, []).append(pending.update)
     return [(document.merge(updates), user, "ws") for user, updates in order.items()]
+
+
+def _new_to(state_vector: bytes, entries: list[tuple[bytes, str, str]]
+            ) -> list[tuple[bytes, str, str]]:
+    """The entries trimmed to what a document at ``state_vector`` lacks; empty ones dropped.
+    (Delete sets are kept whole: they cannot be compared by state vector, and re-applying a
+    deletion changes nothing.)"""
+    trimmed = [(bytes(get_update(update, state_vector)), actor, origin)
+               for update, actor, origin in entries]
+    return [entry for entry in trimmed if not document.is_empty(entry[0])]

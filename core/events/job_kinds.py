@@ -20,6 +20,10 @@ MESH_COMMANDS = "cmd.mesh.>"
 GPU_COMMANDS = "cmd.generate"
 
 
+# Generator backends and the version of their output: a new version invalidates cached results.
+GENERATOR_VERSIONS: dict[str, str] = {"inflate": "1"}
+
+
 def command_subject(kind: str) -> str:
     try:
         return _SUBJECTS[kind]

@@ -330,14 +330,17 @@ class Studio(Application[UUID]):
         inputs: dict[str, Any],
         params: dict[str, Any],
         actor: str,
+        key: str | None = None,
     ) -> UUID:
+        """Record a command. ``key`` is its cache key when the result depends on something
+        other than ``inputs`` and ``params`` as given (content rather than upload ids)."""
         command_subject(kind)  # refuses unknown kinds before anything is written
         job = Job(
             project_id=str(project_id),
             kind=kind,
             inputs=inputs,
             params=params,
-            cache_key=cache_key(kind, inputs, params),
+            cache_key=key or cache_key(kind, inputs, params),
             actor=actor,
         )
         self._save(job)

@@ -126,6 +126,21 @@ class ReadModels:
             "SELECT filename FROM rm_assets WHERE blob_key = %s LIMIT 1", blob_key)
         return None if row is None else str(row["filename"]).rsplit(".", 1)[-1].lower()
 
+    async def job_by_cache_key(self, cache_key: str) -> dict[str, Any] | None:
+        """The newest job with these exact inputs that succeeded, or is still running."""
+        return await self._fetchone(
+            "SELECT * FROM rm_jobs WHERE cache_key = %s AND state IN"
+            " ('succeeded', 'requested', 'started') ORDER BY (state = 'succeeded') DESC,"
+            " requested_at DESC LIMIT 1",
+            cache_key,
+        )
+
+    async def queue_position(self, kind: str, requested_at: Any) -> int:
+        row = await self._fetchone(
+            "SELECT count(*) AS ahead FROM rm_jobs WHERE kind = %s AND state = 'requested'"
+            " AND requested_at < %s", kind, requested_at)
+        return int(row["ahead"]) if row else 0
+
     # -- plumbing ---------------------------------------------------------------------------
 
     async def _fresh(self, query: str, *params: Any) -> dict[str, Any] | None:

@@ -65,3 +65,96 @@ def test_generate_refuses_a_mesh_and_an_unknown_asset(client: TestClient, prepar
     assert client.post(url, json={"asset_id": mesh["id"], "face_budget": 1},
                        headers=ben.headers).status_code == 422
     assert event_topics(prepared) == before
+
+
+def _events(response) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in response.iter_lines() if line]
+
+
+def _project(client: TestClient, account) -> str:
+    return client.post("/api/v1/projects", json={"name": "Stream"},
+                       headers=account.headers).json()["id"]
+
+
+def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, make_account):
+    cleo = make_account("cleo")
+    project_id = _project(client, cleo)
+    url = f"/api/v1/projects/{project_id}/generate-progressive"
+    with client.stream("POST", url, files={"image": ("disc.png", disc_png(), "image/png")},
+                       data={"face_budget": "4000", "seed": "3"}, headers=cleo.headers) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["content-type"].startswith("application/x-ndjson")
+        events = _events(r)
+    names = [e["event"] for e in events]
+    assert names[-3:] == ["preview", "medium", "final"], names
+    assert "started" in names and names.index("started") < names.index("preview")
+    final = events[-1]
+    assert final["faces"] <= 4000 and final["cached"] is False
+    glb = client.get(final["url"], headers=cleo.headers)
+    assert glb.status_code == 200 and glb.headers["content-type"] == "model/gltf-binary"
+    mesh = trimesh.load(io.BytesIO(glb.content), file_type="glb", force="mesh")
+    assert mesh.is_watertight
+
+    # the same bytes and parameters again: answered from the finished job, no new job
+    requested_before = event_topics(gpu_worker).count("core.events.job:Job.Requested")
+    with client.stream("POST", url, files={"image": ("again.png", disc_png(), "image/png")},
+                       data={"face_budget": "4000", "seed": "3"},
+                       headers=cleo.headers | {"Accept": "text/event-stream"}) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        body = r.read().decode()
+    assert "event: final" in body and '"cached": true' in body
+    assert event_topics(gpu_worker).count("core.events.job:Job.Requested") == requested_before
+    objects = client.get(f"/api/v1/projects/{project_id}/state",
+                         headers=cleo.headers).json()["scene"]["objects"]
+    assert len(objects) == 2  # the cache hit shows in the scene too
+    assert {o["blob"] for o in objects.values()} == {final["blob"]}
+
+
+def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline: Settings,
+                                                    make_account):
+    """No GPU worker runs here, so the first job stays queued while the others arrive."""
+    dana = make_account("dana")
+    project_id = _project(client, dana)
+    image = client.post(f"/api/v1/projects/{project_id}/assets?filename=d.png",
+                        content=disc_png(), headers=dana.headers).json()
+    jobs = {client.post(f"/api/v1/projects/{project_id}/generate",
+                        json={"asset_id": image["id"], "seed": 9},
+                        headers=dana.headers).json()["job_id"] for _ in range(10)}
+    assert len(jobs) == 1
+    (job_id,) = jobs
+    assert event_topics(pipeline).count("core.events.job:Job.Requested") == 1
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
+        first = next(line for line in r.iter_lines() if line)
+    assert '"event": "queued"' in first and '"position": 0' in first
+    # cancelling a queued job ends its stream
+    assert client.delete(f"/api/v1/jobs/{job_id}", headers=dana.headers).status_code == 204
+    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
+        events = _events(r)
+    assert [e["event"] for e in events] == ["cancelled"]
+
+
+def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Settings,
+                                               make_account):
+    from tests.integration.helpers import bucket_keys
+
+    eli = make_account("eli")
+    project_id = _project(client, eli)
+    url = f"/api/v1/projects/{project_id}/generate-progressive"
+    before = event_topics(prepared)
+    cases = [
+        ({"image": ("x.stl", box_stl(), "model/stl")}, {}, 415),
+        ({"image": ("x.png", b"not a png", "image/png")}, {}, 415),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"backend": "dream"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"face_budget": "2"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "-1"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "abc"}, 422),
+        ({"picture": ("x.png", disc_png(), "image/png")}, {}, 400),
+    ]
+    for files, data, status in cases:
+        response = client.post(url, files=files, data=data, headers=eli.headers)
+        assert response.status_code == status, (files, data, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+    assert event_topics(prepared) == before
+    assert bucket_keys(prepared) == []

@@ -22,6 +22,7 @@ from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.job import STAGES, Job
 from core.events.job_kinds import GENERATE, GPU_COMMANDS
+from core.events.progress import JobProgress
 from core.events.studio import Studio
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
@@ -41,12 +42,13 @@ def pick_device() -> torch.device:
 class GenerationJobs:
     def __init__(self, studio: Studio, blobs: BlobStore,
                  backends: dict[str, GeneratorBackend], device: torch.device,
-                 fanout: Fanout | None = None) -> None:
+                 fanout: Fanout | None = None, progress: JobProgress | None = None) -> None:
         self._studio = studio
         self._blobs = blobs
         self._backends = backends
         self._device = device
         self._fanout = fanout
+        self._progress = progress
 
     async def __call__(self, job: Job) -> dict[str, Any]:
         if job.kind != GENERATE:
@@ -70,14 +72,17 @@ class GenerationJobs:
                 self._studio.complete_stage, job.id, stage, key, _stats(generated),
                 {str(job.id): shown},
             )
-            await self._announce(UUID(job.project_id))
+            await self._announce(job.id, UUID(job.project_id))
             log.info("job %s: %s stored as %s", job.id, stage, key)
         done = await asyncio.to_thread(self._studio.job, job.id)
         final = done.stages["final"]
         return {"blob": final["blob"], "backend": backend.name, "stats": final["stats"]}
 
-    async def _announce(self, project_id: UUID) -> None:
-        """Tell the API nodes' rooms that the scene moved on, so collaborators see the stage."""
+    async def _announce(self, job_id: UUID, project_id: UUID) -> None:
+        """Ping the job's watchers, and tell the API nodes' rooms that the scene moved on, so
+        collaborators see the stage."""
+        if self._progress is not None:
+            await self._progress.announce(job_id)
         if self._fanout is not None:
             version = (await asyncio.to_thread(self._studio.scene, project_id)).version
             await self._fanout.scene_changed(project_id, version, version)
@@ -147,7 +152,8 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     try:
         backend = InflateBackend()
         fanout = Fanout(nc, settings.namespace, node=identity.name)
-        jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device, fanout)
+        jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device, fanout,
+                              JobProgress(nc, settings.namespace))
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
         await consumer.run(stop)
     finally:
