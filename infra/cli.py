@@ -6,15 +6,20 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import ConfigurationError, OrfeasError
 from core.settings import Settings
+
+if TYPE_CHECKING:
+    from infra.client import StudioClient
 
 AsyncMain = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -59,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("pool", choices=["gpu", "mesh"])
     worker.set_defaults(run=_worker)
 
+    generate = sub.add_parser("generate", help="turn an image into a 3D mesh (GLB)")
+    generate.add_argument("image", type=Path)
+    generate.add_argument("-o", "--output", type=Path, required=True, help="the GLB to write")
+    generate.add_argument("--project", help="project id (default: a project named 'CLI')")
+    generate.add_argument("--face-budget", type=int)
+    generate.add_argument("--seed", type=int, default=0)
+    _remote(generate)
+    generate.set_defaults(run=_generate)
+
     status = sub.add_parser("status", help="report what runs on a data folder")
     _data(status)
     status.set_defaults(run=_status)
@@ -77,6 +91,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _data(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="data folder (default ./.orfeas or $ORFEAS_DATA)")
+
+
+def _remote(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="the studio (default: the one `orfeas up` runs on --data)")
+    parser.add_argument("--token", help="API token (default: $ORFEAS_TOKEN)")
+    parser.add_argument("--user", help="sign in with this user instead of a token")
+    parser.add_argument("--password", help="password for --user (default: $ORFEAS_PASSWORD)")
+    _data(parser)
 
 
 def _listen(parser: argparse.ArgumentParser) -> None:
@@ -163,6 +185,66 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.gpu.worker import run_gpu_worker
 
     return _run_async(lambda stop: run_gpu_worker(settings, stop))
+
+
+def _client(args: argparse.Namespace, settings: Settings) -> StudioClient:
+    from infra.client import StudioClient
+    from infra.supervisor import read_state
+
+    url = args.url
+    if url is None:
+        state = read_state(settings.data_dir)
+        if state is None:
+            raise ConfigurationError(f"no studio runs on {settings.data_dir.absolute()};"
+                                     " start `orfeas up` or pass --url")
+        url = state["url"]
+    client = StudioClient(url, args.token or os.environ.get("ORFEAS_TOKEN"))
+    if args.user:
+        client.sign_in(args.user, args.password or os.environ.get("ORFEAS_PASSWORD", ""))
+    if not client.token:
+        raise ConfigurationError("pass --token (or set ORFEAS_TOKEN), or --user and --password")
+    return client
+
+
+def _generate(args: argparse.Namespace, settings: Settings) -> int:
+    from tqdm import tqdm
+
+    from infra.client import ApiError
+
+    if not args.image.is_file():
+        raise ConfigurationError(f"{args.image}: no such file")
+    client = _client(args, settings)
+    project = args.project or _cli_project(client)
+    fields = {"seed": str(args.seed)}
+    if args.face_budget:
+        fields["face_budget"] = str(args.face_budget)
+    stages = ["queued", "started", "preview", "medium", "final"]
+    final = None
+    with tqdm(total=len(stages), desc=args.image.name, unit="stage", file=sys.stderr) as bar:
+        for event in client.stream_upload(f"/api/v1/projects/{project}/generate-progressive",
+                                          "image", args.image, fields):
+            name = event["event"]
+            if name in ("failed", "cancelled"):
+                raise ApiError(f"generation {name}: {event.get('reason', '')}")
+            if name in stages:
+                bar.update(stages.index(name) + 1 - bar.n)
+                bar.set_postfix_str(name if "faces" not in event else
+                                    f"{name}: {event['faces']} faces")
+            if name == "final":
+                final = event
+    if final is None:
+        raise ApiError("the stream ended before the final stage")
+    size = client.download(final["url"], args.output)
+    print(f"wrote {args.output} ({size} bytes, {final['faces']} faces, job {final['job_id']})")
+    return 0
+
+
+def _cli_project(client: StudioClient) -> str:
+    projects = client.json("GET", "/api/v1/projects")["projects"]
+    for project in projects:
+        if project["name"] == "CLI":
+            return str(project["id"])
+    return str(client.json("POST", "/api/v1/projects", {"name": "CLI"})["id"])
 
 
 def _status(args: argparse.Namespace, settings: Settings) -> int:

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+import trimesh
 
 from infra.embedded.ports import free_port
 
@@ -311,6 +312,33 @@ def test_create_user_while_up_runs(studio: Up):
     assert again.returncode != 0
     assert "user 'alice' already exists" in again.stderr, again.stderr
     assert token_for(studio.url, "alice", "alice-secret-pw")  # the first password still holds
+
+
+@pytest.mark.timeout(180)
+def test_cli_generates_through_the_running_studio(studio: Up, tmp_path: Path):
+    """`orfeas generate` streams the stages with a progress bar and writes the final GLB,
+    through the studio's own API, dispatcher and GPU worker processes."""
+    from tests.integration.test_generation import disc_png
+
+    created = orfeas("admin", "create-user", "gena", "--password", "gena-secret-pw",
+                     "--data", str(studio.data_dir))
+    assert created.returncode == 0, created.stderr
+    image = tmp_path / "disc.png"
+    image.write_bytes(disc_png())
+    out = tmp_path / "disc.glb"
+    result = orfeas("generate", str(image), "-o", str(out), "--face-budget", "3000",
+                    "--user", "gena", "--password", "gena-secret-pw",
+                    "--data", str(studio.data_dir), timeout=150)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "final" in result.stderr and "stage" in result.stderr  # the progress bar
+    assert f"wrote {out}" in result.stdout
+    mesh = trimesh.load(out, force="mesh")
+    assert mesh.is_watertight and 0 < len(mesh.faces) <= 3000
+
+    missing = orfeas("generate", str(tmp_path / "nope.png"), "-o", str(out),
+                     "--user", "gena", "--password", "gena-secret-pw",
+                     "--data", str(studio.data_dir))
+    assert missing.returncode == 2 and "no such file" in missing.stderr
 
 
 @pytest.mark.timeout(120)
