@@ -33,6 +33,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/me", accounts.me, methods=["GET"]),
         Route(f"{V1}/admin/users", accounts.create_user, methods=["POST"]),
         Route(f"{V1}/admin/rooms", collab.rooms, methods=["GET"]),
+        Route(f"{V1}/generators", generation.generators, methods=["GET"]),
         Route(f"{V1}/projects", projects.create_project, methods=["POST"]),
         Route(f"{V1}/projects", projects.list_projects, methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}", projects.get_project, methods=["GET"]),

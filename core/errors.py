@@ -48,6 +48,10 @@ class UnsupportedMedia(InvalidInput):
     """An upload is neither an image nor a mesh format the studio reads."""
 
 
+class QuotaExceeded(DomainError):
+    """The caller may not start more work right now."""
+
+
 class AuthError(OrfeasError):
     """Authentication or authorisation failed."""
 

@@ -33,6 +33,7 @@ from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
+from core.generators import check_job_quota, list_generators
 from core.media import MediaInfo
 
 MAX_FACE_BUDGET = 1_000_000
@@ -82,6 +83,12 @@ async def generate_progressive(request: Request) -> Response:
         wanted = await _from_json(request, await json_object(request))
     job_id, reused = await _job_for(request, wanted)
     return _streaming(request, resources(request), job_id, reused)
+
+
+@guard(Access(Scope.USER))
+async def generators(request: Request) -> Response:
+    """The generators, their versions, and whether a GPU worker can run them (and why not)."""
+    return Json({"generators": await list_generators(resources(request).pool)})
 
 
 @guard(Access(Scope.JOB, Role.VIEWER))
@@ -173,6 +180,7 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, b
         if existing["state"] == JobState.SUCCEEDED.value:
             await _show_cached(res, project_id, existing, wanted, current_user(request).key)
         return existing["id"], True
+    await check_job_quota(res.pool, current_user(request).key)
     job_id = await asyncio.to_thread(
         res.studio.request_job, project_id, GENERATE,
         {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},

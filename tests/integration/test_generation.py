@@ -158,3 +158,32 @@ def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Set
         assert response.headers["content-type"] == "application/problem+json"
     assert event_topics(prepared) == before
     assert bucket_keys(prepared) == []
+
+
+def test_generators_are_listed_as_the_workers_report_them(client: TestClient,
+                                                          gpu_worker: Settings, make_account):
+    fay = make_account("fay")
+    listed = poll(lambda: client.get("/api/v1/generators", headers=fay.headers).json(),
+                  lambda body: body["generators"][0]["available"], timeout=30)["generators"]
+    inflate = next(g for g in listed if g["name"] == "inflate")
+    assert inflate["device"] == "cpu" and inflate["capabilities"]["needs_weights"] is False
+
+
+def test_concurrent_job_quota(client: TestClient, pipeline: Settings, make_account):
+    """Without a GPU worker every job stays queued; the fifth at once is refused (429)."""
+    from core.generators import MAX_CONCURRENT_JOBS
+
+    gus = make_account("gus")
+    project_id = _project(client, gus)
+    image = client.post(f"/api/v1/projects/{project_id}/assets?filename=g.png",
+                        content=disc_png(), headers=gus.headers).json()
+    url = f"/api/v1/projects/{project_id}/generate"
+    for seed in range(MAX_CONCURRENT_JOBS):
+        started = client.post(url, json={"asset_id": image["id"], "seed": seed},
+                              headers=gus.headers)
+        assert started.status_code == 202, started.text
+        poll(lambda: client.get(started.headers["location"], headers=gus.headers),
+             lambda r: r.status_code == 200)  # the read model has it
+    refused = client.post(url, json={"asset_id": image["id"], "seed": 99}, headers=gus.headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"

@@ -21,9 +21,10 @@ from core.errors import InvalidInput
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.job import STAGES, Job
-from core.events.job_kinds import GENERATE, GPU_COMMANDS
+from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS, GPU_COMMANDS
 from core.events.progress import JobProgress
 from core.events.studio import Studio
+from core.generators import GeneratorReport, report_generators
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.gpu.backends import GeneratedMesh, GeneratorBackend, InflateBackend, Stage
@@ -117,6 +118,18 @@ def _scene_object(job: Job, stage: str, blob: str, *, first: bool) -> dict[str, 
     return fields
 
 
+def _report(database_url: str, identity: WorkerIdentity,
+            backends: list[GeneratorBackend]) -> None:
+    reports = []
+    for backend in backends:
+        available, reason = backend.available()
+        reports.append(GeneratorReport(
+            name=backend.name, version=GENERATOR_VERSIONS.get(backend.name, "unknown"),
+            available=available, reason=reason, device=identity.device,
+            capabilities=dict(backend.capabilities)))
+    report_generators(database_url, identity.name, reports)
+
+
 def _open_image(data: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(data))
@@ -151,6 +164,7 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
         backend = InflateBackend()
+        await asyncio.to_thread(_report, settings.database_url, identity, [backend])
         fanout = Fanout(nc, settings.namespace, node=identity.name)
         jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device, fanout,
                               JobProgress(nc, settings.namespace))

@@ -1,0 +1,92 @@
+"""Which generators the GPU workers offer, as they report it, and who may start how many jobs.
+
+Workers write their backends' availability here when they start (and refresh it), so the API
+can list generators with the real reason one is unavailable without importing torch itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from core.errors import QuotaExceeded
+from core.events.job_kinds import GENERATOR_VERSIONS
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS gpu_generators ("
+    " name text NOT NULL, worker text NOT NULL, version text NOT NULL,"
+    " available boolean NOT NULL, reason text NOT NULL, device text NOT NULL,"
+    " capabilities jsonb NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),"
+    " PRIMARY KEY (name, worker))"
+)
+FRESH_FOR = "10 minutes"  # a report older than this no longer counts
+MAX_CONCURRENT_JOBS = 4
+
+
+@dataclass(frozen=True)
+class GeneratorReport:
+    name: str
+    version: str
+    available: bool
+    reason: str
+    device: str
+    capabilities: dict[str, Any]
+
+
+def report_generators(database_url: str, worker: str, reports: list[GeneratorReport]) -> None:
+    """Called by a GPU worker: what it can run, and why not where it cannot."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(SCHEMA)  # type: ignore[arg-type]
+        for r in reports:
+            conn.execute(
+                "INSERT INTO gpu_generators (name, worker, version, available, reason, device,"
+                " capabilities) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (name, worker) DO UPDATE SET version = EXCLUDED.version,"
+                " available = EXCLUDED.available, reason = EXCLUDED.reason,"
+                " device = EXCLUDED.device, capabilities = EXCLUDED.capabilities,"
+                " seen_at = now()",
+                (r.name, worker, r.version, r.available, r.reason, r.device,
+                 Jsonb(r.capabilities)),
+            )
+
+
+async def list_generators(pool: AsyncConnectionPool) -> list[dict[str, Any]]:
+    """Every known generator with the best recent report of any worker."""
+    async with pool.connection() as conn:
+        await conn.execute(SCHEMA)  # type: ignore[arg-type]
+        cur = conn.cursor(row_factory=dict_row)
+        await cur.execute(
+            "SELECT DISTINCT ON (name) * FROM gpu_generators"
+            f" WHERE seen_at > now() - interval '{FRESH_FOR}'"
+            " ORDER BY name, available DESC, seen_at DESC")
+        reported = {row["name"]: row for row in await cur.fetchall()}
+    listed = []
+    for name, version in sorted(GENERATOR_VERSIONS.items()):
+        row = reported.get(name)
+        listed.append({
+            "name": name, "version": version,
+            "available": bool(row and row["available"]),
+            "reason": row["reason"] if row else "no GPU worker has reported this generator",
+            "device": row["device"] if row else None,
+            "capabilities": row["capabilities"] if row else {},
+        })
+    return listed
+
+
+async def check_job_quota(pool: AsyncConnectionPool, user_id: str,
+                          limit: int = MAX_CONCURRENT_JOBS) -> None:
+    """The one place that decides whether a user may start another job (rate limits and
+    quotas extend it); for now a limit on jobs queued or running at once."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT count(*) FROM rm_jobs WHERE requested_by = %s"
+            " AND state IN ('requested', 'started')", (user_id,))
+        row = await cur.fetchone()
+    running = row[0] if row else 0
+    if running >= limit:
+        raise QuotaExceeded(f"you have {running} jobs queued or running; the limit is {limit}")
