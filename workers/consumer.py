@@ -66,8 +66,10 @@ class CommandConsumer:
         filter_subject: str,
         handler: Handler,
         studio: Studio,
+        retry_base_s: float = 2.0,
     ) -> None:
         _, self._nats_url, _ = settings.require_services()
+        self._retry_base_s = retry_base_s  # redelivery after base**attempt seconds
         self._stream = CommandStream.of(settings)
         self._identity = identity
         self._filter = filter_subject
@@ -78,7 +80,7 @@ class CommandConsumer:
         nc = await connect(self._nats_url, f"orfeas-{self._identity.pool}-worker")
         self._progress = JobProgress(nc, self._stream.namespace)
         try:
-            js = nc.jetstream()
+            js = self._js = nc.jetstream()
             await ensure_stream(js, self._stream)
             config = consumer_config(self._stream, self._identity.pool, self._filter)
             sub = await js.pull_subscribe(
@@ -123,10 +125,11 @@ class CommandConsumer:
         except Exception as e:
             log.exception("job %s failed on delivery %s", job_id, msg.metadata.num_delivered)
             if msg.metadata.num_delivered >= MAX_DELIVER:
+                await self._bury(msg, str(e))
                 await self._fail(msg, job_id, f"gave up after {MAX_DELIVER} attempts: {e}",
                                  retryable=True)
             else:
-                await msg.nak(delay=2.0 ** msg.metadata.num_delivered)
+                await msg.nak(delay=self._retry_base_s ** msg.metadata.num_delivered)
         else:
             with contextlib.suppress(JobFinished):  # cancelled while running
                 await asyncio.to_thread(self._studio.succeed_job, job_id, result)
@@ -134,6 +137,13 @@ class CommandConsumer:
         finally:
             heartbeat.cancel()
             await self._progress.announce(job_id)
+
+    async def _bury(self, msg: Msg, reason: str) -> None:
+        """Keep the command that could not be run in the dead-letter stream."""
+        relative = msg.subject.removeprefix(self._stream.subject(""))
+        await self._js.publish(self._stream.subject(f"dead.{relative}"), msg.data, headers={
+            "Orfeas-Reason": reason[:500], "Orfeas-Worker": self._identity.name,
+            "Orfeas-Deliveries": str(msg.metadata.num_delivered)})
 
     async def _fail(self, msg: Msg, job_id: UUID, reason: str, retryable: bool) -> None:
         with contextlib.suppress(JobFinished):

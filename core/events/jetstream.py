@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 600.0
 ACK_WAIT_S = 30.0
 MAX_DELIVER = 5
+DEAD_LETTER_DAYS = 14
 STREAM_NAME_IN_USE = 10058  # JetStream: same name, different configuration
 
 
@@ -51,6 +52,10 @@ class CommandStream:
     def name(self) -> str:
         stem = self.namespace.upper().replace("-", "_")
         return f"{stem}_COMMANDS" if stem else "COMMANDS"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.name}_DEAD"
 
     def subject(self, relative: str) -> str:
         return f"{self.namespace}.{relative}" if self.namespace else relative
@@ -74,22 +79,35 @@ async def connect(url: str, name: str) -> NATS:
 
 
 async def ensure_stream(js: JetStreamContext, stream: CommandStream) -> None:
-    config = StreamConfig(
+    """The command work queue, and beside it the dead letters: commands given up on after
+    ``MAX_DELIVER`` attempts, kept (for ``DEAD_LETTER_DAYS``) for someone to inspect."""
+    await _ensure(js, StreamConfig(
         name=stream.name,
         subjects=[stream.subject("cmd.>")],
         retention=RetentionPolicy.WORK_QUEUE,
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW_S,
         num_replicas=stream.replicas,
-    )
+    ))
+    await _ensure(js, StreamConfig(
+        name=stream.dead_letters,
+        subjects=[stream.subject("dead.>")],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=DEAD_LETTER_DAYS * 86400.0,
+        num_replicas=stream.replicas,
+    ))
+
+
+async def _ensure(js: JetStreamContext, config: StreamConfig) -> None:
     try:
         await js.add_stream(config)  # idempotent when the stream exists with this config
     except BadRequestError as e:
         if e.err_code != STREAM_NAME_IN_USE:
-            raise MessagingError(f"cannot create stream {stream.name}: {e}") from e
+            raise MessagingError(f"cannot create stream {config.name}: {e}") from e
         await js.update_stream(config)
     except NatsError as e:
-        raise MessagingError(f"stream {stream.name}: {e}") from e
+        raise MessagingError(f"stream {config.name}: {e}") from e
 
 
 def consumer_config(stream: CommandStream, pool: str, filter_subject: str) -> ConsumerConfig:

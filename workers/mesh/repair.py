@@ -467,12 +467,16 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
 def _resolve_crossings(solid: trimesh.Trimesh) -> trimesh.Trimesh:
     """Clear the few crossing faces a boolean union can leave where bodies met at a slant.
 
-    manifold3d's output is manifold but only *epsilon*-valid: slivers where faces of
-    different bodies nearly coincide can cross by rounding. MeshFix's clean-up of the whole
-    result removes them; its output is used only when it is sound and keeps the volume.
+    manifold3d's output is manifold but only *epsilon*-valid: needle triangles where faces of
+    different bodies nearly coincide can cross by rounding. Collapsing them (manifold3d's
+    ``simplify`` at zero tolerance, which moves no surface) usually suffices; otherwise
+    MeshFix's clean-up of the whole result is used when it is sound and keeps the volume.
     """
     if len(solid.faces) == 0 or count_self_intersecting_faces(solid.vertices, solid.faces) == 0:
         return solid
+    collapsed = _from_manifold(_to_manifold(solid).simplify(0.0))
+    if count_self_intersecting_faces(collapsed.vertices, collapsed.faces) == 0:
+        return collapsed
     tmesh, (centre, scale) = _meshfix_mesh(solid.vertices, solid.faces)
     tmesh.clean()
     vertices, faces = tmesh.return_arrays()
