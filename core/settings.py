@@ -49,6 +49,8 @@ class Settings:
     port: int = 8000
     # JetStream replicas of the command stream: 1 on one machine, 3 on a 3-node cluster.
     nats_replicas: int = 1
+    # Seconds a worker may go silent on a job before JetStream gives the job to another.
+    job_ack_wait_s: float = 30.0
     models_dir: Path | None = None
 
     @classmethod
@@ -78,6 +80,7 @@ class Settings:
             host=env.get("ORFEAS_HOST", "127.0.0.1"),
             port=_int(env, "ORFEAS_PORT", 8000),
             nats_replicas=_int(env, "ORFEAS_NATS_REPLICAS", 1),
+            job_ack_wait_s=float(_int(env, "ORFEAS_JOB_ACK_WAIT_S", 30)),
             models_dir=Path(models) if models else None,
         )
 
@@ -95,6 +98,8 @@ class Settings:
             env["ORFEAS_NATS_URL"] = self.nats_url
         if self.nats_replicas != 1:
             env["ORFEAS_NATS_REPLICAS"] = str(self.nats_replicas)
+        if self.job_ack_wait_s != 30.0:
+            env["ORFEAS_JOB_ACK_WAIT_S"] = str(int(self.job_ack_wait_s))
         if self.models_dir:
             env["ORFEAS_MODELS_DIR"] = str(self.models_dir)
         if self.s3:

@@ -29,7 +29,6 @@ from nats.errors import TimeoutError as NatsTimeout
 
 from core.errors import DomainError
 from core.events.jetstream import (
-    ACK_WAIT_S,
     MAX_DELIVER,
     CommandStream,
     connect,
@@ -115,7 +114,7 @@ class CommandConsumer:
             await msg.ack()  # redelivery of a job that already has its outcome
             return
         await self._progress.announce(job_id)
-        heartbeat = asyncio.create_task(_keep_alive(msg))
+        heartbeat = asyncio.create_task(_keep_alive(msg, self._stream.ack_wait_s / 3))
         try:
             result = await self._handler(job)
         except JobFinished:
@@ -153,7 +152,7 @@ class CommandConsumer:
         await msg.ack()
 
 
-async def _keep_alive(msg: Msg) -> None:
+async def _keep_alive(msg: Msg, every_s: float) -> None:
     while True:
-        await asyncio.sleep(ACK_WAIT_S / 3)
+        await asyncio.sleep(every_s)
         await msg.in_progress()

@@ -31,7 +31,6 @@ from core.settings import Settings
 log = logging.getLogger(__name__)
 
 DUPLICATE_WINDOW_S = 600.0
-ACK_WAIT_S = 30.0
 MAX_DELIVER = 5
 DEAD_LETTER_DAYS = 14
 STREAM_NAME_IN_USE = 10058  # JetStream: same name, different configuration
@@ -43,10 +42,11 @@ class CommandStream:
 
     namespace: str = ""
     replicas: int = 1
+    ack_wait_s: float = 30.0
 
     @classmethod
     def of(cls, settings: Settings) -> CommandStream:
-        return cls(settings.namespace, settings.nats_replicas)
+        return cls(settings.namespace, settings.nats_replicas, settings.job_ack_wait_s)
 
     @property
     def name(self) -> str:
@@ -116,7 +116,7 @@ def consumer_config(stream: CommandStream, pool: str, filter_subject: str) -> Co
         filter_subject=stream.subject(filter_subject),
         ack_policy=AckPolicy.EXPLICIT,
         deliver_policy=DeliverPolicy.ALL,
-        ack_wait=ACK_WAIT_S,
+        ack_wait=stream.ack_wait_s,
         max_deliver=MAX_DELIVER,
         max_ack_pending=64,
     )

@@ -53,8 +53,11 @@ _SHEET_THICKNESS_FRACTION: Final = 0.01
 """Thickness given to a flat sheet, as a fraction of the whole mesh's bounding-box diagonal.
 A sheet has no thickness of its own; 1 % keeps it printable without swamping its neighbours."""
 
-_VOLUME_DRIFT: Final = 0.005
-"""Largest relative volume change accepted from the final clean-up of crossing faces."""
+_VOLUME_DRIFT: Final = 0.01
+"""Largest relative volume change accepted from MeshFix on a body that was already closed.
+MeshFix removes crossing faces by deleting them and filling the holes left; on some closed
+parts (interpenetrating screw holes) that deletes most of the part. Keeping the closed part,
+crossings and all, is then the lesser harm."""
 
 _CELL_TRIANGLES: Final = 200
 """Triangles per cell of MeshFix's intersection grid. Its default (50) makes the grid subdivide
@@ -411,14 +414,22 @@ def _solid_body(
     """Return ``body`` as a closed manifold free of self-intersections, or ``None``.
 
     A body that is already sound is returned unchanged, wound as it came (an inward winding
-    may mean a cavity; :func:`_combine` decides). Others are repaired with MeshFix, and
-    sealed with a hull when MeshFix cannot close them.
+    may mean a cavity; :func:`_combine` decides). Others are repaired with MeshFix. A closed
+    body MeshFix cannot mend without losing volume is kept as it came; an open one MeshFix
+    cannot close is sealed with its hull.
     """
     if _is_sound(body, intersections=intersections):
         return body
+    closed = _is_closed_solid(body)
     fixed = _meshfix(body, report)
-    if fixed is not None:
+    if fixed is not None and not (closed and _drifted(body, fixed)):
         return fixed
+    if closed:
+        report.notes.append(
+            f"a closed body of {len(body.faces)} faces kept its crossing faces: "
+            "removing them would have changed its volume"
+        )
+        return body
     hull = _hull(body, thickness)
     if hull is not None:
         report.bodies_sealed_by_hull += 1
@@ -426,6 +437,17 @@ def _solid_body(
             f"a body of {len(body.faces)} faces could not be closed and was sealed by its hull"
         )
     return hull
+
+
+def _is_closed_solid(body: trimesh.Trimesh) -> bool:
+    """Closed, consistently wound, manifold and not flat (crossing faces allowed)."""
+    closed = body.is_watertight and body.is_winding_consistent
+    return bool(closed) and not _non_manifold_vertex_count(body) and not _is_flat(body)
+
+
+def _drifted(body: trimesh.Trimesh, fixed: trimesh.Trimesh) -> bool:
+    """Say whether ``fixed`` lost or gained more than the accepted volume of ``body``."""
+    return bool(abs(abs(fixed.volume) - abs(body.volume)) > _VOLUME_DRIFT * abs(body.volume))
 
 
 def _is_sound(body: trimesh.Trimesh, *, intersections: bool) -> bool:
@@ -469,23 +491,16 @@ def _resolve_crossings(solid: trimesh.Trimesh) -> trimesh.Trimesh:
 
     manifold3d's output is manifold but only *epsilon*-valid: needle triangles where faces of
     different bodies nearly coincide can cross by rounding. Collapsing them (manifold3d's
-    ``simplify`` at zero tolerance, which moves no surface) usually suffices; otherwise
-    MeshFix's clean-up of the whole result is used when it is sound and keeps the volume.
+    ``simplify`` at zero tolerance, which moves no surface) usually suffices. MeshFix's
+    clean-up is not tried on the whole result: over the corpus it never helped there, and
+    on large assemblies it cost tens of seconds.
     """
     if len(solid.faces) == 0 or count_self_intersecting_faces(solid.vertices, solid.faces) == 0:
         return solid
     collapsed = _from_manifold(_to_manifold(solid).simplify(0.0))
     if count_self_intersecting_faces(collapsed.vertices, collapsed.faces) == 0:
         return collapsed
-    tmesh, (centre, scale) = _meshfix_mesh(solid.vertices, solid.faces)
-    tmesh.clean()
-    vertices, faces = tmesh.return_arrays()
-    cleaned = _bare(centre + scale * vertices, faces)
-    if not (len(cleaned.faces) and _is_sound(cleaned, intersections=True)):
-        return solid
-    if abs(cleaned.volume - solid.volume) > _VOLUME_DRIFT * abs(solid.volume):
-        return solid
-    return cleaned
+    return solid
 
 
 def _outward(solid: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh:
