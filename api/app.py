@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.applications import Starlette
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from api.problems import EXCEPTION_HANDLERS
 from api.resources import lifespan_for
@@ -70,9 +76,31 @@ def routes() -> list[BaseRoute]:
     ]
 
 
+FRONTEND_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
+
+
+class SinglePageApp(StaticFiles):
+    """The built web workspace: files as they are, ``index.html`` for client-side routes."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as e:
+            if e.status_code != 404 or path.startswith(("api/", "ws/")) or "." in path:
+                raise
+            return await super().get_response("index.html", scope)
+
+
+def frontend_routes(dist: Path = FRONTEND_DIST) -> list[BaseRoute]:
+    """Serve the workspace when it has been built (``make up`` builds it)."""
+    if not (dist / "index.html").is_file():
+        return []
+    return [Mount("/", app=SinglePageApp(directory=dist, html=True), name="frontend")]
+
+
 def create_app(settings: Settings) -> Starlette:
     return Starlette(
-        routes=routes(),
+        routes=routes() + frontend_routes(),
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan_for(settings),
     )
