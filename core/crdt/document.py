@@ -45,6 +45,16 @@ def is_empty(update: bytes) -> bool:
     return update in (b"", EMPTY_UPDATE)
 
 
+def compact(updates: Iterable[bytes]) -> bytes:
+    """One update equal to all of ``updates``, with deleted content garbage-collected.
+
+    ``merge`` keeps everything ever written (deleted map values included), so a long-lived
+    scene's merged state grows without bound; loading into a document and encoding it again
+    keeps only what the document still holds, plus tombstones.
+    """
+    return bytes(load(*updates).get_update())
+
+
 def merge(updates: Iterable[bytes]) -> bytes:
     present = [u for u in updates if u]
     if not present:
@@ -70,14 +80,20 @@ def edit(state: bytes, changes: dict[str, dict[str, Any] | None], *, exact: bool
     not named are removed too, which restores an object to a recorded value.
     """
     doc = load(state)
-    before = doc.get_state()
     objects = doc.get(OBJECTS, type=Map)
-    with doc.transaction(origin=origin):
-        for object_id, fields in changes.items():
-            _set_object(objects, object_id, fields, exact)
-        if meta is not None:
-            _patch(doc.get(META, type=Map), meta, exact)
-    return bytes(doc.get_update(before))
+    made: list[bytes] = []
+    # The transaction's own update, not a diff against the state before: a diff carries the
+    # document's whole delete set, which grows with its history.
+    subscription = doc.observe(lambda event: made.append(event.update))
+    try:
+        with doc.transaction(origin=origin):
+            for object_id, fields in changes.items():
+                _set_object(objects, object_id, fields, exact)
+            if meta is not None:
+                _patch(doc.get(META, type=Map), meta, exact)
+    finally:
+        doc.unobserve(subscription)
+    return merge(made) if made else EMPTY_UPDATE
 
 
 def revert_update(current: bytes, target: bytes, origin: str = "revert") -> bytes:

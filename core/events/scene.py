@@ -46,10 +46,10 @@ class Scene(Aggregate):
 
     @property
     def state(self) -> bytes:
-        """The whole document as one update."""
+        """The whole document as one update (garbage-collected: see ``document.compact``)."""
         if not self.tail:
             return self.base
-        return document.merge([self.base, *self.tail])
+        return document.compact([self.base, *self.tail])
 
     @property
     def needs_compaction(self) -> bool:
