@@ -130,8 +130,10 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = _with_listen(args, settings)
     settings.require_services()
+    # Yjs frames are small binary updates: compressing each one for each peer costs more CPU
+    # than it saves bandwidth, so WebSocket compression is off.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=True)
+                log_level="info", proxy_headers=True, ws_per_message_deflate=False)
     return 0
 
 

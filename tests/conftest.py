@@ -7,6 +7,8 @@ database, NATS namespace and bucket on it instead.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,11 +26,19 @@ from infra.embedded import EmbeddedStack
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """The session's running stack, as the settings that reach it (fast, non-durable mode)."""
-    data_dir = tmp_path_factory.mktemp("orfeas-stack")
-    with EmbeddedStack(Settings(data_dir=data_dir), fast=True) as settings:
-        yield settings
+def stack() -> Iterator[Settings]:
+    """The session's running stack, as the settings that reach it (fast, non-durable mode).
+
+    Its folder is not under pytest's temporary root: PostgreSQL runs as another user, and
+    every pytest session started meanwhile resets that root to mode 0700, which would lock
+    this session's server out of its own files.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="orfeas-test-stack-"))
+    try:
+        with EmbeddedStack(Settings(data_dir=data_dir), fast=True) as settings:
+            yield settings
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -64,6 +64,11 @@ def eventstore_env(database_url: str, **extra: str) -> dict[str, str]:
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
         "IS_SNAPSHOTTING_ENABLED": "y",
+        # Aggregates stay in memory and are fast-forwarded with newer events on each load
+        # (one query instead of snapshot plus tail); commands get deep copies, so a refused
+        # command never corrupts the cache.
+        "AGGREGATE_CACHE_MAXSIZE": "500",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
     }
     return env | extra
 
