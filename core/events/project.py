@@ -6,6 +6,7 @@ no pending event behind. Every event names its ``actor`` (a user id); the librar
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -17,6 +18,8 @@ from core.events.roles import Role
 
 MAX_NAME_LENGTH = 200
 MAX_MESSAGE_LENGTH = 2000
+# PostgreSQL text cannot hold NUL, and no name needs a control character.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,8 @@ class Project(Aggregate):
         if not isinstance(name, str) or not name.strip():
             raise InvalidInput("a project name must be a non-empty string")
         name = name.strip()
+        if _CONTROL.search(name):
+            raise InvalidInput("a project name cannot contain control characters")
         if len(name) > MAX_NAME_LENGTH:
             raise InvalidInput(f"a project name has at most {MAX_NAME_LENGTH} characters")
         return name
@@ -151,6 +156,8 @@ class Project(Aggregate):
         if not isinstance(message, str) or len(message) > MAX_MESSAGE_LENGTH:
             raise InvalidInput(f"a version message is a string of at most {MAX_MESSAGE_LENGTH}"
                                " characters")
+        if "\x00" in message:
+            raise InvalidInput("a version message cannot contain NUL characters")
         self._version_tagged(version_id=version_id, position=position, message=message.strip(),
                              actor=actor)
 

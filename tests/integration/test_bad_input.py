@@ -82,7 +82,8 @@ def test_malformed_json_is_400(client, prepared, owner_project, body):
     assert event_topics(prepared) == before
 
 
-@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": 7}, {"name": "x" * 201}])
+@pytest.mark.parametrize("body", [{}, {"name": ""}, {"name": 7}, {"name": "x" * 201},
+                                  {"name": "a\x00b"}, {"name": "tab\there"}])
 def test_invalid_fields_are_422(client, prepared, owner_project, body):
     owner, project_id = owner_project
     before = event_topics(prepared)
