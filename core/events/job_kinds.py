@@ -21,7 +21,7 @@ GPU_COMMANDS = "cmd.generate"
 
 
 # Generator backends and the version of their output: a new version invalidates cached results.
-GENERATOR_VERSIONS: dict[str, str] = {"inflate": "1"}
+GENERATOR_VERSIONS: dict[str, str] = {"inflate": "1", "shap-e": "1", "hunyuan3d": "1"}
 
 
 def command_subject(kind: str) -> str:

@@ -163,10 +163,16 @@ def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Set
 def test_generators_are_listed_as_the_workers_report_them(client: TestClient,
                                                           gpu_worker: Settings, make_account):
     fay = make_account("fay")
-    listed = poll(lambda: client.get("/api/v1/generators", headers=fay.headers).json(),
-                  lambda body: body["generators"][0]["available"], timeout=30)["generators"]
-    inflate = next(g for g in listed if g["name"] == "inflate")
+    def by_name(body: dict) -> dict:
+        return {g["name"]: g for g in body["generators"]}
+
+    listed = by_name(poll(lambda: client.get("/api/v1/generators", headers=fay.headers).json(),
+                          lambda body: by_name(body)["inflate"]["available"], timeout=30))
+    inflate = listed["inflate"]
     assert inflate["device"] == "cpu" and inflate["capabilities"]["needs_weights"] is False
+    # the weight-based generators are listed, unavailable here, with the reason
+    for name in ("shap-e", "hunyuan3d"):
+        assert listed[name]["available"] is False and listed[name]["reason"], listed[name]
 
 
 def test_concurrent_job_quota(client: TestClient, pipeline: Settings, make_account):

@@ -27,7 +27,9 @@ from core.events.studio import Studio
 from core.generators import GeneratorReport, report_generators
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
-from workers.gpu.backends import GeneratedMesh, GeneratorBackend, InflateBackend, Stage
+from workers.gpu.backends import GeneratedMesh, GeneratorBackend, Stage
+from workers.gpu.registry import generator_backends
+from workers.gpu.vram import DeviceBudget
 
 log = logging.getLogger(__name__)
 
@@ -163,10 +165,10 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     identity = WorkerIdentity(POOL, device=str(device))
     nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
-        backend = InflateBackend()
-        await asyncio.to_thread(_report, settings.database_url, identity, [backend])
+        backends = generator_backends(settings.models_dir, DeviceBudget(device))
+        await asyncio.to_thread(_report, settings.database_url, identity, list(backends.values()))
         fanout = Fanout(nc, settings.namespace, node=identity.name)
-        jobs = GenerationJobs(studio, BlobStore(s3), {backend.name: backend}, device, fanout,
+        jobs = GenerationJobs(studio, BlobStore(s3), backends, device, fanout,
                               JobProgress(nc, settings.namespace))
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
         await consumer.run(stop)
