@@ -1,11 +1,12 @@
 """One project's live scene on one API node: its document, its peers, their presence.
 
 The room's document only ever holds what is stored. An edit from a peer is validated, queued,
-and appended to the event log together with whatever else arrived while the previous batch was
-being stored (one transaction per batch, one event per author); only after the commit is it applied to the
-room's document, sent to the other peers and published to the other nodes. If the append
-fails, the authors' sockets are closed with ``STORAGE_FAILED``: their clients still hold the
-edits and send them again after reconnecting, so an edit any other peer has seen is stored.
+and appended to the event log together with whatever else arrived while the previous batch
+was being stored (one transaction per batch, one event per author); only after the commit is
+it applied to the room's document, sent to the other peers and published to the other nodes.
+If the append fails, the authors' sockets are closed with ``STORAGE_FAILED``: their clients
+still hold the edits and send them again after reconnecting, so an edit any other peer has
+seen is stored.
 
 Presence (awareness) is relayed and never stored.
 """
@@ -149,8 +150,6 @@ class SceneRoom:
         if isinstance(message, protocol.SyncStep1):
             peer.send(protocol.sync_step2(self.doc.get_update(message.state_vector)))
         elif isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
-            from pycrdt import get_state as _gs
-            log.warning("DBG recv %s peer=%s user=%s sv=%s doc=%s", type(message).__name__, peer.id, peer.user_id[:8], _gs(message.update).hex(), self.doc.get_state().hex())
             self._accept_update(peer, message.update)
         elif isinstance(message, protocol.Awareness):
             self._accept_presence(peer, message.update)
@@ -196,7 +195,6 @@ class SceneRoom:
         # before the next is stored, so whatever the document already has is stored already:
         # keep only the rest, so that no edit is stored twice.
         entries = _new_to(self.doc.get_state(), _per_author(batch))
-        log.warning("DBG store v=%s doc=%s entries=%s", self.version, self.doc.get_state().hex(), [(u.hex(), a[:8]) for u, a, _ in entries])
         if not entries:
             return
         try:
@@ -219,7 +217,6 @@ class SceneRoom:
             if last <= self.version:
                 return  # already applied (our own message coming back from NATS)
             before = self.doc.get_state()
-            log.warning("DBG advance %s..%s at v%s", first, last, self.version)
             if first == self.version + 1 and update:
                 self.doc.apply_update(update)
             else:  # a gap: read what is missing from the log

@@ -188,7 +188,8 @@ def test_concurrent_job_quota(client: TestClient, pipeline: Settings, make_accou
         started = client.post(url, json={"asset_id": image["id"], "seed": seed},
                               headers=gus.headers)
         assert started.status_code == 202, started.text
-        poll(lambda: client.get(started.headers["location"], headers=gus.headers),
+        location = started.headers["location"]
+        poll(lambda url=location: client.get(url, headers=gus.headers),
              lambda r: r.status_code == 200)  # the read model has it
     refused = client.post(url, json={"asset_id": image["id"], "seed": 99}, headers=gus.headers)
     assert refused.status_code == 429, refused.text
