@@ -10,12 +10,13 @@ STAMP := $(VENV)/.installed
 TORCH_INDEX_URL ?=
 PYTEST_ARGS ?=
 
-.PHONY: up test install lint typecheck clean
+.PHONY: up test install lint typecheck clean chromium
 
-up: $(STAMP)
+up: $(STAMP) frontend/dist
 	$(VENV)/bin/orfeas up $(ARGS)
 
-test: $(STAMP) tests/node/node_modules lint typecheck
+test: $(STAMP) tests/node/node_modules frontend/dist chromium lint typecheck
+	cd frontend && npm test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 install: $(STAMP)
@@ -34,8 +35,23 @@ tests/node/node_modules: tests/node/package.json tests/node/package-lock.json
 	cd tests/node && npm ci --no-audit --no-fund
 	@touch $@
 
+# The web workspace (React, Babylon.js, Yjs), built by Vite and served by the API at /.
+frontend/node_modules: frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund && touch node_modules
+
+frontend/dist: frontend/node_modules $(shell find frontend/src -type f) frontend/index.html \
+		frontend/vite.config.ts frontend/tsconfig.json
+	cd frontend && npm run build
+	@touch $@
+
+# Debian's Chromium for the end-to-end tests (Playwright drives it; no browser download).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "install chromium as root: apt-get install -y chromium" >&2; exit 1; fi; \
+		apt-get update && apt-get install -y chromium; fi
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check core workers api infra tests
+	$(VENV)/bin/ruff check core workers api infra tests bench
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

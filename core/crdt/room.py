@@ -23,7 +23,7 @@ from uuid import UUID
 import anyio
 from anyio.abc import TaskStatus
 from pycrdt import Awareness as AwarenessStates
-from pycrdt import Doc, get_update
+from pycrdt import Doc
 
 from core.crdt import document, protocol
 from core.crdt.fanout import Fanout, PresenceChange, SceneChange
@@ -81,6 +81,11 @@ class SceneRoom:
         self._owners: dict[int, int] = {}  # awareness client id -> peer id
         self._remote_users: dict[int, str] = {}  # awareness client id -> user (other nodes)
         self._pending: list[_Pending] = []
+        # The stored document plus every edit accepted but not stored yet. Each edit is
+        # applied here first, and only what it newly integrates is queued for storing: an edit
+        # that arrives twice (live, and again in a reconnecting client's sync step 2) or ahead
+        # of the edits it depends on is thus stored exactly once, when it fits.
+        self._accepted: Doc = Doc()
         self._wakeup = asyncio.Event()
         self._advance_lock = asyncio.Lock()
         self._stopped = anyio.Event()
@@ -94,6 +99,7 @@ class SceneRoom:
         scene = await asyncio.to_thread(self.studio.scene, self.project_id)
         if scene.state:
             self.doc.apply_update(scene.state)
+            self._accepted.apply_update(scene.state)
         self.version = scene.version
         subscriptions = await self.fanout.subscribe(
             self.project_id, self._on_scene_change, self._on_presence, self._on_control,
@@ -170,9 +176,23 @@ class SceneRoom:
             peer.send(protocol.notice("refused", "viewers cannot edit this project"))
             log.info("refused an update from viewer %s in %s", peer.user_id, self.project_id)
             return
-        document.load(update)  # raises InvalidInput for bytes that are not a Yjs update
-        self._pending.append(_Pending(peer, update))
-        self._wakeup.set()
+        novel = self._integrate(update)
+        if novel:
+            self._pending.append(_Pending(peer, novel))
+            self._wakeup.set()
+
+    def _integrate(self, update: bytes) -> bytes:
+        """Apply to the accepted document; return what it newly integrated (may be empty)."""
+        made: list[bytes] = []
+        subscription = self._accepted.observe(lambda event: made.append(event.update))
+        try:
+            self._accepted.apply_update(update)
+        except Exception as e:  # pycrdt raises plain exceptions for bad encodings
+            raise InvalidInput(f"not a Yjs update: {e}") from None
+        finally:
+            self._accepted.unobserve(subscription)
+        novel = [u for u in made if not document.is_empty(u)]
+        return document.merge(novel) if novel else b""
 
     async def _flush_forever(self) -> None:
         """Store at once when idle; what arrives while a store is in flight waits for it and
@@ -189,20 +209,14 @@ class SceneRoom:
             await self._store(batch)
 
     async def _store(self, batch: list[_Pending]) -> None:
-        # A client may send the same edit twice: once live, and again in its sync step 2 after
-        # a reconnect whose handshake (our SyncStep1) went out while the first copy was still
-        # pending. Batches are stored one after another and each is applied to the document
-        # before the next is stored, so whatever the document already has is stored already:
-        # keep only the rest, so that no edit is stored twice.
-        entries = _new_to(self.doc.get_state(), _per_author(batch))
-        if not entries:
-            return
+        entries = _per_author(batch)
         try:
             stored = await asyncio.to_thread(self.studio.append_scene_batch, self.project_id,
                                              entries)
         except Exception as e:  # any failure: the authors must resend, nothing is broadcast
             log.error("could not store %d scene updates of %s: %s", len(batch),
                       self.project_id, e)
+            self._forget_unstored()
             for peer in {p.peer.id: p.peer for p in batch}.values():
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
@@ -211,6 +225,14 @@ class SceneRoom:
         await self.fanout.scene_changed(self.project_id, stored.first_version,
                                         stored.last_version, merged)
 
+    def _forget_unstored(self) -> None:
+        """After a failed store: the accepted document is the stored one plus what is still
+        queued, so the edits of the failed batch count as new when their authors resend."""
+        self._accepted = Doc()
+        self._accepted.apply_update(self.doc.get_update())
+        for pending in self._pending:
+            self._accepted.apply_update(pending.update)
+
     async def _advance(self, first: int, last: int, update: bytes) -> None:
         """Bring the document to scene version ``last`` and send the difference to peers."""
         async with self._advance_lock:
@@ -218,11 +240,13 @@ class SceneRoom:
                 return  # already applied (our own message coming back from NATS)
             before = self.doc.get_state()
             if first == self.version + 1 and update:
-                self.doc.apply_update(update)
+                changes = [update]
             else:  # a gap: read what is missing from the log
-                for change in await asyncio.to_thread(
-                        self.studio.scene_updates_between, self.project_id, self.version, last):
-                    self.doc.apply_update(change)
+                changes = await asyncio.to_thread(
+                    self.studio.scene_updates_between, self.project_id, self.version, last)
+            for change in changes:
+                self.doc.apply_update(change)
+                self._accepted.apply_update(change)  # a no-op for what was accepted here
             self.version = last
             delta = self.doc.get_update(before)
         if not document.is_empty(delta):
@@ -296,13 +320,3 @@ def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
     for pending in batch:
         order.setdefault(pending.peer.user_id, []).append(pending.update)
     return [(document.merge(updates), user, "ws") for user, updates in order.items()]
-
-
-def _new_to(state_vector: bytes, entries: list[tuple[bytes, str, str]]
-            ) -> list[tuple[bytes, str, str]]:
-    """The entries trimmed to what a document at ``state_vector`` lacks; empty ones dropped.
-    (Delete sets are kept whole: they cannot be compared by state vector, and re-applying a
-    deletion changes nothing.)"""
-    trimmed = [(bytes(get_update(update, state_vector)), actor, origin)
-               for update, actor, origin in entries]
-    return [entry for entry in trimmed if not document.is_empty(entry[0])]

@@ -20,6 +20,7 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
+    InternalError,
     JSONTranscoder,
     PersistenceError,
     Transcoding,
@@ -150,8 +151,8 @@ class Studio(Application[UUID]):
         try:
             with datastore.transaction(commit=True) as curs:
                 curs.execute(POSITION_INDEX)
-        except IntegrityError:
-            pass  # created concurrently by another process (a unique violation in pg_class)
+        except (IntegrityError, InternalError):
+            pass  # created concurrently by another process ("tuple concurrently updated")
 
     # -- projects ---------------------------------------------------------------------------
 

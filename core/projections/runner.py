@@ -18,6 +18,7 @@ import select
 import threading
 from collections.abc import Iterable, Sequence
 from itertools import groupby
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -116,36 +117,53 @@ class ProjectionRunner:
         return total
 
     def step(self, names: Iterable[str] | None = None) -> int:
-        """One batch for each model; returns how many events were processed in all."""
-        total = 0
-        for name in names or self.models:
-            total += self._step_one(self.models[name])
-        return total
+        """One batch for each model; returns how many events were processed in all.
 
-    def _step_one(self, model: ReadModel) -> int:
+        The batch is read and decoded once for all models, from the position of the one
+        furthest behind; each model then takes the events past its own position.
+        """
+        chosen = [self.models[name] for name in (names or self.models)]
+        positions = self._positions([m.name for m in chosen])
+        batch = self._read(min(positions.values()) + 1)
+        return sum(self._step_one(model, batch) for model in chosen)
+
+    def _read(self, start: int) -> list[tuple[int, Any]]:
+        notifications = self._studio.recorder.select_notifications(
+            start=start, limit=self._batch_size)
+        return [(n.id, self._studio.mapper.to_domain_event(n)) for n in notifications]
+
+    def _step_one(self, model: ReadModel, batch: list[tuple[int, Any]]) -> int:
         try:
             with self._conn.transaction():
                 if not self._lock(model.name, wait=False):
                     return 0  # another runner or a rebuild holds it
                 position = self._position(model.name)
-                notifications = self._studio.recorder.select_notifications(
-                    start=position + 1, limit=self._batch_size)
-                if not notifications:
+                if not batch or batch[0][0] > position + 1:
+                    batch = self._read(position + 1)  # moved back meanwhile (a rebuild)
+                events = [(i, e) for i, e in batch if i > position]
+                if not events:
                     return 0
                 statements: list[Statement] = []
-                for notification in notifications:
-                    event = self._studio.mapper.to_domain_event(notification)
-                    statements.extend(model.statements(event, notification.id))
+                for notification_id, event in events:
+                    statements.extend(model.statements(event, notification_id))
                 self._execute(statements)
                 self._conn.execute(
                     sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(
                         sql.Identifier(TRACKING_TABLE)),
-                    (notifications[-1].id, model.name),
+                    (events[-1][0], model.name),
                 )
-                return len(notifications)
+                return len(events)
         except BaseException:
             model.forget()  # its in-memory state may be ahead of the rolled-back tables
             raise
+
+    def _positions(self, names: list[str]) -> dict[str, int]:
+        with self._conn.transaction():
+            rows = self._conn.execute(
+                sql.SQL("SELECT name, position FROM {} WHERE name = ANY(%s)").format(
+                    sql.Identifier(TRACKING_TABLE)), (names,)).fetchall()
+        found = {name: position for name, position in rows}
+        return {name: found.get(name, 0) for name in names}
 
     def _execute(self, statements: list[Statement]) -> None:
         """Run in order; consecutive statements with the same SQL go as one pipelined batch."""

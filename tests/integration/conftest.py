@@ -8,6 +8,7 @@ exactly as their processes run them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,8 +54,12 @@ def async_part(name: str, entry: Callable[[asyncio.Event], object]) -> Backgroun
         async def main() -> None:
             done = asyncio.Event()
             loop = asyncio.get_running_loop()
-            threading.Thread(target=lambda: (stop.wait(), loop.call_soon_threadsafe(done.set)),
-                             daemon=True).start()
+            def relay() -> None:
+                stop.wait()
+                with contextlib.suppress(RuntimeError):  # the loop may have ended first
+                    loop.call_soon_threadsafe(done.set)
+
+            threading.Thread(target=relay, daemon=True).start()
             await entry(done)  # type: ignore[misc]
 
         asyncio.run(main())

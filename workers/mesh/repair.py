@@ -8,24 +8,30 @@ because hole fills and boolean unions create faces they cannot be interpolated o
 The pipeline, and which library does each step:
 
 1. weld near-duplicate vertices, drop degenerate and duplicate faces (trimesh);
-2. split into bodies by shared edges and drop *debris*: bodies both tiny in area and in extent
-   relative to the whole mesh (``debris_fraction``);
+2. split into bodies (faces joined through shared vertices) and drop *debris*: bodies both
+   tiny in area and in extent relative to the whole mesh (``debris_fraction``). A mesh that
+   is already printable and lost nothing here is returned as this cleaned copy;
 3. per body: a closed, consistently wound, manifold body free of self-intersections is kept
-   as it is (its orientation is decided in step 4); any other body goes through MeshFix
-   (pymeshfix: hole filling, non-manifold cutting, degeneracy and self-intersection removal).
-   MeshFix is given one body at a time, so its habit of keeping only the largest component
-   cannot lose the other bodies. A body MeshFix cannot close (a lone flat sheet, a stray
-   triangle) is sealed with its convex hull (manifold3d), thickened when flat; the report
-   counts these;
+   as it is (its orientation is decided in step 4). A closed body whose faces cross first has
+   its needle triangles collapsed (manifold3d ``simplify(0)``). Any other body goes through
+   MeshFix (pymeshfix: hole filling, non-manifold cutting, degeneracy and self-intersection
+   removal) on unit-scaled coordinates. MeshFix is given one body at a time, so its habit of
+   keeping only the largest component cannot lose the other bodies. A closed body MeshFix
+   would shrink or grow by more than 1 % is kept as it came, crossings and all. A small or
+   flat open body MeshFix cannot close (a stray triangle, a sheet) is sealed with its convex
+   hull (manifold3d), thickened when flat; a large one is left out. The report counts both;
 4. the bodies are combined with manifold3d booleans: solids are unioned, which removes the
    intersections between overlapping bodies, and a closed body wound inwards that sits inside
    another is kept as a cavity (subtracted) rather than flipped into a solid. manifold3d's
-   output is an oriented 2-manifold by construction.
+   output is an oriented 2-manifold by construction; needle triangles it leaves where
+   bodies met are collapsed when they make faces cross.
 
 "Free of self-intersections" is checked with MeshFix's triangle-triangle intersection test
 (``PyTMesh.select_intersecting_triangles(justproper=True)``): two faces intersect *properly*
 when their interiors cross, as opposed to touching along the edges and corners they share.
-It reports faces rather than face pairs; the report's counts are therefore faces.
+It reports faces rather than face pairs, so the report counts faces; only the count is used
+(the indices it returns were seen out of range). The grid of that test is tuned, see
+``_CELL_TRIANGLES``.
 """
 
 from __future__ import annotations
@@ -63,6 +69,12 @@ _CELL_TRIANGLES: Final = 200
 """Triangles per cell of MeshFix's intersection grid. Its default (50) makes the grid subdivide
 without end around vertices with many faces (fans of a cylinder cap, apexes), which cost
 seconds on a few thousand faces; 200 was the fastest setting over the test corpus."""
+
+_FLAT_SPREAD: Final = 1e-6
+"""Points whose thinnest principal spread is below this fraction of their widest are flat."""
+
+_HULL_MAX_FACES: Final = 64
+"""Largest open, non-flat body MeshFix cannot close that is still sealed by its hull."""
 
 _PRESENCE_SAMPLES: Final = 16
 """Vertices of an input body probed to decide whether a repaired mesh still holds it."""
@@ -251,8 +263,12 @@ class RepairReport:
     """What :func:`repair` found and changed, with the quality before and after.
 
     Counts are per kind of defect; the ``*_resolved`` and ``*_removed`` counts of defects that
-    the repair does not fix one by one (non-manifold edges and vertices, self-intersections)
-    are the drop between the ``before`` and ``after`` measurements.
+    the repair does not fix one by one (non-manifold edges and vertices, self-intersections,
+    in faces) are the drop between the ``before`` and ``after`` measurements.
+    ``bodies_kept`` counts the output's bodies (overlapping inputs merge into one);
+    ``bodies_sealed_by_hull`` and ``bodies_unrepaired`` count open bodies MeshFix could not
+    close, sealed by their hull or left out; ``winding_flipped`` counts faces turned to point
+    outwards; ``notes`` says in words what was done to which body when it was not routine.
     """
 
     duplicate_vertices_merged: int = 0
@@ -265,6 +281,7 @@ class RepairReport:
     bodies_kept: int = 0
     debris_bodies_dropped: int = 0
     bodies_sealed_by_hull: int = 0
+    bodies_unrepaired: int = 0
     winding_flipped: int = 0
     before: MeshQuality | None = None
     after: MeshQuality | None = None
@@ -319,21 +336,42 @@ def repair(
         ``debris_fraction`` outside ``[0, 1)`` or ``merge_tolerance`` not positive.
     """
     _check_options(debris_fraction, merge_tolerance)
-    report = RepairReport(before=assess(mesh))
+    before = assess(mesh)
+    report = RepairReport(before=before)
     cleaned, counts = _cleaned(mesh, merge_tolerance)
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
     bodies = _bodies(cleaned)
     kept = [b for b in bodies if not _is_debris(b, cleaned, debris_fraction)]
     report.debris_bodies_dropped = len(bodies) - len(kept)
-    thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
-    crossing = report.before.self_intersecting_faces > 0
-    solids = [_solid_body(b, thickness, report, intersections=crossing) for b in kept]
-    repaired = _resolve_crossings(_combine([s for s in solids if s is not None], report))
-    report.bodies_kept = len(_bodies(repaired))
-    report.after = assess(repaired)
+    if _already_printable(report, merge_tolerance):
+        repaired, after = cleaned, before
+    else:
+        thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
+        crossing = before.self_intersecting_faces > 0
+        solids = [_solid_body(b, thickness, report, intersections=crossing) for b in kept]
+        repaired, after = _resolve_crossings(_combine([s for s in solids if s], report))
+    report.bodies_kept = after.bodies
+    report.after = after
     _count_resolved(report)
     return repaired, report
+
+
+def _already_printable(report: RepairReport, merge_tolerance: float | None) -> bool:
+    """Say whether the cleaned copy is the answer: the input was printable and lost nothing.
+
+    Such a mesh needs no booleans; skipping them keeps its faces as they were and makes the
+    common case (a sound upload) cost two measurements and a weld. ``before`` was measured
+    on the positions welded exactly as the cleaned copy is, so it describes that copy too.
+    """
+    before = report.before
+    removed = report.degenerate_faces_removed + report.duplicate_faces_removed
+    return (
+        before is not None
+        and before.printable
+        and merge_tolerance is None
+        and removed + report.debris_bodies_dropped == 0
+    )
 
 
 def _check_options(debris_fraction: float, merge_tolerance: float | None) -> None:
@@ -421,6 +459,10 @@ def _solid_body(
     if _is_sound(body, intersections=intersections):
         return body
     closed = _is_closed_solid(body)
+    if closed:
+        collapsed = _collapsed(body)
+        if collapsed is not None and _is_sound(collapsed, intersections=True):
+            return collapsed
     fixed = _meshfix(body, report)
     if fixed is not None and not (closed and _drifted(body, fixed)):
         return fixed
@@ -430,13 +472,25 @@ def _solid_body(
             "removing them would have changed its volume"
         )
         return body
-    hull = _hull(body, thickness)
-    if hull is not None:
-        report.bodies_sealed_by_hull += 1
-        report.notes.append(
-            f"a body of {len(body.faces)} faces could not be closed and was sealed by its hull"
-        )
+    hull = _hull(body, thickness) if _hull_is_fair(body) else None
+    if hull is None:
+        report.bodies_unrepaired += 1
+        report.notes.append(f"a body of {len(body.faces)} faces could not be closed; left out")
+        return None
+    report.bodies_sealed_by_hull += 1
+    report.notes.append(
+        f"a body of {len(body.faces)} faces could not be closed and was sealed by its hull"
+    )
     return hull
+
+
+def _hull_is_fair(body: trimesh.Trimesh) -> bool:
+    """Say whether sealing ``body`` by its hull keeps its shape enough to be worth it.
+
+    A flat sheet or a handful of faces (a stray triangle, a card) has no shape a hull could
+    spoil; a large open part (a gear) would lose its teeth, so it is reported instead.
+    """
+    return len(body.faces) <= _HULL_MAX_FACES or _is_flat_points(body.vertices)
 
 
 def _is_closed_solid(body: trimesh.Trimesh) -> bool:
@@ -469,7 +523,10 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
     MeshFix first cuts non-manifold edges and vertices on load, then fills every hole and
     removes degenerate and self-intersecting faces. Only when that leaves a body that is
     not sound is it retried keeping MeshFix's largest component (a body can fall apart into
-    scraps when its non-manifold parts are cut).
+    scraps when its non-manifold parts are cut). When MeshFix's ``clean`` reports that no
+    face crosses any more, it is taken at its word to save a second test; the final
+    :func:`assess` of the whole output is the check that counts (on cycloidal.ply, a known
+    failure, it catches crossings ``clean`` missed).
     """
     for keep_largest in (False, True):
         tmesh, (centre, scale) = _meshfix_mesh(body.vertices, body.faces)
@@ -477,16 +534,16 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
         tmesh.fill_small_boundaries(0, True)
         if keep_largest:
             tmesh.remove_smallest_components()
-        tmesh.clean()
+        uncrossed = tmesh.clean()
         vertices, faces = tmesh.return_arrays()
         fixed = _bare(centre + scale * vertices, faces)
-        if len(fixed.faces) and _is_sound(fixed, intersections=True):
+        if len(fixed.faces) and _is_sound(fixed, intersections=not uncrossed):
             report.holes_filled += holes
             return _outward(fixed, report)
     return None
 
 
-def _resolve_crossings(solid: trimesh.Trimesh) -> trimesh.Trimesh:
+def _resolve_crossings(solid: trimesh.Trimesh) -> tuple[trimesh.Trimesh, MeshQuality]:
     """Clear the few crossing faces a boolean union can leave where bodies met at a slant.
 
     manifold3d's output is manifold but only *epsilon*-valid: needle triangles where faces of
@@ -494,13 +551,36 @@ def _resolve_crossings(solid: trimesh.Trimesh) -> trimesh.Trimesh:
     ``simplify`` at zero tolerance, which moves no surface) usually suffices. MeshFix's
     clean-up is not tried on the whole result: over the corpus it never helped there, and
     on large assemblies it cost tens of seconds.
+
+    Returns
+    -------
+    solid
+        The mesh to keep.
+    quality
+        Its :func:`assess` measurement, taken here anyway to find the crossings.
     """
-    if len(solid.faces) == 0 or count_self_intersecting_faces(solid.vertices, solid.faces) == 0:
-        return solid
-    collapsed = _from_manifold(_to_manifold(solid).simplify(0.0))
-    if count_self_intersecting_faces(collapsed.vertices, collapsed.faces) == 0:
-        return collapsed
-    return solid
+    quality = assess(solid)
+    collapsed = _collapsed(solid) if quality.self_intersecting_faces else None
+    if collapsed is None:
+        return solid, quality
+    collapsed_quality = assess(collapsed)
+    if collapsed_quality.self_intersecting_faces < quality.self_intersecting_faces:
+        return collapsed, collapsed_quality
+    return solid, quality
+
+
+def _collapsed(solid: trimesh.Trimesh) -> trimesh.Trimesh | None:
+    """``solid`` with its needle and sliver triangles collapsed by manifold3d, or ``None``.
+
+    ``simplify(0)`` removes only edges whose collapse moves no surface, so the shape and
+    volume stay; what goes are the zero-area triangles whose rounding makes faces cross.
+    ``None`` when manifold3d does not accept ``solid`` as an oriented 2-manifold.
+    """
+    try:
+        manifold = _to_manifold(solid)
+    except ValueError:
+        return None
+    return _from_manifold(manifold.simplify(0.0))
 
 
 def _outward(solid: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh:
@@ -518,7 +598,7 @@ def _hull(body: trimesh.Trimesh, thickness: float) -> trimesh.Trimesh | None:
     keeps the body where it was, and the report says it was sealed this way.
     """
     points = np.asarray(body.vertices, dtype=np.float64)
-    if _is_flat(body) or len(points) < 4:
+    if _is_flat_points(points):
         normal = _plane_normal(points)
         offset = 0.5 * thickness * normal
         points = np.vstack([points + offset, points - offset])
@@ -536,6 +616,15 @@ def _plane_normal(points: Points) -> NDArray[np.float64]:
     _, _, axes = np.linalg.svd(centred, full_matrices=False)
     normal: NDArray[np.float64] = axes[-1]
     return normal
+
+
+def _is_flat_points(points: Points) -> bool:
+    """Say whether ``points`` (``(k, 3)``) lie in a plane, to a millionth of their spread."""
+    centred = np.asarray(points, dtype=np.float64) - np.mean(points, axis=0)
+    if len(centred) < 4:
+        return True
+    spread = np.linalg.svd(centred, compute_uv=False)
+    return bool(spread[-1] <= _FLAT_SPREAD * spread[0])
 
 
 def _is_flat(body: trimesh.Trimesh) -> bool:
@@ -730,8 +819,9 @@ def _non_manifold_vertex_count(mesh: trimesh.Trimesh) -> int:
         return 0
     pairs, shared = mesh.face_adjacency, mesh.face_adjacency_edges
     links = [
-        np.column_stack([_corner(faces, pairs[:, 0], shared[:, k]),
-                         _corner(faces, pairs[:, 1], shared[:, k])])
+        np.column_stack(
+            [_corner(faces, pairs[:, 0], shared[:, k]), _corner(faces, pairs[:, 1], shared[:, k])]
+        )
         for k in (0, 1)
     ]
     edges = np.vstack(links) if len(pairs) else np.zeros((0, 2), dtype=np.int64)

@@ -1,0 +1,145 @@
+// Fan-out latency of a y-websocket server, as the issue-4 workload defines it.
+//
+//   node bench/node/fanout.mjs URL ROOM TOKEN N UPDATES INTERVAL_MS
+//
+// N stock yjs clients (WebsocketProvider) in this one process join ROOM on URL (TOKEN "-" for
+// none). Once all are synced they take turns setting the key "k" of the Y.Map "bench" to
+// {sender, seq, t}, one update every INTERVAL_MS, UPDATES in all. `t` is the sender's
+// performance.now() just before its local change; every other client records
+// performance.now() - t when the value reaches its map.observe. One clock, one process, so the
+// samples need no clock sync (the receivers share one event loop, as browsers on one machine
+// would not: the same for every server measured, so comparisons stay fair). With N = 1 there
+// is nobody to deliver to, so one extra client joins that only listens: "one collaborator"
+// is one editor watched by one other screen.
+//
+// stdout, one JSON object a line: {"event":"synced", first_synced_ms, all_synced_ms} when every
+// client is synced (client 0 connects first: its time is the room's load time),
+// {"event":"start"} just before the first update (the runner starts its CPU meter there),
+// then {"event":"result", ...} once every delivery arrived or the drain timed out.
+//
+// The packages come from tests/node/node_modules through createRequire, loading the CommonJS
+// builds of yjs, y-websocket and ws together so that only one copy of yjs is ever loaded.
+
+import { createRequire } from 'node:module'
+import { performance } from 'node:perf_hooks'
+
+const require = createRequire(new URL('../../tests/node/package.json', import.meta.url))
+const Y = require('yjs')
+const { WebsocketProvider } = require('y-websocket')
+const WebSocket = require('ws')
+
+const SYNC_TIMEOUT_MS = 120000
+const DRAIN_TIMEOUT_MS = 5000
+
+// Resolves once the line is flushed: stdout to a pipe is asynchronous, and process.exit would
+// otherwise cut a long result line short.
+const emit = (message) => new Promise((resolve) => process.stdout.write(JSON.stringify(message) + '\n', resolve))
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+console.log = console.error // library logging must not corrupt the JSON lines
+process.setMaxListeners(0) // one exit listener per provider
+
+const parseArgs = (argv) => {
+  if (argv.length !== 6) {
+    process.stderr.write('usage: fanout.mjs URL ROOM TOKEN N UPDATES INTERVAL_MS\n')
+    process.exit(2)
+  }
+  const [url, room, token, n, updates, interval] = argv
+  return { url, room, token: token === '-' ? null : token, n: Number(n), updates: Number(updates), interval: Number(interval) }
+}
+
+/** One client: its doc, provider, and the latency samples it recorded as a receiver. */
+const startClient = (index, { url, room, token }, samples) => {
+  const doc = new Y.Doc()
+  const provider = new WebsocketProvider(url, room, doc, {
+    WebSocketPolyfill: WebSocket,
+    disableBc: true,
+    params: token == null ? {} : { token },
+    maxBackoffTime: 1000
+  })
+  const map = doc.getMap('bench')
+  const seen = new Set()
+  let closes = 0
+  let syncedAt = null
+  provider.on('sync', (synced) => { if (synced && syncedAt === null) syncedAt = performance.now() })
+  provider.on('connection-close', (event) => { if (event != null) closes++ })
+  map.observe((event) => {
+    if (event.transaction.local || !event.keysChanged.has('k')) return
+    const now = performance.now()
+    const value = map.get('k')
+    if (value == null || value.sender === index || seen.has(value.seq)) return
+    seen.add(value.seq)
+    samples.push(now - value.t)
+  })
+  return { index, doc, provider, map, seen, closes: () => closes, syncedAt: () => syncedAt }
+}
+
+const waitSynced = async (clients) => {
+  const deadline = performance.now() + SYNC_TIMEOUT_MS
+  while (clients.some((c) => !c.provider.synced)) {
+    if (performance.now() > deadline) throw new Error('clients did not sync in time')
+    await sleep(10)
+  }
+}
+
+/** Send the updates on a fixed schedule (not interval after interval), as the issue asks. */
+const runUpdates = async (clients, { n, updates, interval }) => {
+  const began = performance.now()
+  for (let seq = 0; seq < updates; seq++) {
+    const wait = began + seq * interval - performance.now()
+    if (wait > 0) await sleep(wait)
+    const sender = clients[seq % n]
+    sender.map.set('k', { sender: sender.index, seq, t: performance.now() })
+  }
+}
+
+const delivered = (clients) => clients.reduce((sum, c) => sum + c.seen.size, 0)
+
+const drain = async (clients, expected) => {
+  const deadline = performance.now() + DRAIN_TIMEOUT_MS
+  while (delivered(clients) < expected && performance.now() < deadline) await sleep(10)
+}
+
+const percentile = (sorted, p) => sorted.length === 0
+  ? null
+  : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]
+
+const main = async () => {
+  const args = parseArgs(process.argv.slice(2))
+  const samples = []
+  const began = performance.now()
+  const total = Math.max(args.n, 2)
+  const clients = Array.from({ length: total }, (_, i) => startClient(i, args, samples))
+  await waitSynced(clients)
+  emit({
+    event: 'synced',
+    first_synced_ms: clients[0].syncedAt() - began,
+    all_synced_ms: performance.now() - began
+  })
+  await sleep(500 + 5 * args.n) // let the join-time awareness storm settle
+  emit({ event: 'start' })
+  await runUpdates(clients, args)
+  const expected = args.updates * (total - 1)
+  await drain(clients, expected)
+  samples.sort((a, b) => a - b)
+  await emit({
+    event: 'result',
+    n: args.n,
+    updates: args.updates,
+    expected,
+    received: samples.length,
+    missed: expected - samples.length,
+    p50_ms: percentile(samples, 50),
+    p99_ms: percentile(samples, 99),
+    max_ms: samples.length ? samples[samples.length - 1] : null,
+    reconnects: clients.reduce((sum, c) => sum + c.closes(), 0),
+    samples: samples.map((s) => Math.round(s * 100) / 100)
+  })
+  for (const c of clients) c.provider.destroy()
+  await sleep(100)
+  process.exit(0)
+}
+
+main().catch((error) => {
+  process.stderr.write(`fanout: ${error.stack ?? error}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,126 @@
+"""Section 2: ``Studio.state_at`` latency deep into one project's scene log.
+
+"With snapshots" is the studio as it ships: scene compaction every 200 updates plus the
+library's aggregate snapshots (Scene every 100 versions, Project every 50), so a trip back in
+time loads one snapshot and replays a short tail. "Without" reads the very same log through a
+``Studio`` whose ``snapshotting_intervals`` is ``{}`` and ``IS_SNAPSHOTTING_ENABLED`` is off:
+the snapshot table is never consulted, so every load replays the aggregate from version 1. The
+Compacted events are still in that log (the writer compacted), so the replayed scene merges at
+most one base and a 200-update tail; what "without" costs is reading and decoding every event.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from uuid import UUID
+
+from bench.harness import Table, fresh_database, median, percentile, timed
+from bench.scene_edits import SceneEditor, edit_update_sizes
+from bench.sizes import Sizes
+from core.crdt import document
+from core.events.studio import Studio, eventstore_env
+
+WINDOW = 200  # positions sampled below each checkpoint: one compaction cycle of tail lengths
+GOAL_P50_MS = 20.0
+MIN_SAMPLES = 3
+
+
+class StudioWithoutSnapshots(Studio):
+    """The studio reading its log with aggregate snapshots switched off."""
+
+    name = "Studio"  # the same tables as the real one
+    snapshotting_intervals = {}  # type: ignore[var-annotated]
+
+
+def fill_scene(studio: Studio, project: UUID, sizes: Sizes) -> tuple[int, float]:
+    """Append realistic scene updates in batches; returns how many and the seconds it took.
+
+    Filling stops early when ``travel_fill_seconds`` run out, so a slow append path shows up
+    as checkpoints not reached instead of a benchmark that never ends.
+    """
+    editor = SceneEditor(seed=1)
+    start = time.perf_counter()
+    done = 0
+    while done < sizes.travel_updates and time.perf_counter() - start < sizes.travel_fill_seconds:
+        count = min(sizes.batch, sizes.travel_updates - done)
+        studio.append_scene_updates(
+            project, [(editor.next_update(), f"user-{i % 4}", "bench") for i in range(count)])
+        done += count
+    return done, time.perf_counter() - start
+
+
+def sample_latencies(studio: Studio, project: UUID, checkpoint: int, sizes: Sizes,
+                     seed: int) -> list[float]:
+    """``state_at`` seconds at positions in the compaction cycle just below ``checkpoint``."""
+    rng = random.Random(seed)
+    low = max(1, checkpoint - WINDOW + 1)
+    studio.state_at(project, checkpoint)  # warm the connection pool and statement cache
+    latencies: list[float] = []
+    deadline = time.perf_counter() + sizes.travel_cell_seconds
+    while len(latencies) < sizes.travel_samples and (
+            len(latencies) < MIN_SAMPLES or time.perf_counter() < deadline):
+        position = rng.randint(low, checkpoint)
+        latencies.append(timed(lambda p=position: studio.state_at(project, p)))  # type: ignore[misc]
+    return latencies
+
+
+def snapshot_cost(studio: Studio, project: UUID, checkpoint: int) -> tuple[float, int]:
+    """Median seconds of ``document.snapshot`` on the scene at ``checkpoint``, and its bytes."""
+    scene = studio.state_at(project, checkpoint).scene
+    return median([timed(lambda: document.snapshot(scene)) for _ in range(5)]), len(scene)
+
+
+def run_section(server_url: str, sizes: Sizes) -> list[Table]:
+    with fresh_database(server_url) as url:
+        studio = Studio.connect(url)
+        bare = StudioWithoutSnapshots(env=eventstore_env(url, IS_SNAPSHOTTING_ENABLED="n"))
+        try:
+            project = studio.create_project("time travel", "bench")
+            filled, fill_seconds = fill_scene(studio, project, sizes)
+            head = studio.max_position()
+            table = _travel_table(sizes, head, filled, fill_seconds)
+            for checkpoint in sizes.travel_checkpoints:
+                if checkpoint > head:
+                    table.add(checkpoint, "not reached: fill budget ran out", *[""] * 9)
+                    continue
+                with_snapshots = sample_latencies(studio, project, checkpoint, sizes, seed=1)
+                without = sample_latencies(bare, project, checkpoint, sizes, seed=1)
+                snap_s, scene_bytes = snapshot_cost(studio, project, checkpoint)
+                _add_row(table, checkpoint, scene_bytes, with_snapshots, without, snap_s)
+        finally:
+            bare.close()
+            studio.close()
+    return [table, _edit_size_table(sizes)]
+
+
+def _travel_table(sizes: Sizes, head: int, filled: int, fill_seconds: float) -> Table:
+    return Table(
+        f"2. Time travel: Studio.state_at(project, position) in ms, positions drawn from the"
+        f" {WINDOW} below each checkpoint\n   (one project, {filled:,} of"
+        f" {sizes.travel_updates:,} scene updates in batches of {sizes.batch}, log head"
+        f" {head:,}; setup appended {filled / fill_seconds:,.0f} updates/s,"
+        f" {fill_seconds:.0f} s of a {sizes.travel_fill_seconds:g} s budget)",
+        ["position", "scene KiB", "with p50", "with p99", "n", "without p50", "without p99",
+         "n", "without÷with", "snapshot() p50", "goal p50 < 20 ms"])
+
+
+def _add_row(table: Table, checkpoint: int, scene_bytes: int, with_snapshots: list[float],
+             without: list[float], snapshot_s: float) -> None:
+    p50 = median(with_snapshots) * 1e3
+    goal = f"{'met' if p50 < GOAL_P50_MS else 'MISSED'}" if checkpoint >= 100_000 else (
+        f"({'under' if p50 < GOAL_P50_MS else 'over'}; goal is at 100k)")
+    table.add(checkpoint, scene_bytes / 1024, p50, percentile(with_snapshots, 99) * 1e3,
+              len(with_snapshots), median(without) * 1e3, percentile(without, 99) * 1e3,
+              len(without), f"{median(without) / median(with_snapshots):.1f}x",
+              snapshot_s * 1e3, goal)
+
+
+def _edit_size_table(sizes: Sizes) -> Table:
+    table = Table(
+        "2b. Bytes of one server-made update (one object set) after n edits:"
+        " core.crdt.document.edit vs a live peer doc",
+        ["edits so far", "document.edit bytes", "live peer bytes", "edit ÷ peer"])
+    for n, (edit_bytes, live_bytes) in edit_update_sizes(list(sizes.edit_sizes)).items():
+        table.add(n, edit_bytes, live_bytes, f"{edit_bytes / live_bytes:.1f}x")
+    return table

@@ -1,0 +1,263 @@
+"""One-click mesh repair (:mod:`workers.mesh.repair`): made cases, then every corpus mesh."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from core.errors import InvalidInput
+from core.meshio import MESH_FORMATS, load_mesh
+from workers.mesh.repair import (
+    MeshQuality,
+    assess,
+    count_lost_bodies,
+    count_self_intersecting_faces,
+    repair,
+)
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
+
+VOLUME_TOLERANCE = 0.02
+"""Relative volume change allowed on inputs that were already closed."""
+
+KNOWN_FAILURES: dict[str, str] = {
+    # Closed parts whose faces cross inside themselves. Collapsing needle triangles clears
+    # most crossings; MeshFix could clear the rest only by deleting much of the part (ADIS:
+    # 7436 faces -> 44), so the part is kept with its few crossing faces. Needs an exact
+    # self-union (CGAL / libigl's copyleft module), not in our stack.
+    "ADIS16480.STL": "closed genus-24 part: 5 crossing faces left; MeshFix would delete 99%",
+    "mirror.ply": "closed part: 3 crossing faces left; MeshFix would delete 47% of it",
+    "chair_model.obj": "closed body of 2684 faces keeps crossings MeshFix cannot clear in 1%",
+    # An assembly of touching parts: welded by position (as an STL export would be), the
+    # contacts become non-manifold edges, and MeshFix's clean misses crossings in the gears.
+    "cycloidal.ply": "gear assembly of touching parts: non-manifold contacts, crossings",
+    "rabbit.obj": "9 overlapping shells: 2 faces of their union still cross",
+    # Triangle soups: single triangles with no solid to recover, each thickened into a slab;
+    # the union of the slabs keeps faces that cross.
+    "soup.stl": "100 unrelated triangles",
+    "AlphaBlendModeTest.glb": "single-triangle cards at slants, thickened into crossing slabs",
+}
+"""Corpus meshes the repair cannot yet make printable, with the reason. Each is an expected,
+strict failure: when one starts passing, the test says so and it must leave this list."""
+
+
+# --------------------------------------------------------------------------- made meshes
+
+
+def _box(extents: tuple[float, float, float] = (1.0, 1.0, 1.0), at: float = 0.0) -> trimesh.Trimesh:
+    box = trimesh.creation.box(extents)
+    box.apply_translation([at, 0.0, 0.0])
+    return box
+
+
+def _joined(*meshes: trimesh.Trimesh) -> trimesh.Trimesh:
+    """Concatenate meshes without trimesh merging anything."""
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    return trimesh.Trimesh(
+        vertices=np.vstack([m.vertices for m in meshes]),
+        faces=np.vstack([m.faces + k for m, k in zip(meshes, offsets, strict=True)]),
+        process=False,
+    )
+
+
+def _assert_printable(quality: MeshQuality | None) -> None:
+    assert quality is not None
+    assert quality.watertight, quality
+    assert quality.manifold, quality
+    assert quality.winding_consistent, quality
+    assert quality.volume is not None and quality.volume > 0, quality
+    assert quality.self_intersecting_faces == 0, quality
+
+
+def test_cube_with_a_hole_is_closed_with_its_volume() -> None:
+    cube = _box()
+    holed = trimesh.Trimesh(cube.vertices, cube.faces[1:], process=False)
+    assert not assess(holed).watertight
+
+    repaired, report = repair(holed)
+
+    _assert_printable(report.after)
+    assert repaired.volume == pytest.approx(1.0, rel=VOLUME_TOLERANCE)
+    assert report.holes_filled == 1
+
+
+def test_flipped_faces_are_made_consistent_and_outward() -> None:
+    cube = _box()
+    faces = cube.faces.copy()
+    faces[:4] = faces[:4, ::-1]
+    flipped = trimesh.Trimesh(cube.vertices, faces, process=False)
+    assert not assess(flipped).winding_consistent
+
+    repaired, report = repair(flipped)
+
+    _assert_printable(report.after)
+    assert repaired.volume == pytest.approx(1.0, rel=VOLUME_TOLERANCE)
+
+
+def test_an_inside_out_box_is_turned_outwards() -> None:
+    cube = _box()
+    inverted = trimesh.Trimesh(cube.vertices, cube.faces[:, ::-1], process=False)
+
+    _, report = repair(inverted)
+
+    assert report.before is not None and report.before.score < 100
+    _assert_printable(report.after)
+    assert report.winding_flipped == 12
+
+
+def test_duplicate_faces_are_removed() -> None:
+    cube = _box()
+    doubled = trimesh.Trimesh(cube.vertices, np.vstack([cube.faces, cube.faces[:3]]), process=False)
+
+    repaired, report = repair(doubled)
+
+    assert report.duplicate_faces_removed == 3
+    _assert_printable(report.after)
+    assert repaired.volume == pytest.approx(1.0, rel=VOLUME_TOLERANCE)
+
+
+def test_overlapping_boxes_become_one_body_without_crossings() -> None:
+    overlapping = _joined(_box(), _box(at=0.5))
+    assert count_self_intersecting_faces(overlapping.vertices, overlapping.faces) > 0
+
+    repaired, report = repair(overlapping)
+
+    _assert_printable(report.after)
+    assert report.bodies_kept == 1
+    assert repaired.volume == pytest.approx(1.5, rel=VOLUME_TOLERANCE)
+    assert report.self_intersections_removed > 0
+
+
+def test_disjoint_boxes_are_both_kept() -> None:
+    apart = _joined(_box(), _box(at=3.0))
+
+    repaired, report = repair(apart)
+
+    _assert_printable(report.after)
+    assert report.bodies_kept == 2
+    assert count_lost_bodies(apart, repaired) == 0
+    assert repaired.volume == pytest.approx(2.0, rel=VOLUME_TOLERANCE)
+
+
+def test_a_hollow_box_keeps_its_cavity() -> None:
+    inner = _box((0.5, 0.5, 0.5))
+    cavity = trimesh.Trimesh(inner.vertices, inner.faces[:, ::-1], process=False)
+    shelled = _joined(_box(), cavity)
+
+    repaired, report = repair(shelled)
+
+    _assert_printable(report.after)
+    assert repaired.volume == pytest.approx(1.0 - 0.125, rel=VOLUME_TOLERANCE)
+
+
+def test_tiny_debris_is_dropped_and_the_box_kept() -> None:
+    corners = np.array([[5, 5, 5], [5.001, 5, 5], [5, 5.001, 5]], dtype=float)
+    speck = trimesh.Trimesh(corners, np.array([[0, 1, 2]]), process=False)
+    littered = _joined(_box(), speck)
+
+    repaired, report = repair(littered)
+
+    assert report.debris_bodies_dropped == 1
+    assert report.bodies_kept == 1
+    _assert_printable(report.after)
+    assert repaired.bounds.max() < 1.0
+
+
+def test_a_lone_open_box_pymeshfix_would_drop_is_kept_beside_a_larger_one() -> None:
+    small = _box((0.5, 0.5, 0.5), at=3.0)
+    opened = trimesh.Trimesh(small.vertices, small.faces[2:], process=False)
+    pair = _joined(_box((2.0, 2.0, 2.0)), opened)
+
+    repaired, report = repair(pair)
+
+    _assert_printable(report.after)
+    assert report.bodies_kept == 2
+    assert count_lost_bodies(pair, repaired) == 0
+
+
+def test_repair_leaves_its_input_untouched_and_reports_json() -> None:
+    cube = _box()
+    holed = trimesh.Trimesh(cube.vertices, cube.faces[1:], process=False)
+    vertices, faces = holed.vertices.copy(), holed.faces.copy()
+
+    repaired, report = repair(holed)
+
+    assert np.array_equal(holed.vertices, vertices) and np.array_equal(holed.faces, faces)
+    plain = json.loads(json.dumps(report.to_dict()))
+    assert plain["before"]["score"] < plain["after"]["score"] == 100
+    assert assess(repaired) == report.after
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"debris_fraction": 1.5}, "debris_fraction"), ({"merge_tolerance": 0.0}, "merge_tolerance")],
+)
+def test_bad_options_are_refused_by_name(options: dict[str, float], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        repair(_box(), **options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the corpus
+
+
+def _corpus_params() -> list[object]:
+    if not CORPUS.is_dir():
+        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no mesh corpus at {CORPUS}"))]
+    files = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower().lstrip(".") in MESH_FORMATS)
+    return [_corpus_param(path) for path in files]
+
+
+def _corpus_param(path: Path) -> object:
+    name = path.relative_to(CORPUS).as_posix()
+    reason = KNOWN_FAILURES.get(name)
+    marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+    return pytest.param(path, id=name, marks=marks)
+
+
+def test_known_failures_name_corpus_files() -> None:
+    if not CORPUS.is_dir():
+        pytest.skip(f"no mesh corpus at {CORPUS}")
+    missing = [name for name in KNOWN_FAILURES if not (CORPUS / name).is_file()]
+    assert not missing
+
+
+@pytest.mark.parametrize("path", _corpus_params())
+def test_corpus_mesh_is_made_printable(path: Path) -> None:
+    try:
+        mesh = load_mesh(path, file_type=path.suffix)
+    except InvalidInput:
+        pytest.skip("not a mesh (refused by the loader)")
+    vertices, faces = mesh.vertices.copy(), mesh.faces.copy()
+
+    repaired, report = repair(mesh)
+
+    assert np.array_equal(mesh.vertices, vertices) and np.array_equal(mesh.faces, faces)
+    _assert_printable(report.after)
+    assert count_lost_bodies(mesh, repaired) == 0
+    _assert_volume_kept(mesh, report.before, report.after)
+
+
+def _assert_volume_kept(
+    mesh: trimesh.Trimesh, before: MeshQuality | None, after: MeshQuality | None
+) -> None:
+    """On closed inputs, the volume is kept; overlapping closed shells may only lose overlap.
+
+    When the closed input's faces cross (bodies that overlap), its signed volume counts the
+    overlaps twice, so the printed (union) volume may be lower, but never lower than the
+    largest body alone.
+    """
+    assert before is not None and after is not None
+    if before.volume is None or before.volume <= 0 or after.volume is None:
+        return
+    if before.self_intersecting_faces == 0:
+        assert after.volume == pytest.approx(before.volume, rel=VOLUME_TOLERANCE)
+        return
+    bodies = trimesh.Trimesh(mesh.vertices, mesh.faces).split(only_watertight=False)
+    largest = max(abs(body.volume) for body in bodies)
+    assert (
+        largest * (1 - VOLUME_TOLERANCE) <= after.volume <= before.volume * (1 + VOLUME_TOLERANCE)
+    )
