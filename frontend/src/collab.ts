@@ -1,0 +1,153 @@
+/**
+ * One project's shared scene: a Y.Doc synced over the y-websocket protocol at
+ * /ws/projects/{id} (session cookie), presence through awareness, and the studio's NOTICE
+ * messages. y-websocket reconnects by itself and resends edits made while offline.
+ */
+import * as decoding from 'lib0/decoding'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { MessageType, describeClose, parseNotice, type Notice } from './protocol'
+import { parseTransform, type Transform } from './scene'
+
+export type ConnectionStatus = 'connecting' | 'connected' | 'disconnected' | 'refused'
+
+export interface PresenceUser {
+  name: string
+  color: string
+}
+
+/** A gizmo drag in progress: shared through awareness (not stored) until it is released. */
+export interface Drag {
+  id: string
+  transform: Transform
+}
+
+export interface Peer {
+  clientId: number
+  user: PresenceUser
+  selection: string | null
+  drag: Drag | null
+  self: boolean
+}
+
+export interface CollabState {
+  status: ConnectionStatus
+  synced: boolean
+  /** Why the server refused the connection for good (4401/4403/4404), if it did. */
+  refusal: string | null
+  /** Whether local edits are waiting to reach the server (made while offline). */
+  pending: boolean
+}
+
+const PALETTE = ['#e91e63', '#2196f3', '#4caf50', '#ff9800', '#9c27b0', '#00bcd4', '#cddc39',
+  '#ff5722']
+
+/** A stable colour for a user name. */
+export function colorFor(name: string): string {
+  let h = 0
+  for (const c of name) h = (h * 31 + c.charCodeAt(0)) >>> 0
+  return PALETTE[h % PALETTE.length]
+}
+
+export function wsBase(location: Location = window.location): string {
+  return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/projects`
+}
+
+type Listener = () => void
+
+function parseDrag(value: unknown): Drag | null {
+  if (!value || typeof value !== 'object') return null
+  const d = value as Record<string, unknown>
+  return typeof d.id === 'string' ? { id: d.id, transform: parseTransform(d.transform) } : null
+}
+
+/** Objects as collaborators are dragging them right now (their drags override the document). */
+export function withDrags<T extends { id: string; transform: Transform }>(
+  objects: T[], peers: Peer[],
+): T[] {
+  const drags = new Map<string, Transform>()
+  for (const p of peers) if (!p.self && p.drag) drags.set(p.drag.id, p.drag.transform)
+  if (!drags.size) return objects
+  return objects.map((o) => {
+    const t = drags.get(o.id)
+    return t ? { ...o, transform: t } : o
+  })
+}
+
+export class SceneSession {
+  readonly doc = new Y.Doc()
+  readonly provider: WebsocketProvider
+  private state: CollabState = { status: 'connecting', synced: false, refusal: null, pending: false }
+  private listeners = new Set<Listener>()
+  private noticeListeners = new Set<(n: Notice) => void>()
+
+  constructor(readonly projectId: string, user: PresenceUser) {
+    this.provider = new WebsocketProvider(wsBase(), projectId, this.doc, { disableBc: true })
+    this.provider.messageHandlers[MessageType.NOTICE] = (_enc, decoder) => {
+      const notice = parseNotice(decoding.readVarUint8Array(decoder))
+      if (notice) this.noticeListeners.forEach((l) => l(notice))
+    }
+    this.provider.awareness.setLocalStateField('user', user)
+    this.provider.awareness.setLocalStateField('selection', null)
+    this.provider.on('status', ({ status }: { status: string }) => {
+      if (this.state.status === 'refused') return
+      this.set({ status: status as ConnectionStatus })
+    })
+    this.provider.on('sync', (synced: boolean) => {
+      this.set({ synced, pending: synced ? false : this.state.pending })
+    })
+    this.provider.on('closed', ({ code, reason }: { code: number; reason: string }) => {
+      this.set({ status: 'refused', refusal: describeClose(code, reason) })
+    })
+    this.doc.on('update', (_u: Uint8Array, origin: unknown) => {
+      if (origin !== this.provider && !this.provider.wsconnected) this.set({ pending: true })
+    })
+  }
+
+  get snapshot(): CollabState {
+    return this.state
+  }
+
+  subscribe(listener: Listener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  onNotice(listener: (n: Notice) => void): () => void {
+    this.noticeListeners.add(listener)
+    return () => this.noticeListeners.delete(listener)
+  }
+
+  setSelection(id: string | null): void {
+    this.provider.awareness.setLocalStateField('selection', id)
+  }
+
+  setDrag(drag: Drag | null): void {
+    this.provider.awareness.setLocalStateField('drag', drag)
+  }
+
+  peers(): Peer[] {
+    const own = this.doc.clientID
+    const peers: Peer[] = []
+    this.provider.awareness.getStates().forEach((state, clientId) => {
+      const user = state.user as PresenceUser | undefined
+      if (!user || typeof user.name !== 'string') return
+      const selection = typeof state.selection === 'string' ? state.selection : null
+      peers.push({ clientId, user, selection, drag: parseDrag(state.drag), self: clientId === own })
+    })
+    return peers.sort((a, b) => Number(b.self) - Number(a.self) || a.user.name.localeCompare(b.user.name))
+  }
+
+  destroy(): void {
+    this.provider.awareness.setLocalState(null)
+    this.provider.destroy()
+    this.doc.destroy()
+    this.listeners.clear()
+    this.noticeListeners.clear()
+  }
+
+  private set(patch: Partial<CollabState>): void {
+    this.state = { ...this.state, ...patch }
+    this.listeners.forEach((l) => l())
+  }
+}

@@ -1,0 +1,22 @@
+import type { ReactNode } from 'react'
+import type { User } from '../api'
+import { navigate } from '../router'
+
+interface Props {
+  user: User
+  onSignOut: () => void
+  children?: ReactNode
+}
+
+export function AppHeader({ user, onSignOut, children }: Props) {
+  return (
+    <header className="app-header">
+      <a className="brand" href="/" onClick={(e) => { e.preventDefault(); navigate('/') }}>
+        ORFEAS Studio
+      </a>
+      <div className="header-middle">{children}</div>
+      <span className="muted" data-testid="signed-in-as">{user.username}</span>
+      <button type="button" className="ghost" onClick={onSignOut}>Sign out</button>
+    </header>
+  )
+}

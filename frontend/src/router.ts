@@ -1,0 +1,31 @@
+/** A two-route client-side router on the History API: `/` and `/projects/{id}`. */
+import { useEffect, useState } from 'react'
+
+export type Route = { page: 'projects' } | { page: 'workspace'; projectId: string }
+
+export function parseRoute(pathname: string): Route {
+  const m = /^\/projects\/([^/]+)\/?$/.exec(pathname)
+  return m ? { page: 'workspace', projectId: decodeURIComponent(m[1]) } : { page: 'projects' }
+}
+
+const CHANGE = 'orfeas:navigate'
+
+export function navigate(path: string): void {
+  if (path === window.location.pathname) return
+  window.history.pushState(null, '', path)
+  window.dispatchEvent(new Event(CHANGE))
+}
+
+export function useRoute(): Route {
+  const [path, setPath] = useState(window.location.pathname)
+  useEffect(() => {
+    const update = (): void => setPath(window.location.pathname)
+    window.addEventListener('popstate', update)
+    window.addEventListener(CHANGE, update)
+    return () => {
+      window.removeEventListener('popstate', update)
+      window.removeEventListener(CHANGE, update)
+    }
+  }, [])
+  return parseRoute(path)
+}

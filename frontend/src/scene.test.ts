@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import {
+  IDENTITY, eulerDegToQuat, meshUrl, objectFromFields, objectsOf, objectsOfSnapshot,
+  parseTransform, quatToEulerDeg, writeField, writeTransform,
+} from './scene'
+
+const JOB = '0b6f1c9e-6a39-4f44-9d67-4b3f8a0c2d11'
+
+function docWith(id: string, fields: Record<string, unknown>): Y.Doc {
+  const doc = new Y.Doc()
+  doc.getMap('objects').set(id, new Y.Map(Object.entries(fields)))
+  return doc
+}
+
+describe('transform ↔ Y.Map', () => {
+  it('reads the transform the server writes', () => {
+    const doc = docWith(JOB, {
+      name: 'cat', stage: 'preview', blob: 'blobs/sha256/aa/bb',
+      transform: { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] },
+    })
+    const [o] = objectsOf(doc)
+    expect(o.transform).toEqual({ position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] })
+    expect(o.visible).toBe(true)
+    expect(o.locked).toBe(false)
+    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/preview.glb`)
+  })
+
+  it('falls back to identity for malformed transforms', () => {
+    expect(parseTransform({ position: [1, 'x', 3] })).toEqual(IDENTITY)
+    expect(parseTransform(null)).toEqual(IDENTITY)
+    expect(parseTransform({ scale: [1, 2] }).scale).toEqual([1, 1, 1])
+  })
+
+  it('writes a transform as plain JSON another replica reads', () => {
+    const a = docWith('o', { name: 'o' })
+    const b = new Y.Doc()
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    a.on('update', (u: Uint8Array) => Y.applyUpdate(b, u))
+    const t = { position: [4, 5, 6], rotation: [0, 0.7071, 0, 0.7071], scale: [1, 1, 3] } as const
+    expect(writeTransform(a, 'o', { position: [4, 5, 6], rotation: [0, 0.7071, 0, 0.7071], scale: [1, 1, 3] })).toBe(true)
+    const stored = (b.getMap('objects').get('o') as Y.Map<unknown>).get('transform')
+    expect(stored).toEqual({ position: [...t.position], rotation: [...t.rotation], scale: [...t.scale] })
+    expect(objectsOf(b)[0].transform.position).toEqual([4, 5, 6])
+  })
+
+  it('sends nothing when the transform did not change', () => {
+    const doc = docWith('o', { transform: { position: [0, 0, 0], rotation: [0, 0, 0, 1], scale: [1, 1, 1] } })
+    let updates = 0
+    doc.on('update', () => updates++)
+    expect(writeTransform(doc, 'o', IDENTITY)).toBe(false)
+    expect(updates).toBe(0)
+  })
+
+  it('does not write to objects that do not exist', () => {
+    expect(writeTransform(new Y.Doc(), 'nope', IDENTITY)).toBe(false)
+  })
+
+  it('sets visible and locked', () => {
+    const doc = docWith('o', { visible: true, locked: false })
+    expect(writeField(doc, 'o', 'visible', false)).toBe(true)
+    expect(writeField(doc, 'o', 'locked', true)).toBe(true)
+    const [o] = objectsOf(doc)
+    expect([o.visible, o.locked]).toEqual([false, true])
+  })
+})
+
+describe('objects', () => {
+  it('use cached_from as the job of a cache hit', () => {
+    const o = objectFromFields('other-id', { cached_from: JOB, stage: 'final' })
+    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb`)
+  })
+
+  it('have no mesh URL without a job', () => {
+    expect(meshUrl(objectFromFields('lamp', { name: 'lamp' }))).toBeNull()
+  })
+
+  it('read time-travel snapshots', () => {
+    const list = objectsOfSnapshot({ objects: { b: { name: 'b' }, a: { name: 'a', visible: false } } })
+    expect(list.map((o) => [o.id, o.visible])).toEqual([['a', false], ['b', true]])
+  })
+})
+
+describe('euler ↔ quaternion', () => {
+  it('round-trips', () => {
+    for (const e of [[0, 0, 0], [90, 0, 0], [10, 20, 30], [-45, 60, 170]] as const) {
+      const back = quatToEulerDeg(eulerDegToQuat([...e]))
+      back.forEach((v, i) => expect(v).toBeCloseTo(e[i], 3))
+    }
+  })
+
+  it('gives unit quaternions', () => {
+    const q = eulerDegToQuat([33, -12, 80])
+    expect(Math.hypot(...q)).toBeCloseTo(1, 9)
+  })
+})

@@ -1,0 +1,161 @@
+/**
+ * The shared scene as the server's core/crdt/document.py lays it out: `objects` is a Y.Map of
+ * object id → Y.Map of fields; `transform` is a plain JSON value {position, rotation, scale}.
+ */
+import * as Y from 'yjs'
+
+export type Vec3 = [number, number, number]
+export type Quat = [number, number, number, number]
+
+export interface Transform {
+  position: Vec3
+  rotation: Quat
+  scale: Vec3
+}
+
+export interface SceneObject {
+  id: string
+  name: string
+  blob: string | null
+  stage: string | null
+  transform: Transform
+  visible: boolean
+  locked: boolean
+  createdBy: string | null
+  /** The job whose stage meshes show this object (its id, or `cached_from`), if any. */
+  jobId: string | null
+}
+
+export const IDENTITY: Transform = {
+  position: [0, 0, 0], rotation: [0, 0, 0, 1], scale: [1, 1, 1],
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+function finite(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value)
+}
+
+function vector<T extends number[]>(value: unknown, fallback: T): T {
+  if (Array.isArray(value) && value.length === fallback.length && value.every(finite)) {
+    return [...value] as T
+  }
+  return [...fallback] as T
+}
+
+/** A transform from whatever the document holds; anything malformed falls back to identity. */
+export function parseTransform(value: unknown): Transform {
+  const t = (value && typeof value === 'object' ? value : {}) as Record<string, unknown>
+  return {
+    position: vector<Vec3>(t.position, IDENTITY.position),
+    rotation: vector<Quat>(t.rotation, IDENTITY.rotation),
+    scale: vector<Vec3>(t.scale, IDENTITY.scale),
+  }
+}
+
+/** The plain JSON written into the Y.Map (the shape the server and other clients read). */
+export function transformToJson(t: Transform): Record<string, number[]> {
+  return { position: [...t.position], rotation: [...t.rotation], scale: [...t.scale] }
+}
+
+export function sameTransform(a: Transform, b: Transform, eps = 1e-6): boolean {
+  const pairs: [number[], number[]][] = [
+    [a.position, b.position], [a.rotation, b.rotation], [a.scale, b.scale],
+  ]
+  return pairs.every(([x, y]) => x.every((v, i) => Math.abs(v - y[i]) <= eps))
+}
+
+/** One object's fields, from a Y.Map (live) or a plain object (a time-travel snapshot). */
+export function objectFromFields(id: string, fields: Record<string, unknown>): SceneObject {
+  const cachedFrom = typeof fields.cached_from === 'string' ? fields.cached_from : null
+  const str = (v: unknown): string | null => (typeof v === 'string' && v !== '' ? v : null)
+  return {
+    id,
+    name: str(fields.name) ?? id.slice(0, 8),
+    blob: str(fields.blob),
+    stage: str(fields.stage),
+    transform: parseTransform(fields.transform),
+    visible: fields.visible !== false,
+    locked: fields.locked === true,
+    createdBy: str(fields.created_by),
+    jobId: cachedFrom ?? (UUID.test(id) && str(fields.stage) ? id : null),
+  }
+}
+
+export function objectFromYMap(id: string, map: Y.Map<unknown>): SceneObject {
+  return objectFromFields(id, map.toJSON() as Record<string, unknown>)
+}
+
+export function objectsOf(doc: Y.Doc): SceneObject[] {
+  const objects = doc.getMap<unknown>('objects')
+  const list: SceneObject[] = []
+  objects.forEach((value, id) => {
+    if (value instanceof Y.Map) list.push(objectFromYMap(id, value as Y.Map<unknown>))
+  })
+  return list.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+}
+
+/** Objects of a `GET .../state` snapshot: `scene.objects` is id → plain fields. */
+export function objectsOfSnapshot(scene: { objects?: Record<string, unknown> }): SceneObject[] {
+  return Object.entries(scene.objects ?? {})
+    .filter(([, f]) => f && typeof f === 'object')
+    .map(([id, f]) => objectFromFields(id, f as Record<string, unknown>))
+    .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
+}
+
+/** The URL of an object's mesh at its current stage, when it comes from a generation job. */
+export function meshUrl(o: SceneObject): string | null {
+  if (!o.jobId || !o.stage) return null
+  return `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/${encodeURIComponent(o.stage)}.glb`
+}
+
+function objectMap(doc: Y.Doc, id: string): Y.Map<unknown> | null {
+  const value = doc.getMap<unknown>('objects').get(id)
+  return value instanceof Y.Map ? (value as Y.Map<unknown>) : null
+}
+
+/** Writes a transform into the object's Y.Map (one transaction; skipped if unchanged). */
+export function writeTransform(doc: Y.Doc, id: string, t: Transform, origin?: unknown): boolean {
+  const map = objectMap(doc, id)
+  if (!map) return false
+  if (sameTransform(parseTransform(map.get('transform')), t)) return false
+  doc.transact(() => map.set('transform', transformToJson(t)), origin)
+  return true
+}
+
+/** Sets one of the boolean or text fields of an object. */
+export function writeField(
+  doc: Y.Doc, id: string, field: 'visible' | 'locked' | 'name', value: boolean | string,
+): boolean {
+  const map = objectMap(doc, id)
+  if (!map || map.get(field) === value) return false
+  doc.transact(() => map.set(field, value))
+  return true
+}
+
+/** Euler angles in degrees (XYZ order) ↔ quaternion, for the numeric rotation fields. */
+export function quatToEulerDeg([x, y, z, w]: Quat): Vec3 {
+  const sinrCosp = 2 * (w * x + y * z)
+  const cosrCosp = 1 - 2 * (x * x + y * y)
+  const roll = Math.atan2(sinrCosp, cosrCosp)
+  const sinp = 2 * (w * y - z * x)
+  const pitch = Math.abs(sinp) >= 1 ? Math.sign(sinp) * (Math.PI / 2) : Math.asin(sinp)
+  const sinyCosp = 2 * (w * z + x * y)
+  const cosyCosp = 1 - 2 * (y * y + z * z)
+  const yaw = Math.atan2(sinyCosp, cosyCosp)
+  const deg = (r: number): number => Math.round((r * 180) / Math.PI * 1e4) / 1e4
+  return [deg(roll), deg(pitch), deg(yaw)]
+}
+
+export function eulerDegToQuat([rx, ry, rz]: Vec3): Quat {
+  const r = Math.PI / 360 // half angle, in radians per degree
+  const cr = Math.cos(rx * r), sr = Math.sin(rx * r)
+  const cp = Math.cos(ry * r), sp = Math.sin(ry * r)
+  const cy = Math.cos(rz * r), sy = Math.sin(rz * r)
+  return [
+    sr * cp * cy - cr * sp * sy,
+    cr * sp * cy + sr * cp * sy,
+    cr * cp * sy - sr * sp * cy,
+    cr * cp * cy + sr * sp * sy,
+  ]
+}

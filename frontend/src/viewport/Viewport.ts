@@ -1,0 +1,391 @@
+/**
+ * The Babylon.js view of the scene: camera, grid, axes, lights, one node per scene object
+ * with its stage mesh, picking, selection outlines and the move/rotate/scale gizmos. It knows
+ * nothing of Yjs: it is given objects and reports picks and transform edits.
+ */
+import {
+  AbstractMesh, ArcRotateCamera, Color3, Color4, DirectionalLight, Engine, GizmoManager,
+  HemisphericLight, HighlightLayer, LoadAssetContainerAsync, Mesh, MeshBuilder, Observer, PointerEventTypes,
+  PointerInfo, Quaternion, Scene, StandardMaterial, TransformNode, Vector3,
+} from '@babylonjs/core'
+import '@babylonjs/loaders/glTF'
+import { meshUrl, type SceneObject, type Transform } from '../scene'
+
+export type GizmoMode = 'move' | 'rotate' | 'scale'
+
+export interface MeshState {
+  /** The stage whose mesh is on screen (null while none is). */
+  shown: string | null
+  loading: boolean
+  error: string | null
+  triangles: number
+}
+
+export interface ViewportEvents {
+  onPick(id: string | null): void
+  /** A gizmo moved an object; `final` is true when the drag ended. */
+  onTransform(id: string, transform: Transform, final: boolean): void
+  onMeshState(id: string, state: MeshState): void
+}
+
+interface Entry {
+  object: SceneObject
+  root: TransformNode
+  /** The mesh URL asked for; undefined before the first, null for a placeholder. */
+  url: string | null | undefined
+  shownUrl: string | null
+  content: TransformNode | AbstractMesh | null
+  state: MeshState
+}
+
+const LIVE_WRITE_MS = 80
+
+export class Viewport {
+  readonly engine: Engine
+  readonly scene: Scene
+  readonly camera: ArcRotateCamera
+  private readonly gizmos: GizmoManager
+  private readonly highlight: HighlightLayer
+  private readonly entries = new Map<string, Entry>()
+  private selected: string | null = null
+  private remoteSelections = new Map<string, string>()
+  private ownColor = '#ffffff'
+  private mode: GizmoMode = 'move'
+  private readOnly = false
+  private dragging = false
+  private lastLiveWrite = 0
+  private pointerObserver: Observer<PointerInfo>
+  private resizeObserver: ResizeObserver
+  private placeholderMaterial: StandardMaterial
+  private readonly wired = new WeakSet<object>()
+  private readonly canvas: HTMLCanvasElement
+  private dirtyFrames = 3
+  private readonly onInput = (): void => this.invalidate()
+
+  constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents) {
+    this.engine = new Engine(canvas, true, { preserveDrawingBuffer: true, stencil: true })
+    const scene = (this.scene = new Scene(this.engine))
+    scene.useRightHandedSystem = true // glTF and the server's meshes are right-handed, Y up
+    scene.clearColor = new Color4(0.09, 0.1, 0.12, 1)
+
+    this.camera = new ArcRotateCamera('camera', Math.PI / 4, Math.PI / 3, 6, Vector3.Zero(), scene)
+    this.camera.attachControl(true)
+    this.camera.wheelDeltaPercentage = 0.02
+    this.camera.panningSensibility = 400
+    this.camera.lowerRadiusLimit = 0.2
+    this.camera.upperRadiusLimit = 500
+    this.camera.minZ = 0.01
+
+    const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
+    sky.intensity = 0.75
+    sky.groundColor = new Color3(0.25, 0.24, 0.22)
+    const key = new DirectionalLight('key', new Vector3(-0.5, -1, -0.6), scene)
+    key.intensity = 0.6
+
+    this.placeholderMaterial = new StandardMaterial('placeholder', scene)
+    this.placeholderMaterial.wireframe = true
+    this.placeholderMaterial.emissiveColor = new Color3(0.6, 0.6, 0.6)
+    this.placeholderMaterial.disableLighting = true
+
+    this.buildGridAndAxes()
+    this.highlight = new HighlightLayer('selection', scene, { isStroke: true, blurHorizontalSize: 1, blurVerticalSize: 1 })
+    this.highlight.innerGlow = false
+
+    this.gizmos = new GizmoManager(scene)
+    this.gizmos.usePointerToAttachGizmos = false
+    this.gizmos.clearGizmoOnEmptyPointerEvent = false
+    this.applyGizmoMode()
+
+    this.pointerObserver = scene.onPointerObservable.add((info) => {
+      if (info.type !== PointerEventTypes.POINTERTAP || this.dragging) return
+      const picked = info.pickInfo?.pickedMesh
+      this.events.onPick(picked ? this.objectIdOf(picked) : null)
+    }, PointerEventTypes.POINTERTAP)
+
+    // Render on demand: after a change, while the user interacts, and while the camera
+    // still glides (inertia). A still scene costs nothing, which matters on CPU renderers.
+    this.engine.runRenderLoop(() => {
+      if (this.dirtyFrames > 0 || this.cameraMoving() || !scene.isReady()) {
+        scene.render()
+        this.dirtyFrames = Math.max(0, this.dirtyFrames - 1)
+      }
+    })
+    for (const type of ['pointerdown', 'pointermove', 'pointerup', 'wheel', 'keydown']) {
+      canvas.addEventListener(type, this.onInput, { passive: true })
+    }
+    this.canvas = canvas
+    this.resizeObserver = new ResizeObserver(() => {
+      this.engine.resize()
+      this.invalidate()
+    })
+    this.resizeObserver.observe(canvas)
+  }
+
+  // -- scene contents -------------------------------------------------------------------
+
+  /** Shows exactly these objects (the live document or a time-travel snapshot). */
+  setObjects(objects: SceneObject[], readOnly: boolean): void {
+    this.readOnly = readOnly
+    const keep = new Set(objects.map((o) => o.id))
+    for (const [id, entry] of this.entries) {
+      if (!keep.has(id)) {
+        entry.root.dispose(false, true)
+        this.entries.delete(id)
+      }
+    }
+    for (const object of objects) this.upsert(object)
+    this.refreshSelection()
+  }
+
+  private upsert(object: SceneObject): void {
+    let entry = this.entries.get(object.id)
+    if (!entry) {
+      const root = new TransformNode(`object:${object.id}`, this.scene)
+      root.metadata = { objectId: object.id }
+      root.rotationQuaternion = Quaternion.Identity()
+      entry = {
+        object, root, url: undefined, shownUrl: null, content: null,
+        state: { shown: null, loading: false, error: null, triangles: 0 },
+      }
+      this.entries.set(object.id, entry)
+    }
+    entry.object = object
+    if (!(this.dragging && this.selected === object.id)) applyTransform(entry.root, object.transform)
+    entry.root.setEnabled(object.visible)
+    this.invalidate()
+    const url = meshUrl(object)
+    if (url !== entry.url) {
+      entry.url = url
+      if (url) void this.load(entry, url, object.stage)
+      else this.showPlaceholder(entry)
+    }
+  }
+
+  /** Loads a stage's GLB and swaps it in for the previous stage once it is ready. */
+  private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
+    this.report(entry, { loading: true, error: null })
+    try {
+      const container = await LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
+      if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
+        container.dispose() // a newer stage arrived meanwhile, or the object is gone
+        return
+      }
+      container.addAllToScene()
+      const content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
+      for (const node of container.rootNodes) node.parent = content
+      let triangles = 0
+      for (const mesh of container.meshes) {
+        triangles += Math.floor(mesh.getTotalIndices() / 3)
+        mesh.metadata = { objectId: entry.object.id }
+        mesh.isPickable = true
+      }
+      entry.content?.dispose(false, true)
+      content.parent = entry.root
+      entry.content = content
+      entry.shownUrl = url
+      this.report(entry, { shown: stage, loading: false, triangles })
+      this.refreshSelection()
+    } catch (error) {
+      if (entry.url !== url) return
+      this.report(entry, { loading: false, error: `Could not load the ${stage} mesh: ${String(error)}` })
+    }
+  }
+
+  private showPlaceholder(entry: Entry): void {
+    entry.content?.dispose(false, true)
+    const box = MeshBuilder.CreateBox(`placeholder:${entry.object.id}`, { size: 0.5 }, this.scene)
+    box.material = this.placeholderMaterial
+    box.metadata = { objectId: entry.object.id }
+    box.parent = entry.root
+    entry.content = box
+    entry.shownUrl = null
+    this.report(entry, { shown: null, loading: false, triangles: 0 })
+  }
+
+  private report(entry: Entry, patch: Partial<MeshState>): void {
+    entry.state = { ...entry.state, ...patch }
+    this.events.onMeshState(entry.object.id, entry.state)
+  }
+
+  private objectIdOf(mesh: AbstractMesh): string | null {
+    let node: TransformNode | AbstractMesh | null = mesh
+    while (node) {
+      const id = (node.metadata as { objectId?: string } | null)?.objectId
+      if (id) return id
+      node = node.parent as TransformNode | null
+    }
+    return null
+  }
+
+  // -- selection, presence and gizmos ---------------------------------------------------
+
+  setSelection(id: string | null, ownColor: string): void {
+    this.selected = id
+    this.ownColor = ownColor
+    this.refreshSelection()
+  }
+
+  /** Object id → colour of the collaborators who have it selected. */
+  setRemoteSelections(selections: Map<string, string>): void {
+    this.remoteSelections = selections
+    this.refreshSelection()
+  }
+
+  setGizmoMode(mode: GizmoMode): void {
+    this.mode = mode
+    this.applyGizmoMode()
+  }
+
+  setWireframe(on: boolean): void {
+    this.scene.forceWireframe = on
+    this.invalidate()
+  }
+
+  private refreshSelection(): void {
+    this.highlight.removeAllMeshes()
+    for (const [id, entry] of this.entries) {
+      const color = id === this.selected ? this.ownColor : this.remoteSelections.get(id)
+      if (!color) continue
+      for (const mesh of entry.root.getChildMeshes()) {
+        if (mesh instanceof Mesh && mesh.getTotalVertices() > 0) {
+          this.highlight.addMesh(mesh, Color3.FromHexString(color))
+        }
+      }
+    }
+    const entry = this.selected ? this.entries.get(this.selected) : undefined
+    const editable = entry && !this.readOnly && !entry.object.locked && entry.object.visible
+    this.gizmos.attachToNode(editable ? entry.root : null)
+    this.invalidate()
+  }
+
+  private applyGizmoMode(): void {
+    this.gizmos.positionGizmoEnabled = this.mode === 'move'
+    this.gizmos.rotationGizmoEnabled = this.mode === 'rotate'
+    this.gizmos.scaleGizmoEnabled = this.mode === 'scale'
+    const { positionGizmo, rotationGizmo, scaleGizmo } = this.gizmos.gizmos
+    for (const gizmo of [positionGizmo, rotationGizmo, scaleGizmo]) {
+      if (!gizmo || this.wired.has(gizmo)) continue
+      this.wired.add(gizmo)
+      gizmo.onDragStartObservable.add(() => { this.dragging = true })
+      gizmo.onDragObservable.add(() => this.emitTransform(false))
+      gizmo.onDragEndObservable.add(() => {
+        this.emitTransform(true)
+        this.dragging = false
+      })
+    }
+  }
+
+  private emitTransform(final: boolean): void {
+    const entry = this.selected ? this.entries.get(this.selected) : undefined
+    if (!entry) return
+    const now = performance.now()
+    if (!final && now - this.lastLiveWrite < LIVE_WRITE_MS) return
+    this.lastLiveWrite = now
+    this.events.onTransform(entry.object.id, readTransform(entry.root), final)
+  }
+
+  // -- camera and rendering -------------------------------------------------------------
+
+  /** Asks for the next few frames to be drawn (some effects settle over several frames). */
+  invalidate(frames = 4): void {
+    this.dirtyFrames = Math.max(this.dirtyFrames, frames)
+  }
+
+  private cameraMoving(): boolean {
+    const c = this.camera
+    return c.inertialAlphaOffset !== 0 || c.inertialBetaOffset !== 0 ||
+      c.inertialRadiusOffset !== 0 || c.inertialPanningX !== 0 || c.inertialPanningY !== 0
+  }
+
+  /** Points the camera at everything visible. */
+  frameAll(): void {
+    let min: Vector3 | null = null
+    let max: Vector3 | null = null
+    for (const entry of this.entries.values()) {
+      if (!entry.object.visible || !entry.root.getChildMeshes().length) continue
+      const b = entry.root.getHierarchyBoundingVectors(true)
+      min = min ? Vector3.Minimize(min, b.min) : b.min.clone()
+      max = max ? Vector3.Maximize(max, b.max) : b.max.clone()
+    }
+    if (!min || !max) {
+      this.camera.setTarget(Vector3.Zero())
+      this.camera.radius = 6
+      this.invalidate()
+      return
+    }
+    const center = min.add(max).scale(0.5)
+    const size = Math.max(max.subtract(min).length(), 0.5)
+    this.camera.setTarget(center)
+    this.camera.radius = size * 1.6
+    this.invalidate()
+  }
+
+  dispose(): void {
+    for (const type of ['pointerdown', 'pointermove', 'pointerup', 'wheel', 'keydown']) {
+      this.canvas.removeEventListener(type, this.onInput)
+    }
+    this.scene.onPointerObservable.remove(this.pointerObserver)
+    this.resizeObserver.disconnect()
+    this.gizmos.dispose()
+    this.engine.stopRenderLoop()
+    this.scene.dispose()
+    this.engine.dispose()
+  }
+
+  private buildGridAndAxes(): void {
+    // Lines are cut into unit segments: some renderers (SwiftShader) drop a whole segment
+    // when one end is behind the camera, instead of clipping it.
+    const half = 10
+    const lines: Vector3[][] = []
+    for (let i = -half; i <= half; i++) {
+      for (let j = -half; j < half; j++) {
+        if (i === 0 && j >= 0) continue // the positive axes are drawn in colour below
+        lines.push([new Vector3(i, 0, j), new Vector3(i, 0, j + 1)])
+        lines.push([new Vector3(j, 0, i), new Vector3(j + 1, 0, i)])
+      }
+    }
+    const grid = MeshBuilder.CreateLineSystem('grid', { lines }, this.scene)
+    grid.color = new Color3(0.3, 0.32, 0.36)
+    grid.isPickable = false
+
+    const lift = 0.002 // above the grid, so the axes are not hidden by it
+    const axes: [Vector3, number, Color4][] = [
+      [new Vector3(1, 0, 0), half, new Color4(0.95, 0.35, 0.35, 1)],
+      [new Vector3(0, 1, 0), 2, new Color4(0.4, 0.9, 0.4, 1)],
+      [new Vector3(0, 0, 1), half, new Color4(0.4, 0.6, 1, 1)],
+    ]
+    const axisLines: Vector3[][] = []
+    const axisColors: Color4[][] = []
+    for (const [direction, length, color] of axes) {
+      for (let k = 0; k < length; k++) {
+        const from = direction.scale(k).addInPlaceFromFloats(0, lift, 0)
+        axisLines.push([from, from.add(direction)])
+        axisColors.push([color, color])
+      }
+    }
+    const axis = MeshBuilder.CreateLineSystem(
+      'axes', { lines: axisLines, colors: axisColors }, this.scene)
+    axis.isPickable = false
+  }
+}
+
+function applyTransform(node: TransformNode, t: Transform): void {
+  node.position.set(...t.position)
+  const q = node.rotationQuaternion ?? new Quaternion()
+  q.set(...t.rotation)
+  node.rotationQuaternion = q
+  node.scaling.set(...t.scale)
+}
+
+function round(v: number): number {
+  return Math.round(v * 1e5) / 1e5
+}
+
+function readTransform(node: TransformNode): Transform {
+  const q = node.rotationQuaternion ?? Quaternion.FromEulerVector(node.rotation)
+  return {
+    position: [round(node.position.x), round(node.position.y), round(node.position.z)],
+    rotation: [round(q.x), round(q.y), round(q.z), round(q.w)],
+    scale: [round(node.scaling.x), round(node.scaling.y), round(node.scaling.z)],
+  }
+}

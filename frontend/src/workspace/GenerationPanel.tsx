@@ -1,0 +1,94 @@
+import { useEffect, useRef, useState, type DragEvent } from 'react'
+import { api, type Generator } from '../api'
+import { ErrorMessage } from '../components/ErrorMessage'
+import { STAGES, describeProgress } from '../generation'
+import { useGeneration } from './useGeneration'
+
+interface Props {
+  projectId: string
+  canEdit: boolean
+}
+
+const STEPS = ['queued', 'started', ...STAGES] as const
+
+export function GenerationPanel({ projectId, canEdit }: Props) {
+  const { progress, error, running, start, cancel } = useGeneration(projectId)
+  const [generators, setGenerators] = useState<Generator[]>([])
+  const [backend, setBackend] = useState('inflate')
+  const [faceBudget, setFaceBudget] = useState('')
+  const [seed, setSeed] = useState('0')
+  const [over, setOver] = useState(false)
+  const input = useRef<HTMLInputElement>(null)
+
+  useEffect(() => {
+    api.generators().then((r) => setGenerators(r.generators)).catch(() => setGenerators([]))
+  }, [])
+
+  function run(file: File | undefined): void {
+    if (!file || !canEdit || running) return
+    const budget = faceBudget.trim() === '' ? undefined : Number(faceBudget)
+    void start(file, { backend, faceBudget: budget, seed: Number(seed) || 0 })
+  }
+
+  function onDrop(e: DragEvent): void {
+    e.preventDefault()
+    setOver(false)
+    run(e.dataTransfer.files[0])
+  }
+
+  const reached = (step: string): boolean =>
+    progress.phase === step || progress.stagesDone.includes(step as (typeof STAGES)[number]) ||
+    STEPS.indexOf(step as (typeof STEPS)[number]) < STEPS.indexOf(progress.phase as (typeof STEPS)[number])
+
+  return (
+    <section className="generation" aria-label="Generate from an image">
+      {!canEdit && <p className="muted">Viewers cannot generate objects.</p>}
+      <div className="field-grid">
+        <label>
+          Generator
+          <select value={backend} disabled={!canEdit || running}
+            onChange={(e) => setBackend(e.target.value)}>
+            {(generators.length ? generators : [{ name: 'inflate', available: true }]).map((g) => (
+              <option key={g.name} value={g.name}>
+                {g.name}{g.available ? '' : ' (no worker)'}
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Face budget
+          <input type="number" min={4} max={1000000} placeholder="default" value={faceBudget}
+            disabled={!canEdit || running} onChange={(e) => setFaceBudget(e.target.value)} />
+        </label>
+        <label>
+          Seed
+          <input type="number" min={0} value={seed} disabled={!canEdit || running}
+            onChange={(e) => setSeed(e.target.value)} />
+        </label>
+      </div>
+      <div className={`drop-zone${over ? ' over' : ''}`} data-testid="drop-zone"
+        onDragOver={(e) => { e.preventDefault(); setOver(true) }}
+        onDragLeave={() => setOver(false)} onDrop={onDrop}>
+        <p>Drop an image here</p>
+        <button type="button" disabled={!canEdit || running} onClick={() => input.current?.click()}>
+          Choose an image…
+        </button>
+        <input ref={input} type="file" accept="image/*" hidden data-testid="image-input"
+          onChange={(e) => { run(e.target.files?.[0]); e.target.value = '' }} />
+      </div>
+      {progress.phase !== 'idle' && (
+        <div className="job" data-testid="job-progress" data-phase={progress.phase}>
+          <progress max={1} value={progress.fraction} aria-label="Generation progress" />
+          <ol className="steps">
+            {STEPS.map((s) => <li key={s} className={reached(s) ? 'done' : ''}>{s}</li>)}
+          </ol>
+          <p role="status">{describeProgress(progress)}</p>
+          {running && progress.jobId && (
+            <button type="button" onClick={() => void cancel()}>Cancel</button>
+          )}
+        </div>
+      )}
+      {error && <ErrorMessage message={error} />}
+    </section>
+  )
+}

@@ -1,0 +1,47 @@
+import type { SceneObject } from '../scene'
+import type { MeshState } from '../viewport/Viewport'
+
+interface Props {
+  objects: SceneObject[]
+  selection: string | null
+  meshStates: Record<string, MeshState>
+  /** Object id → colours of collaborators who selected it. */
+  remoteSelections: Map<string, string>
+  onSelect: (id: string) => void
+}
+
+function meshNote(o: SceneObject, s: MeshState | undefined): string {
+  if (!o.jobId) return 'no viewable mesh'
+  if (s?.error) return 'mesh failed to load'
+  if (s?.loading) return s.shown ? `${s.shown} · loading ${o.stage}…` : `loading ${o.stage}…`
+  return s?.shown ?? o.stage ?? ''
+}
+
+export function Outliner({ objects, selection, meshStates, remoteSelections, onSelect }: Props) {
+  return (
+    <nav className="outliner" aria-label="Scene objects">
+      <h2>Scene</h2>
+      {objects.length === 0 && <p className="muted small-text">No objects yet. Generate one from an image.</p>}
+      <ul>
+        {objects.map((o) => {
+          const remote = remoteSelections.get(o.id)
+          return (
+            <li key={o.id}>
+              <button type="button" className="outliner-item" aria-current={o.id === selection}
+                data-object-id={o.id} data-stage={meshStates[o.id]?.shown ?? ''}
+                style={remote ? { boxShadow: `inset 3px 0 0 ${remote}` } : undefined}
+                onClick={() => onSelect(o.id)}>
+                <span className="object-name">{o.name}</span>
+                <span className="object-meta">
+                  {!o.visible && <span title="Hidden">hidden</span>}
+                  {o.locked && <span title="Locked">locked</span>}
+                  <span>{meshNote(o, meshStates[o.id])}</span>
+                </span>
+              </button>
+            </li>
+          )
+        })}
+      </ul>
+    </nav>
+  )
+}

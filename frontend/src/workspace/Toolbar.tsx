@@ -1,0 +1,51 @@
+import type { GizmoMode } from '../viewport/Viewport'
+
+interface Props {
+  mode: GizmoMode
+  wireframe: boolean
+  canEdit: boolean
+  onMode: (mode: GizmoMode) => void
+  onWireframe: (on: boolean) => void
+  onFrame: () => void
+  onUndo: () => void
+  onRedo: () => void
+  onHelp: () => void
+}
+
+const MODES: { mode: GizmoMode; label: string; key: string }[] = [
+  { mode: 'move', label: 'Move', key: 'W' },
+  { mode: 'rotate', label: 'Rotate', key: 'E' },
+  { mode: 'scale', label: 'Scale', key: 'R' },
+]
+
+export function Toolbar(p: Props) {
+  return (
+    <div className="toolbar" role="toolbar" aria-label="Viewport tools">
+      <div className="segmented" role="group" aria-label="Gizmo">
+        {MODES.map(({ mode, label, key }) => (
+          <button key={mode} type="button" aria-pressed={p.mode === mode} title={`${label} (${key})`}
+            onClick={() => p.onMode(mode)}>
+            {label}
+          </button>
+        ))}
+      </div>
+      <button type="button" aria-pressed={p.wireframe} title="Wireframe (X)"
+        onClick={() => p.onWireframe(!p.wireframe)}>
+        Wireframe
+      </button>
+      <button type="button" title="Frame all (F)" onClick={p.onFrame}>Frame all</button>
+      <span className="spacer" />
+      <button type="button" disabled={!p.canEdit} title="Undo your last change (Ctrl+Z)"
+        onClick={p.onUndo}>
+        Undo
+      </button>
+      <button type="button" disabled={!p.canEdit} title="Redo (Ctrl+Shift+Z)" onClick={p.onRedo}>
+        Redo
+      </button>
+      <button type="button" title="Keyboard shortcuts (?)" aria-label="Keyboard shortcuts"
+        onClick={p.onHelp}>
+        ?
+      </button>
+    </div>
+  )
+}

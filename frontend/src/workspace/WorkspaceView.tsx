@@ -1,0 +1,195 @@
+import { useCallback, useEffect, useMemo, useState } from 'react'
+import { api, errorMessage, type Project, type User } from '../api'
+import { withDrags, type SceneSession } from '../collab'
+import { AppHeader } from '../components/AppHeader'
+import { ErrorMessage } from '../components/ErrorMessage'
+import { writeField, writeTransform, type Transform } from '../scene'
+import type { GizmoMode, MeshState } from '../viewport/Viewport'
+import { ConnectionBanner } from './ConnectionBanner'
+import { GenerationPanel } from './GenerationPanel'
+import { HelpDialog } from './HelpDialog'
+import { HistoryPanel, type Preview } from './HistoryPanel'
+import { useCollabState, useDocChanges, usePeers, useSceneObjects } from './hooks'
+import { Outliner } from './Outliner'
+import { PresenceBar } from './PresenceBar'
+import { PropertiesPanel } from './PropertiesPanel'
+import { actionFor, isTyping, type Action } from './shortcuts'
+import { Toolbar } from './Toolbar'
+import { ViewportView } from './ViewportView'
+
+interface Props {
+  project: Project
+  session: SceneSession
+  user: User
+  color: string
+  onSignOut: () => void
+  onProjectChanged: () => void
+}
+
+type Tab = 'properties' | 'generate' | 'history'
+const TABS: { id: Tab; label: string }[] = [
+  { id: 'properties', label: 'Properties' },
+  { id: 'generate', label: 'Generate' },
+  { id: 'history', label: 'History' },
+]
+
+export function WorkspaceView({ project, session, user, color, onSignOut }: Props) {
+  const collab = useCollabState(session)
+  const liveObjects = useSceneObjects(session)
+  const peers = usePeers(session)
+  const [selection, setSelection] = useState<string | null>(null)
+  const [mode, setMode] = useState<GizmoMode>('move')
+  const [wireframe, setWireframe] = useState(false)
+  const [frameRequest, setFrameRequest] = useState(0)
+  const [meshStates, setMeshStates] = useState<Record<string, MeshState>>({})
+  const [preview, setPreview] = useState<Preview | null>(null)
+  const [tab, setTab] = useState<Tab>('generate')
+  const [help, setHelp] = useState(false)
+  const [message, setMessage] = useState<string | null>(null)
+  const [changes, setChanges] = useState(0)
+
+  const role = project.members.find((m) => m.user_id === user.id)?.role
+    ?? (user.is_admin ? 'owner' : 'viewer')
+  const canEdit = role !== 'viewer'
+  const readOnly = !canEdit || preview !== null || collab.status === 'refused'
+  // Collaborators' gizmo drags show live (through awareness); the document gets the result.
+  const objects = useMemo(
+    () => (preview ? preview.objects : withDrags(liveObjects, peers)),
+    [preview, liveObjects, peers],
+  )
+  const selected = objects.find((o) => o.id === selection) ?? null
+  const names = useMemo(
+    () => new Map(project.members.map((m) => [m.user_id, m.username ?? m.user_id])),
+    [project.members],
+  )
+  const remoteSelections = useMemo(() => {
+    const map = new Map<string, string>()
+    for (const p of peers) if (!p.self && p.selection) map.set(p.selection, p.user.color)
+    return map
+  }, [peers])
+
+  useEffect(() => session.onNotice((n) => setMessage(n.detail)), [session])
+  useEffect(() => { session.setSelection(selection) }, [session, selection])
+  useDocChanges(session.doc, useCallback(() => setChanges((c) => c + 1), []))
+
+  const onTransform = useCallback((id: string, t: Transform) => {
+    if (!readOnly) writeTransform(session.doc, id, t)
+  }, [session, readOnly])
+
+  // A gizmo drag is shared live through awareness and written once, when released, so that
+  // the log holds one change per drag and undo takes back the whole drag.
+  const onGizmo = useCallback((id: string, t: Transform, final: boolean) => {
+    if (readOnly) return
+    if (final) {
+      session.setDrag(null)
+      writeTransform(session.doc, id, t)
+    } else {
+      session.setDrag({ id, transform: t })
+    }
+  }, [session, readOnly])
+
+  const onToggle = useCallback((field: 'visible' | 'locked', value: boolean) => {
+    if (selection && !readOnly) writeField(session.doc, selection, field, value)
+  }, [session, selection, readOnly])
+
+  const onMeshState = useCallback((id: string, state: MeshState) => {
+    setMeshStates((all) => ({ ...all, [id]: state }))
+  }, [])
+
+  const undoRedo = useCallback(async (redo: boolean) => {
+    if (!canEdit || preview) return
+    try {
+      await (redo ? api.redo(project.id) : api.undo(project.id))
+    } catch (e) {
+      setMessage(errorMessage(e))
+    }
+  }, [canEdit, preview, project.id])
+
+  const run = useCallback((action: Action) => {
+    switch (action) {
+      case 'help': setHelp(true); break
+      case 'undo': void undoRedo(false); break
+      case 'redo': void undoRedo(true); break
+      case 'move': setMode('move'); break
+      case 'rotate': setMode('rotate'); break
+      case 'scale': setMode('scale'); break
+      case 'frame': setFrameRequest((n) => n + 1); break
+      case 'wireframe': setWireframe((w) => !w); break
+      case 'deselect': setSelection(null); break
+      case 'hide': if (selected) onToggle('visible', !selected.visible); break
+      case 'lock': if (selected) onToggle('locked', !selected.locked); break
+    }
+  }, [undoRedo, selected, onToggle])
+
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent): void => {
+      if (help || isTyping(e.target)) return
+      const action = actionFor(e)
+      if (!action) return
+      e.preventDefault()
+      run(action)
+    }
+    window.addEventListener('keydown', onKey)
+    return () => window.removeEventListener('keydown', onKey)
+  }, [run, help])
+
+  return (
+    <div className="workspace">
+      <AppHeader user={user} onSignOut={onSignOut}>
+        <h1 className="project-title" data-testid="project-title">{project.name}</h1>
+        <span className={`role role-${role}`}>{role}</span>
+        <PresenceBar peers={peers} />
+      </AppHeader>
+      <ConnectionBanner state={collab} />
+      {preview && (
+        <div className="banner banner-info" role="status" data-testid="time-travel-banner">
+          Viewing the scene at log position {preview.position} — read-only.
+          <button type="button" className="small" onClick={() => setPreview(null)}>Back to live</button>
+        </div>
+      )}
+      {message && <ErrorMessage message={message} onDismiss={() => setMessage(null)} />}
+      <Toolbar mode={mode} wireframe={wireframe} canEdit={canEdit && !preview}
+        onMode={setMode} onWireframe={setWireframe} onFrame={() => run('frame')}
+        onUndo={() => run('undo')} onRedo={() => run('redo')} onHelp={() => setHelp(true)} />
+      <div className="workspace-body">
+        <Outliner objects={objects} selection={selection} meshStates={meshStates}
+          remoteSelections={remoteSelections} onSelect={setSelection} />
+        <div className="viewport">
+          <ViewportView objects={objects} readOnly={readOnly} selection={selection}
+            ownColor={color} remoteSelections={remoteSelections} mode={mode}
+            wireframe={wireframe} frameRequest={frameRequest} onPick={setSelection}
+            onTransform={onGizmo} onMeshState={onMeshState} />
+        </div>
+        <aside className="side-panel">
+          <div className="tabs" role="tablist" aria-label="Panels">
+            {TABS.map((t) => (
+              <button key={t.id} type="button" role="tab" id={`tab-${t.id}`}
+                aria-selected={tab === t.id} aria-controls={`panel-${t.id}`}
+                onClick={() => setTab(t.id)}>
+                {t.label}
+              </button>
+            ))}
+          </div>
+          {TABS.map((t) => (
+            <div key={t.id} className="tab-panel" role="tabpanel" id={`panel-${t.id}`}
+              aria-labelledby={`tab-${t.id}`} hidden={tab !== t.id}>
+              {t.id === 'properties' && (
+                <PropertiesPanel object={selected}
+                  mesh={selected ? meshStates[selected.id] : undefined} readOnly={readOnly}
+                  onTransform={(tr) => selected && onTransform(selected.id, tr)}
+                  onToggle={onToggle} />
+              )}
+              {t.id === 'generate' && <GenerationPanel projectId={project.id} canEdit={canEdit} />}
+              {t.id === 'history' && (
+                <HistoryPanel projectId={project.id} canEdit={canEdit} names={names}
+                  changes={changes} preview={preview} onPreview={setPreview} />
+              )}
+            </div>
+          ))}
+        </aside>
+      </div>
+      <HelpDialog open={help} onClose={() => setHelp(false)} />
+    </div>
+  )
+}
+

@@ -1,0 +1,356 @@
+"""The web workspace in a real browser: two people in one project, end to end.
+
+``orfeas up`` runs as a subprocess on a fresh data folder (real PostgreSQL, NATS, S3, API,
+workers) and serves the built workspace (``frontend/dist``) at ``/``. Debian's Chromium, driven
+by Playwright, opens two browser contexts signed in as two users. One generates an object from
+an image and both see it arrive; one moves it and the other sees it move and sees who is there;
+the history slider shows an older state; undo takes the move back. Screenshots of the key
+screens go to ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.integration.test_generation import disc_png
+from tests.integration.test_up import REPO, Up, orfeas, token_for
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+Browser = playwright_sync.Browser
+BrowserContext = playwright_sync.BrowserContext
+Page = playwright_sync.Page
+expect = playwright_sync.expect
+WebSocketRoute = playwright_sync.WebSocketRoute
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                 "--disable-background-networking"]
+ARTIFACTS = REPO / "test-artifacts" / "e2e"
+DIST = REPO / "frontend" / "dist" / "index.html"
+USERS = {"alice": "alice-secret-pw", "bob": "bob-secret-pw"}
+GENERATION_S = 180  # preview → final with the CPU generator on a busy 2-core machine
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason="needs /usr/bin/chromium (make test installs it)"),
+    pytest.mark.skipif(not DIST.exists(), reason="needs frontend/dist (make test builds it)"),
+]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    up = Up(tmp_path_factory.mktemp("e2e-data"))
+    try:
+        up.wait_ready(timeout=180)
+        for name, password in USERS.items():
+            created = orfeas("admin", "create-user", name, "--password", password,
+                             "--data", str(up.data_dir))
+            assert created.returncode == 0, created.stdout + created.stderr
+        yield up
+    finally:
+        up.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with playwright_sync.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def square_png() -> bytes:
+    image = Image.new("RGB", (200, 200), "white")
+    ImageDraw.Draw(image).rectangle((50, 40, 150, 160), fill=(40, 90, 200))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def screen_point(box: dict[str, float], world: tuple[float, float, float]) -> tuple[float, float]:
+    """Where a world point appears in the viewport with the workspace's initial camera
+    (ArcRotateCamera alpha=pi/4, beta=pi/3, radius 6 at the origin, vertical fov 0.8;
+    right-handed, Y up)."""
+    alpha, beta, radius, fov = math.pi / 4, math.pi / 3, 6.0, 0.8
+    eye = (radius * math.cos(alpha) * math.sin(beta), radius * math.cos(beta),
+           radius * math.sin(alpha) * math.sin(beta))
+
+    def unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
+        n = math.sqrt(sum(x * x for x in v))
+        return (v[0] / n, v[1] / n, v[2] / n)
+
+    def cross(a: tuple[float, float, float], b: tuple[float, float, float]
+              ) -> tuple[float, float, float]:
+        return (a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0])
+
+    def dot(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+        return sum(x * y for x, y in zip(a, b, strict=True))
+
+    forward = unit((-eye[0], -eye[1], -eye[2]))
+    right = unit(cross(forward, (0.0, 1.0, 0.0)))
+    up = cross(right, forward)
+    d = (world[0] - eye[0], world[1] - eye[1], world[2] - eye[2])
+    depth, tan = dot(d, forward), math.tan(fov / 2)
+    w, h = box["width"], box["height"]
+    x = dot(d, right) / (depth * tan * w / h)
+    y = dot(d, up) / (depth * tan)
+    return box["x"] + (x + 1) / 2 * w, box["y"] + (1 - y) / 2 * h
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def signed_in(browser: Browser, studio: Up, username: str) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 860})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(USERS[username])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    expect(page.get_by_test_id("signed-in-as")).to_have_text(username)
+    return context, page
+
+
+def position_x(page: Page) -> str:
+    return page.get_by_label("Position X").input_value()
+
+
+def test_sign_in_is_refused_with_a_readable_message(browser: Browser, studio: Up) -> None:
+    context = browser.new_context(base_url=studio.url)
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_label("User name").fill("alice")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("wrong username or password")
+    shot(page, "00-sign-in-refused")
+    context.close()
+
+
+def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) -> None:
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_b, bob = signed_in(browser, studio, "bob")
+    try:
+        # -- the project list: create, rename, invite --------------------------------------
+        alice.get_by_placeholder("New project name").fill("Lamp")
+        alice.get_by_role("button", name="Create project").click()
+        row = alice.locator(".project-row").first  # the form replaces the name while renaming
+        expect(row).to_contain_text("Lamp")
+        row.get_by_role("button", name="Rename").click()
+        row.get_by_label("Project name").fill("Desk lamp")
+        row.get_by_role("button", name="Save").click()
+        expect(alice.get_by_role("link", name="Desk lamp")).to_be_visible()
+        row = alice.locator(".project-row", has_text="Desk lamp")
+        row.get_by_role("button", name="Invite").click()
+        row.get_by_label("User name or email").fill("bob")
+        row.get_by_label("Role").select_option("editor")
+        row.get_by_role("button", name="Invite", exact=True).last.click()
+        expect(row.get_by_role("status")).to_contain_text("bob now has the editor role")
+        shot(alice, "00-projects")
+
+        # -- both open the workspace and see each other ------------------------------------
+        alice.get_by_role("link", name="Desk lamp").click()
+        expect(alice.get_by_test_id("project-title")).to_have_text("Desk lamp")
+        bob.reload()
+        bob.get_by_role("link", name="Desk lamp").click()
+        expect(bob.get_by_test_id("project-title")).to_have_text("Desk lamp")
+        expect(alice.locator('.presence [data-user="bob"]')).to_be_visible()
+        expect(bob.locator('.presence [data-user="alice"]')).to_be_visible()
+        expect(alice.get_by_test_id("connection-banner")).to_have_count(0)
+
+        # -- alice generates from an image; both see the object, preview then final --------
+        image = studio.data_dir.parent / "disc.png"
+        image.write_bytes(disc_png())
+        alice.get_by_test_id("image-input").set_input_files(str(image))
+        progress = alice.get_by_test_id("job-progress")
+        for page in (alice, bob):
+            expect(page.locator(".outliner-item")).to_have_count(1, timeout=GENERATION_S * 1000)
+        shot(alice, "01-generating-alice")
+        expect(progress).to_have_attribute("data-phase", "final", timeout=GENERATION_S * 1000)
+        for page in (alice, bob):
+            expect(page.locator(".outliner-item")).to_have_attribute(
+                "data-stage", "final", timeout=60_000)
+        shot(alice, "02-generated-alice")
+        shot(bob, "03-generated-bob")
+        alice.get_by_role("tab", name="History").click()
+        alice.get_by_placeholder("Name this version").fill("as generated")
+        alice.get_by_role("button", name="Save version").click()
+        expect(alice.locator(".versions")).to_contain_text("as generated")
+
+        # -- alice turns and moves it (numeric fields write the Y.Map); bob sees it ---------
+        alice.locator(".outliner-item").click()
+        alice.get_by_role("tab", name="Properties").click()
+        bob.locator(".outliner-item").click()
+        bob.get_by_role("tab", name="Properties").click()
+        expect(bob.get_by_label("Position X")).to_have_value("0")
+        alice.get_by_label("Rotation ° Y").fill("45")
+        alice.get_by_label("Rotation ° Y").press("Enter")
+        expect(bob.get_by_label("Rotation ° Y")).to_have_value("45")
+        alice.get_by_label("Position X").fill("2")
+        alice.get_by_label("Position X").press("Enter")
+        expect(bob.get_by_label("Position X")).to_have_value("2")
+        # bob sees alice online and her colour on the object she selected
+        expect(bob.locator('.presence [data-user="alice"]')).to_be_visible()
+        expect(bob.locator(".outliner-item")).to_have_attribute("style", re.compile("inset"))
+        shot(bob, "04-moved-seen-by-bob")
+
+        # -- alice scrubs the history slider back to the empty scene -----------------------
+        alice.get_by_role("tab", name="History").click()
+        slider = alice.get_by_test_id("history-slider")
+        expect(slider).to_be_enabled()
+        slider.focus()
+        alice.keyboard.press("Home")
+        expect(alice.get_by_test_id("time-travel-banner")).to_be_visible()
+        expect(alice.locator(".outliner-item")).to_have_count(0)
+        shot(alice, "05-time-travel-start")
+        alice.keyboard.press("End")
+        expect(alice.get_by_test_id("time-travel-banner")).to_have_count(0)
+        expect(alice.locator(".outliner-item")).to_have_count(1)
+
+        # -- undo takes alice's last change (the move) back, for bob too; redo restores it --
+        # (the transform is one value in the Y.Map, so each undo reverts one whole transform)
+        alice.evaluate("document.activeElement && document.activeElement.blur()")
+        alice.keyboard.press("Control+z")
+        expect(bob.get_by_label("Position X")).to_have_value("0")
+        expect(bob.get_by_label("Rotation ° Y")).to_have_value("45")
+        shot(bob, "06-after-undo-bob")
+        alice.keyboard.press("Control+Shift+z")
+        expect(bob.get_by_label("Position X")).to_have_value("2")
+
+        # -- revert to the version saved after generation ------------------------------------
+        alice.get_by_role("tab", name="History").click()
+        version = alice.locator(".versions li", has_text="as generated")
+        version.get_by_role("button", name="Revert").click()
+        expect(bob.get_by_label("Position X")).to_have_value("0")
+        expect(bob.get_by_label("Rotation ° Y")).to_have_value("0")
+        expect(alice.locator(".timeline")).to_contain_text("revert", ignore_case=True)
+        shot(alice, "07-history-after-revert-alice")
+
+        # -- alice drags the move gizmo's X arrow: bob sees the drag live, then the result ----
+        alice.get_by_role("tab", name="Properties").click()
+        box = alice.get_by_test_id("viewport").bounding_box()
+        assert box is not None
+        start = screen_point(box, (0.6, 0.0, 0.0))  # on the X arrow of the object at 0,0,0
+        end = screen_point(box, (1.6, 0.0, 0.0))
+        halfway = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        alice.mouse.move(*start)
+        alice.mouse.down()
+        alice.mouse.move(*halfway, steps=8)
+        # bob sees the drag while it happens (awareness), before anything is stored
+        expect(bob.get_by_label("Position X")).to_have_value(re.compile(r"^0\.[2-8]"))
+        shot(bob, "08-gizmo-drag-live-bob")
+        alice.mouse.move(*end, steps=8)
+        alice.mouse.up()
+        expect(bob.get_by_label("Position X")).to_have_value(re.compile(r"^(0\.[6-9]|1(\.|$))"))
+        assert alice.get_by_label("Position Y").input_value() == "0"
+        alice.evaluate("document.activeElement && document.activeElement.blur()")
+        alice.keyboard.press("Control+z")  # one undo takes back the whole drag
+        expect(bob.get_by_label("Position X")).to_have_value("0")
+
+        # -- a second generation, cancelled while it runs ------------------------------------
+        alice.get_by_role("tab", name="Generate").click()
+        square = studio.data_dir.parent / "square.png"
+        square.write_bytes(square_png())
+        alice.get_by_test_id("image-input").set_input_files(str(square))
+        alice.get_by_role("button", name="Cancel").click()  # shown once the job exists
+        expect(progress).to_have_attribute("data-phase", "cancelled", timeout=60_000)
+        expect(alice.get_by_role("button", name="Cancel")).to_have_count(0)
+
+        # -- the help dialog -----------------------------------------------------------------
+        alice.keyboard.press("?")
+        expect(alice.get_by_role("dialog", name="Keyboard shortcuts")).to_be_visible()
+        shot(alice, "09-help")
+        alice.keyboard.press("Escape")
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
+def project_with_object(studio: Up, name: str) -> str:
+    """A project of alice's with bob as editor and one generated object (through the API)."""
+    token = token_for(studio.url, "alice", USERS["alice"])
+    with httpx.Client(base_url=studio.url, timeout=GENERATION_S,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        created = http.post("/api/v1/projects", json={"name": name})
+        assert created.status_code == 201, created.text
+        project_id: str = created.json()["id"]
+        invited = http.post(f"/api/v1/projects/{project_id}/invite",
+                            json={"user": "bob", "role": "editor"})
+        assert invited.status_code == 201, invited.text
+        with http.stream("POST", f"/api/v1/projects/{project_id}/generate-progressive",
+                         files={"image": ("disc.png", disc_png(), "image/png")}) as stream:
+            assert stream.status_code == 200, stream.read()
+            events = [line for line in stream.iter_lines() if line]
+        assert '"final"' in events[-1], events
+    return project_id
+
+
+class Network:
+    """Bob's scene WebSocket passes through this, so a test can cut it and restore it."""
+
+    def __init__(self) -> None:
+        self.online = True
+        self.sockets: list[tuple[Any, Any]] = []
+
+    def route(self, ws: Any) -> None:
+        if not self.online:
+            ws.close()
+            return
+        self.sockets.append((ws, ws.connect_to_server()))
+
+    def cut(self) -> None:
+        self.online = False
+        for page_side, server_side in self.sockets:
+            server_side.close()
+            page_side.close()
+        self.sockets.clear()
+
+
+def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) -> None:
+    project_id = project_with_object(studio, "Offline edits")
+    network = Network()
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_b, bob = signed_in(browser, studio, "bob")
+    ctx_b.route_web_socket(re.compile(r"/ws/projects/"), network.route)
+    try:
+        for page in (alice, bob):
+            page.goto(f"/projects/{project_id}")  # a client-side route, served index.html
+            expect(page.get_by_test_id("project-title")).to_have_text("Offline edits")
+            page.locator(".outliner-item").click()
+            page.get_by_role("tab", name="Properties").click()
+            expect(page.get_by_label("Position Y")).to_have_value("0")
+        expect(bob.get_by_test_id("connection-banner")).to_have_count(0)
+
+        network.cut()
+        banner = bob.get_by_test_id("connection-banner")
+        expect(banner).to_contain_text("Connection lost")
+        bob.get_by_label("Position Y").fill("1.5")
+        bob.get_by_label("Position Y").press("Enter")
+        expect(banner).to_contain_text("will be sent when the connection is back")
+        shot(bob, "10-offline-bob")
+        alice.wait_for_timeout(1000)
+        expect(alice.get_by_label("Position Y")).to_have_value("0")
+
+        network.online = True  # y-websocket's next retry gets through and sends the edit
+        expect(alice.get_by_label("Position Y")).to_have_value("1.5", timeout=30_000)
+        expect(banner).to_have_count(0)
+        shot(alice, "11-offline-edit-arrived-alice")
+    finally:
+        ctx_a.close()
+        ctx_b.close()
