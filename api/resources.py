@@ -45,6 +45,12 @@ class Resources:
     progress: JobProgress
     max_upload_bytes: int = MAX_UPLOAD_BYTES
 
+    @property
+    def database_url(self) -> str:
+        url = self.settings.database_url
+        assert url is not None  # the lifespan refuses to start without one
+        return url
+
 
 def resources(conn: HTTPConnection) -> Resources:
     res: Resources = conn.app.state.resources

@@ -18,6 +18,7 @@ from http import HTTPStatus
 from typing import Any
 from uuid import UUID, uuid4
 
+import psycopg
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -39,6 +40,7 @@ from core.media import MediaInfo
 MAX_FACE_BUDGET = 1_000_000
 MAX_SEED = 2**31 - 1
 RECHECK_S = 1.0  # re-read the job even without a progress ping
+SINGLE_FLIGHT_LOCK = 0x6E4  # first key of the advisory lock taken per cache key
 
 
 @dataclass(frozen=True)
@@ -171,21 +173,34 @@ def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> G
 
 async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, bool]:
     """The job that answers the request: a finished or running identical one, else a new one.
-    Returns the job id and whether it was reused."""
+    Returns the job id and whether it was reused.
+
+    Single flight across API nodes: the lookup and the request happen under a PostgreSQL
+    advisory lock on the cache key, after the read models have caught up with the log, so a
+    second identical request sees the first one's job however close behind it arrives.
+    """
     res = resources(request)
     project_id: UUID = request.state.project_id
+    user = current_user(request).key
     key = cache_key(GENERATE, wanted.cache_on, wanted.cache_params)
-    existing = await res.read_models.job_by_cache_key(key)
-    if existing is not None:
-        if existing["state"] == JobState.SUCCEEDED.value:
-            await _show_cached(res, project_id, existing, wanted, current_user(request).key)
-        return existing["id"], True
-    await check_job_quota(res.pool, current_user(request).key)
-    job_id = await asyncio.to_thread(
-        res.studio.request_job, project_id, GENERATE,
-        {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},
-        wanted.params, current_user(request).key, key)
-    return job_id, False
+    # A connection of its own, not the pool's: requests waiting for the lock must not hold
+    # the pool's connections that the lock holder needs for its queries.
+    async with await psycopg.AsyncConnection.connect(res.database_url) as conn, \
+            conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                           (SINGLE_FLIGHT_LOCK, key))
+        await res.read_models.caught_up()
+        existing = await res.read_models.job_by_cache_key(key)
+        if existing is None:
+            await check_job_quota(res.pool, user)
+            job_id = await asyncio.to_thread(
+                res.studio.request_job, project_id, GENERATE,
+                {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},
+                wanted.params, user, key)
+            return job_id, False
+    if existing["state"] == JobState.SUCCEEDED.value:
+        await _show_cached(res, project_id, existing, wanted, user)
+    return existing["id"], True
 
 
 async def _show_cached(res: Resources, project_id: UUID, job: dict[str, Any],

@@ -91,6 +91,12 @@ export class SceneSession {
     this.provider.awareness.setLocalStateField('selection', null)
     this.provider.on('status', ({ status }: { status: string }) => {
       if (this.state.status === 'refused') return
+      if (status === 'connected') {
+        // Re-announce presence with a newer clock: peers dropped us when the socket closed
+        // and would otherwise ignore our unchanged state until the next renewal (15 s).
+        const awareness = this.provider.awareness
+        awareness.setLocalState({ ...(awareness.getLocalState() ?? {}) })
+      }
       this.set({ status: status as ConnectionStatus })
     })
     this.provider.on('sync', (synced: boolean) => {

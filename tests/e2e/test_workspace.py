@@ -36,7 +36,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe
                  "--disable-background-networking"]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
 DIST = REPO / "frontend" / "dist" / "index.html"
-USERS = {"alice": "alice-secret-pw", "bob": "bob-secret-pw"}
+USERS = {"alice": "alice-secret-pw", "bob": "bob-secret-pw", "carol": "carol-secret-pw"}
 GENERATION_S = 180  # preview → final with the CPU generator on a busy 2-core machine
 
 pytestmark = [
@@ -69,6 +69,20 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+# Records each stage the viewport shows for an object, as the outliner reports it.
+RECORD_STAGES = """() => {
+  window.stagesShown = []
+  new MutationObserver(() => {
+    for (const el of document.querySelectorAll('.outliner-item')) {
+      const stage = el.dataset.stage
+      const seen = window.stagesShown
+      if (stage && seen[seen.length - 1] !== stage) seen.push(stage)
+    }
+  }).observe(document.body, { subtree: true, childList: true, attributes: true,
+                              attributeFilter: ['data-stage'] })
+}"""
 
 
 def square_png() -> bytes:
@@ -119,6 +133,11 @@ def signed_in(browser: Browser, studio: Up, username: str) -> tuple[BrowserConte
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.goto("/")
+    try:
+        expect(page.get_by_label("User name")).to_be_visible(timeout=60_000)
+    except AssertionError:
+        shot(page, f"failed-sign-in-{username}")
+        raise
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(USERS[username])
     page.get_by_role("button", name="Sign in").click()
@@ -175,17 +194,25 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
         expect(alice.get_by_test_id("connection-banner")).to_have_count(0)
 
         # -- alice generates from an image; both see the object, preview then final --------
+        for page in (alice, bob):
+            page.evaluate(RECORD_STAGES)
         image = studio.data_dir.parent / "disc.png"
         image.write_bytes(disc_png())
         alice.get_by_test_id("image-input").set_input_files(str(image))
         progress = alice.get_by_test_id("job-progress")
         for page in (alice, bob):
             expect(page.locator(".outliner-item")).to_have_count(1, timeout=GENERATION_S * 1000)
+        expect(alice.locator(".outliner-item")).to_have_attribute(
+            "data-stage", re.compile("preview|medium|final"), timeout=GENERATION_S * 1000)
         shot(alice, "01-generating-alice")
         expect(progress).to_have_attribute("data-phase", "final", timeout=GENERATION_S * 1000)
         for page in (alice, bob):
             expect(page.locator(".outliner-item")).to_have_attribute(
                 "data-stage", "final", timeout=60_000)
+        for page in (alice, bob):  # progressive: a coarser stage was on screen before final
+            shown = page.evaluate("window.stagesShown")
+            assert shown[-1] == "final" and len(shown) >= 2, shown
+            assert shown == [s for s in ("preview", "medium", "final") if s in shown], shown
         shot(alice, "02-generated-alice")
         shot(bob, "03-generated-bob")
         alice.get_by_role("tab", name="History").click()
@@ -290,9 +317,10 @@ def project_with_object(studio: Up, name: str) -> str:
         created = http.post("/api/v1/projects", json={"name": name})
         assert created.status_code == 201, created.text
         project_id: str = created.json()["id"]
-        invited = http.post(f"/api/v1/projects/{project_id}/invite",
-                            json={"user": "bob", "role": "editor"})
-        assert invited.status_code == 201, invited.text
+        for user, role in (("bob", "editor"), ("carol", "viewer")):
+            invited = http.post(f"/api/v1/projects/{project_id}/invite",
+                                json={"user": user, "role": role})
+            assert invited.status_code == 201, invited.text
         with http.stream("POST", f"/api/v1/projects/{project_id}/generate-progressive",
                          files={"image": ("disc.png", disc_png(), "image/png")}) as stream:
             assert stream.status_code == 200, stream.read()
@@ -350,7 +378,24 @@ def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) 
         network.online = True  # y-websocket's next retry gets through and sends the edit
         expect(alice.get_by_label("Position Y")).to_have_value("1.5", timeout=30_000)
         expect(banner).to_have_count(0)
+        expect(alice.locator('.presence [data-user="bob"]')).to_be_visible()  # bob is back
         shot(alice, "11-offline-edit-arrived-alice")
+
+        # -- a viewer sees the scene and the edit, and can change nothing --------------------
+        ctx_c, carol = signed_in(browser, studio, "carol")
+        carol.goto(f"/projects/{project_id}")
+        expect(carol.locator(".header-middle .role")).to_have_text("viewer")
+        carol.locator(".outliner-item").click()
+        carol.get_by_role("tab", name="Properties").click()
+        expect(carol.get_by_label("Position Y")).to_have_value("1.5")
+        expect(carol.get_by_label("Position Y")).to_be_disabled()
+        expect(carol.get_by_role("button", name="Undo")).to_be_disabled()
+        carol.get_by_role("tab", name="Generate").click()
+        expect(carol.get_by_role("button", name="Choose an image…")).to_be_disabled()
+        expect(alice.locator('.presence [data-user="carol"]')).to_be_visible()
+        expect(carol.locator('.presence [data-user="bob"]')).to_be_visible()
+        shot(carol, "12-viewer-carol")
+        ctx_c.close()
     finally:
         ctx_a.close()
         ctx_b.close()

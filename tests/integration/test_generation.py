@@ -4,6 +4,7 @@ CPU) → three stages stored in S3 and recorded as events, each a closed mesh.""
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import trimesh
 from PIL import Image, ImageDraw
@@ -119,9 +120,14 @@ def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline
     project_id = _project(client, dana)
     image = client.post(f"/api/v1/projects/{project_id}/assets?filename=d.png",
                         content=disc_png(), headers=dana.headers).json()
-    jobs = {client.post(f"/api/v1/projects/{project_id}/generate",
-                        json={"asset_id": image["id"], "seed": 9},
-                        headers=dana.headers).json()["job_id"] for _ in range(10)}
+    def request(_: int) -> str:
+        response = client.post(f"/api/v1/projects/{project_id}/generate",
+                               json={"asset_id": image["id"], "seed": 9}, headers=dana.headers)
+        assert response.status_code == 202, response.text
+        return str(response.json()["job_id"])
+
+    with ThreadPoolExecutor(10) as pool:  # ten at once, not one after another
+        jobs = set(pool.map(request, range(10)))
     assert len(jobs) == 1
     (job_id,) = jobs
     assert event_topics(pipeline).count("core.events.job:Job.Requested") == 1

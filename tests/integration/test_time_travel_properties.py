@@ -136,7 +136,8 @@ operations = st.one_of(
     st.tuples(st.just("invite"), st.sampled_from(["u2", "u3"]),
               st.sampled_from([Role.VIEWER, Role.EDITOR])),
     st.tuples(st.just("remove"), st.sampled_from(["u2", "u3"])),
-    st.tuples(st.just("tag"), st.text(max_size=5)),
+    st.tuples(st.just("tag"), st.text(st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                                      max_size=5)),
 )
 histories = st.lists(operations, max_size=20)
 

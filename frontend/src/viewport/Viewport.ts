@@ -3,11 +3,27 @@
  * with its stage mesh, picking, selection outlines and the move/rotate/scale gizmos. It knows
  * nothing of Yjs: it is given objects and reports picks and transform edits.
  */
-import {
-  AbstractMesh, ArcRotateCamera, Color3, Color4, DirectionalLight, Engine, GizmoManager,
-  HemisphericLight, HighlightLayer, LoadAssetContainerAsync, Mesh, MeshBuilder, Observer, PointerEventTypes,
-  PointerInfo, Quaternion, Scene, StandardMaterial, TransformNode, Vector3,
-} from '@babylonjs/core'
+// Deep imports keep the bundle to what the view uses; the bare imports register features.
+import type { AbstractMesh } from '@babylonjs/core/Meshes/abstractMesh'
+import { ArcRotateCamera } from '@babylonjs/core/Cameras/arcRotateCamera'
+import '@babylonjs/core/Culling/ray' // picking
+import { Engine } from '@babylonjs/core/Engines/engine'
+import { PointerEventTypes, type PointerInfo } from '@babylonjs/core/Events/pointerEvents'
+import { GizmoManager } from '@babylonjs/core/Gizmos/gizmoManager'
+import { HighlightLayer } from '@babylonjs/core/Layers/highlightLayer'
+import '@babylonjs/core/Layers/effectLayerSceneComponent'
+import { DirectionalLight } from '@babylonjs/core/Lights/directionalLight'
+import { HemisphericLight } from '@babylonjs/core/Lights/hemisphericLight'
+import { LoadAssetContainerAsync } from '@babylonjs/core/Loading/sceneLoader'
+import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
+import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
+import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
+import { CreateBox } from '@babylonjs/core/Meshes/Builders/boxBuilder'
+import { CreateLineSystem } from '@babylonjs/core/Meshes/Builders/linesBuilder'
+import { Mesh } from '@babylonjs/core/Meshes/mesh'
+import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
+import type { Observer } from '@babylonjs/core/Misc/observable'
+import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
 import { meshUrl, type SceneObject, type Transform } from '../scene'
 
@@ -170,17 +186,25 @@ export class Viewport {
         container.dispose() // a newer stage arrived meanwhile, or the object is gone
         return
       }
-      container.addAllToScene()
       const content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
+      content.setEnabled(false)
+      content.parent = entry.root
       for (const node of container.rootNodes) node.parent = content
+      container.addAllToScene()
       let triangles = 0
       for (const mesh of container.meshes) {
         triangles += Math.floor(mesh.getTotalIndices() / 3)
         mesh.metadata = { objectId: entry.object.id }
         mesh.isPickable = true
       }
+      // The previous stage stays on screen until this one's shaders are compiled.
+      await whenReady(container.meshes)
+      if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
+        content.dispose(false, true)
+        return
+      }
+      content.setEnabled(true)
       entry.content?.dispose(false, true)
-      content.parent = entry.root
       entry.content = content
       entry.shownUrl = url
       this.report(entry, { shown: stage, loading: false, triangles })
@@ -193,7 +217,7 @@ export class Viewport {
 
   private showPlaceholder(entry: Entry): void {
     entry.content?.dispose(false, true)
-    const box = MeshBuilder.CreateBox(`placeholder:${entry.object.id}`, { size: 0.5 }, this.scene)
+    const box = CreateBox(`placeholder:${entry.object.id}`, { size: 0.5 }, this.scene)
     box.material = this.placeholderMaterial
     box.metadata = { objectId: entry.object.id }
     box.parent = entry.root
@@ -344,7 +368,7 @@ export class Viewport {
         lines.push([new Vector3(j, 0, i), new Vector3(j + 1, 0, i)])
       }
     }
-    const grid = MeshBuilder.CreateLineSystem('grid', { lines }, this.scene)
+    const grid = CreateLineSystem('grid', { lines }, this.scene)
     grid.color = new Color3(0.3, 0.32, 0.36)
     grid.isPickable = false
 
@@ -363,9 +387,18 @@ export class Viewport {
         axisColors.push([color, color])
       }
     }
-    const axis = MeshBuilder.CreateLineSystem(
+    const axis = CreateLineSystem(
       'axes', { lines: axisLines, colors: axisColors }, this.scene)
     axis.isPickable = false
+  }
+}
+
+/** Resolves once every mesh can be drawn (materials compiled), or after `timeoutMs`. */
+async function whenReady(meshes: AbstractMesh[], timeoutMs = 20_000): Promise<void> {
+  const until = performance.now() + timeoutMs
+  while (performance.now() < until) {
+    if (meshes.every((m) => m.getTotalVertices() === 0 || m.isReady(true))) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }
 

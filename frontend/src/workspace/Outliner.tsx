@@ -12,9 +12,10 @@ interface Props {
 
 function meshNote(o: SceneObject, s: MeshState | undefined): string {
   if (!o.jobId) return 'no viewable mesh'
-  if (s?.error) return 'mesh failed to load'
-  if (s?.loading) return s.shown ? `${s.shown} · loading ${o.stage}…` : `loading ${o.stage}…`
-  return s?.shown ?? o.stage ?? ''
+  if (!s) return `${o.stage} · waiting…`
+  if (s.error) return 'mesh failed to load'
+  if (s.loading) return s.shown ? `${s.shown} · loading ${o.stage}…` : `loading ${o.stage}…`
+  return s.shown ?? ''
 }
 
 export function Outliner({ objects, selection, meshStates, remoteSelections, onSelect }: Props) {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from 'react'
+import { useEffect, useMemo, useState } from 'react'
 import { api, errorMessage, type Project, type User } from '../api'
 import { SceneSession, colorFor } from '../collab'
 import { AppHeader } from '../components/AppHeader'
@@ -18,21 +18,22 @@ export default function Workspace({ projectId, user, onSignOut }: Props) {
   const [session, setSession] = useState<SceneSession | null>(null)
   const color = useMemo(() => colorFor(user.username), [user.username])
 
-  const reloadProject = useCallback(() => {
+  const loaded = project !== null
+
+  useEffect(() => {
     api.project(projectId).then(setProject).catch((e: unknown) => setError(errorMessage(e)))
   }, [projectId])
 
-  useEffect(reloadProject, [reloadProject])
-
+  // The scene connection opens once the project is known to exist and be readable.
   useEffect(() => {
-    if (!project) return
+    if (!loaded) return
     const s = new SceneSession(projectId, { name: user.username, color })
     setSession(s)
     return () => {
       setSession(null)
       s.destroy()
     }
-  }, [projectId, project !== null, user.username, color]) // eslint-disable-line react-hooks/exhaustive-deps
+  }, [projectId, loaded, user.username, color])
 
   if (error) {
     return (
@@ -45,6 +46,6 @@ export default function Workspace({ projectId, user, onSignOut }: Props) {
   if (!project || !session) return <main className="center muted">Opening the project…</main>
   return (
     <WorkspaceView project={project} session={session} user={user} color={color}
-      onSignOut={onSignOut} onProjectChanged={reloadProject} />
+      onSignOut={onSignOut} />
   )
 }

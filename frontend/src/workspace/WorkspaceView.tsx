@@ -23,7 +23,6 @@ interface Props {
   user: User
   color: string
   onSignOut: () => void
-  onProjectChanged: () => void
 }
 
 type Tab = 'properties' | 'generate' | 'history'
