@@ -74,7 +74,7 @@ def fill_mixed(url: str, events: int) -> int:
 
         def loop(writer: MixedWriter) -> None:
             while writer.round() < events:
-                pass
+                continue  # each round appends; the condition does the work
 
         threads = [threading.Thread(target=loop, args=(w,)) for w in writers]
         for thread in threads:
@@ -94,7 +94,7 @@ def replay_from_zero(url: str, batch_size: int, seconds: float | None) -> tuple[
         start = time.perf_counter()
         deadline = None if seconds is None else start + seconds
         while runner.step() > 0 and (deadline is None or time.perf_counter() < deadline):
-            pass
+            continue  # each step processes a batch; the condition does the work
         return _min_position(url), time.perf_counter() - start
     finally:
         runner.close()

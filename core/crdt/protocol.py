@@ -72,7 +72,7 @@ class Awareness:
 
 @dataclass(frozen=True)
 class QueryAwareness:
-    pass
+    """A client asks for every presence state (no payload)."""
 
 
 Message = SyncStep1 | SyncStep2 | SyncUpdate | Awareness | QueryAwareness

@@ -8,6 +8,7 @@ runs and checked afterwards, and so is every process whose command line names th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -54,11 +55,9 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     """Those of ``processes`` still running (pid reuse is told apart by the start time)."""
     running = []
     for process in processes:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
                 running.append(process)
-        except psutil.NoSuchProcess:
-            pass
     return running
 
 
@@ -66,13 +65,10 @@ def processes_naming(folder: Path) -> list[psutil.Process]:
     """Running processes whose command line mentions ``folder``."""
     found = []
     for process in psutil.process_iter(["cmdline", "status"]):
-        try:
-            if process.info["status"] == psutil.STATUS_ZOMBIE:
-                continue
-            if any(str(folder) in arg for arg in process.info["cmdline"] or ()):
+        with contextlib.suppress(psutil.Error):
+            zombie = process.info["status"] == psutil.STATUS_ZOMBIE
+            if not zombie and any(str(folder) in arg for arg in process.info["cmdline"] or ()):
                 found.append(process)
-        except psutil.Error:
-            pass
     return found
 
 

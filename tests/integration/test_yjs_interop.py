@@ -9,6 +9,7 @@ log itself, not against what the server says about it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -71,11 +72,9 @@ class ApiNode:
         while True:
             if self.process.poll() is not None:
                 raise AssertionError(f"API node {self.name} exited:\n{self.log_tail()}")
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 if self.http.get("/healthz", timeout=1.0).status_code == 200:
                     return self
-            except httpx.HTTPError:
-                pass
             if time.monotonic() > deadline:
                 raise AssertionError(f"API node {self.name} did not start:\n{self.log_tail()}")
             time.sleep(0.05)
