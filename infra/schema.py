@@ -18,6 +18,7 @@ from core.accounts import AccountStore
 from core.events.blobs import BlobStore
 from core.events.jetstream import CommandStream, connect, ensure_stream
 from core.events.outbox import TRACKING_NAME
+from core.events.schema_lock import schema_lock
 from core.events.studio import Studio, eventstore_env
 from core.projections.runner import ProjectionRunner
 from core.settings import Settings
@@ -28,9 +29,10 @@ def prepare_database(database_url: str) -> None:
     Studio(env=env).close()  # the event and snapshot tables
     ProjectionRunner(database_url).close()  # read-model tables and their positions
     factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
-    outbox = factory.tracking_recorder(PostgresTrackingRecorder)  # the outbox position
-    outbox.datastore.close()  # type: ignore[attr-defined]
-    asyncio.run(_prepare_accounts(database_url))
+    with schema_lock(database_url):  # not around the two above: they take it themselves
+        outbox = factory.tracking_recorder(PostgresTrackingRecorder)  # the outbox position
+        outbox.datastore.close()  # type: ignore[attr-defined]
+        asyncio.run(_prepare_accounts(database_url))
 
 
 async def _prepare_accounts(database_url: str) -> None:

@@ -25,6 +25,7 @@ from core.errors import MessagingError
 from core.events.jetstream import CommandStream, connect, ensure_stream
 from core.events.job import Job
 from core.events.job_kinds import command_subject
+from core.events.schema_lock import schema_lock
 from core.events.studio import Studio, eventstore_env
 from core.settings import Settings
 
@@ -56,9 +57,10 @@ class OutboxDispatcher:
         env = eventstore_env(database_url)
         self._studio = Studio(env=env)
         factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
-        self._tracking = cast(
-            PostgresTrackingRecorder, factory.tracking_recorder(PostgresTrackingRecorder)
-        )
+        with schema_lock(database_url):  # the tracking table may be created here
+            self._tracking = cast(
+                PostgresTrackingRecorder, factory.tracking_recorder(PostgresTrackingRecorder)
+            )
 
     @property
     def position(self) -> int:

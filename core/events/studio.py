@@ -20,7 +20,6 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
-    InternalError,
     JSONTranscoder,
     PersistenceError,
     Transcoding,
@@ -34,6 +33,7 @@ from core.events.job_kinds import command_subject
 from core.events.project import Asset, Project, Version
 from core.events.roles import Role
 from core.events.scene import Scene
+from core.events.schema_lock import conninfo_of, schema_lock
 
 A = TypeVar("A", Project, Job, Scene)
 
@@ -137,8 +137,11 @@ class Studio(Application[UUID]):
             transcoder.register(transcoding)
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        super().__init__(env)
-        self._create_position_index()
+        if env is None or "POSTGRES_DBNAME" not in env:
+            raise ConfigurationError("Studio needs eventstore_env(database_url)")
+        with schema_lock(conninfo_of(env)):  # the library creates its tables and functions here
+            super().__init__(env)
+            self._create_position_index()
 
     @classmethod
     def connect(cls, database_url: str) -> Studio:
@@ -148,11 +151,8 @@ class Studio(Application[UUID]):
         """Time travel asks "the last version of this aggregate at or before position p";
         this index answers it with one index probe instead of a scan of the aggregate."""
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        try:
-            with datastore.transaction(commit=True) as curs:
-                curs.execute(POSITION_INDEX)
-        except (IntegrityError, InternalError):
-            pass  # created concurrently by another process ("tuple concurrently updated")
+        with datastore.transaction(commit=True) as curs:
+            curs.execute(POSITION_INDEX)
 
     # -- projects ---------------------------------------------------------------------------
 

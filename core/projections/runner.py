@@ -26,6 +26,7 @@ from psycopg import sql
 
 from core.errors import NotFound
 from core.events.scene import Scene
+from core.events.schema_lock import schema_lock
 from core.events.studio import Studio, eventstore_env
 from core.projections.readmodel import ReadModel, Statement
 from core.projections.registry import (
@@ -55,7 +56,8 @@ class ProjectionRunner:
         models = build_read_models(self._scene_at)
         self.models = {name: models[name] for name in names}
         self._conn = psycopg.connect(database_url)
-        self.create_tables()
+        with schema_lock(database_url):
+            self.create_tables()
 
     def close(self) -> None:
         self._conn.close()
