@@ -12,17 +12,13 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import psycopg
-from psycopg import sql
 
 from infra.embedded.postgres import EmbeddedPostgres
+from infra.embedded.scratch import scratch_database
 
 Writer = Callable[[], int]
 """One call appends some events and returns how many."""
@@ -49,18 +45,9 @@ def postgres_server(*, durable: bool = True) -> Iterator[str]:
             server.stop()
 
 
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
+def fresh_database(server_url: str) -> AbstractContextManager[str]:
     """A new, empty database for one measurement; dropped (sessions and all) afterwards."""
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    identifier = sql.Identifier(name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
-    try:
-        yield urlsplit(server_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
+    return scratch_database(server_url, "bench")
 
 
 @dataclass

@@ -13,16 +13,14 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 from minio import Minio
 from minio.deleteobjects import DeleteObject
-from psycopg import sql
 
 from core.settings import S3Settings, Settings
 from infra.embedded import EmbeddedStack
+from infra.embedded.scratch import scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +44,7 @@ def settings(stack: Settings, tmp_path: Path) -> Iterator[Settings]:
     """Settings of their own for one test: a fresh database, namespace and bucket."""
     suffix = uuid.uuid4().hex[:12]
     database_url, _, s3 = stack.require_services()
-    with _database(database_url, f"t_{suffix}") as url, _bucket(s3, f"t-{suffix}") as bucket:
+    with scratch_database(database_url, "t") as url, _bucket(s3, f"t-{suffix}") as bucket:
         yield stack.replace(
             data_dir=tmp_path,
             database_url=url,
@@ -69,19 +67,6 @@ def minio_client(s3: S3Settings) -> Minio:
         secure=s3.secure,
         region=s3.region,
     )
-
-
-@contextmanager
-def _database(server_url: str, name: str) -> Iterator[str]:
-    """A database created for the block; dropped ``WITH (FORCE)`` after it, open sessions too."""
-    identifier = sql.Identifier(name)
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(identifier))
-    try:
-        yield urlsplit(server_url)._replace(path=f"/{name}").geturl()
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(identifier))
 
 
 @contextmanager
