@@ -10,11 +10,13 @@ screens go to ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import math
+import os
 import re
-import threading
-import time
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,33 +96,17 @@ def project_of(page: Page) -> str:
     return match.group(1)
 
 
-def occupy_the_gpu_worker(studio: Up, project_id: str, seed: int) -> threading.Thread:
-    """Start a slow generation as alice (in a thread, following its stream to the end)."""
-    image = Image.new("RGB", (1600, 1200), "white")
-    ImageDraw.Draw(image).ellipse((150, 100, 1450, 1100), fill=(40, 160, 90))
-    data = io.BytesIO()
-    image.save(data, format="PNG")
-    token = token_for(studio.url, "alice", USERS["alice"])
-
-    def follow() -> None:
-        with httpx.Client(base_url=studio.url, timeout=120) as http, http.stream(
-                "POST", f"/api/v1/projects/{project_id}/generate-progressive",
-                files={"image": ("big.png", data.getvalue(), "image/png")},
-                data={"seed": str(seed)}, headers={"Authorization": f"Bearer {token}"}) as stream:
-            for _ in stream.iter_lines():
-                continue
-
-    thread = threading.Thread(target=follow, daemon=True)
-    thread.start()
-    started = time.monotonic()
-    while time.monotonic() - started < 30:  # until the worker has picked it up
-        jobs = httpx.get(f"{studio.url}/api/v1/projects/{project_id}/timeline",
-                         params={"limit": 1000},
-                         headers={"Authorization": f"Bearer {token}"}).json()["events"]
-        if any(e["kind"] == "Job.Started" and "generate" in e["summary"] for e in jobs[-5:]):
-            break
-        time.sleep(0.05)
-    return thread
+@contextlib.contextmanager
+def gpu_worker_paused(studio: Up) -> Iterator[None]:
+    """Hold the GPU worker still (SIGSTOP) so that a job stays queued, as it would behind a busy
+    worker, however fast this machine is; it resumes (SIGCONT) afterwards."""
+    state = json.loads((studio.data_dir / "state.json").read_text())
+    pid = state["processes"]["worker-gpu"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
 
 
 def square_png() -> bytes:
@@ -329,18 +315,16 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
         expect(bob.get_by_label("Position X")).to_have_value("0")
 
         # -- a second generation, cancelled while it waits ---------------------------------
-        # The one GPU worker is first given a slow job (a large image, full face budget), so
-        # the square waits in the queue and the cancel cannot lose a race with a fast worker.
-        busy = [occupy_the_gpu_worker(studio, project_of(alice), seed) for seed in (77, 78)]
         alice.get_by_role("tab", name="Generate").click()
         square = studio.data_dir.parent / "square.png"
         square.write_bytes(square_png())
-        alice.get_by_test_id("image-input").set_input_files(str(square))
-        alice.get_by_role("button", name="Cancel").click()  # shown once the job exists
-        expect(progress).to_have_attribute("data-phase", "cancelled", timeout=60_000)
+        with gpu_worker_paused(studio):
+            alice.get_by_test_id("image-input").set_input_files(str(square))
+            expect(progress).to_have_attribute("data-phase", "queued")
+            alice.get_by_role("button", name="Cancel").click()
+            expect(progress).to_have_attribute("data-phase", "cancelled", timeout=60_000)
         expect(alice.get_by_role("button", name="Cancel")).to_have_count(0)
-        for thread in busy:
-            thread.join(120)
+        expect(progress).to_have_attribute("data-phase", "cancelled")  # the worker skips it
 
         # -- the help dialog -----------------------------------------------------------------
         alice.keyboard.press("?")
