@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Final, Literal
+from typing import IO, Final, Literal, cast
 
 from PIL import Image, UnidentifiedImageError
 
-from core.errors import InvalidInput, UnsupportedMedia
+from core.errors import InvalidInput, TooLarge, UnsupportedMedia
 from core.meshio import load_mesh
 
 IMAGE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
@@ -33,6 +33,18 @@ MESH_MEDIA_TYPES: Final = {
 }
 """Media type of each mesh format, keyed by extension (the formats of
 :data:`core.meshio.MESH_FORMATS`)."""
+
+
+MAX_GENERATION_PIXELS: Final = 40_000_000
+"""Largest image (width x height) a generation accepts. Generators work a few hundred pixels
+across, so more pixels only cost memory to decode (4 bytes each); the limit also stays below
+Pillow's decompression-bomb threshold, so an accepted image never trips it."""
+
+MIN_GENERATION_SIDE: Final = 8
+"""Shortest image side a generation accepts: below it there is no outline to find."""
+
+CHECK_SIDE: Final = 1024
+"""JPEGs are decoded at about this size for the content check (DCT scaling is nearly free)."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +119,74 @@ def _sniff_mesh(path: Path, filename: str, extension: str) -> MediaInfo:
     except InvalidInput as error:
         raise UnsupportedMedia(str(error)) from error
     return MediaInfo(kind="mesh", media_type=MESH_MEDIA_TYPES[extension], format=extension)
+
+
+def check_generation_image(source: Path | IO[bytes], filename: str, *,
+                           max_pixels: int = MAX_GENERATION_PIXELS) -> tuple[int, int]:
+    """Refuse an image that no generator can turn into an object; return its (width, height).
+
+    The size is read from the header, so an oversized image (or a decompression bomb: a small
+    file that decodes to billions of pixels) is refused before a single pixel is decoded.
+    Only then is the image decoded, the way the GPU worker will (first frame, as RGBA), to
+    see that it shows something: not every pixel transparent, not one flat colour.
+
+    Parameters
+    ----------
+    source
+        The image file, or an open binary file positioned at its start (left open).
+    filename
+        Names the file in error messages.
+    max_pixels
+        Largest width x height accepted.
+
+    Raises
+    ------
+    UnsupportedMedia
+        Not an image in one of :data:`IMAGE_FORMATS`, or damaged.
+    TooLarge
+        More than `max_pixels` pixels.
+    InvalidInput
+        A side shorter than :data:`MIN_GENERATION_SIDE`, fully transparent, or blank.
+    """
+    try:
+        with Image.open(source, formats=IMAGE_FORMATS) as image:
+            width, height = image.size
+            _check_dimensions(width, height, filename, max_pixels)
+            image.draft("RGB", (CHECK_SIDE, CHECK_SIDE))  # JPEG only; a no-op elsewhere
+            rgba = image.convert("RGBA")
+    except UnidentifiedImageError:
+        raise UnsupportedMedia(f"{filename}: not an image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        # The warning arrives as an exception only where warnings are errors (the tests);
+        # elsewhere it is logged and the size check above refuses the image.
+        raise TooLarge(f"{filename}: image too large: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise UnsupportedMedia(f"{filename}: damaged or unsupported image: {error}") from error
+    _check_content(rgba, filename)
+    return width, height
+
+
+def _check_dimensions(width: int, height: int, filename: str, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise TooLarge(
+            f"{filename}: {width}x{height} is {width * height / 1e6:.1f} megapixels; "
+            f"generation takes at most {max_pixels / 1e6:g} megapixels, so scale it down")
+    if min(width, height) < MIN_GENERATION_SIDE:
+        raise InvalidInput(
+            f"{filename}: {width}x{height} is too small to show an object; each side needs "
+            f"at least {MIN_GENERATION_SIDE} pixels")
+
+
+def _check_content(rgba: Image.Image, filename: str) -> None:
+    """Refuse an RGBA image with nothing to see: every pixel transparent, or all one colour."""
+    # One (low, high) pair per band for a multi-band image.
+    extrema = cast(tuple[tuple[int, int], ...], rgba.getextrema())
+    if extrema[3][1] == 0:
+        raise InvalidInput(
+            f"{filename}: the image is fully transparent (alpha 0 everywhere): "
+            "there is no object to generate from")
+    if all(low == high for low, high in extrema):
+        colour = tuple(low for low, _ in extrema)
+        raise InvalidInput(
+            f"{filename}: the image is blank (every pixel is RGBA {colour}): "
+            "there is no object to generate from")

@@ -4,21 +4,29 @@ the project's scene.
 
 ``generate-progressive`` streams the job as it happens (NDJSON, or Server-Sent Events when
 asked for). Identical requests (same image bytes, parameters and generator version) are
-answered from the finished job at once, and identical requests in flight share one job.
+answered from the finished job at once, and identical requests in flight share one job; each
+such answer is recorded as ``Job.Reused``, which the generation analytics count. Finished jobs
+stop answering after ``Settings.generation_cache_ttl_s`` or a new generator version.
+
+An image no generator can use (not an image, too large, fully transparent, blank) is refused
+before anything is stored or queued; an image uploaded again to the same project is the asset
+it already has there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
-from typing import Any
+from typing import IO, Any
 from uuid import UUID, uuid4
 
-import psycopg
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -29,18 +37,25 @@ from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
 from api.routes.collab import announce_scene_change
 from core.errors import InvalidInput, MalformedInput, NotFound, UnsupportedMedia
-from core.events.job import STAGES, Job, JobState
+from core.events.blobs import BlobStore
+from core.events.job import STAGES, Job, JobState, Reuse
 from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
-from core.generators import check_job_quota, list_generators
-from core.media import MediaInfo
+from core.generators import check_job_quota, list_generators, record_reuse
+from core.media import MediaInfo, check_generation_image
 
 MAX_FACE_BUDGET = 1_000_000
 MAX_SEED = 2**31 - 1
 RECHECK_S = 1.0  # re-read the job even without a progress ping
 SINGLE_FLIGHT_LOCK = 0x6E4  # first key of the advisory lock taken per cache key
+LOCK_RETRY_S = 0.005  # first wait for a cache key's lock held by an identical request
+MAX_LOCK_RETRY_S = 0.05
+ANALYTICS_DAYS = 30  # the analytics route's default window
+MAX_ANALYTICS_DAYS = 366
+SPOOL_IN_MEMORY = 8 * 1024 * 1024  # an image blob larger than this is checked from disk
+HASH_CHUNK = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,10 @@ class GenerationRequest:
     @property
     def cache_params(self) -> dict[str, Any]:
         return {"backend": self.backend, "seed": self.seed, "face_budget": self.face_budget}
+
+    @property
+    def version(self) -> str:
+        return GENERATOR_VERSIONS[self.backend]
 
 
 @guard(Access(Scope.PROJECT, Role.EDITOR))
@@ -93,6 +112,43 @@ async def generators(request: Request) -> Response:
     return Json({"generators": await list_generators(resources(request).pool)})
 
 
+@guard(Access(Scope.ADMIN))
+async def generation_analytics(request: Request) -> Response:
+    """Site admins: per day and backend, the requests, the jobs they ran, the dedup cache's
+    hits and single-flight joins, its hit rate, and the GPU seconds used and saved."""
+    days = _days(request.query_params.get("days"))
+    last = datetime.now(UTC).date()
+    first = last - timedelta(days=days - 1)
+    models = resources(request).read_models
+    await models.caught_up()
+    rows = [_with_rates(row) for row in await models.generation_stats(first, last)]
+    for row in rows:
+        row["day"] = row["day"].isoformat()
+    sums = ("jobs", "succeeded", "failed", "cache_hits", "single_flight_joins", "gpu_seconds",
+            "saved_gpu_seconds")
+    total = _with_rates({k: sum(row[k] for row in rows) for k in sums})
+    return Json({"from": first.isoformat(), "to": last.isoformat(), "days": rows,
+                 "total": total})
+
+
+def _days(raw: str | None) -> int:
+    if raw is None:
+        return ANALYTICS_DAYS
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_ANALYTICS_DAYS:
+        raise InvalidInput(f"days must be an integer between 1 and {MAX_ANALYTICS_DAYS}")
+    return int(raw)
+
+
+def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
+    """Add the request count (jobs run plus requests answered without one) and hit rate."""
+    reused = row["cache_hits"] + row["single_flight_joins"]
+    requests = row["jobs"] + reused
+    return row | {"requests": requests,
+                  "hit_rate": round(reused / requests, 4) if requests else 0.0,
+                  "gpu_seconds": round(float(row["gpu_seconds"]), 3),
+                  "saved_gpu_seconds": round(float(row["saved_gpu_seconds"]), 3)}
+
+
 @guard(Access(Scope.JOB, Role.VIEWER))
 async def job_events(request: Request) -> Response:
     """Follow any job as a stream, e.g. a collaborator's generation or a CLI reconnecting."""
@@ -117,8 +173,10 @@ async def _from_json(request: Request, data: dict[str, Any]) -> GenerationReques
     asset = project.assets.get(field(data, "asset_id", str))
     if asset is None:
         raise NotFound(f"image {data['asset_id']} not found in project {project.id}")
-    return _checked(asset, data.get("backend"), data.get("seed"), data.get("face_budget"),
-                    data.get("name"))
+    wanted = _checked(asset, data.get("backend"), data.get("seed"), data.get("face_budget"),
+                      data.get("name"))
+    await asyncio.to_thread(_check_stored_image, res.blobs, asset)
+    return wanted
 
 
 async def _from_form(request: Request, form: FormData) -> GenerationRequest:
@@ -128,15 +186,36 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     _checked_params(values.get("backend"), _form_int(values, "seed"),
                     _form_int(values, "face_budget"))  # refuse before storing anything
+    digest = await asyncio.to_thread(_checked_digest, image.file, image.filename or "image")
+    await image.seek(0)
+    project = await asyncio.to_thread(resources(request).studio.project,
+                                      request.state.project_id)
+    asset = _image_with_digest(project.assets.values(), digest)
+    if asset is None:
+        def only_images(media: MediaInfo) -> None:
+            if media.kind != "image":
+                raise UnsupportedMedia(f"{image.filename}: not an image")
 
-    def only_images(media: MediaInfo) -> None:
-        if media.kind != "image":
-            raise UnsupportedMedia(f"{image.filename}: not an image")
-
-    asset, _ = await store_upload(request, clean_filename(image.filename or "image.png"),
-                                  read_upload(image), check=only_images)
+        asset, _ = await store_upload(request, clean_filename(image.filename or "image.png"),
+                                      read_upload(image), check=only_images)
     return _checked(asset, values.get("backend"), _form_int(values, "seed"),
                     _form_int(values, "face_budget"), values.get("name"))
+
+
+def _checked_digest(file: IO[bytes], filename: str) -> str:
+    """Apply the generation checks to an upload, then hash it as the blob store will."""
+    check_generation_image(file, filename)
+    file.seek(0)
+    digest = hashlib.sha256()
+    while chunk := file.read(HASH_CHUNK):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _image_with_digest(assets: Iterable[Asset], digest: str) -> Asset | None:
+    """The project's image with these bytes, if it has one: uploading the same image again
+    (a retry, or asking once more) is the same asset, and adds no upload to the log."""
+    return next((a for a in assets if a.sha256 == digest and a.kind == "image"), None)
 
 
 def _form_int(values: dict[str, str], name: str) -> int | None:
@@ -163,6 +242,15 @@ def _checked_params(backend: Any, seed: Any, budget: Any) -> tuple[str, int, int
     return backend, seed, budget
 
 
+def _check_stored_image(blobs: BlobStore, asset: Asset) -> None:
+    """Apply the generation checks to an image uploaded earlier (uploads accept any image)."""
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY) as spooled:
+        for chunk in blobs.iter_chunks(asset.blob_key):
+            spooled.write(chunk)
+        spooled.seek(0)
+        check_generation_image(spooled, asset.filename)
+
+
 def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> GenerationRequest:
     if asset.kind != "image":
         raise InvalidInput(f"asset {asset.asset_id} is a {asset.kind}, not an image")
@@ -176,31 +264,54 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, b
     Returns the job id and whether it was reused.
 
     Single flight across API nodes: the lookup and the request happen under a PostgreSQL
-    advisory lock on the cache key, after the read models have caught up with the log, so a
-    second identical request sees the first one's job however close behind it arrives.
+    advisory lock on the cache key, after the jobs read model has caught up with the log, so
+    a second identical request sees the first one's job however close behind it arrives.
+
+    The lock is only ever tried, on a pooled connection that goes back to the pool between
+    tries: a request waiting for it then holds no connection that the holder needs for its
+    queries, and the usual, uncontended request pays no connection set-up.
     """
     res = resources(request)
     project_id: UUID = request.state.project_id
     user = current_user(request).key
     key = cache_key(GENERATE, wanted.cache_on, wanted.cache_params)
-    # A connection of its own, not the pool's: requests waiting for the lock must not hold
-    # the pool's connections that the lock holder needs for its queries.
-    async with await psycopg.AsyncConnection.connect(res.database_url) as conn, \
-            conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
-                           (SINGLE_FLIGHT_LOCK, key))
-        await res.read_models.caught_up()
-        existing = await res.read_models.job_by_cache_key(key)
-        if existing is None:
-            await check_job_quota(res.pool, user)
-            job_id = await asyncio.to_thread(
-                res.studio.request_job, project_id, GENERATE,
-                {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},
-                wanted.params, user, key)
-            return job_id, False
-    if existing["state"] == JobState.SUCCEEDED.value:
-        await _show_cached(res, project_id, existing, wanted, user)
+    wait = LOCK_RETRY_S
+    while True:
+        async with res.pool.connection() as conn, conn.transaction():
+            tried = await conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                                       (SINGLE_FLIGHT_LOCK, key))
+            locked = await tried.fetchone()
+            if locked is not None and locked[0]:
+                existing = await _find_or_request(res, wanted, key, project_id, user)
+                if isinstance(existing, UUID):
+                    return existing, False
+                break
+        await asyncio.sleep(wait)
+        wait = min(2 * wait, MAX_LOCK_RETRY_S)
+    cached = existing["state"] == JobState.SUCCEEDED.value
+    recorded = asyncio.to_thread(record_reuse, res.studio, existing["id"], project_id,
+                                 Reuse.CACHE if cached else Reuse.SINGLE_FLIGHT, user)
+    if cached:  # two aggregates, two commits: let them overlap
+        await asyncio.gather(recorded, _show_cached(res, project_id, existing, wanted, user))
+    else:
+        await recorded
     return existing["id"], True
+
+
+async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
+                           project_id: UUID, user: str) -> dict[str, Any] | UUID:
+    """Under the lock: the job that can answer (its read-model row), or a new job's id."""
+    await res.read_models.caught_up(names=("jobs",))
+    existing = await res.read_models.job_by_cache_key(
+        key, max_age_s=res.settings.generation_cache_ttl_s, version=wanted.version)
+    if existing is not None:
+        return existing
+    await check_job_quota(res.pool, user)
+    job_id: UUID = await asyncio.to_thread(
+        res.studio.request_job, project_id, GENERATE,
+        {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},
+        wanted.params, user, key)
+    return job_id
 
 
 async def _show_cached(res: Resources, project_id: UUID, job: dict[str, Any],

@@ -39,6 +39,13 @@ _ALLOWED: dict[JobState, frozenset[JobState]] = {
 STAGES = ("preview", "medium", "final")
 
 
+class Reuse(StrEnum):
+    """How a request was answered by a job it did not start (the dedup cache)."""
+
+    CACHE = "cache"  # the job had already succeeded: its stages were served at once
+    SINGLE_FLIGHT = "single_flight"  # the job was still queued or running: the request joined it
+
+
 class JobFinished(Conflict):
     """The job already ended; a redelivered message for it has nothing left to do."""
 
@@ -82,6 +89,14 @@ class Job(Aggregate):
 
     class Undone(Aggregate.Event):
         actor: str
+
+    class Reused(Aggregate.Event):
+        project_id: str
+        how: str
+        actor: str
+
+    # A class-level default, so that snapshots taken before jobs counted reuses still load.
+    reuses = 0
 
     @event(Requested)
     def __init__(
@@ -149,6 +164,12 @@ class Job(Aggregate):
             raise Conflict(f"job {self.id} changed nothing that could be undone")
         self._undone(actor=actor)
 
+    def record_reuse(self, project_id: str, how: Reuse, actor: str) -> None:
+        """A request (possibly from another project) was answered by this job instead of
+        starting its own; analytics count these as cache hits and the GPU time they saved.
+        Allowed in any state: it records what the requester was given, not a transition."""
+        self._reused(project_id=project_id, how=Reuse(how).value, actor=actor)
+
     # -- guards -----------------------------------------------------------------------------
 
     def _transition(self, target: JobState) -> None:
@@ -201,3 +222,7 @@ class Job(Aggregate):
     @event(Undone)
     def _undone(self, actor: str) -> None:
         self.undone = True
+
+    @event(Reused)
+    def _reused(self, project_id: str, how: str, actor: str) -> None:
+        self.reuses += 1

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
+from datetime import date
 from typing import Any
 from uuid import UUID
 
@@ -44,14 +46,16 @@ class ReadModels:
         head = positions.pop("log")
         return {name: head - pos for name, pos in positions.items()}
 
-    async def caught_up(self, timeout: float = CATCH_UP_TIMEOUT_S) -> bool:
-        """Wait until every read model has reached the log head as it is now."""
+    async def caught_up(self, timeout: float = CATCH_UP_TIMEOUT_S,
+                        names: Iterable[str] | None = None) -> bool:
+        """Wait until every read model (or the ``names``d ones) has reached the log head as
+        it is now."""
         deadline = time.monotonic() + timeout
         target = (await self.positions())["log"]
+        wanted = set(READ_MODEL_NAMES if names is None else names)
         while True:
             positions = await self.positions()
-            positions.pop("log")
-            if all(p >= target for p in positions.values()):
+            if all(p >= target for name, p in positions.items() if name in wanted):
                 return True
             if time.monotonic() > deadline:
                 return False
@@ -101,7 +105,7 @@ class ReadModels:
         )
 
     async def latest_job(self, kind: str, asset_id: UUID) -> dict[str, Any] | None:
-        return await self._fetchone(
+        return await self._fresh(
             "SELECT * FROM rm_jobs WHERE kind = %s AND inputs->>'asset_id' = %s"
             " ORDER BY requested_at DESC LIMIT 1",
             kind, str(asset_id),
@@ -126,13 +130,59 @@ class ReadModels:
             "SELECT filename FROM rm_assets WHERE blob_key = %s LIMIT 1", blob_key)
         return None if row is None else str(row["filename"]).rsplit(".", 1)[-1].lower()
 
-    async def job_by_cache_key(self, cache_key: str) -> dict[str, Any] | None:
-        """The newest job with these exact inputs that succeeded, or is still running."""
+    async def job_by_cache_key(self, cache_key: str, *, max_age_s: float | None = None,
+                               version: str | None = None) -> dict[str, Any] | None:
+        """The newest job with these exact inputs that is still queued or running, or that
+        succeeded; a finished one only if requested less than ``max_age_s`` seconds ago and,
+        when ``version`` is given, made by that version of its generator (its result says
+        which), so that cached results expire with time and with a new generator release.
+        """
         return await self._fetchone(
-            "SELECT * FROM rm_jobs WHERE cache_key = %s AND state IN"
-            " ('succeeded', 'requested', 'started') ORDER BY (state = 'succeeded') DESC,"
-            " requested_at DESC LIMIT 1",
-            cache_key,
+            "SELECT * FROM rm_jobs WHERE cache_key = %(key)s AND (state IN"
+            " ('requested', 'started') OR (state = 'succeeded'"
+            " AND (%(age)s::float8 IS NULL OR requested_at > now() - make_interval("
+            "secs => %(age)s::float8))"
+            " AND (%(version)s::text IS NULL OR result->>'backend_version' = %(version)s)))"
+            " ORDER BY (state = 'succeeded') DESC, requested_at DESC LIMIT 1",
+            {"key": cache_key, "age": max_age_s, "version": version},
+        )
+
+    async def generation_stats(self, first_day: date, last_day: date) -> list[dict[str, Any]]:
+        """Per day and backend: requests, the jobs they ran, cache hits and single-flight
+        joins, GPU seconds used and saved, and the largest peak memory of a job.
+
+        A reuse saved the GPU seconds of the job it reused, once that job succeeded (a
+        joined job that failed saved nothing); it counts on the day of the reuse.
+        """
+        return await self._fetchall(
+            "WITH ran AS ("
+            "  SELECT day, backend, count(*) AS jobs, sum(gpu_seconds) AS gpu_seconds,"
+            "   count(*) FILTER (WHERE state = 'succeeded') AS succeeded,"
+            "   count(*) FILTER (WHERE state = 'failed') AS failed,"
+            "   max(peak_memory_bytes) AS max_peak_memory_bytes"
+            "  FROM rm_generation_jobs WHERE day BETWEEN %(first)s AND %(last)s"
+            "  GROUP BY day, backend),"
+            " reused AS ("
+            "  SELECT r.day, j.backend,"
+            "   count(*) FILTER (WHERE r.how = 'cache') AS cache_hits,"
+            "   count(*) FILTER (WHERE r.how = 'single_flight') AS single_flight_joins,"
+            "   coalesce(sum(j.gpu_seconds) FILTER (WHERE j.state = 'succeeded'), 0)"
+            "    AS saved_gpu_seconds"
+            "  FROM rm_generation_reuses r JOIN rm_generation_jobs j USING (job_id)"
+            "  WHERE r.day BETWEEN %(first)s AND %(last)s GROUP BY r.day, j.backend)"
+            " SELECT coalesce(ran.day, reused.day) AS day,"
+            "  coalesce(ran.backend, reused.backend) AS backend,"
+            "  coalesce(ran.jobs, 0) AS jobs, coalesce(ran.succeeded, 0) AS succeeded,"
+            "  coalesce(ran.failed, 0) AS failed,"
+            "  coalesce(reused.cache_hits, 0) AS cache_hits,"
+            "  coalesce(reused.single_flight_joins, 0) AS single_flight_joins,"
+            "  coalesce(ran.gpu_seconds, 0) AS gpu_seconds,"
+            "  coalesce(reused.saved_gpu_seconds, 0) AS saved_gpu_seconds,"
+            "  ran.max_peak_memory_bytes"
+            " FROM ran FULL OUTER JOIN reused"
+            "  ON ran.day = reused.day AND ran.backend = reused.backend"
+            " ORDER BY 1, 2",
+            {"first": first_day, "last": last_day},
         )
 
     async def queue_position(self, kind: str, requested_at: Any) -> int:
@@ -152,11 +202,19 @@ class ReadModels:
     async def _fetchone(self, query: Any, *params: Any) -> dict[str, Any] | None:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query, params)
+            await cur.execute(query, _bound(params))
             return await cur.fetchone()
 
     async def _fetchall(self, query: Any, *params: Any) -> list[dict[str, Any]]:
         async with self._pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(query, params)
+            await cur.execute(query, _bound(params))
             return await cur.fetchall()
+
+
+def _bound(params: tuple[Any, ...]) -> tuple[Any, ...] | dict[str, Any]:
+    """Positional parameters as given, or one dict of named ones (``%(name)s``)."""
+    if len(params) == 1 and isinstance(params[0], dict):
+        named: dict[str, Any] = params[0]
+        return named
+    return params

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.projections.catalogue import CatalogueReadModel
+from core.projections.generation_stats import GenerationStatsReadModel
 from core.projections.history import HistoryReadModel
 from core.projections.jobs import JobsReadModel
 from core.projections.readmodel import ReadModel
@@ -13,7 +14,8 @@ from core.projections.scene_objects import SceneAt, SceneObjectsReadModel
 EVENTS_TABLE = "studio_events"
 TRACKING_TABLE = "rm_tracking"
 
-READ_MODEL_NAMES: tuple[str, ...] = ("catalogue", "jobs", "history", "scene_objects")
+READ_MODEL_NAMES: tuple[str, ...] = (
+    "catalogue", "jobs", "history", "scene_objects", "generation_stats")
 
 
 def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
@@ -22,6 +24,7 @@ def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
         "jobs": JobsReadModel,
         "history": HistoryReadModel,
         "scene_objects": lambda: SceneObjectsReadModel(scene_at),
+        "generation_stats": GenerationStatsReadModel,
     }
     assert tuple(factories) == READ_MODEL_NAMES
     return {name: make() for name, make in factories.items()}

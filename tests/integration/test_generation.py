@@ -4,15 +4,30 @@ CPU) → three stages stored in S3 and recorded as events, each a closed mesh.""
 from __future__ import annotations
 
 import io
+import json
 from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
 
+import numpy as np
+import pytest
 import trimesh
 from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
+from api.app import create_app
 from core.events.blobs import BlobStore
+from core.events.job import STAGES
+from core.events.job_kinds import GENERATOR_VERSIONS
+from core.events.studio import Studio
+from core.projections.runner import ProjectionRunner
 from core.settings import Settings
-from tests.integration.helpers import box_stl, event_topics, poll
+from tests.images import blank_png, huge_png, transparent_png
+from tests.integration.helpers import box_stl, bucket_keys, event_topics, poll
+from tests.renders import view
+
+REQUESTED = "core.events.job:Job.Requested"
+REUSED = "core.events.job:Job.Reused"
+UPLOADED = "core.events.project:Project.AssetUploaded"
 
 
 def disc_png() -> bytes:
@@ -25,11 +40,13 @@ def disc_png() -> bytes:
 
 def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Settings,
                                              make_account):
+    """On a rendered corpus mesh (the duck), with each stage's device report in its event."""
     ann = make_account("ann")
     project_id = client.post("/api/v1/projects", json={"name": "G"},
                              headers=ann.headers).json()["id"]
-    image = client.post(f"/api/v1/projects/{project_id}/assets?filename=disc.png",
-                        content=disc_png(), headers=ann.headers).json()
+    duck = view("duck")
+    image = client.post(f"/api/v1/projects/{project_id}/assets?filename=duck.png",
+                        content=duck.png(), headers=ann.headers).json()
     requested = client.post(f"/api/v1/projects/{project_id}/generate",
                             json={"asset_id": image["id"], "face_budget": 5000},
                             headers=ann.headers)
@@ -51,6 +68,30 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
     assert topics.count("core.events.job:Job.StageCompleted") == 3
     assert topics[-1] == "core.events.job:Job.Succeeded"
 
+    final = trimesh.load(io.BytesIO(blobs.get_bytes(job["result"]["blob"])), file_type="glb",
+                         force="mesh")
+    yellow = np.asarray(duck.image.convert("RGB"))[duck.truth].mean(axis=0)
+    painted = final.visual.vertex_colors[:, :3].mean(axis=0)
+    assert np.abs(painted - yellow).max() < 25, (painted, yellow)
+    _assert_device_report(job)
+
+
+def _assert_device_report(job: dict) -> None:
+    """Per stage: device, precision, peak memory and timings; per job: their totals."""
+    stats = [job["stages"][stage]["stats"] for stage in STAGES]
+    for s in stats:
+        assert s["device"] == "cpu" and s["dtype"] == "float32" and s["attempts"] == 1
+        assert s["peak_memory_source"].startswith("rss_peak")
+        assert s["peak_memory_bytes"] > s["peak_memory_delta_bytes"] >= 0
+        assert set(s["timings"]) >= {"mask", "inflate", "mesh", "colour", "export", "store"}
+        assert 0 < s["seconds"] < s["elapsed_s"]
+    assert stats[0]["elapsed_s"] < stats[1]["elapsed_s"] < stats[2]["elapsed_s"]
+    result = job["result"]
+    assert result["device"] == "cpu"
+    assert result["backend_version"] == GENERATOR_VERSIONS["inflate"]
+    assert result["gpu_seconds"] == pytest.approx(sum(s["seconds"] for s in stats), abs=1e-3)
+    assert result["peak_memory_bytes"] == max(s["peak_memory_bytes"] for s in stats)
+
 
 def test_generate_refuses_a_mesh_and_an_unknown_asset(client: TestClient, prepared: Settings,
                                                       make_account):
@@ -69,8 +110,6 @@ def test_generate_refuses_a_mesh_and_an_unknown_asset(client: TestClient, prepar
 
 
 def _events(response) -> list[dict]:
-    import json
-
     return [json.loads(line) for line in response.iter_lines() if line]
 
 
@@ -98,8 +137,10 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
     mesh = trimesh.load(io.BytesIO(glb.content), file_type="glb", force="mesh")
     assert mesh.is_watertight
 
-    # the same bytes and parameters again: answered from the finished job, no new job
+    # the same bytes and parameters again: answered from the finished job, no new job, and
+    # the image is the asset the project already has
     requested_before = event_topics(gpu_worker).count("core.events.job:Job.Requested")
+    uploads_before = event_topics(gpu_worker).count(UPLOADED)
     with client.stream("POST", url, files={"image": ("again.png", disc_png(), "image/png")},
                        data={"face_budget": "4000", "seed": "3"},
                        headers=cleo.headers | {"Accept": "text/event-stream"}) as r:
@@ -107,6 +148,8 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
         body = r.read().decode()
     assert "event: final" in body and '"cached": true' in body
     assert event_topics(gpu_worker).count("core.events.job:Job.Requested") == requested_before
+    assert event_topics(gpu_worker).count(REUSED) == 1  # the hit, for analytics
+    assert event_topics(gpu_worker).count(UPLOADED) == uploads_before
     objects = client.get(f"/api/v1/projects/{project_id}/state",
                          headers=cleo.headers).json()["scene"]["objects"]
     assert len(objects) == 2  # the cache hit shows in the scene too
@@ -131,6 +174,7 @@ def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline
     assert len(jobs) == 1
     (job_id,) = jobs
     assert event_topics(pipeline).count("core.events.job:Job.Requested") == 1
+    assert event_topics(pipeline).count(REUSED) == 9  # nine joined the first one's job
     with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
         first = next(line for line in r.iter_lines() if line)
     assert '"event": "queued"' in first and '"position": 0' in first
@@ -157,6 +201,12 @@ def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Set
         ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "-1"}, 422),
         ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "abc"}, 422),
         ({"picture": ("x.png", disc_png(), "image/png")}, {}, 400),
+        ({"image": ("x.png", transparent_png(), "image/png")}, {}, 422),
+        ({"image": ("x.png", blank_png(), "image/png")}, {}, 422),
+        ({"image": ("x.png", blank_png(4), "image/png")}, {}, 422),
+        ({"image": ("x.png", huge_png(10_000, 10_000), "image/png")}, {}, 413),
+        ({"image": ("x.png", huge_png(10_000, 10_000), "image/png")}, {"backend": "dream"},
+         422),  # the cheap checks first
     ]
     for files, data, status in cases:
         response = client.post(url, files=files, data=data, headers=eli.headers)
@@ -200,3 +250,141 @@ def test_concurrent_job_quota(client: TestClient, pipeline: Settings, make_accou
     refused = client.post(url, json={"asset_id": image["id"], "seed": 99}, headers=gus.headers)
     assert refused.status_code == 429, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
+
+
+def test_stored_images_are_checked_before_a_job(client: TestClient, prepared: Settings,
+                                                make_account):
+    """Any image may be uploaded as an asset; generating from one that shows nothing, or
+    that is too large, is refused with nothing queued or stored."""
+    ida = make_account("ida")
+    project_id = _project(client, ida)
+    url = f"/api/v1/projects/{project_id}/generate"
+
+    def upload(name: str, data: bytes) -> str:
+        response = client.post(f"/api/v1/projects/{project_id}/assets?filename={name}",
+                               content=data, headers=ida.headers)
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    cases = [(upload("clear.png", transparent_png()), 422, "fully transparent"),
+             (upload("white.png", blank_png()), 422, "blank"),
+             (upload("wide.png", huge_png(8_000, 6_000)), 413, "48.0 megapixels")]
+    before, stored = event_topics(prepared), bucket_keys(prepared)
+    for asset_id, status, reason in cases:
+        response = client.post(url, json={"asset_id": asset_id}, headers=ida.headers)
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert reason in response.json()["detail"]
+    assert event_topics(prepared) == before
+    assert bucket_keys(prepared) == stored
+
+
+# -- the dedup cache, with the worker's part played by the test ---------------------------------
+
+
+def _finish(settings: Settings, job_id: str, seconds: tuple[float, ...] = (0.5, 1.0, 2.0),
+            version: str = GENERATOR_VERSIONS["inflate"]) -> None:
+    """Record what a GPU worker would for a job: three stages with their device seconds and
+    a result naming the generator version, so that cache and analytics have a real job."""
+    assert settings.database_url is not None
+    studio = Studio.connect(settings.database_url)
+    try:
+        job = UUID(job_id)
+        studio.start_job(job, "gpu-test", "cpu")
+        for stage, spent in zip(STAGES, seconds, strict=True):
+            studio.complete_stage(job, stage, f"blobs/{stage}-{job_id}", {
+                "faces": 100, "seconds": spent, "device": "cpu",
+                "peak_memory_bytes": 2**20})
+        studio.succeed_job(job, {"blob": f"blobs/final-{job_id}", "backend": "inflate",
+                                 "backend_version": version, "gpu_seconds": sum(seconds)})
+    finally:
+        studio.close()
+
+
+def _image_asset(client: TestClient, account, project_id: str) -> str:
+    response = client.post(f"/api/v1/projects/{project_id}/assets?filename=disc.png",
+                           content=disc_png(), headers=account.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def _generate(client: TestClient, account, project_id: str, asset_id: str,
+              seed: int = 0) -> str:
+    response = client.post(f"/api/v1/projects/{project_id}/generate",
+                           json={"asset_id": asset_id, "seed": seed}, headers=account.headers)
+    assert response.status_code == 202, response.text
+    return str(response.json()["job_id"])
+
+
+def test_cached_results_expire_after_their_ttl(client: TestClient, pipeline: Settings,
+                                              make_account):
+    jo = make_account("jo")
+    project_id = _project(client, jo)
+    asset_id = _image_asset(client, jo, project_id)
+    first = _generate(client, jo, project_id, asset_id)
+    _finish(pipeline, first)
+    assert _generate(client, jo, project_id, asset_id) == first  # a hit
+    with TestClient(create_app(pipeline.replace(generation_cache_ttl_s=0.0)),
+                    raise_server_exceptions=False) as expired:
+        again = _generate(expired, jo, project_id, asset_id)
+    assert again != first  # the same request, past the TTL: a new job
+    assert event_topics(pipeline).count(REQUESTED) == 2
+    assert event_topics(pipeline).count(REUSED) == 1
+
+
+def test_cached_results_expire_with_a_new_generator_version(
+        client: TestClient, pipeline: Settings, make_account, monkeypatch):
+    kit = make_account("kit")
+    project_id = _project(client, kit)
+    asset_id = _image_asset(client, kit, project_id)
+    made_by_old_release = _generate(client, kit, project_id, asset_id)
+    _finish(pipeline, made_by_old_release, version="0")
+    current = _generate(client, kit, project_id, asset_id)
+    assert current != made_by_old_release
+    _finish(pipeline, current)
+    assert _generate(client, kit, project_id, asset_id) == current
+    monkeypatch.setitem(GENERATOR_VERSIONS, "inflate", "99")  # the next release
+    assert _generate(client, kit, project_id, asset_id) not in (made_by_old_release, current)
+    assert event_topics(pipeline).count(REQUESTED) == 3
+
+
+def test_generation_analytics_from_the_log(client: TestClient, pipeline: Settings,
+                                           make_account):
+    """Hits, single-flight joins and saved GPU seconds, for site admins only, and the same
+    after the read model is rebuilt from the log."""
+    root, lee = make_account("root", admin=True), make_account("lee")
+    project_id = _project(client, lee)
+    asset_id = _image_asset(client, lee, project_id)
+    shared = _generate(client, lee, project_id, asset_id)
+    assert {_generate(client, lee, project_id, asset_id) for _ in range(2)} == {shared}
+    _finish(pipeline, shared, seconds=(0.5, 1.0, 2.0))
+    assert _generate(client, lee, project_id, asset_id) == shared  # a cache hit
+    failed = _generate(client, lee, project_id, asset_id, seed=5)
+    assert pipeline.database_url is not None
+    studio = Studio.connect(pipeline.database_url)
+    try:
+        studio.fail_job(UUID(failed), "out of memory", retryable=True, actor="gpu-test")
+    finally:
+        studio.close()
+
+    url = "/api/v1/admin/analytics/generation"
+    body = client.get(url, headers=root.headers).json()
+    assert body["total"] == {
+        "jobs": 2, "succeeded": 1, "failed": 1, "cache_hits": 1, "single_flight_joins": 2,
+        "requests": 5, "hit_rate": 0.6, "gpu_seconds": 3.5, "saved_gpu_seconds": 10.5}
+    assert {row["backend"] for row in body["days"]} == {"inflate"}
+    assert sum(row["requests"] for row in body["days"]) == 5
+    assert max(row["max_peak_memory_bytes"] for row in body["days"]) == 2**20
+
+    for refused, status in ((client.get(url, headers=lee.headers), 403),
+                            (client.get(url + "?days=0", headers=root.headers), 422),
+                            (client.get(url + "?days=many", headers=root.headers), 422)):
+        assert refused.status_code == status, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+
+    runner = ProjectionRunner(pipeline.database_url, names=["generation_stats"])
+    try:
+        runner.rebuild("generation_stats")
+    finally:
+        runner.close()
+    assert json.loads(client.get(url, headers=root.headers).text) == body

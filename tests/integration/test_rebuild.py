@@ -20,11 +20,13 @@ import pytest
 from psycopg import sql
 
 from core.errors import NotFound
+from core.events.job import Reuse
 from core.events.job_kinds import GENERATE, MESH_ANALYSE
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.scene import COMPACT_EVERY_UPDATES
 from core.events.studio import Studio
+from core.generators import record_reuse
 from core.projections.registry import READ_MODEL_NAMES, TRACKING_TABLE, build_read_models
 from core.projections.runner import ProjectionRunner
 from core.settings import Settings
@@ -139,8 +141,14 @@ def build_history(studio: Studio) -> dict[str, Any]:
     studio.start_job(retried, "gpu-1", "cuda:0")
     studio.start_job(retried, "gpu-2", "cuda:1")  # redelivery after a crash: attempt 2
     for stage in ("preview", "medium", "final"):
-        studio.complete_stage(retried, stage, f"blobs/{stage}", {"faces": len(stage)})
+        studio.complete_stage(retried, stage, f"blobs/{stage}",
+                              {"faces": len(stage), "seconds": 0.25 * len(stage),
+                               "peak_memory_bytes": 1000 * len(stage), "device": "cuda:1"})
     studio.succeed_job(retried, {"blob": "blobs/final"})
+    record_reuse(studio, retried, a, Reuse.CACHE, actor="alice")  # a hit from another project
+    joined = studio.request_job(b, GENERATE, {"image": assets[1].asset_id},
+                                {"backend": "inflate", "seed": 3}, actor="bob")
+    record_reuse(studio, joined, b, Reuse.SINGLE_FLIGHT, actor="carol")
     studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[2].asset_id}, {}, actor="alice")
     cancelled = studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[3].asset_id}, {},
                                    actor="alice")
@@ -222,6 +230,7 @@ def _keep_writing(studio: Studio, projects: list[UUID], stop: threading.Event,
             job = studio.request_job(pid, GENERATE, {"i": i}, {}, actor="w")
             studio.start_job(job, "gpu", "cpu")
             studio.succeed_job(job, {"i": i})
+            record_reuse(studio, job, pid, Reuse.CACHE, actor="w")
         i += 1
     written.append(i)
 

@@ -10,9 +10,10 @@ import pytest
 import trimesh
 from PIL import Image
 
-from core.errors import InvalidInput, UnsupportedMedia
-from core.media import MESH_MEDIA_TYPES, MediaInfo, sniff_media
+from core.errors import InvalidInput, TooLarge, UnsupportedMedia
+from core.media import MESH_MEDIA_TYPES, MediaInfo, check_generation_image, sniff_media
 from core.meshio import MESH_FORMATS, load_mesh, readable_mesh_formats
+from tests.images import huge_png, png
 
 EMPTY_IO = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh" / "emptyIO"
 
@@ -161,3 +162,84 @@ def test_loader_refuses_unparseable_data() -> None:
 def test_loader_refuses_formats_it_does_not_read() -> None:
     with pytest.raises(UnsupportedMedia, match=r"not a mesh format the studio reads: \.dae"):
         load_mesh(b"<COLLADA/>", file_type="dae", name="scene.dae")
+
+
+# -- what generation accepts -------------------------------------------------------------------
+
+
+def test_generation_takes_an_image_with_an_object() -> None:
+    image = Image.new("RGBA", (64, 48), (0, 0, 0, 0))
+    image.putpixel((10, 10), (200, 40, 10, 255))
+    assert check_generation_image(io.BytesIO(png(image)), "dot.png") == (64, 48)
+
+
+def test_generation_refuses_too_many_pixels_from_the_header_alone(tmp_path: Path) -> None:
+    data = huge_png(10_000, 10_000)
+    assert len(data) < 50_000
+    cut = data[:100]  # the header and a sliver of pixels: size is all it can read
+    for source in (io.BytesIO(data), io.BytesIO(cut), _write(tmp_path, data)):
+        # Pillow warns past its own limit (89 Mpx), as it does in production; with warnings
+        # left as warnings, the studio's limit refuses the image.
+        with pytest.raises(TooLarge, match=r"big\.png: 10000x10000 is 100\.0 megapixels"), \
+                pytest.warns(Image.DecompressionBombWarning):
+            check_generation_image(source, "big.png")
+
+
+def test_generation_refuses_too_many_pixels_where_warnings_are_errors() -> None:
+    with pytest.raises(TooLarge, match=r"big\.png: image too large: .*100000000 pixels"):
+        check_generation_image(io.BytesIO(huge_png(10_000, 10_000)), "big.png")
+
+
+def test_generation_refuses_over_its_limit_below_pillows() -> None:
+    with pytest.raises(TooLarge, match=r"wide\.png: 8000x6000 is 48\.0 megapixels; "
+                                       r"generation takes at most 40 megapixels"):
+        check_generation_image(io.BytesIO(huge_png(8_000, 6_000)), "wide.png")
+
+
+def test_generation_refuses_a_decompression_bomb() -> None:
+    with pytest.raises(TooLarge, match=r"bomb\.png: image too large"):
+        check_generation_image(io.BytesIO(huge_png(20_000, 20_000)), "bomb.png")
+
+
+def test_generation_limit_is_a_parameter() -> None:
+    data = png(Image.new("RGB", (100, 100), (10, 10, 10)))
+    with pytest.raises(TooLarge, match=r"at most 0\.009999 megapixels"):
+        check_generation_image(io.BytesIO(data), "a.png", max_pixels=9_999)
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    (Image.new("RGBA", (64, 64), (255, 0, 0, 0)), "fully transparent"),
+    (Image.new("LA", (64, 64), (255, 0)), "fully transparent"),
+    (Image.new("RGB", (64, 64), (250, 250, 250)), r"blank \(every pixel is RGBA \(250, 250"),
+    (Image.new("RGBA", (64, 64), (9, 9, 9, 128)), "blank"),
+    (Image.new("L", (64, 64), 0), "blank"),
+    (Image.new("RGB", (4, 300), (200, 40, 10)), "too small"),
+])
+def test_generation_refuses_images_that_show_nothing(image: Image.Image, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as refused:
+        check_generation_image(io.BytesIO(png(image)), "x.png")
+    assert not isinstance(refused.value, TooLarge | UnsupportedMedia)
+
+
+def test_generation_refuses_a_palette_image_whose_only_colour_is_transparent() -> None:
+    image = Image.new("P", (64, 64), 0)
+    image.info["transparency"] = 0
+    with pytest.raises(InvalidInput, match="fully transparent"):
+        check_generation_image(io.BytesIO(png(image)), "p.png")
+
+
+def test_generation_refuses_what_is_not_an_image(tmp_path: Path) -> None:
+    with pytest.raises(UnsupportedMedia, match=r"b\.stl: not an image"):
+        check_generation_image(_write(tmp_path, _box_bytes("stl")), "b.stl")
+    image = png(Image.new("RGB", (64, 64), (200, 40, 10)))
+    cut = image[: image.index(b"IDAT") + 12]  # the pixel data stops short
+    with pytest.raises(UnsupportedMedia, match=r"d\.png: damaged"):
+        check_generation_image(io.BytesIO(cut), "d.png")
+
+
+def test_generation_leaves_an_open_file_open() -> None:
+    image = Image.new("RGB", (16, 16), "white")
+    image.putpixel((5, 5), (0, 0, 0))
+    upload = io.BytesIO(png(image))
+    check_generation_image(upload, "a.png")
+    assert not upload.closed

@@ -8,7 +8,8 @@ show, and the object is whatever cannot be reached from the border through
 background-coloured pixels. That flood fill is why a white logo inside a dark badge stays
 part of the badge.
 
-All array work is in torch so that the mask is computed on the caller's device.
+All array work is in torch so that the mask is computed on the caller's device, except the
+labelling of connected components on CPU, where scipy's is a thousand times faster.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 
 from core.errors import InvalidInput
 
@@ -183,10 +185,8 @@ def _border(shape: tuple[int, ...] | torch.Size, device: torch.device) -> torch.
 def label_components(mask: torch.Tensor) -> torch.Tensor:
     """Label the 8-connected components of a mask.
 
-    Each True pixel starts with its own flat index as label; labels spread as the maximum
-    over 3x3 neighbourhoods, and pointer jumping (a pixel adopts the label of the pixel its
-    label names) shortcuts long paths, so convergence takes far fewer rounds than the
-    component's diameter.
+    On CPU, scipy's two-pass labelling; on other devices, :func:`propagate_labels`, which
+    stays on the device. Both give the same labels.
 
     Parameters
     ----------
@@ -195,6 +195,25 @@ def label_components(mask: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     labels : (H, W) int64 tensor; 0 off the mask, else 1 + the largest flat index in the component
+    """
+    if mask.device.type != "cpu":
+        return propagate_labels(mask)
+    array = mask.numpy()
+    components, count = ndimage.label(array, structure=np.ones((3, 3), dtype=bool))
+    flat_index = np.arange(1, array.size + 1, dtype=np.int64).reshape(array.shape)
+    largest = ndimage.maximum(flat_index, components, index=np.arange(1, count + 1))
+    lookup = np.concatenate([np.zeros(1, dtype=np.int64), np.asarray(largest, dtype=np.int64)])
+    return torch.from_numpy(lookup[components])
+
+
+def propagate_labels(mask: torch.Tensor) -> torch.Tensor:
+    """:func:`label_components` in torch ops only, for masks on a GPU.
+
+    Each True pixel starts with its own flat index as label; labels spread as the maximum
+    over 3x3 neighbourhoods, and pointer jumping (a pixel adopts the label of the pixel its
+    label names) shortcuts some paths. A label still crosses a winding component about one
+    pixel per round, so a 512-pixel silhouette takes about a hundred rounds: cheap on a GPU,
+    about a second on a CPU.
     """
     height, width = mask.shape
     index = torch.arange(1, height * width + 1, device=mask.device, dtype=torch.float64)

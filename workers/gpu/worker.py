@@ -3,6 +3,10 @@
 Each stage (preview, medium, final) is stored as a GLB blob and recorded as
 ``Job.StageCompleted`` as soon as it exists, so collaborators see the coarse result first. A
 redelivered job resumes after its last recorded stage instead of starting over.
+
+Every stage runs under the worker's :class:`~workers.gpu.vram.DeviceBudget`, and its event
+carries the device report: device and precision, peak memory, and seconds per step, so that
+analytics (GPU seconds used and saved) and ``GET /jobs/{id}`` read them from the log.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import time
+from collections.abc import Mapping
 from typing import Any, cast
 from uuid import UUID
 
@@ -29,7 +35,7 @@ from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.gpu.backends import GeneratedMesh, GeneratorBackend, Stage
 from workers.gpu.registry import generator_backends
-from workers.gpu.vram import DeviceBudget
+from workers.gpu.vram import DeviceBudget, DevicePlan
 
 log = logging.getLogger(__name__)
 
@@ -45,41 +51,64 @@ def pick_device() -> torch.device:
 class GenerationJobs:
     def __init__(self, studio: Studio, blobs: BlobStore,
                  backends: dict[str, GeneratorBackend], device: torch.device,
-                 fanout: Fanout | None = None, progress: JobProgress | None = None) -> None:
+                 fanout: Fanout | None = None, progress: JobProgress | None = None,
+                 budget: DeviceBudget | None = None) -> None:
         self._studio = studio
         self._blobs = blobs
         self._backends = backends
         self._device = device
         self._fanout = fanout
         self._progress = progress
+        self._budget = budget or DeviceBudget(device)
 
     async def __call__(self, job: Job) -> dict[str, Any]:
         if job.kind != GENERATE:
             raise InvalidInput(f"the GPU worker does not run {job.kind!r} jobs")
+        picked_up = time.perf_counter()
         backend = self._backend(job.params.get("backend", "inflate"))
         data = await asyncio.to_thread(self._blobs.get_bytes, job.inputs["blob_key"])
         image = _open_image(data)
         asked = job.params.get("face_budget")
-        for stage in STAGES:
-            if stage in job.stages:
-                continue  # done on an earlier delivery
-            budget = DEFAULT_FACE_BUDGET[stage]
-            generated = await asyncio.to_thread(
-                backend.generate, image, stage=cast(Stage, stage),
-                seed=int(job.params.get("seed", 0)), device=self._device,
-                face_budget=min(int(asked), budget) if asked else budget,
-            )
-            key = await asyncio.to_thread(self._blobs.put_bytes, _glb(generated), GLB)
-            shown = _scene_object(job, stage, key, first=not job.stages and stage == STAGES[0])
-            await asyncio.to_thread(
-                self._studio.complete_stage, job.id, stage, key, _stats(generated),
-                {str(job.id): shown},
-            )
-            await self._announce(job.id, UUID(job.project_id))
-            log.info("job %s: %s stored as %s", job.id, stage, key)
+        try:
+            for stage in STAGES:
+                if stage in job.stages:
+                    continue  # done on an earlier delivery
+                budget = DEFAULT_FACE_BUDGET[stage]
+                glb, stats = await asyncio.to_thread(
+                    self._run_stage, backend, image, cast(Stage, stage),
+                    int(job.params.get("seed", 0)), min(int(asked), budget) if asked else budget)
+                started = time.perf_counter()
+                key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB)
+                stats["timings"]["store"] = round(time.perf_counter() - started, 4)
+                # Since this delivery was picked up: the wait a watcher had for this stage.
+                stats["elapsed_s"] = round(time.perf_counter() - picked_up, 4)
+                shown = _scene_object(job, stage, key,
+                                      first=not job.stages and stage == STAGES[0])
+                await asyncio.to_thread(
+                    self._studio.complete_stage, job.id, stage, key, stats,
+                    {str(job.id): shown},
+                )
+                await self._announce(job.id, UUID(job.project_id))
+                log.info("job %s: %s stored as %s", job.id, stage, key)
+        finally:
+            await asyncio.to_thread(self._budget.between_jobs)
         done = await asyncio.to_thread(self._studio.job, job.id)
-        final = done.stages["final"]
-        return {"blob": final["blob"], "backend": backend.name, "stats": final["stats"]}
+        return _result(backend.name, done.stages)
+
+    def _run_stage(self, backend: GeneratorBackend, image: Image.Image, stage: Stage,
+                   seed: int, face_budget: int) -> tuple[bytes, dict[str, Any]]:
+        """One stage under the device budget (measured, retried smaller once on OOM), as GLB
+        bytes and the stats its event records."""
+        def generate(_: DevicePlan) -> GeneratedMesh:
+            return backend.generate(image, stage=stage, seed=seed, device=self._device,
+                                    face_budget=face_budget)
+
+        generated, report = self._budget.run(generate)
+        started = time.perf_counter()
+        glb = _glb(generated)
+        stats = _stats(generated, report)
+        stats["timings"]["export"] = round(time.perf_counter() - started, 4)
+        return glb, stats
 
     async def _announce(self, job_id: UUID, project_id: UUID) -> None:
         """Ping the job's watchers, and tell the API nodes' rooms that the scene moved on, so
@@ -145,15 +174,47 @@ def _glb(generated: GeneratedMesh) -> bytes:
     return cast(bytes, generated.mesh.export(file_type="glb"))
 
 
-def _stats(generated: GeneratedMesh) -> dict[str, Any]:
+DEVICE_REPORT = ("device", "dtype", "batch_size", "attempts", "peak_memory_bytes",
+                 "peak_memory_delta_bytes", "peak_memory_source", "seconds")
+"""What a stage event keeps of :meth:`DeviceBudget.run`'s report. ``seconds`` is the wall time
+of the stage on the device: the GPU seconds analytics add up."""
+
+BACKEND_REPORT = ("dtype", "batch_size", "resolution_scale", "attempts", "decoder")
+"""What a backend that measures itself (:class:`~workers.gpu.vram.MeasuredMesh`) knows better
+than the worker's wrapper: the precision and batch it really used, and its own OOM retries."""
+
+
+def _stats(generated: GeneratedMesh, report: Mapping[str, object]) -> dict[str, Any]:
     mesh = generated.mesh
-    return {
+    stats: dict[str, Any] = {
         "faces": generated.face_count,
         "vertices": len(mesh.vertices),
         "watertight": bool(mesh.is_watertight),
         "resolution": generated.resolution,
-        "device": generated.device,
-        "seconds": round(generated.timings.get("total", 0.0), 4),
+    }
+    stats |= {key: report[key] for key in DEVICE_REPORT if key in report}
+    inner = getattr(generated, "report", None)
+    if isinstance(inner, Mapping):
+        stats |= {key: inner[key] for key in BACKEND_REPORT if key in inner}
+    stats["timings"] = {step: round(seconds, 4) for step, seconds in generated.timings.items()
+                        if step != "total"}
+    return stats
+
+
+def _result(backend: str, stages: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The job's result: the final mesh, the generator and version that made it (the dedup
+    cache serves it only to requests for that version), and the device totals over stages."""
+    final = stages["final"]
+    stats = [stage["stats"] for stage in stages.values()]
+    peaks = [s["peak_memory_bytes"] for s in stats if isinstance(s.get("peak_memory_bytes"), int)]
+    return {
+        "blob": final["blob"],
+        "backend": backend,
+        "backend_version": GENERATOR_VERSIONS.get(backend, "unknown"),
+        "stats": final["stats"],
+        "device": final["stats"].get("device"),
+        "gpu_seconds": round(sum(float(s.get("seconds", 0.0)) for s in stats), 4),
+        "peak_memory_bytes": max(peaks, default=None),
     }
 
 
@@ -165,11 +226,12 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     identity = WorkerIdentity(POOL, device=str(device))
     nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
-        backends = generator_backends(settings.models_dir, DeviceBudget(device))
+        budget = DeviceBudget(device)
+        backends = generator_backends(settings.models_dir, budget)
         await asyncio.to_thread(_report, settings.database_url, identity, list(backends.values()))
         fanout = Fanout(nc, settings.namespace, node=identity.name)
         jobs = GenerationJobs(studio, BlobStore(s3), backends, device, fanout,
-                              JobProgress(nc, settings.namespace))
+                              JobProgress(nc, settings.namespace), budget)
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
         await consumer.run(stop)
     finally:
