@@ -26,6 +26,7 @@ What the loader does and does not do to the file, and why:
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 from typing import Final
 
@@ -33,10 +34,20 @@ import numpy as np
 import trimesh
 from trimesh.exchange.load import mesh_formats
 
-from core.errors import InvalidInput, UnsupportedMedia
+from core.errors import InvalidInput, TooLarge, UnsupportedMedia
 
 MESH_FORMATS: Final = frozenset({"stl", "obj", "ply", "off", "glb", "gltf", "3mf"})
 """File extensions (lower case, no dot) of the mesh formats the studio accepts."""
+
+MAX_FACES: Final = 5_000_000
+"""Default face limit: beyond it every later step (analysis, repair, the browser) is too slow
+for an interactive studio; a deployment can set another with ``max_faces``."""
+
+MAX_UNPACKED_BYTES: Final = 1 << 30
+"""A 3MF (a zip) may unpack to at most this much; more is a zip bomb, not a model."""
+
+MAX_PACKING_RATIO: Final = 250
+"""Model XML compresses about 5-20 times; a member packed tighter than this is refused."""
 
 _SOFT_DEPENDENCIES: Final = {"3mf": "lxml"}
 """Formats whose trimesh reader needs an optional package, for the error message."""
@@ -51,7 +62,10 @@ def readable_mesh_formats() -> frozenset[str]:
     return MESH_FORMATS & frozenset(mesh_formats())
 
 
-def load_mesh(source: Path | bytes, *, file_type: str, name: str | None = None) -> trimesh.Trimesh:
+def load_mesh(
+    source: Path | bytes, *, file_type: str, name: str | None = None,
+    max_faces: int = MAX_FACES,
+) -> trimesh.Trimesh:
     """Load a mesh file of any format in :data:`MESH_FORMATS` as one triangle mesh.
 
     Parameters
@@ -63,6 +77,8 @@ def load_mesh(source: Path | bytes, *, file_type: str, name: str | None = None) 
     name
         How to name the file in error messages (an upload's original file name); defaults to
         the path's name.
+    max_faces
+        Refuse meshes with more faces than this.
 
     Returns
     -------
@@ -75,6 +91,9 @@ def load_mesh(source: Path | bytes, *, file_type: str, name: str | None = None) 
     InvalidInput
         The file is empty, has no faces (a point cloud, lines only), cannot be parsed, or its
         coordinates are not finite.
+    TooLarge
+        More faces than ``max_faces``, or a 3MF that would unpack to more than
+        :data:`MAX_UNPACKED_BYTES` or is packed suspiciously tight (a zip bomb).
     UnsupportedMedia
         The format is not a mesh format the studio reads, or its reader is not installed.
     """
@@ -83,8 +102,16 @@ def load_mesh(source: Path | bytes, *, file_type: str, name: str | None = None) 
     data = source.read_bytes() if isinstance(source, Path) else source
     if not data:
         raise InvalidInput(f"{label}: empty file")
+    if fmt == "3mf":
+        _check_zip(data, label)
     scene = _parse(data, fmt, label)
+    faces = sum(len(g.faces) for g in scene.geometry.values() if isinstance(g, trimesh.Trimesh))
+    if faces > max_faces:  # counted before to_mesh() copies every instance
+        raise TooLarge(f"{label}: {faces} faces, more than the limit of {max_faces}")
     mesh = scene.to_mesh()
+    if len(mesh.faces) > max_faces:
+        raise TooLarge(f"{label}: {len(mesh.faces)} faces once its instances are placed, "
+                       f"more than the limit of {max_faces}")
     if len(mesh.faces) == 0:
         raise InvalidInput(f"{label}: no faces ({_describe_faceless(scene)})")
     _check_arrays(mesh, label)
@@ -102,6 +129,24 @@ def _checked_format(file_type: str, label: str) -> str:
         needed = _SOFT_DEPENDENCIES.get(fmt, "an optional dependency")
         raise UnsupportedMedia(f"{label}: reading .{fmt} needs {needed}, which is not installed")
     return fmt
+
+
+def _check_zip(data: bytes, label: str) -> None:
+    """Refuse a zip bomb before trimesh unpacks it: the sizes come from the zip's directory,
+    so nothing is decompressed to find out. A damaged zip is left for the reader to refuse."""
+    try:
+        members = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError):
+        return
+    unpacked = sum(m.file_size for m in members)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise TooLarge(f"{label}: unpacks to {unpacked} bytes, more than the limit of "
+                       f"{MAX_UNPACKED_BYTES}")
+    for member in members:
+        if member.file_size > 1 << 20 and member.file_size > MAX_PACKING_RATIO * max(
+                member.compress_size, 1):
+            raise TooLarge(f"{label}: {member.filename} unpacks {member.compress_size} bytes "
+                           f"into {member.file_size}, a zip bomb rather than a model")
 
 
 def _parse(data: bytes, fmt: str, label: str) -> trimesh.Scene:

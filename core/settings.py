@@ -16,6 +16,7 @@ from pathlib import Path
 from core.errors import ConfigurationError
 
 _PREFIX_PATTERN = re.compile(r"^[a-z0-9_-]*$")
+WEEK_S = 7 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,10 @@ class Settings:
     # Seconds a worker may go silent on a job before JetStream gives the job to another.
     job_ack_wait_s: float = 30.0
     models_dir: Path | None = None
+    # Seconds a finished generation stays reusable by identical requests (the dedup cache).
+    generation_cache_ttl_s: float = float(WEEK_S)
+    # Seconds a mesh job's geometry may run before it is stopped and the job fails.
+    mesh_job_budget_s: float = 600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +87,8 @@ class Settings:
             nats_replicas=_int(env, "ORFEAS_NATS_REPLICAS", 1),
             job_ack_wait_s=float(_int(env, "ORFEAS_JOB_ACK_WAIT_S", 30)),
             models_dir=Path(models) if models else None,
+            generation_cache_ttl_s=float(_int(env, "ORFEAS_GENERATION_CACHE_TTL_S", WEEK_S)),
+            mesh_job_budget_s=float(_int(env, "ORFEAS_MESH_JOB_BUDGET_S", 600)),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -102,6 +109,10 @@ class Settings:
             env["ORFEAS_JOB_ACK_WAIT_S"] = str(int(self.job_ack_wait_s))
         if self.models_dir:
             env["ORFEAS_MODELS_DIR"] = str(self.models_dir)
+        if self.generation_cache_ttl_s != WEEK_S:
+            env["ORFEAS_GENERATION_CACHE_TTL_S"] = str(int(self.generation_cache_ttl_s))
+        if self.mesh_job_budget_s != 600.0:
+            env["ORFEAS_MESH_JOB_BUDGET_S"] = str(int(self.mesh_job_budget_s))
         if self.s3:
             env |= {
                 "ORFEAS_S3_ENDPOINT": self.s3.endpoint,

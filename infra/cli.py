@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -72,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=0)
     _remote(generate)
     generate.set_defaults(run=_generate)
+
+    mesh = sub.add_parser("mesh", help="repair, restyle, texture or prepare a mesh for print")
+    mesh.add_argument("operation", choices=["repair", "style", "material", "optimise"])
+    mesh.add_argument("file", type=Path, help="STL, OBJ, PLY, OFF, glTF/GLB or 3MF")
+    mesh.add_argument("-o", "--output", type=Path, required=True,
+                      help="where to write the result; its extension picks the format "
+                           "(.glb, .stl, .obj (a zip with its textures), .3mf)")
+    mesh.add_argument("--units", default="mm", help="units of FILE (default mm)")
+    mesh.add_argument("--params", default="{}",
+                      help='the operation\'s options as JSON, e.g. \'{"style": "low_poly"}\'')
+    mesh.add_argument("--project", help="project id (default: a project named 'CLI')")
+    _remote(mesh)
+    mesh.set_defaults(run=_mesh)
 
     status = sub.add_parser("status", help="report what runs on a data folder")
     _data(status)
@@ -238,6 +252,51 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
         raise ApiError("the stream ended before the final stage")
     size = client.download(final["url"], args.output)
     print(f"wrote {args.output} ({size} bytes, {final['faces']} faces, job {final['job_id']})")
+    return 0
+
+
+def _mesh(args: argparse.Namespace, settings: Settings) -> int:
+    """Upload, queue the operation, follow its job with a progress bar, download the result."""
+    from tqdm import tqdm
+
+    from infra.client import ApiError
+
+    if not args.file.is_file():
+        raise ConfigurationError(f"{args.file}: no such file")
+    fmt = args.output.suffix.lower().lstrip(".")
+    fmt = "obj" if fmt == "zip" else fmt
+    if fmt not in ("glb", "stl", "obj", "3mf"):
+        raise ConfigurationError(f"{args.output}: write .glb, .stl, .obj or .3mf")
+    try:
+        params = json.loads(args.params)
+    except ValueError as e:
+        raise ConfigurationError(f"--params is not JSON: {e}") from None
+    client = _client(args, settings)
+    project = args.project or _cli_project(client)
+    steps = ["uploaded", "queued", "started", "finished"]
+    with tqdm(total=len(steps), desc=args.file.name, unit="step", file=sys.stderr) as bar:
+        query = urllib.parse.urlencode({"filename": args.file.name, "units": args.units})
+        asset = client.upload(f"/api/v1/projects/{project}/assets?{query}",
+                              args.file.read_bytes())
+        bar.update(1)
+        bar.set_postfix_str("uploaded")
+        queued = client.json("POST", f"/api/v1/meshes/{asset['id']}/{args.operation}", params)
+        for event in client.stream(queued["events_url"]):
+            if event["event"] in steps:
+                bar.update(steps.index(event["event"]) + 1 - bar.n)
+                bar.set_postfix_str(event["event"])
+        job = client.json("GET", queued["job_url"])
+        bar.update(len(steps) - bar.n)
+        bar.set_postfix_str(job["state"])
+    if job["state"] != "succeeded":
+        raise ApiError(f"{args.operation} {job['state']}: {job.get('error') or ''}")
+    made = job["result"]["mesh"]["asset_id"]
+    size = client.download(f"/api/v1/meshes/{made}/export?format={fmt}", args.output)
+    output = args.output
+    if fmt == "obj" and output.read_bytes()[:2] == b"PK":  # an OBJ with its MTL and textures
+        output = output.rename(output.with_suffix(".zip"))
+    print(f"wrote {output} ({size} bytes, {job['result']['report'].get('faces')} faces, "
+          f"job {job['id']})")
     return 0
 
 

@@ -39,6 +39,19 @@ class StudioClient:
         target.write_bytes(data)
         return len(data)
 
+    def upload(self, path: str, data: bytes) -> Any:
+        """POST a raw body (a file's bytes) and return the JSON answer."""
+        with self._open("POST", path, data,
+                        {"Content-Type": "application/octet-stream"}) as response:
+            return json.load(response)
+
+    def stream(self, path: str) -> Iterator[dict[str, Any]]:
+        """GET an NDJSON stream and yield its events as they arrive."""
+        with self._open("GET", path, None, {"Accept": "application/x-ndjson"}) as response:
+            for line in response:
+                if line.strip():
+                    yield json.loads(line)
+
     def stream_upload(self, path: str, field: str, file: Path,
                       fields: dict[str, str]) -> Iterator[dict[str, Any]]:
         """POST a multipart form and yield the NDJSON events of the response."""

@@ -66,6 +66,7 @@ class CommandConsumer:
         handler: Handler,
         studio: Studio,
         retry_base_s: float = 2.0,
+        on_success: Callable[[Job, dict[str, Any]], Awaitable[None]] | None = None,
     ) -> None:
         _, self._nats_url, _ = settings.require_services()
         self._retry_base_s = retry_base_s  # redelivery after base**attempt seconds
@@ -74,6 +75,7 @@ class CommandConsumer:
         self._filter = filter_subject
         self._handler = handler
         self._studio = studio
+        self._on_success = on_success  # e.g. tell the rooms that the job changed the scene
 
     async def run(self, stop: asyncio.Event) -> None:
         nc = await connect(self._nats_url, f"orfeas-{self._identity.pool}-worker")
@@ -130,9 +132,19 @@ class CommandConsumer:
             else:
                 await msg.nak(delay=self._retry_base_s ** msg.metadata.num_delivered)
         else:
-            with contextlib.suppress(JobFinished):  # cancelled while running
+            try:
                 await asyncio.to_thread(self._studio.succeed_job, job_id, result)
-            await msg.ack()
+            except JobFinished:  # cancelled while running
+                await msg.ack()
+            except DomainError as e:  # the result itself was refused
+                await self._fail(msg, job_id, str(e), retryable=False)
+            else:
+                await msg.ack()
+                if self._on_success is not None:
+                    try:
+                        await self._on_success(job, result)
+                    except Exception:  # the result is stored; only the notice is lost
+                        log.exception("job %s: the after-success notice failed", job_id)
         finally:
             heartbeat.cancel()
             await self._progress.announce(job_id)

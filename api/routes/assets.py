@@ -28,6 +28,9 @@ from core.events.project import Asset
 from core.events.roles import Role
 from core.media import MediaInfo, sniff_media
 
+UNITS = ("mm", "cm", "m", "in")
+"""Length units a mesh may be uploaded in; the studio's figures are in them (mm by default)."""
+
 _SAFE_NAME = re.compile(r"[^\w.\- ()]+")
 MAX_FILENAME = 200
 
@@ -36,20 +39,23 @@ MAX_FILENAME = 200
 async def upload_asset(request: Request) -> Response:
     res = resources(request)
     _check_declared_length(request, res.max_upload_bytes)
+    units = request.query_params.get("units", "mm")
+    if units not in UNITS:
+        raise InvalidInput(f"units must be one of {', '.join(UNITS)}")
     filename, chunks = await _body(request)
-    asset, media = await store_upload(request, filename, chunks)
+    asset, media = await store_upload(request, filename, chunks, units=units)
     row = {
         "asset_id": asset.asset_id, "project_id": request.state.project_id,
         "filename": asset.filename, "kind": asset.kind, "media_type": asset.media_type,
         "size": asset.size, "sha256": asset.sha256, "blob_key": asset.blob_key,
-        "uploaded_by": asset.uploaded_by, "uploaded_at": None,
+        "uploaded_by": asset.uploaded_by, "uploaded_at": None, "units": asset.units,
     }
     return Json(asset_body(row) | {"format": media.format}, status_code=HTTPStatus.CREATED)
 
 
 async def store_upload(
     request: Request, filename: str, chunks: AsyncIterator[bytes],
-    check: Callable[[MediaInfo], None] | None = None,
+    check: Callable[[MediaInfo], None] | None = None, units: str = "mm",
 ) -> tuple[Asset, MediaInfo]:
     """Spool, check (``check`` may refuse the kind) and only then store and record a file."""
     res = resources(request)
@@ -60,18 +66,19 @@ async def store_upload(
         media = await asyncio.to_thread(sniff_media, blob.path(), filename)
         if check is not None:
             check(media)
-        return await _store(request, blob, media, filename), media
+        return await _store(request, blob, media, filename, units), media
     finally:
         blob.close()
 
 
-async def _store(request: Request, blob: SpooledBlob, media: MediaInfo, filename: str) -> Asset:
+async def _store(request: Request, blob: SpooledBlob, media: MediaInfo, filename: str,
+                 units: str) -> Asset:
     res = resources(request)
     user = current_user(request)
     key = await asyncio.to_thread(res.blobs.put_spooled, blob, media.media_type)
     asset = Asset(
         asset_id=str(uuid4()), blob_key=key, sha256=blob.sha256, media_type=media.media_type,
-        kind=media.kind, size=blob.size, filename=filename, uploaded_by=user.key,
+        kind=media.kind, size=blob.size, filename=filename, uploaded_by=user.key, units=units,
     )
     await asyncio.to_thread(res.studio.record_asset, request.state.project_id, asset, user.key)
     return asset

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from http import HTTPStatus
 from typing import Any
 from uuid import UUID
@@ -13,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json
-from api.resources import resources
+from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
 from core.errors import NotFound
 from core.events.roles import Role
@@ -58,6 +59,30 @@ async def stage_mesh(request: Request) -> Response:
     chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(stage["blob"])))
     return StreamingResponse(iterate_in_threadpool(chunks), media_type="model/gltf-binary",
                              headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+async def wait_for_job(res: Resources, job_id: UUID, timeout: float) -> dict[str, Any]:
+    """The job's read-model row once the job has ended (or as it is after ``timeout``).
+
+    The event store says when the job ends (woken by the worker's progress pings, rechecked
+    every second in case a ping is lost); the row is then read once the read models have
+    caught up with that end, so the answer is the one ``GET /jobs/{id}`` gives.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with res.progress.watch(job_id) as pinged:
+        while True:
+            pinged.clear()
+            job = await asyncio.to_thread(res.studio.job, job_id)
+            left = deadline - asyncio.get_running_loop().time()
+            if job.state.finished or left <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(pinged.wait(), min(1.0, left))
+    await res.read_models.caught_up()
+    row = await res.read_models.job(job_id)
+    if row is None:
+        raise NotFound(f"job {job_id} not found")
+    return row
 
 
 def job_body(row: dict[str, Any]) -> dict[str, Any]:

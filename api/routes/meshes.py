@@ -4,21 +4,31 @@ dispatcher, not this route, hands it to NATS."""
 from __future__ import annotations
 
 import asyncio
+import re
 from http import HTTPStatus
+from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID
 
+from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, json_object
-from api.resources import resources
+from api.resources import Resources, resources
+from api.routes.jobs import job_body, wait_for_job
+from api.routes.projects import asset_body
+from core.crdt import document
 from core.errors import InvalidInput, NotFound
-from core.events.job_kinds import MESH_ANALYSE
+from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
 from core.events.roles import Role
+from core.meshio import load_mesh
+from workers.mesh.export import EXPORT_FORMATS, Exported
+from workers.mesh.export import export_mesh as export
+from workers.mesh.operations import check_params
 
-UNITS = ("mm", "cm", "m", "in")
+MAX_WAIT_S = 300.0
 
 
 async def _mesh(request: Request) -> dict[str, Any]:
@@ -30,24 +40,88 @@ async def _mesh(request: Request) -> dict[str, Any]:
     return asset
 
 
+@guard(Access(Scope.ASSET, Role.VIEWER))
+async def get_mesh(request: Request) -> Response:
+    return Json(asset_body(await _mesh(request)))
+
+
 @guard(Access(Scope.ASSET, Role.EDITOR))
 async def request_analysis(request: Request) -> Response:
+    return await _request(request, MESH_ANALYSE)
+
+
+@guard(Access(Scope.ASSET, Role.EDITOR))
+async def request_operation(request: Request) -> Response:
+    """``POST /meshes/{id}/<operation>``: queue a job that makes a new mesh from this one."""
+    operation = request.path_params["operation"]
+    kind = MESH_OPERATIONS.get(operation)
+    if kind is None:
+        raise NotFound(f"no mesh operation {operation!r}; operations are "
+                       f"{', '.join(sorted(MESH_OPERATIONS))}, and analysis")
+    return await _request(request, kind)
+
+
+async def _request(request: Request, kind: str) -> Response:
+    """Check everything (the mesh, the parameters, the wait) before the job is recorded, then
+    answer at once (202) or, with ``?wait=true``, when the job has ended."""
+    res = resources(request)
     asset = await _mesh(request)
+    wait_s = _wait_seconds(request)
     data = await json_object(request) if await request.body() else {}
-    units = data.get("units", "mm")
-    if units not in UNITS:
-        raise InvalidInput(f"units must be one of {', '.join(UNITS)}")
+    data.setdefault("units", asset.get("units", "mm")) if kind == MESH_ANALYSE else None
+    params = check_params(kind, data)
+    if "object_id" in params:
+        await _check_object(res, asset["project_id"], params["object_id"])
     inputs = {
         "asset_id": str(asset["asset_id"]),
         "blob_key": asset["blob_key"],
         "format": asset["filename"].rsplit(".", 1)[-1].lower(),
+        "filename": asset["filename"],
+        "units": asset.get("units", "mm"),
     }
     job_id = await asyncio.to_thread(
-        resources(request).studio.request_job, asset["project_id"], MESH_ANALYSE, inputs,
-        {"units": units}, current_user(request).key,
+        res.studio.request_job, asset["project_id"], kind, inputs, params,
+        current_user(request).key,
     )
-    return Json({"job_id": job_id, "state": "requested", "job_url": f"/api/v1/jobs/{job_id}"},
-                status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/v1/jobs/{job_id}"})
+    headers = {"Location": f"/api/v1/jobs/{job_id}"}
+    if wait_s is None:
+        return Json({"job_id": job_id, "state": "requested", "job_url": f"/api/v1/jobs/{job_id}",
+                     "events_url": f"/api/v1/jobs/{job_id}/events"},
+                    status_code=HTTPStatus.ACCEPTED, headers=headers)
+    job = await wait_for_job(res, job_id, wait_s)
+    body = job_body(job) | {"job_id": job_id, "mesh_id": _made_mesh(job)}
+    finished = job["state"] in ("succeeded", "failed", "cancelled")
+    return Json(body, status_code=HTTPStatus.OK if finished else HTTPStatus.ACCEPTED,
+                headers=headers)
+
+
+def _wait_seconds(request: Request) -> float | None:
+    """``?wait=true`` holds the request for up to ``?timeout=`` seconds (default and most:
+    :data:`MAX_WAIT_S`); a job still running then is answered 202 and can be polled."""
+    wait = request.query_params.get("wait", "false").lower()
+    if wait not in ("true", "false", "1", "0"):
+        raise InvalidInput("wait must be true or false")
+    if wait in ("false", "0"):
+        return None
+    raw = request.query_params.get("timeout", str(MAX_WAIT_S))
+    try:
+        timeout = float(raw)
+    except ValueError:
+        raise InvalidInput("timeout must be a number of seconds") from None
+    if not 0 < timeout <= MAX_WAIT_S:
+        raise InvalidInput(f"timeout must lie in (0, {MAX_WAIT_S}] seconds")
+    return timeout
+
+
+async def _check_object(res: Resources, project_id: UUID, object_id: str) -> None:
+    scene = await asyncio.to_thread(res.studio.scene, project_id)
+    if object_id not in document.snapshot(scene.state)[document.OBJECTS]:
+        raise NotFound(f"object {object_id} is not in the scene of project {project_id}")
+
+
+def _made_mesh(job: dict[str, Any]) -> str | None:
+    made = (job.get("result") or {}).get("mesh")
+    return made.get("asset_id") if isinstance(made, dict) else None
 
 
 @guard(Access(Scope.ASSET, Role.VIEWER))
@@ -56,8 +130,11 @@ async def get_analysis(request: Request) -> Response:
     models = resources(request).read_models
     analysis = await models.mesh_analysis(asset["asset_id"])
     if analysis is not None:
+        maps = analysis["stats"].get("face_maps")
         return Json({"asset_id": asset["asset_id"], "job_id": analysis["job_id"],
-                     "analysed_at": analysis["analysed_at"], "stats": analysis["stats"]})
+                     "analysed_at": analysis["analysed_at"], "stats": analysis["stats"],
+                     "face_maps_url": maps and f"/api/v1/meshes/{asset['asset_id']}"
+                                               "/analysis/faces"})
     job = await models.latest_job(MESH_ANALYSE, asset["asset_id"])
     if job is None:
         raise NotFound(f"mesh {asset['asset_id']} has not been analysed; POST to request it")
@@ -65,3 +142,52 @@ async def get_analysis(request: Request) -> Response:
         raise InvalidInput(f"the analysis failed: {job['error']}")
     return Json({"asset_id": asset["asset_id"], "job_id": job["id"], "state": job["state"]},
                 status_code=HTTPStatus.ACCEPTED)
+
+
+@guard(Access(Scope.ASSET, Role.VIEWER))
+async def face_maps(request: Request) -> Response:
+    """The last analysis's per-face maps (overhang, wall thickness) for the viewer's heat
+    maps, in the binary of :func:`workers.mesh.printability.encode_face_maps`."""
+    res = resources(request)
+    asset = await _mesh(request)
+    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
+    key = analysis and analysis["stats"].get("face_maps")
+    if not key:
+        raise NotFound(f"mesh {asset['asset_id']} has no analysis with face maps; POST "
+                       "/analysis to make one")
+    data = await asyncio.to_thread(res.blobs.get_bytes, key)
+    return Response(data, media_type="application/octet-stream",
+                    headers={"Cache-Control": "private, no-cache"})  # a new analysis replaces it
+
+
+@guard(Access(Scope.ASSET, Role.VIEWER))
+async def export_mesh(request: Request) -> Response:
+    """``?format=glb|stl|obj|3mf`` converts; ``original`` (the default) sends the file as
+    stored. Conversion is light next to the worker's jobs (load and write), so it runs here,
+    in a thread, and answers at once."""
+    res = resources(request)
+    asset = await _mesh(request)
+    stored = asset["filename"].rsplit(".", 1)[-1].lower()
+    fmt = request.query_params.get("format", "original").lower()
+    stem = PurePosixPath(asset["filename"]).stem
+    if fmt in ("original", stored):
+        chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(asset["blob_key"])))
+        return StreamingResponse(iterate_in_threadpool(chunks), media_type=asset["media_type"],
+                                 headers=_download(asset["filename"]))
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"format must be original or one of {', '.join(EXPORT_FORMATS)}")
+
+    def convert() -> Exported:
+        mesh = load_mesh(res.blobs.get_bytes(asset["blob_key"]), file_type=stored,
+                         name=asset["filename"])
+        inner = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "mesh"
+        return export(mesh, fmt, name=inner, units=asset.get("units", "mm"))
+
+    exported = await asyncio.to_thread(convert)
+    return Response(exported.data, media_type=exported.media_type,
+                    headers=_download(f"{stem}.{exported.extension}"))
+
+
+def _download(filename: str) -> dict[str, str]:
+    return {"Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "private, max-age=3600"}

@@ -128,4 +128,8 @@ def asset_body(row: dict[str, Any]) -> dict[str, Any]:
         "blob_key": row["blob_key"],
         "uploaded_by": row["uploaded_by"],
         "uploaded_at": row["uploaded_at"],
+        "units": row.get("units", "mm"),
+        "derived_from": None if not row.get("source_asset_id") else {
+            "asset_id": row["source_asset_id"], "job_id": row["job_id"],
+            "operation": row["operation"]},
     }

@@ -32,6 +32,11 @@ def blob_key(sha256: str) -> str:
     return f"blobs/sha256/{sha256[:2]}/{sha256[2:]}"
 
 
+def digest_of(key: str) -> str:
+    """The sha256 a content address names (the inverse of :func:`blob_key`)."""
+    return check_key(key).removeprefix("blobs/sha256/").replace("/", "")
+
+
 def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise NotFound(f"no blob {key!r}")

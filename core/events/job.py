@@ -95,8 +95,9 @@ class Job(Aggregate):
         how: str
         actor: str
 
-    # A class-level default, so that snapshots taken before jobs counted reuses still load.
+    # Class-level defaults, so that snapshots taken before jobs counted reuses still load.
     reuses = 0
+    reused_by: tuple[str, ...] = ()  # projects answered by this job (they may read it)
 
     @event(Requested)
     def __init__(
@@ -226,3 +227,5 @@ class Job(Aggregate):
     @event(Reused)
     def _reused(self, project_id: str, how: str, actor: str) -> None:
         self.reuses += 1
+        if project_id not in self.reused_by:
+            self.reused_by = (*self.reused_by, project_id)

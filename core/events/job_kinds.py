@@ -9,10 +9,23 @@ from __future__ import annotations
 from core.errors import InvalidInput
 
 MESH_ANALYSE = "mesh.analyse"
+MESH_REPAIR = "mesh.repair"
+MESH_STYLE = "mesh.style"
+MESH_MATERIAL = "mesh.material"
+MESH_OPTIMISE = "mesh.optimise"
 GENERATE = "generate"
+
+MESH_OPERATIONS: dict[str, str] = {
+    "repair": MESH_REPAIR,
+    "style": MESH_STYLE,
+    "material": MESH_MATERIAL,
+    "optimise": MESH_OPTIMISE,
+}
+"""Mesh operations that make a new mesh, by the name they have in the API's URLs."""
 
 _SUBJECTS: dict[str, str] = {
     MESH_ANALYSE: "cmd.mesh.analyse",
+    **{kind: f"cmd.{kind}" for kind in MESH_OPERATIONS.values()},
     GENERATE: "cmd.generate",
 }
 

@@ -32,6 +32,15 @@ class Asset:
     size: int
     filename: str
     uploaded_by: str
+    units: str = "mm"
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Where a derived mesh came from: the mesh it was made from and the job that made it."""
+    source_asset_id: str
+    job_id: str
+    operation: str
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,21 @@ class Project(Aggregate):
         kind: str
         size: int
         filename: str
+        actor: str
+        units: str = "mm"  # a default, so that events stored before units existed still read
+
+    class AssetDerived(Aggregate.Event):
+        """A mesh made by a job from another mesh (repaired, restyled...); the source stays."""
+        asset_id: str
+        blob_key: str
+        sha256: str
+        media_type: str
+        size: int
+        filename: str
+        units: str
+        source_asset_id: str
+        job_id: str
+        operation: str
         actor: str
 
     class Deleted(Aggregate.Event):
@@ -149,6 +173,22 @@ class Project(Aggregate):
             size=asset.size,
             filename=asset.filename,
             actor=actor,
+            units=asset.units,
+        )
+
+    def record_derived_asset(self, asset: Asset, origin: Derivation, actor: str) -> None:
+        """Record a job's result mesh. A redelivered job records the same asset id again;
+        that is refused like any duplicate, so one job yields one asset."""
+        self._check_alive()
+        if asset.asset_id in self.assets:
+            raise Conflict(f"asset {asset.asset_id} is already recorded")
+        if origin.source_asset_id not in self.assets:
+            raise NotFound(f"asset {origin.source_asset_id} not found in project {self.id}")
+        self._asset_derived(
+            asset_id=asset.asset_id, blob_key=asset.blob_key, sha256=asset.sha256,
+            media_type=asset.media_type, size=asset.size, filename=asset.filename,
+            units=asset.units, source_asset_id=origin.source_asset_id, job_id=origin.job_id,
+            operation=origin.operation, actor=actor,
         )
 
     def tag_version(self, version_id: str, position: int, message: str, actor: str) -> None:
@@ -226,9 +266,20 @@ class Project(Aggregate):
         size: int,
         filename: str,
         actor: str,
+        units: str = "mm",
     ) -> None:
         self.assets[asset_id] = Asset(
-            asset_id, blob_key, sha256, media_type, kind, size, filename, actor
+            asset_id, blob_key, sha256, media_type, kind, size, filename, actor, units
+        )
+
+    @event(AssetDerived)
+    def _asset_derived(
+        self, asset_id: str, blob_key: str, sha256: str, media_type: str, size: int,
+        filename: str, units: str, source_asset_id: str, job_id: str, operation: str,
+        actor: str,
+    ) -> None:
+        self.assets[asset_id] = Asset(
+            asset_id, blob_key, sha256, media_type, "mesh", size, filename, actor, units
         )
 
     @event(Deleted)

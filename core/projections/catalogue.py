@@ -27,6 +27,11 @@ class CatalogueReadModel(ReadModel):
         " size bigint NOT NULL, filename text NOT NULL, uploaded_by text NOT NULL,"
         " uploaded_at timestamptz NOT NULL)",
         "CREATE INDEX IF NOT EXISTS rm_assets_project ON rm_assets (project_id)",
+        # Added after the first release; ADD COLUMN IF NOT EXISTS upgrades older tables.
+        "ALTER TABLE rm_assets ADD COLUMN IF NOT EXISTS units text NOT NULL DEFAULT 'mm'",
+        "ALTER TABLE rm_assets ADD COLUMN IF NOT EXISTS source_asset_id uuid",
+        "ALTER TABLE rm_assets ADD COLUMN IF NOT EXISTS job_id uuid",
+        "ALTER TABLE rm_assets ADD COLUMN IF NOT EXISTS operation text",
     )
 
     @singledispatchmethod
@@ -70,12 +75,29 @@ class CatalogueReadModel(ReadModel):
     def _(self, e: Project.AssetUploaded, position: int) -> list[Statement]:
         return [(
             "INSERT INTO rm_assets (asset_id, project_id, blob_key, sha256, media_type, kind,"
-            " size, filename, uploaded_by, uploaded_at) VALUES (%(asset)s, %(id)s, %(blob)s,"
-            " %(sha)s, %(media)s, %(kind)s, %(size)s, %(filename)s, %(actor)s, %(at)s)",
+            " size, filename, uploaded_by, uploaded_at, units) VALUES (%(asset)s, %(id)s,"
+            " %(blob)s, %(sha)s, %(media)s, %(kind)s, %(size)s, %(filename)s, %(actor)s,"
+            " %(at)s, %(units)s)",
             {
                 "asset": e.asset_id, "id": e.originator_id, "blob": e.blob_key,
                 "sha": e.sha256, "media": e.media_type, "kind": e.kind, "size": e.size,
-                "filename": e.filename, "actor": e.actor, "at": e.timestamp,
+                "filename": e.filename, "actor": e.actor, "at": e.timestamp, "units": e.units,
+            },
+        )]
+
+    @statements.register
+    def _(self, e: Project.AssetDerived, position: int) -> list[Statement]:
+        return [(
+            "INSERT INTO rm_assets (asset_id, project_id, blob_key, sha256, media_type, kind,"
+            " size, filename, uploaded_by, uploaded_at, units, source_asset_id, job_id,"
+            " operation) VALUES (%(asset)s, %(id)s, %(blob)s, %(sha)s, %(media)s, 'mesh',"
+            " %(size)s, %(filename)s, %(actor)s, %(at)s, %(units)s, %(source)s, %(job)s,"
+            " %(operation)s)",
+            {
+                "asset": e.asset_id, "id": e.originator_id, "blob": e.blob_key,
+                "sha": e.sha256, "media": e.media_type, "size": e.size,
+                "filename": e.filename, "actor": e.actor, "at": e.timestamp, "units": e.units,
+                "source": e.source_asset_id, "job": e.job_id, "operation": e.operation,
             },
         )]
 

@@ -85,6 +85,11 @@ class HistoryReadModel(ReadModel):
         return [self._project_line(e, position, f"uploaded {e.filename} ({e.size} bytes)")]
 
     @statements.register
+    def _(self, e: Project.AssetDerived, position: int) -> list[Statement]:
+        operation = e.operation.removeprefix("mesh.")
+        return [self._project_line(e, position, f"{operation}: made {e.filename}")]
+
+    @statements.register
     def _(self, e: Project.Deleted, position: int) -> list[Statement]:
         return [self._project_line(e, position, "deleted the project")]
 

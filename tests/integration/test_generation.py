@@ -67,6 +67,13 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
     topics = event_topics(gpu_worker)
     assert topics.count("core.events.job:Job.StageCompleted") == 3
     assert topics[-1] == "core.events.job:Job.Succeeded"
+    # the final stage is also a mesh of the project, to analyse, repair and export
+    assert topics[-2] == "core.events.project:Project.AssetDerived"
+    made = client.get(f"/api/v1/meshes/{job['result']['mesh']['asset_id']}",
+                      headers=ann.headers)
+    assert made.status_code == 200, made.text
+    assert made.json()["blob_key"] == job["result"]["blob"]
+    assert made.json()["derived_from"]["operation"] == "generate"
 
     final = trimesh.load(io.BytesIO(blobs.get_bytes(job["result"]["blob"])), file_type="glb",
                          force="mesh")
@@ -154,6 +161,21 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
                          headers=cleo.headers).json()["scene"]["objects"]
     assert len(objects) == 2  # the cache hit shows in the scene too
     assert {o["blob"] for o in objects.values()} == {final["blob"]}
+
+    # someone in another project sends the same image: the hit shows cleo's job's meshes in
+    # their scene, which they may read but not cancel or undo
+    dan = make_account("dan")
+    other = _project(client, dan)
+    assert client.get(final["url"], headers=dan.headers).status_code == 403  # not yet
+    with client.stream("POST", f"/api/v1/projects/{other}/generate-progressive",
+                       files={"image": ("mine.png", disc_png(), "image/png")},
+                       data={"face_budget": "4000", "seed": "3"}, headers=dan.headers) as r:
+        assert '"cached": true' in r.read().decode()
+    assert client.get(final["url"], headers=dan.headers).status_code == 200
+    job_url = f"/api/v1/jobs/{final['job_id']}"
+    assert client.get(job_url, headers=dan.headers).status_code == 200
+    assert client.delete(job_url, headers=dan.headers).status_code == 403
+    assert client.post(f"{job_url}/undo", headers=dan.headers).status_code == 403
 
 
 def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline: Settings,

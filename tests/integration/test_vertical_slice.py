@@ -61,7 +61,8 @@ def test_upload_analyse_and_read_back(client: TestClient, pipeline: Settings, ma
         "core.events.job:Job.Started",
         "core.events.job:Job.Succeeded",
     ]
-    assert bucket_keys(pipeline) == [asset["blob_key"]]
+    # the upload, and the per-face maps of the analysis (for the viewer's heat maps)
+    assert bucket_keys(pipeline) == sorted([asset["blob_key"], stats["face_maps"]])
 
 
 def test_raw_body_upload_and_dedup(client: TestClient, pipeline: Settings, make_account):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ from core.events.jetstream import MAX_DELIVER, CommandStream, connect
 from core.events.job import Job, JobState
 from core.events.job_kinds import GENERATE, MESH_ANALYSE, MESH_COMMANDS
 from core.events.outbox import OutboxDispatcher
+from core.events.project import Asset
 from core.events.studio import Studio
 from core.settings import Settings
 from tests.integration.conftest import async_part
@@ -95,12 +97,17 @@ def test_a_worker_killed_mid_job_leads_to_one_set_of_results(pipeline: Settings,
     studio = Studio.connect(settings.database_url)
     blobs = BlobStore(settings.s3)
     project = studio.create_project("kill", actor="u")
-    key = blobs.put_bytes(_big_disc_png(), "image/png")
+    png = _big_disc_png()
+    key = blobs.put_bytes(png, "image/png")
+    image = Asset(str(uuid.uuid4()), key, hashlib.sha256(png).hexdigest(), "image/png", "image",
+                  len(png), "disc.png", "u")
+    studio.record_asset(project, image, "u")
     log = tmp_path / "worker.log"
     worker = _start_gpu_worker(settings, log)
     try:
         for seed in range(3):
-            job_id = studio.request_job(project, GENERATE, {"asset_id": "a", "blob_key": key},
+            job_id = studio.request_job(project, GENERATE, {"asset_id": image.asset_id,
+                                                              "blob_key": key},
                                         {"backend": "inflate", "seed": seed}, actor="u")
             job = poll(lambda j=job_id: studio.job(j), lambda j: "preview" in j.stages,
                        timeout=90)
@@ -120,6 +127,8 @@ def test_a_worker_killed_mid_job_leads_to_one_set_of_results(pipeline: Settings,
         assert kinds.count("StageCompleted") == 3  # the preview was not made twice
         assert [e.stage for e in events if isinstance(e, Job.StageCompleted)] == \
             ["preview", "medium", "final"]
+        made = studio.project(project).assets[job.result["mesh"]["asset_id"]]
+        assert made.blob_key == job.stages["final"]["blob"] and made.kind == "mesh"
     finally:
         worker.kill()
         worker.wait(10)

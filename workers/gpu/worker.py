@@ -17,14 +17,14 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Any, cast
-from uuid import UUID
+from uuid import UUID, uuid5
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.crdt.fanout import Fanout
 from core.errors import InvalidInput
-from core.events.blobs import BlobStore
+from core.events.blobs import BlobStore, digest_of
 from core.events.jetstream import connect
 from core.events.job import STAGES, Job
 from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS, GPU_COMMANDS
@@ -80,6 +80,7 @@ class GenerationJobs:
                 started = time.perf_counter()
                 key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB)
                 stats["timings"]["store"] = round(time.perf_counter() - started, 4)
+                stats["bytes"] = len(glb)
                 # Since this delivery was picked up: the wait a watcher had for this stage.
                 stats["elapsed_s"] = round(time.perf_counter() - picked_up, 4)
                 shown = _scene_object(job, stage, key,
@@ -93,7 +94,28 @@ class GenerationJobs:
         finally:
             await asyncio.to_thread(self._budget.between_jobs)
         done = await asyncio.to_thread(self._studio.job, job.id)
-        return _result(backend.name, done.stages)
+        result = _result(backend.name, done.stages)
+        result["mesh"] = await asyncio.to_thread(self._final_mesh, job, result["blob"],
+                                                 done.stages["final"]["stats"])
+        return result
+
+    def _final_mesh(self, job: Job, key: str, stats: Mapping[str, Any]) -> dict[str, Any]:
+        """The final stage as a mesh asset of the project (made from the image), so that it
+        can be analysed, repaired and exported like an upload. Its id comes from the job's:
+        a redelivered job names the same asset."""
+        size = stats.get("bytes")
+        if not isinstance(size, int):  # a stage stored before stages recorded their size
+            size = len(self._blobs.get_bytes(key))
+        name = str(job.params.get("name") or "generated")
+        return {
+            "asset_id": str(uuid5(job.id, "mesh")),
+            "blob_key": key,
+            "sha256": digest_of(key),
+            "media_type": GLB,
+            "size": size,
+            "filename": f"{name}.glb",
+            "units": "mm",
+        }
 
     def _run_stage(self, backend: GeneratorBackend, image: Image.Image, stage: Stage,
                    seed: int, face_budget: int) -> tuple[bytes, dict[str, Any]]:

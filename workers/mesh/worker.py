@@ -1,62 +1,108 @@
 """The mesh worker: runs mesh commands (``cmd.mesh.>``) pulled from JetStream.
 
-Geometry runs in a thread so that the consumer's in-progress acks keep flowing while a large
-mesh is analysed. This module imports no torch (DESIGN: the mesh worker stays light).
+Geometry runs in a child process (:mod:`workers.mesh.pool`) so that the consumer's
+in-progress acks keep flowing while a large mesh is worked on, and so that a job over its
+time budget can be stopped. A job that makes a mesh stores it as a blob and returns it under
+``mesh``; the job's success event and the new asset (and, when asked, the scene object now
+showing it) are then committed together by :meth:`core.events.studio.Studio.succeed_job`.
+This module imports no torch (DESIGN: the mesh worker stays light).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+from pathlib import PurePosixPath
 from typing import Any
+from uuid import UUID, uuid5
 
+from core.crdt.fanout import Fanout
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore
+from core.events.jetstream import connect
 from core.events.job import Job
-from core.events.job_kinds import MESH_ANALYSE, MESH_COMMANDS
+from core.events.job_kinds import MESH_ANALYSE, MESH_COMMANDS, MESH_OPERATIONS
+from core.events.progress import JobProgress
 from core.events.studio import Studio
-from core.meshio import load_mesh
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
-from workers.mesh.analysis import basic_stats
+from workers.mesh.operations import GLB_MEDIA_TYPE, analyse, operate
+from workers.mesh.pool import GeometryPool
 
 POOL = "mesh"
+FACE_MAPS_TYPE = "application/vnd.orfeas.face-maps"
+_MAKES_A_MESH = frozenset(MESH_OPERATIONS.values())
 
 
 class MeshJobs:
     """The handlers of the mesh pool, keyed by job kind."""
 
-    def __init__(self, blobs: BlobStore) -> None:
+    def __init__(self, blobs: BlobStore, geometry: GeometryPool) -> None:
         self._blobs = blobs
+        self._geometry = geometry
 
     async def __call__(self, job: Job) -> dict[str, Any]:
-        if job.kind == MESH_ANALYSE:
-            return await self.analyse(job)
-        raise InvalidInput(f"the mesh worker does not run {job.kind!r} jobs")
-
-    async def analyse(self, job: Job) -> dict[str, Any]:
-        blob_key = job.inputs["blob_key"]
+        if job.kind != MESH_ANALYSE and job.kind not in _MAKES_A_MESH:
+            raise InvalidInput(f"the mesh worker does not run {job.kind!r} jobs")
+        data = await asyncio.to_thread(self._blobs.get_bytes, job.inputs["blob_key"])
         file_type = job.inputs["format"]
-        data = await asyncio.to_thread(self._blobs.get_bytes, blob_key)
-        return await asyncio.to_thread(_analyse_bytes, data, file_type, job.params)
+        if job.kind == MESH_ANALYSE:
+            stats, face_maps = await self._geometry.run(analyse, data, file_type, job.params)
+            key = await asyncio.to_thread(self._blobs.put_bytes, face_maps, FACE_MAPS_TYPE)
+            return stats | {"face_maps": key}
+        glb, report = await self._geometry.run(operate, job.kind, data, file_type, job.params)
+        key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB_MEDIA_TYPE)
+        return {"mesh": made_mesh(job, glb, key), "report": report}
 
 
-def _analyse_bytes(data: bytes, file_type: str, params: dict[str, Any]) -> dict[str, Any]:
-    mesh = load_mesh(data, file_type=file_type)
-    return dict(basic_stats(mesh, units=params.get("units", "mm")))
+def made_mesh(job: Job, glb: bytes, key: str) -> dict[str, Any]:
+    """The new asset's fields. Its id comes from the job's, so a redelivered job names the
+    same asset and cannot record a second one."""
+    source = PurePosixPath(str(job.inputs.get("filename") or "mesh")).stem
+    operation = job.kind.removeprefix("mesh.")
+    return {
+        "asset_id": str(uuid5(job.id, "mesh")),
+        "blob_key": key,
+        "sha256": hashlib.sha256(glb).hexdigest(),
+        "media_type": GLB_MEDIA_TYPE,
+        "size": len(glb),
+        "filename": f"{source}-{operation}.glb",
+        "units": job.inputs.get("units", "mm"),
+    }
+
+
+class SceneNotice:
+    """After a job that put its mesh on a scene object, ping the job's watchers and tell the
+    API nodes' rooms that the scene moved on, so collaborators see the new mesh."""
+
+    def __init__(self, studio: Studio, fanout: Fanout, progress: JobProgress) -> None:
+        self._studio = studio
+        self._fanout = fanout
+        self._progress = progress
+
+    async def __call__(self, job: Job, result: dict[str, Any]) -> None:
+        await self._progress.announce(job.id)
+        if isinstance(result.get("mesh"), dict) and job.params.get("object_id"):
+            project_id = UUID(job.project_id)
+            version = (await asyncio.to_thread(self._studio.scene, project_id)).version
+            await self._fanout.scene_changed(project_id, version, version)
 
 
 async def run_mesh_worker(settings: Settings, stop: asyncio.Event) -> None:
     _, _, s3 = settings.require_services()
     assert settings.database_url is not None
     studio = Studio.connect(settings.database_url)
+    geometry = GeometryPool(settings.mesh_job_budget_s)
+    identity = WorkerIdentity(POOL, device="cpu")
+    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
-        consumer = CommandConsumer(
-            settings,
-            WorkerIdentity(POOL, device="cpu"),
-            MESH_COMMANDS,
-            MeshJobs(BlobStore(s3)),
-            studio,
-        )
+        notice = SceneNotice(studio, Fanout(nc, settings.namespace, node=identity.name),
+                             JobProgress(nc, settings.namespace))
+        consumer = CommandConsumer(settings, identity, MESH_COMMANDS,
+                                   MeshJobs(BlobStore(s3), geometry), studio,
+                                   on_success=notice)
         await consumer.run(stop)
     finally:
+        await nc.close()
+        geometry.close()
         studio.close()
