@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import {
-  IDENTITY, eulerDegToQuat, meshUrl, objectFromFields, objectsOf, objectsOfSnapshot,
+  IDENTITY, addMeshObject, duplicateObject, eulerDegToQuat, meshUrl, objectFromFields, objectsOf, objectsOfSnapshot,
   parseTransform, quatToEulerDeg, writeField, writeTransform,
 } from './scene'
 
@@ -69,6 +69,40 @@ describe('objects', () => {
   it('use cached_from as the job of a cache hit', () => {
     const o = objectFromFields('other-id', { cached_from: JOB, stage: 'final' })
     expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb`)
+  })
+
+  it('place an uploaded mesh, shown from its asset', () => {
+    const doc = new Y.Doc()
+    expect(addMeshObject(doc, 'm1', { id: 'asset-1', filename: 'bracket.v2.stl', blob_key: 'k' },
+                         'alice')).toBe(true)
+    const [o] = objectsOf(doc)
+    expect(o.name).toBe('bracket.v2')
+    expect(meshUrl(o)).toBe('/api/v1/meshes/asset-1/export?format=glb')
+    expect(addMeshObject(doc, 'm1', { id: 'a2', filename: 'x.stl', blob_key: 'k2' }, 'alice'))
+      .toBe(false)
+  })
+
+  it('duplicate to a copy that shows the same mesh', () => {
+    const doc = docWith(JOB, { name: 'cup', stage: 'final', blob: 'b', locked: true,
+                              transform: { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] } })
+    expect(duplicateObject(doc, JOB, 'copy-1', 'bob')).toBe(true)
+    const copy = objectsOf(doc).find((o) => o.id === 'copy-1')!
+    expect(copy.name).toBe('cup copy')
+    expect(copy.transform.position).toEqual([2, 2, 3])
+    expect(copy.transform.scale).toEqual([2, 2, 2])
+    expect(copy.locked).toBe(false)
+    expect(copy.createdBy).toBe('bob')
+    expect(meshUrl(copy)).toBe(meshUrl(objectsOf(doc).find((o) => o.id === JOB)!))
+    expect(duplicateObject(doc, 'missing', 'copy-2', 'bob')).toBe(false)
+    expect(duplicateObject(doc, JOB, 'copy-1', 'bob')).toBe(false) // the id is taken
+  })
+
+  it('show a mesh asset once a mesh job replaced the generated stage', () => {
+    const generated = objectFromFields(JOB, { stage: 'final', asset: 'image-1', blob: 'b1' })
+    expect(meshUrl(generated)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb`)
+    const repaired = objectFromFields(JOB, { stage: '', asset: 'mesh-2', blob: 'b2' })
+    expect(meshUrl(repaired)).toBe('/api/v1/meshes/mesh-2/export?format=glb')
+    expect(meshUrl(objectFromFields('x', { name: 'empty' }))).toBeNull()
   })
 
   it('have no mesh URL without a job', () => {

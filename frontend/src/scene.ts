@@ -24,6 +24,9 @@ export interface SceneObject {
   createdBy: string | null
   /** The job whose stage meshes show this object (its id, or `cached_from`), if any. */
   jobId: string | null
+  /** The asset the object shows: a mesh (uploaded, or made by a mesh job) or, for a
+   *  generated object, the image it was generated from. */
+  asset: string | null
 }
 
 export const IDENTITY: Transform = {
@@ -79,6 +82,7 @@ export function objectFromFields(id: string, fields: Record<string, unknown>): S
     locked: fields.locked === true,
     createdBy: str(fields.created_by),
     jobId: cachedFrom ?? (UUID.test(id) && str(fields.stage) ? id : null),
+    asset: str(fields.asset),
   }
 }
 
@@ -103,10 +107,14 @@ export function objectsOfSnapshot(scene: { objects?: Record<string, unknown> }):
     .sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id))
 }
 
-/** The URL of an object's mesh at its current stage, when it comes from a generation job. */
+/** The URL of an object's mesh: a generation job's current stage, or else the mesh asset it
+ *  shows (uploaded or made by a mesh job), as GLB. */
 export function meshUrl(o: SceneObject): string | null {
-  if (!o.jobId || !o.stage) return null
-  return `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/${encodeURIComponent(o.stage)}.glb`
+  if (o.jobId && o.stage) {
+    return `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/${encodeURIComponent(o.stage)}.glb`
+  }
+  if (o.asset && o.blob) return `/api/v1/meshes/${encodeURIComponent(o.asset)}/export?format=glb`
+  return null
 }
 
 function objectMap(doc: Y.Doc, id: string): Y.Map<unknown> | null {
@@ -130,6 +138,51 @@ export function writeField(
   const map = objectMap(doc, id)
   if (!map || map.get(field) === value) return false
   doc.transact(() => map.set(field, value))
+  return true
+}
+
+/**
+ * Adds a copy of an object under `newId`, one unit along X, named "… copy". It shows the same
+ * mesh (a generated object's copy points at the original job with `cached_from`), so the
+ * viewport draws both from one loaded geometry. Returns false if the object is gone.
+ */
+export function duplicateObject(doc: Y.Doc, id: string, newId: string, createdBy: string): boolean {
+  const map = objectMap(doc, id)
+  if (!map || objectMap(doc, newId)) return false
+  const fields = map.toJSON() as Record<string, unknown>
+  const source = objectFromFields(id, fields)
+  const t = source.transform
+  const copy: Record<string, unknown> = {
+    ...fields,
+    name: `${source.name} copy`,
+    transform: transformToJson({ ...t, position: [t.position[0] + 1, t.position[1], t.position[2]] }),
+    created_by: createdBy,
+    locked: false,
+  }
+  if (source.jobId) copy.cached_from = source.jobId
+  doc.transact(() => doc.getMap<unknown>('objects').set(newId, new Y.Map(Object.entries(copy))))
+  return true
+}
+
+/** Places an uploaded mesh in the scene as a new object at the origin. */
+export function addMeshObject(
+  doc: Y.Doc, id: string, mesh: { id: string; filename: string; blob_key: string },
+  createdBy: string,
+): boolean {
+  const objects = doc.getMap<unknown>('objects')
+  if (objects.has(id)) return false
+  const fields: Record<string, unknown> = {
+    name: mesh.filename.replace(/\.[^.]+$/, ''),
+    asset: mesh.id,
+    blob: mesh.blob_key,
+    transform: transformToJson(IDENTITY),
+    material: {},
+    style: '',
+    visible: true,
+    locked: false,
+    created_by: createdBy,
+  }
+  doc.transact(() => objects.set(id, new Y.Map(Object.entries(fields))))
   return true
 }
 

@@ -19,8 +19,10 @@ describe('shortcuts', () => {
 
   it('cover every listed shortcut', () => {
     const listed = new Set(SHORTCUTS.map((s) => s.action))
-    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 'Escape'].map((k) => actionFor(key(k)))
-    pressed.push(actionFor(key('z', { ctrl: true })), actionFor(key('z', { ctrl: true, shift: true })))
+    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 's', 'Escape']
+      .map((k) => actionFor(key(k)))
+    pressed.push(actionFor(key('z', { ctrl: true })), actionFor(key('z', { ctrl: true, shift: true })),
+      actionFor(key('d', { ctrl: true })))
     expect(new Set(pressed)).toEqual(listed)
   })
 })

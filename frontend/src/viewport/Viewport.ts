@@ -15,6 +15,8 @@ import '@babylonjs/core/Layers/effectLayerSceneComponent'
 import { DirectionalLight } from '@babylonjs/core/Lights/directionalLight'
 import { HemisphericLight } from '@babylonjs/core/Lights/hemisphericLight'
 import { LoadAssetContainerAsync } from '@babylonjs/core/Loading/sceneLoader'
+import type { AssetContainer } from '@babylonjs/core/assetContainer'
+import { VertexBuffer } from '@babylonjs/core/Buffers/buffer'
 import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
 import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
 import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
@@ -25,6 +27,7 @@ import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
 import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
+import { heatColour } from '../faceMaps'
 import { meshUrl, type SceneObject, type Transform } from '../scene'
 
 export type GizmoMode = 'move' | 'rotate' | 'scale'
@@ -56,6 +59,21 @@ interface Entry {
 
 const LIVE_WRITE_MS = 80
 
+/** One GLB loaded once and shown by every object that names it (duplicates): each object
+ *  gets clones of its meshes, which share the vertex buffers and materials on the GPU. */
+interface Source {
+  container: Promise<AssetContainer>
+  users: number
+}
+
+export interface HeatMap {
+  objectId: string
+  kind: string
+  values: Float32Array
+  /** The printer's minimum wall, for the thickness colours. */
+  limit: number
+}
+
 export class Viewport {
   readonly engine: Engine
   readonly scene: Scene
@@ -76,6 +94,10 @@ export class Viewport {
   private readonly wired = new WeakSet<object>()
   private readonly canvas: HTMLCanvasElement
   private dirtyFrames = 3
+  private readonly sources = new Map<string, Source>()
+  private flat = false
+  private heat: { objectId: string; overlays: AbstractMesh[]; hidden: AbstractMesh[] } | null =
+    null
   private readonly onInput = (): void => this.invalidate()
 
   constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents) {
@@ -145,7 +167,9 @@ export class Viewport {
     const keep = new Set(objects.map((o) => o.id))
     for (const [id, entry] of this.entries) {
       if (!keep.has(id)) {
-        entry.root.dispose(false, true)
+        if (this.heat?.objectId === id) this.clearHeatMap()
+        if (entry.content) this.dropContent(entry.content)
+        entry.root.dispose(false, false)
         this.entries.delete(id)
       }
     }
@@ -180,43 +204,88 @@ export class Viewport {
   /** Loads a stage's GLB and swaps it in for the previous stage once it is ready. */
   private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
     this.report(entry, { loading: true, error: null })
+    let content: TransformNode | null = null
     try {
-      const container = await LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
+      const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
+      const container = await this.acquire(key, url)
       if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
-        container.dispose() // a newer stage arrived meanwhile, or the object is gone
+        this.release(key) // a newer stage arrived meanwhile, or the object is gone
         return
       }
-      const content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
+      content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
+      content.metadata = { source: key }
       content.setEnabled(false)
       content.parent = entry.root
-      for (const node of container.rootNodes) node.parent = content
-      container.addAllToScene()
+      const copy = container.instantiateModelsToScene(
+        (name) => `${entry.object.id}:${name}`, false, { doNotInstantiate: true })
+      for (const node of copy.rootNodes) node.parent = content
+      const meshes = content.getChildMeshes()
       let triangles = 0
-      for (const mesh of container.meshes) {
+      for (const mesh of meshes) {
         triangles += Math.floor(mesh.getTotalIndices() / 3)
         mesh.metadata = { objectId: entry.object.id }
         mesh.isPickable = true
       }
       // The previous stage stays on screen until this one's shaders are compiled.
-      await whenReady(container.meshes)
+      await whenReady(meshes)
       if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
-        content.dispose(false, true)
+        this.dropContent(content)
         return
       }
       content.setEnabled(true)
-      entry.content?.dispose(false, true)
+      if (this.heat?.objectId === entry.object.id) this.clearHeatMap()
+      if (entry.content) this.dropContent(entry.content)
       entry.content = content
       entry.shownUrl = url
       this.report(entry, { shown: stage, loading: false, triangles })
       this.refreshSelection()
     } catch (error) {
+      if (content) this.dropContent(content)
       if (entry.url !== url) return
       this.report(entry, { loading: false, error: `Could not load the ${stage} mesh: ${String(error)}` })
     }
   }
 
+  /** The loaded GLB of `url` (under `key`: URL and shading), loaded on first use and
+   *  counted until `release`. */
+  private acquire(key: string, url: string): Promise<AssetContainer> {
+    let source = this.sources.get(key)
+    if (!source) {
+      const flat = this.flat
+      const container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
+        .then((c) => {
+          if (flat) {
+            for (const mesh of c.meshes) if (mesh instanceof Mesh) mesh.convertToFlatShadedMesh()
+          }
+          return c
+        })
+      source = { container, users: 0 }
+      this.sources.set(key, source)
+      container.catch(() => this.sources.delete(key))
+    }
+    source.users += 1
+    return source.container
+  }
+
+  private release(key: string): void {
+    const source = this.sources.get(key)
+    if (!source) return
+    source.users -= 1
+    if (source.users <= 0) {
+      this.sources.delete(key)
+      void source.container.then((c) => c.dispose()).catch(() => undefined)
+    }
+  }
+
+  /** Dispose an object's shown copy (not the shared geometry) and release its source. */
+  private dropContent(content: TransformNode | AbstractMesh): void {
+    const key = (content.metadata as { source?: string } | null)?.source
+    content.dispose(false, false)
+    if (key) this.release(key)
+  }
+
   private showPlaceholder(entry: Entry): void {
-    entry.content?.dispose(false, true)
+    if (entry.content) this.dropContent(entry.content)
     const box = CreateBox(`placeholder:${entry.object.id}`, { size: 0.5 }, this.scene)
     box.material = this.placeholderMaterial
     box.metadata = { objectId: entry.object.id }
@@ -263,6 +332,75 @@ export class Viewport {
   setWireframe(on: boolean): void {
     this.scene.forceWireframe = on
     this.invalidate()
+  }
+
+  /** Flat shading shows every facet (how a printer sees the mesh); smooth, the stored
+   *  normals. Every mesh is loaded again, converted or not, since conversion cannot be
+   *  undone in place. */
+  setFlatShading(on: boolean): void {
+    if (on === this.flat) return
+    this.flat = on
+    this.clearHeatMap()
+    for (const entry of this.entries.values()) {
+      if (entry.url) void this.load(entry, entry.url, entry.object.stage)
+    }
+  }
+
+  /**
+   * Colour an object's faces by a per-face map (overhang, wall thickness) from the mesh
+   * worker's analysis, or clear it with `null`. The map's faces are the mesh's triangles in
+   * file order, so it applies only when the counts agree; returns whether it was shown.
+   */
+  setHeatMap(map: HeatMap | null): boolean {
+    this.clearHeatMap()
+    if (!map) return true
+    const entry = this.entries.get(map.objectId)
+    const meshes = (entry?.content?.getChildMeshes() ?? []).filter(
+      (m): m is Mesh => m instanceof Mesh && m.getTotalIndices() > 0)
+    const total = meshes.reduce((n, m) => n + m.getTotalIndices() / 3, 0)
+    if (!entry || total !== map.values.length) return false
+    const overlays: AbstractMesh[] = []
+    let face = 0
+    for (const mesh of meshes) {
+      const overlay = mesh.clone(`heat:${mesh.name}`, mesh.parent)
+      overlay.makeGeometryUnique()
+      overlay.convertToFlatShadedMesh() // one vertex per face corner, in index order
+      const faces = overlay.getTotalVertices() / 3
+      const colours = new Float32Array(faces * 12)
+      for (let f = 0; f < faces; f++, face++) {
+        const [r, g, b] = heatColour(map.kind, map.values[face], map.limit)
+        for (let corner = 0; corner < 3; corner++) colours.set([r, g, b, 1], (f * 3 + corner) * 4)
+      }
+      overlay.setVerticesData(VertexBuffer.ColorKind, colours)
+      overlay.material = this.heatMaterial()
+      overlay.metadata = { objectId: map.objectId }
+      overlays.push(overlay)
+      mesh.isVisible = false
+    }
+    this.heat = { objectId: map.objectId, overlays, hidden: meshes }
+    this.refreshSelection()
+    return true
+  }
+
+  private clearHeatMap(): void {
+    if (!this.heat) return
+    for (const overlay of this.heat.overlays) overlay.dispose(false, false)
+    for (const mesh of this.heat.hidden) if (!mesh.isDisposed()) mesh.isVisible = true
+    this.heat = null
+    this.invalidate()
+  }
+
+  private heatMaterialCache: StandardMaterial | null = null
+
+  private heatMaterial(): StandardMaterial {
+    if (!this.heatMaterialCache) {
+      const material = new StandardMaterial('heat', this.scene)
+      material.diffuseColor = new Color3(1, 1, 1)
+      material.specularColor = new Color3(0.1, 0.1, 0.1)
+      material.emissiveColor = new Color3(0.25, 0.25, 0.25) // readable colours in the shade
+      this.heatMaterialCache = material
+    }
+    return this.heatMaterialCache
   }
 
   private refreshSelection(): void {

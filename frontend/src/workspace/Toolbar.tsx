@@ -3,9 +3,13 @@ import type { GizmoMode } from '../viewport/Viewport'
 interface Props {
   mode: GizmoMode
   wireframe: boolean
+  flat: boolean
   canEdit: boolean
+  canDuplicate: boolean
   onMode: (mode: GizmoMode) => void
   onWireframe: (on: boolean) => void
+  onFlat: (on: boolean) => void
+  onDuplicate: () => void
   onFrame: () => void
   onUndo: () => void
   onRedo: () => void
@@ -33,7 +37,15 @@ export function Toolbar(p: Props) {
         onClick={() => p.onWireframe(!p.wireframe)}>
         Wireframe
       </button>
+      <button type="button" aria-pressed={p.flat} title="Flat shading (S)"
+        onClick={() => p.onFlat(!p.flat)}>
+        Flat
+      </button>
       <button type="button" title="Frame all (F)" onClick={p.onFrame}>Frame all</button>
+      <button type="button" disabled={!p.canDuplicate} title="Duplicate the selection (Ctrl+D)"
+        onClick={p.onDuplicate}>
+        Duplicate
+      </button>
       <span className="spacer" />
       <button type="button" disabled={!p.canEdit} title="Undo your last change (Ctrl+Z)"
         onClick={p.onUndo}>

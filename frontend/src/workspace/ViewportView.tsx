@@ -1,6 +1,6 @@
 import { useEffect, useRef } from 'react'
 import type { SceneObject, Transform } from '../scene'
-import { Viewport, type GizmoMode, type MeshState } from '../viewport/Viewport'
+import { Viewport, type GizmoMode, type HeatMap, type MeshState } from '../viewport/Viewport'
 
 interface Props {
   objects: SceneObject[]
@@ -10,6 +10,10 @@ interface Props {
   remoteSelections: Map<string, string>
   mode: GizmoMode
   wireframe: boolean
+  flat: boolean
+  heatMap: HeatMap | null
+  /** Whether the heat map could be shown (false: the map does not fit the mesh shown). */
+  onHeatMapShown: (shown: boolean) => void
   /** Bumped to ask for a frame-all. */
   frameRequest: number
   onPick: (id: string | null) => void
@@ -22,8 +26,8 @@ export function ViewportView(props: Props) {
   const viewportRef = useRef<Viewport | null>(null)
   const handlers = useRef(props)
   handlers.current = props
-  const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe,
-    frameRequest } = props
+  const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe, flat,
+    heatMap, frameRequest } = props
 
   useEffect(() => {
     const canvas = canvasRef.current
@@ -45,6 +49,11 @@ export function ViewportView(props: Props) {
   useEffect(() => { viewportRef.current?.setRemoteSelections(remoteSelections) }, [remoteSelections])
   useEffect(() => { viewportRef.current?.setGizmoMode(mode) }, [mode])
   useEffect(() => { viewportRef.current?.setWireframe(wireframe) }, [wireframe])
+  useEffect(() => { viewportRef.current?.setFlatShading(flat) }, [flat])
+  useEffect(() => {
+    const viewport = viewportRef.current
+    if (viewport) handlers.current.onHeatMapShown(viewport.setHeatMap(heatMap))
+  }, [heatMap])
   useEffect(() => {
     if (frameRequest > 0) viewportRef.current?.frameAll()
   }, [frameRequest])

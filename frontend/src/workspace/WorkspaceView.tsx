@@ -3,12 +3,17 @@ import { api, errorMessage, type Project, type User } from '../api'
 import { withDrags, type SceneSession } from '../collab'
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
-import { writeField, writeTransform, type Transform } from '../scene'
-import type { GizmoMode, MeshState } from '../viewport/Viewport'
+import { decodeFaceMaps } from '../faceMaps'
+import {
+  addMeshObject, duplicateObject, writeField, writeTransform, type Transform,
+} from '../scene'
+import type { GizmoMode, HeatMap, MeshState } from '../viewport/Viewport'
 import { ConnectionBanner } from './ConnectionBanner'
 import { GenerationPanel } from './GenerationPanel'
 import { HelpDialog } from './HelpDialog'
 import { HistoryPanel, type Preview } from './HistoryPanel'
+import { ImportMesh, type UploadedMesh } from './ImportMesh'
+import { MeshPanel, fetchFaceMaps, type HeatMapKind } from './MeshPanel'
 import { useCollabState, useDocChanges, usePeers, useSceneObjects } from './hooks'
 import { Outliner } from './Outliner'
 import { PresenceBar } from './PresenceBar'
@@ -25,9 +30,10 @@ interface Props {
   onSignOut: () => void
 }
 
-type Tab = 'properties' | 'generate' | 'history'
+type Tab = 'properties' | 'mesh' | 'generate' | 'history'
 const TABS: { id: Tab; label: string }[] = [
   { id: 'properties', label: 'Properties' },
+  { id: 'mesh', label: 'Mesh' },
   { id: 'generate', label: 'Generate' },
   { id: 'history', label: 'History' },
 ]
@@ -39,6 +45,9 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
   const [selection, setSelection] = useState<string | null>(null)
   const [mode, setMode] = useState<GizmoMode>('move')
   const [wireframe, setWireframe] = useState(false)
+  const [flat, setFlat] = useState(false)
+  const [heatKind, setHeatKind] = useState<HeatMapKind>('none')
+  const [heatMap, setHeatMap] = useState<HeatMap | null>(null)
   const [frameRequest, setFrameRequest] = useState(0)
   const [meshStates, setMeshStates] = useState<Record<string, MeshState>>({})
   const [preview, setPreview] = useState<Preview | null>(null)
@@ -91,6 +100,50 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     if (selection && !readOnly) writeField(session.doc, selection, field, value)
   }, [session, selection, readOnly])
 
+  const duplicate = useCallback(() => {
+    if (!selection || readOnly) return
+    const id = crypto.randomUUID()
+    if (duplicateObject(session.doc, selection, id, user.id)) setSelection(id)
+  }, [session, selection, readOnly, user.id])
+
+  const onImported = useCallback((mesh: UploadedMesh) => {
+    const id = crypto.randomUUID()
+    if (addMeshObject(session.doc, id, mesh, user.id)) {
+      setSelection(id)
+      setFrameRequest((n) => n + 1)
+    }
+  }, [session, user.id])
+
+  // The heat map follows the selection: another object, or none, clears it.
+  useEffect(() => {
+    setHeatKind('none')
+    setHeatMap(null)
+  }, [selection])
+
+  const onHeatMap = useCallback(async (kind: HeatMapKind, meshId: string | null) => {
+    setHeatKind(kind)
+    if (kind === 'none' || !meshId || !selection) {
+      setHeatMap(null)
+      return
+    }
+    try {
+      const maps = decodeFaceMaps(await fetchFaceMaps(meshId))
+      const values = maps.get(kind)
+      if (!values) throw new Error(`the analysis has no ${kind} map`)
+      setHeatMap({ objectId: selection, kind, values, limit: 0.8 })
+    } catch (e) {
+      setMessage(errorMessage(e))
+      setHeatKind('none')
+    }
+  }, [selection])
+
+  const onHeatMapShown = useCallback((shown: boolean) => {
+    if (shown) return
+    setMessage('The heat map does not fit the mesh on screen (analyse the mesh that is shown).')
+    setHeatKind('none')
+    setHeatMap(null)
+  }, [])
+
   const onMeshState = useCallback((id: string, state: MeshState) => {
     setMeshStates((all) => ({ ...all, [id]: state }))
   }, [])
@@ -114,11 +167,13 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
       case 'scale': setMode('scale'); break
       case 'frame': setFrameRequest((n) => n + 1); break
       case 'wireframe': setWireframe((w) => !w); break
+      case 'flat': setFlat((f) => !f); break
+      case 'duplicate': duplicate(); break
       case 'deselect': setSelection(null); break
       case 'hide': if (selected) onToggle('visible', !selected.visible); break
       case 'lock': if (selected) onToggle('locked', !selected.locked); break
     }
-  }, [undoRedo, selected, onToggle])
+  }, [undoRedo, selected, onToggle, duplicate])
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent): void => {
@@ -147,8 +202,10 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
         </div>
       )}
       {message && <ErrorMessage message={message} onDismiss={() => setMessage(null)} />}
-      <Toolbar mode={mode} wireframe={wireframe} canEdit={canEdit && !preview}
-        onMode={setMode} onWireframe={setWireframe} onFrame={() => run('frame')}
+      <Toolbar mode={mode} wireframe={wireframe} flat={flat} canEdit={canEdit && !preview}
+        canDuplicate={!readOnly && selected !== null}
+        onMode={setMode} onWireframe={setWireframe} onFlat={setFlat}
+        onDuplicate={duplicate} onFrame={() => run('frame')}
         onUndo={() => run('undo')} onRedo={() => run('redo')} onHelp={() => setHelp(true)} />
       <div className="workspace-body">
         <Outliner objects={objects} selection={selection} meshStates={meshStates}
@@ -156,7 +213,8 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
         <div className="viewport">
           <ViewportView objects={objects} readOnly={readOnly} selection={selection}
             ownColor={color} remoteSelections={remoteSelections} mode={mode}
-            wireframe={wireframe} frameRequest={frameRequest} onPick={setSelection}
+            wireframe={wireframe} flat={flat} heatMap={heatMap} onHeatMapShown={onHeatMapShown}
+            frameRequest={frameRequest} onPick={setSelection}
             onTransform={onGizmo} onMeshState={onMeshState} />
         </div>
         <aside className="side-panel">
@@ -178,7 +236,16 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
                   onTransform={(tr) => selected && onTransform(selected.id, tr)}
                   onToggle={onToggle} />
               )}
-              {t.id === 'generate' && <GenerationPanel projectId={project.id} canEdit={canEdit} />}
+              {t.id === 'mesh' && (
+                <MeshPanel object={preview ? null : selected} canEdit={canEdit && !preview}
+                  heatMap={heatKind} onHeatMap={(k, id) => void onHeatMap(k, id)} />
+              )}
+              {t.id === 'generate' && (
+                <>
+                  <GenerationPanel projectId={project.id} canEdit={canEdit} />
+                  <ImportMesh projectId={project.id} canEdit={!readOnly} onImported={onImported} />
+                </>
+              )}
               {t.id === 'history' && (
                 <HistoryPanel projectId={project.id} canEdit={canEdit} names={names}
                   changes={changes} preview={preview} onPreview={setPreview} />

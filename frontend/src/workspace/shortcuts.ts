@@ -2,7 +2,7 @@
 
 export type Action =
   | 'help' | 'undo' | 'redo' | 'move' | 'rotate' | 'scale' | 'frame' | 'hide' | 'lock'
-  | 'wireframe' | 'deselect'
+  | 'wireframe' | 'flat' | 'duplicate' | 'deselect'
 
 export interface Shortcut {
   action: Action
@@ -21,6 +21,8 @@ export const SHORTCUTS: Shortcut[] = [
   { action: 'hide', keys: 'H', label: 'Hide or show the selected object' },
   { action: 'lock', keys: 'L', label: 'Lock or unlock the selected object' },
   { action: 'wireframe', keys: 'X', label: 'Toggle wireframe' },
+  { action: 'flat', keys: 'S', label: 'Toggle flat or smooth shading' },
+  { action: 'duplicate', keys: 'Ctrl+D', label: 'Duplicate the selected object (shares its mesh)' },
   { action: 'deselect', keys: 'Esc', label: 'Clear the selection or close a dialog' },
 ]
 
@@ -38,6 +40,7 @@ export function actionFor(e: KeyLike): Action | null {
   const key = e.key.toLowerCase()
   if (mod && !e.altKey && key === 'z') return e.shiftKey ? 'redo' : 'undo'
   if (mod && !e.altKey && key === 'y') return 'redo'
+  if (mod && !e.altKey && !e.shiftKey && key === 'd') return 'duplicate'
   if (mod || e.altKey) return null
   switch (key) {
     case '?': return 'help'
@@ -48,6 +51,7 @@ export function actionFor(e: KeyLike): Action | null {
     case 'h': return 'hide'
     case 'l': return 'lock'
     case 'x': return 'wireframe'
+    case 's': return 'flat'
     case 'escape': return 'deselect'
     default: return null
   }
