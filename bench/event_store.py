@@ -1,9 +1,10 @@
 """The event-store benchmarks of issue 3: append throughput, time travel, projection catch-up.
 
 Run ``python -m bench.event_store`` (about 5 minutes on 2 cores), ``--quick`` for a smoke test
-under a minute, or ``--full`` for the sizes the issue names. One PostgreSQL server is started
-for the run (or ``ORFEAS_DATABASE_URL`` is used) and every measurement gets a fresh database on
-it. Each section prints one table, each figure beside its peer measured in the same run.
+under a minute, or ``--full`` for the sizes the issue names (about 11 minutes). One PostgreSQL
+server is started for the run (or ``ORFEAS_DATABASE_URL`` is used) and every measurement gets a
+fresh database on it. Each section prints one table, each figure beside its peer measured in the
+same run.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 
 Each accepted update is a ``Scene.Updated`` event. Every so often the accumulated updates are
 merged into one ``Scene.Compacted`` state, so that loading the scene, or travelling back in
-time, replays at most a bounded tail; the library's aggregate snapshots then only ever copy a
-small object. Nothing is ever deleted: compaction is itself an event.
+time, replays at most a bounded tail: a compaction holds the whole document, so it is the
+scene's snapshot, and nothing before it is read again (see :meth:`Scene.resumed`). Nothing is
+ever deleted: compaction is itself an event.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -37,6 +40,27 @@ class Scene(Aggregate):
     def create_id(project_id: str) -> UUID:
         return uuid5(NAMESPACE_URL, f"orfeas:scene:{project_id}")
 
+    @staticmethod
+    def may_be_scene_id(aggregate_id: UUID) -> bool:
+        """Scene ids are name-based (version 5) and every other aggregate's is random (version
+        4), so loaders can tell which aggregates may resume from a compaction before reading."""
+        return aggregate_id.version == 5
+
+    @classmethod
+    def resumed(cls, events: Sequence[Aggregate.Event]) -> Scene:
+        """The scene from its ``Created`` event, optionally its latest compaction, and the
+        updates after that: the compaction holds the whole document, so the events between
+        creation and compaction add nothing and are skipped."""
+        created, *rest = events
+        scene = created.mutate(None)
+        if not isinstance(scene, cls):
+            raise TypeError(f"{created!r} does not create a scene")
+        if rest and isinstance(rest[0], cls.Compacted):
+            scene.version = rest[0].originator_version - 1
+        for later in rest:
+            later.mutate(scene)
+        return scene
+
     @event(Created)
     def __init__(self, project_id: str) -> None:
         self.project_id = project_id
@@ -44,12 +68,23 @@ class Scene(Aggregate):
         self.tail: list[bytes] = []
         self.tail_bytes = 0
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Scene:
+        """Every command gets a deep copy of the cached scene; its only mutable parts are
+        lists of immutable values, so copying those lists is a deep copy, without visiting
+        each of the (up to hundreds of) updates in the tail."""
+        copied = object.__new__(type(self))
+        copied.__dict__.update({key: list(value) if isinstance(value, list) else value
+                                for key, value in self.__dict__.items()})
+        return copied
+
     @property
     def state(self) -> bytes:
-        """The whole document as one update (garbage-collected: see ``document.compact``)."""
+        """The whole document as one update: the last compaction with the updates since merged
+        in byte-wise (cheap, no document is built). Deleted content of the tail stays in it
+        until the next compaction garbage-collects it."""
         if not self.tail:
             return self.base
-        return document.compact([self.base, *self.tail])
+        return document.merge([self.base, *self.tail])
 
     @property
     def needs_compaction(self) -> bool:
@@ -64,7 +99,7 @@ class Scene(Aggregate):
 
     def compact(self, actor: str) -> None:
         if self.tail:
-            self._compacted(state=self.state, actor=actor)
+            self._compacted(state=document.compact([self.base, *self.tail]), actor=actor)
 
     @event(Updated)
     def _updated(self, update: bytes, actor: str, origin: str) -> None:

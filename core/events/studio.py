@@ -12,28 +12,37 @@ import base64
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
+from copy import deepcopy
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID, uuid4
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
     IntegrityError,
     JSONTranscoder,
     PersistenceError,
     Transcoding,
 )
+from eventsourcing.utils import strtobool
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from core.crdt import document, undo
 from core.errors import ConfigurationError, Conflict, EventStoreError, InvalidInput, NotFound
-from core.events.job import Job
+from core.events.job import Job, JobFinished
 from core.events.job_kinds import command_subject
-from core.events.project import Asset, Project, Version
+from core.events.project import Asset, Derivation, Project, Version
 from core.events.roles import Role
 from core.events.scene import Scene
 from core.events.schema_lock import conninfo_of, schema_lock
+from core.events.store import (
+    COMPACTION_INDEX,
+    POSITION_INDEX,
+    StudioRecorder,
+    StudioRepository,
+)
 
 A = TypeVar("A", Project, Job, Scene)
 
@@ -44,9 +53,21 @@ class _VersionClash(Exception):
 
 UNDO_REACH = 2000  # scene events searched back for the user's latest change
 
-POSITION_INDEX = (
-    "CREATE INDEX IF NOT EXISTS studio_events_by_position"
-    " ON studio_events (originator_id, notification_id)"
+# Where each aggregate stood once the event at a position was stored, and the log's head, read
+# in one statement so that both come from the same snapshot of the table. The row comparison
+# makes it one backward probe of the position index: with "originator_id = ... AND
+# notification_id <= ..." the planner may walk the log's own index backwards instead, which
+# looks as cheap where there are few aggregates, and reads the whole log to reach an
+# aggregate's first event. The probe's row belongs to an earlier aggregate where this one had
+# no event yet.
+VERSIONS_AT = (
+    "WITH head AS (SELECT coalesce(max(notification_id), 0) AS position FROM studio_events)"
+    " SELECT head.position AS head, a.id AS originator_id, ("
+    "  SELECT CASE WHEN e.originator_id = a.id THEN e.originator_version END"
+    "  FROM studio_events AS e"
+    "  WHERE (e.originator_id, e.notification_id) <= (a.id, coalesce(%(at)s, head.position))"
+    "  ORDER BY e.originator_id DESC, e.notification_id DESC LIMIT 1) AS version"
+    " FROM head CROSS JOIN unnest(%(ids)s::uuid[]) AS a(id)"
 )
 
 
@@ -127,9 +148,9 @@ class ProjectState:
 
 class Studio(Application[UUID]):
     name = "Studio"
-    # Scenes compact every COMPACT_EVERY_UPDATES updates; a snapshot interval of the same order
-    # keeps every load (and every trip back in time) to one snapshot plus a short tail.
-    snapshotting_intervals = {Project: 50, Job: 20, Scene: 100}  # type: ignore[dict-item]
+    # Scenes are absent: their compactions are their snapshots (see core.events.store).
+    snapshotting_intervals = {Project: 50, Job: 20}  # type: ignore[dict-item]
+    resume_scenes = True  # False replays scenes from version 1 (the benchmark's peer does)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -141,18 +162,38 @@ class Studio(Application[UUID]):
             raise ConfigurationError("Studio needs eventstore_env(database_url)")
         with schema_lock(conninfo_of(env)):  # the library creates its tables and functions here
             super().__init__(env)
-            self._create_position_index()
+            self._create_indexes()
 
     @classmethod
     def connect(cls, database_url: str) -> Studio:
         return cls(env=eventstore_env(database_url))
 
-    def _create_position_index(self) -> None:
-        """Time travel asks "the last version of this aggregate at or before position p";
-        this index answers it with one index probe instead of a scan of the aggregate."""
+    def construct_recorder(self) -> StudioRecorder:
+        factory: Any = self.factory  # a PostgresFactory: __init__ insists on POSTGRES_* settings
+        table = f"{self.name.lower()}_events"
+        recorder = StudioRecorder(factory.datastore, events_table_name=table)
+        if factory.env_create_table():
+            recorder.create_table()
+        return recorder
+
+    def construct_repository(self) -> StudioRepository:
+        """The library's repository as its settings describe it, with scenes resuming from
+        their compactions."""
+        maxsize = self.env.get(self.AGGREGATE_CACHE_MAXSIZE)
+        return StudioRepository(
+            self.events, snapshot_store=self.snapshots,
+            cache_maxsize=int(maxsize) if maxsize else None,
+            fastforward=strtobool(self.env.get(self.AGGREGATE_CACHE_FASTFORWARD, "y")),
+            fastforward_skipping=strtobool(
+                self.env.get(self.AGGREGATE_CACHE_FASTFORWARD_SKIPPING, "n")),
+            deepcopy_from_cache=strtobool(self.env.get(self.DEEPCOPY_FROM_AGGREGATE_CACHE, "y")),
+            resume_scenes=self.resume_scenes)
+
+    def _create_indexes(self) -> None:
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
         with datastore.transaction(commit=True) as curs:
             curs.execute(POSITION_INDEX)
+            curs.execute(COMPACTION_INDEX)
 
     # -- projects ---------------------------------------------------------------------------
 
@@ -281,21 +322,21 @@ class Studio(Application[UUID]):
 
     def state_at(self, project_id: UUID, position: int | None = None) -> ProjectState:
         """The project and its scene as they were once the event at ``position`` was stored."""
-        head = self.max_position()
+        scene_id = Scene.create_id(str(project_id))
+        head, versions = self._versions_at([project_id, scene_id], position)
         if position is None:
             position = head
         if position < 1 or position > head:
             raise InvalidInput(f"position {position} is outside the log (1..{head})")
-        scene_id = Scene.create_id(str(project_id))
-        versions = self._versions_at({project_id, scene_id}, position)
-        if project_id not in versions:
+        project_version = versions[project_id]
+        if project_version is None:
             raise NotFound(f"project {project_id} did not exist at position {position}")
-        project = self._load(project_id, Project, version=versions[project_id])
+        project = self._load_version(project_id, Project, project_version)
         if project.deleted:
             raise NotFound(f"project {project_id} was deleted at position {position}")
-        scene_version = versions.get(scene_id)
-        scene = b"" if scene_version is None else self._load(
-            scene_id, Scene, version=scene_version).state
+        scene_version = versions[scene_id]
+        scene = b"" if scene_version is None else self._load_version(
+            scene_id, Scene, scene_version).state
         return ProjectState(project_id, position, project.name, dict(project.members), scene)
 
     def revert(self, project_id: UUID, version_id: str, actor: str) -> int:
@@ -314,18 +355,16 @@ class Studio(Application[UUID]):
         project.record_revert(version_id, actor)
         return self._save(project, scene)
 
-    def _versions_at(self, aggregate_ids: set[UUID], position: int) -> dict[UUID, int]:
+    def _versions_at(self, aggregate_ids: list[UUID], position: int | None
+                     ) -> tuple[int, dict[UUID, int | None]]:
+        """The log's head, and each aggregate's version at ``position`` (at the head if None;
+        None for an aggregate that did not exist yet)."""
         datastore = self.recorder.datastore  # type: ignore[attr-defined]
-        query = (
-            "SELECT a.id AS originator_id, e.originator_version AS version"
-            " FROM unnest(%s::uuid[]) AS a(id) CROSS JOIN LATERAL ("
-            "  SELECT originator_version FROM studio_events"
-            "  WHERE originator_id = a.id AND notification_id <= %s"
-            "  ORDER BY notification_id DESC LIMIT 1) AS e"
-        )
-        with datastore.transaction(commit=False) as curs:
-            curs.execute(query, (list(aggregate_ids), position))
-            return {row["originator_id"]: row["version"] for row in curs.fetchall()}
+        with datastore.get_connection() as conn, conn.cursor() as curs:  # autocommit: 1 trip
+            curs.execute(VERSIONS_AT, {"at": position, "ids": aggregate_ids}, prepare=True)
+            rows = curs.fetchall()
+        head = rows[0]["head"] if rows else 0
+        return head, {row["originator_id"]: row["version"] for row in rows}
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -407,7 +446,35 @@ class Studio(Application[UUID]):
         )
 
     def succeed_job(self, job_id: UUID, result: dict[str, Any]) -> int:
-        return self._command(job_id, Job, lambda j: j.succeed(result))
+        """Record a job's success. A result that names a new ``mesh`` (see
+        :func:`derived_mesh`) also records that mesh as the project's asset and, when the job
+        was asked to with ``params["object_id"]``, shows it on that scene object (undoable as
+        the job); all in one transaction, so a redelivered job cannot add a second mesh."""
+        if not isinstance(result.get("mesh"), dict):
+            return self._command(job_id, Job, lambda j: j.succeed(result))
+
+        @_retrying
+        def attempt() -> int:
+            job = self.job(job_id)
+            if job.state.finished:
+                raise JobFinished(f"job {job_id} already {job.state.value}")
+            project = self.project(UUID(job.project_id))
+            asset = derived_mesh(result["mesh"], job.worker or "worker")
+            origin = Derivation(str(job.inputs["asset_id"]), str(job.id), job.kind)
+            project.record_derived_asset(asset, origin, job.worker or "worker")
+            changed: list[Project | Job | Scene] = [project]
+            object_id = str(job.params.get("object_id") or "")
+            scene = self.scene(project.id) if object_id else None
+            # An object deleted while the job ran stays deleted; the new mesh is still kept.
+            if scene is not None and object_id in document.snapshot(scene.state)[
+                    document.OBJECTS]:
+                self._change_scene(job, scene, {object_id: {
+                    "asset": asset.asset_id, "blob": asset.blob_key, "stage": ""}})
+                changed.append(scene)
+            job.succeed(result)
+            return self._save(*changed, job)  # the job's end is the last event
+
+        return attempt()
 
     def fail_job(self, job_id: UUID, reason: str, retryable: bool, actor: str) -> int:
         return self._command(job_id, Job, lambda j: j.fail(reason, retryable, actor))
@@ -444,16 +511,65 @@ class Studio(Application[UUID]):
             raise NotFound(f"{cls.__name__.lower()} {aggregate_id} not found")
         return aggregate
 
+    def _load_version(self, aggregate_id: UUID, cls: type[A], version: int) -> A:
+        """The aggregate at ``version``: the cached one where it is exactly there (an
+        aggregate at a version is the same whenever it is read), else from the store."""
+        cache = self.repository.cache
+        try:
+            cached = cache.get(aggregate_id) if cache is not None else None
+        except KeyError:
+            cached = None
+        if isinstance(cached, cls) and cached.version == version:
+            return cast(A, deepcopy(cached))
+        return self._load(aggregate_id, cls, version=version)
+
     def _save(self, *aggregates: Project | Job | Scene) -> int:
-        """Save pending events in one transaction; returns the last one's position (0 if none)."""
+        """Save pending events in one transaction; returns the last one's position (0 if none).
+
+        The saved aggregates then replace older cached copies, so the next command on them
+        starts from what was just written instead of reading it back.
+        """
         try:
             recordings = self.save(*aggregates)  # type: ignore[arg-type]
         except IntegrityError as e:
             raise _VersionClash(str(e)) from e
         except PersistenceError as e:
             raise EventStoreError(f"could not save {[a.id for a in aggregates]}: {e}") from e
+        self._remember(aggregates)
         last = recordings[-1].notification.id if recordings else None
         return last or 0
+
+    def _remember(self, aggregates: Sequence[Project | Job | Scene]) -> None:
+        """Cache copies of saved aggregates that are newer than the cached ones.
+
+        Copies, because loads fast-forward the cached object in place, which the command that
+        saved it must not see; and an older copy left by a racing writer is only fast-forwarded
+        on the next load, so the cache never holds anything but stored states."""
+        cache = self.repository.cache
+        if cache is None:
+            return
+        for aggregate in aggregates:
+            try:
+                cached = cache.get(aggregate.id)
+            except KeyError:
+                cached = None
+            if cached is None or cached.version < aggregate.version:
+                cache.put(aggregate.id, deepcopy(aggregate))
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot the saved aggregates as they are in memory, where the library would read
+        them back from the store first: they are exactly the state their last event left."""
+        if self.snapshots is None:
+            return
+        for aggregate in processing_event.aggregates.values():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is None:
+                continue
+            saved = [e.originator_version for e in processing_event.events
+                     if e.originator_id == aggregate.id]
+            if saved and any(v % interval == 0 for v in saved):
+                snapshot_class = getattr(type(aggregate), "Snapshot", None) or Snapshot
+                self.snapshots.put([snapshot_class.take(aggregate)])
 
 
 def _retrying(command: Callable[[], int]) -> Callable[[], int]:
@@ -472,6 +588,20 @@ def _retrying(command: Callable[[], int]) -> Callable[[], int]:
             raise Conflict("the project is changing too fast; retry") from None
 
     return run
+
+
+def derived_mesh(fields: Mapping[str, Any], actor: str) -> Asset:
+    """The asset a mesh job made, from its result's ``mesh`` entry (``asset_id``,
+    ``blob_key``, ``sha256``, ``media_type``, ``size``, ``filename``, ``units``)."""
+    try:
+        return Asset(
+            asset_id=str(fields["asset_id"]), blob_key=str(fields["blob_key"]),
+            sha256=str(fields["sha256"]), media_type=str(fields["media_type"]), kind="mesh",
+            size=int(fields["size"]), filename=str(fields["filename"]), uploaded_by=actor,
+            units=str(fields.get("units", "mm")),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidInput(f"a job result names a mesh without {e}") from e
 
 
 def cache_key(kind: str, inputs: dict[str, Any], params: dict[str, Any]) -> str:
