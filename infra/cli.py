@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigurationError, OrfeasError
 from core.settings import Settings
@@ -281,22 +281,25 @@ def _mesh(args: argparse.Namespace, settings: Settings) -> int:
         bar.update(1)
         bar.set_postfix_str("uploaded")
         queued = client.json("POST", f"/api/v1/meshes/{asset['id']}/{args.operation}", params)
+        end: dict[str, Any] = {"event": "ended", "reason": "the progress stream broke off"}
         for event in client.stream(queued["events_url"]):
-            if event["event"] in steps:
-                bar.update(steps.index(event["event"]) + 1 - bar.n)
+            name = event["event"]
+            if name in ("succeeded", "failed", "cancelled"):
+                end = event
+                name = "finished"
+            if name in steps:
+                bar.update(steps.index(name) + 1 - bar.n)
                 bar.set_postfix_str(event["event"])
-        job = client.json("GET", queued["job_url"])
-        bar.update(len(steps) - bar.n)
-        bar.set_postfix_str(job["state"])
-    if job["state"] != "succeeded":
-        raise ApiError(f"{args.operation} {job['state']}: {job.get('error') or ''}")
-    made = job["result"]["mesh"]["asset_id"]
+    if end["event"] != "succeeded":
+        raise ApiError(f"{args.operation} {end['event']}: {end.get('reason') or ''}")
+    result = end["result"]
+    made = result["mesh"]["asset_id"]
     size = client.download(f"/api/v1/meshes/{made}/export?format={fmt}", args.output)
     output = args.output
     if fmt == "obj" and output.read_bytes()[:2] == b"PK":  # an OBJ with its MTL and textures
         output = output.rename(output.with_suffix(".zip"))
-    print(f"wrote {output} ({size} bytes, {job['result']['report'].get('faces')} faces, "
-          f"job {job['id']})")
+    print(f"wrote {output} ({size} bytes, {result['report'].get('faces')} faces, "
+          f"job {queued['job_id']})")
     return 0
 
 

@@ -367,6 +367,10 @@ async def _news(res: Resources, job: Job, sent: set[str],
                          "seconds": done["stats"].get("seconds"),
                          "url": f"/api/v1/jobs/{job.id}/stages/{stage}.glb",
                          "cached": reused and job.state is JobState.SUCCEEDED})
+    if job.state is JobState.SUCCEEDED:
+        # The end, with the result as the log has it (the read model may lag a moment), so
+        # that a client following any job needs nothing else.
+        once("succeeded", {"result": job.result})
     if job.state is JobState.FAILED:
         once("failed", {"reason": job.error})
     elif job.state is JobState.CANCELLED:

@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { colorFor, withDrags, type Peer } from './collab'
+import { cameraPosition, colorFor, parseCamera, withDrags, type Peer } from './collab'
 import { IDENTITY, type Transform } from './scene'
 
 const moved: Transform = { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [1, 1, 1] }
 
 function peer(clientId: number, self: boolean, drag: Peer['drag']): Peer {
-  return { clientId, self, drag, selection: null, user: { name: `u${clientId}`, color: '#fff' } }
+  return { clientId, self, drag, selection: null, camera: null,
+           user: { name: `u${clientId}`, color: '#fff' } }
 }
 
 describe('withDrags', () => {
@@ -26,5 +27,25 @@ describe('colorFor', () => {
   it('is stable and a hex colour', () => {
     expect(colorFor('alice')).toBe(colorFor('alice'))
     expect(colorFor('bob')).toMatch(/^#[0-9a-f]{6}$/)
+  })
+})
+
+describe('camera presence', () => {
+  it('parses a camera and refuses malformed ones', () => {
+    const c = { alpha: 1, beta: 0.5, radius: 4, target: [1, 0, 2] }
+    expect(parseCamera(c)).toEqual(c)
+    expect(parseCamera({ ...c, radius: 0 })).toBeNull()
+    expect(parseCamera({ ...c, target: [1, 2] })).toBeNull()
+    expect(parseCamera({ ...c, alpha: 'x' })).toBeNull()
+    expect(parseCamera(null)).toBeNull()
+  })
+
+  it('places the orbit camera at its radius from the target', () => {
+    const p = cameraPosition({ alpha: 0, beta: Math.PI / 2, radius: 5, target: [1, 2, 3] })
+    expect(p[0]).toBeCloseTo(6)
+    expect(p[1]).toBeCloseTo(2)
+    expect(p[2]).toBeCloseTo(3)
+    const above = cameraPosition({ alpha: 0.3, beta: 0, radius: 2, target: [0, 0, 0] })
+    expect(above[1]).toBeCloseTo(2)
   })
 })

@@ -22,12 +22,39 @@ export interface Drag {
   transform: Transform
 }
 
+/** Where someone looks from: an orbit camera (angles in radians, target in scene units). */
+export interface CameraView {
+  alpha: number
+  beta: number
+  radius: number
+  target: [number, number, number]
+}
+
 export interface Peer {
   clientId: number
   user: PresenceUser
   selection: string | null
   drag: Drag | null
+  camera: CameraView | null
   self: boolean
+}
+
+export function parseCamera(value: unknown): CameraView | null {
+  if (!value || typeof value !== 'object') return null
+  const c = value as Record<string, unknown>
+  const finite = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v)
+  const target = c.target
+  if (!finite(c.alpha) || !finite(c.beta) || !finite(c.radius) || c.radius <= 0 ||
+      !Array.isArray(target) || target.length !== 3 || !target.every(finite)) return null
+  return { alpha: c.alpha, beta: c.beta, radius: c.radius,
+           target: [target[0], target[1], target[2]] }
+}
+
+/** Where an orbit camera sits: the target plus the radius along the angles (Y up). */
+export function cameraPosition(c: CameraView): [number, number, number] {
+  const [x, y, z] = c.target
+  return [x + c.radius * Math.cos(c.alpha) * Math.sin(c.beta), y + c.radius * Math.cos(c.beta),
+          z + c.radius * Math.sin(c.alpha) * Math.sin(c.beta)]
 }
 
 export interface CollabState {
@@ -132,6 +159,17 @@ export class SceneSession {
     this.provider.awareness.setLocalStateField('drag', drag)
   }
 
+  private lastCamera = 0
+
+  /** Share where this user looks from (at most a few times a second; awareness is not
+   *  stored, so this costs the log nothing). */
+  setCamera(camera: CameraView): void {
+    const now = Date.now()
+    if (now - this.lastCamera < 200) return
+    this.lastCamera = now
+    this.provider.awareness.setLocalStateField('camera', camera)
+  }
+
   peers(): Peer[] {
     const own = this.doc.clientID
     const peers: Peer[] = []
@@ -139,7 +177,8 @@ export class SceneSession {
       const user = state.user as PresenceUser | undefined
       if (!user || typeof user.name !== 'string') return
       const selection = typeof state.selection === 'string' ? state.selection : null
-      peers.push({ clientId, user, selection, drag: parseDrag(state.drag), self: clientId === own })
+      peers.push({ clientId, user, selection, drag: parseDrag(state.drag),
+                   camera: parseCamera(state.camera), self: clientId === own })
     })
     return peers.sort((a, b) => Number(b.self) - Number(a.self) || a.user.name.localeCompare(b.user.name))
   }

@@ -87,11 +87,22 @@ export async function followJob(queued: Queued, onPhase: (phase: string) => void
     credentials: 'same-origin', signal, headers: { Accept: 'application/x-ndjson' },
   })
   if (!response.ok) throw await problemOf(response)
+  let end: string | null = null
   if (response.body) {
     for await (const value of readNdjson(response.body)) {
       const event = (value as { event?: unknown }).event
-      if (typeof event === 'string') onPhase(event)
+      if (typeof event !== 'string') continue
+      onPhase(event)
+      if (FINISHED.has(event)) end = event
     }
   }
-  return meshApi.job(queued.job_id)
+  // The stream ends with the job's end, as the log has it; the job's read model follows a
+  // moment later, so wait for it to say the same.
+  for (let tries = 0; ; tries++) {
+    const job = await meshApi.job(queued.job_id)
+    if (FINISHED.has(job.state) || !end || tries >= 40) return job
+    await new Promise((resolve) => setTimeout(resolve, 250))
+  }
 }
+
+const FINISHED = new Set(['succeeded', 'failed', 'cancelled'])

@@ -217,6 +217,20 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
         expect(bob.locator('.presence [data-user="alice"]')).to_be_visible()
         expect(alice.get_by_test_id("connection-banner")).to_have_count(0)
 
+        # -- bob follows alice's view (her camera is shared by awareness); his own orbit
+        # -- takes the camera back ---------------------------------------------------------
+        follow = bob.get_by_role("button", name="alice")
+        expect(follow).to_be_enabled()  # enabled once her camera has arrived
+        follow.click()
+        expect(follow).to_have_attribute("aria-pressed", "true")
+        box = bob.get_by_test_id("viewport").bounding_box()
+        assert box is not None
+        bob.mouse.move(box["x"] + 40, box["y"] + 40)
+        bob.mouse.down()
+        bob.mouse.move(box["x"] + 90, box["y"] + 60, steps=4)
+        bob.mouse.up()
+        expect(follow).to_have_attribute("aria-pressed", "false")
+
         # -- alice generates from an image; both see the object, preview then final --------
         for page in (alice, bob):
             page.evaluate(RECORD_STAGES)
@@ -352,7 +366,7 @@ def project_with_object(studio: Up, name: str) -> str:
                          files={"image": ("disc.png", disc_png(), "image/png")}) as stream:
             assert stream.status_code == 200, stream.read()
             events = [line for line in stream.iter_lines() if line]
-        assert '"final"' in events[-1], events
+        assert '"final"' in events[-2] and '"succeeded"' in events[-1], events
     return project_id
 
 
@@ -426,3 +440,84 @@ def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) 
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def open_sphere_stl(path: Path) -> Path:
+    """An icosphere (radius 10 mm) with three faces cut away: open, so it needs a repair."""
+    import trimesh
+
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
+    trimesh.Trimesh(sphere.vertices, sphere.faces[3:], process=False).export(path)
+    return path
+
+
+def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -> None:
+    context, carol = signed_in(browser, studio, "carol")
+    try:
+        carol.get_by_placeholder("New project name").fill("Bracket")
+        carol.get_by_role("button", name="Create project").click()
+        carol.get_by_role("link", name="Bracket").click()
+        expect(carol.get_by_test_id("project-title")).to_have_text("Bracket")
+
+        # -- import a broken mesh: it is placed in the scene and selected -------------------
+        carol.get_by_role("tab", name="Generate").click()
+        stl = open_sphere_stl(studio.data_dir.parent / "open-sphere.stl")
+        carol.get_by_test_id("mesh-input").set_input_files(str(stl))
+        item = carol.locator(".outliner-item", has_text="open-sphere")
+        expect(item).to_have_count(1)
+        expect(item).to_have_attribute("data-stage", "mesh", timeout=60_000)  # on screen
+
+        # -- analyse it: open, with holes; then the printability and a heat map -------------
+        carol.get_by_role("tab", name="Mesh").click()
+        expect(carol.get_by_test_id("mesh-file")).to_contain_text("open-sphere.stl · mm")
+        carol.get_by_role("button", name="Analyse", exact=True).click()
+        stats = carol.get_by_test_id("mesh-stats")
+        try:
+            expect(stats).to_contain_text("Watertight", timeout=120_000)
+        except AssertionError:
+            shot(carol, "failed-mesh-analysis")
+            raise
+        expect(stats).to_contain_text("no")
+        expect(carol.get_by_test_id("print-score")).to_have_text(re.compile(r"^\d+$"))
+        carol.get_by_label("Heat map").select_option("overhang")
+        expect(carol.get_by_role("alert")).to_have_count(0)
+        shot(carol, "10-mesh-analysis-heat-map")
+        carol.get_by_label("Heat map").select_option("none")
+
+        # -- one-click repair: the object now shows the repaired mesh, analysed again -------
+        carol.get_by_role("button", name="Repair for printing").click()
+        try:
+            expect(carol.get_by_test_id("mesh-job")).to_have_attribute(
+                "data-phase", "succeeded", timeout=120_000)
+        except AssertionError:
+            shot(carol, "failed-mesh-repair")
+            raise
+        expect(carol.get_by_test_id("repair-result")).to_contain_text("holes filled")
+        expect(carol.get_by_test_id("mesh-file")).to_contain_text("open-sphere-repair.glb")
+        carol.get_by_role("button", name="Analyse", exact=True).click()
+        expect(stats).to_contain_text("Watertight", timeout=120_000)
+        expect(stats.locator("dd").nth(2)).to_have_text("yes")
+        shot(carol, "11-mesh-repaired")
+
+        # -- export as STL: a closed mesh comes down -----------------------------------------
+        with carol.expect_download() as download:
+            carol.get_by_role("link", name="STL").click()
+        saved = studio.data_dir.parent / "repaired.stl"
+        download.value.save_as(saved)
+        from core.meshio import load_mesh
+
+        assert load_mesh(saved, file_type="stl").is_watertight
+
+        # -- flat shading and a duplicate that shows the same mesh ---------------------------
+        carol.get_by_role("button", name="Flat").click()
+        expect(carol.get_by_role("button", name="Flat")).to_have_attribute("aria-pressed", "true")
+        carol.get_by_role("button", name="Duplicate").click()
+        expect(carol.locator(".outliner-item", has_text="open-sphere copy")).to_have_count(1)
+        expect(carol.locator(".outliner-item", has_text="open-sphere copy")).to_have_attribute(
+            "data-stage", "mesh", timeout=60_000)
+        shot(carol, "12-flat-and-duplicate")
+    except BaseException:
+        print(studio.output[-30_000:])  # the workers' side of the story
+        raise
+    finally:
+        context.close()

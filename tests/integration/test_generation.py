@@ -135,9 +135,10 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
         assert r.headers["content-type"].startswith("application/x-ndjson")
         events = _events(r)
     names = [e["event"] for e in events]
-    assert names[-3:] == ["preview", "medium", "final"], names
+    assert names[-4:] == ["preview", "medium", "final", "succeeded"], names
     assert "started" in names and names.index("started") < names.index("preview")
-    final = events[-1]
+    final = events[-2]
+    assert events[-1]["result"]["blob"] == final["blob"]  # the end carries the result
     assert final["faces"] <= 4000 and final["cached"] is False
     glb = client.get(final["url"], headers=cleo.headers)
     assert glb.status_code == 200 and glb.headers["content-type"] == "model/gltf-binary"

@@ -249,6 +249,29 @@ def studio(tmp_path_factory: pytest.TempPathFactory):
         up.cleanup()
 
 
+def test_cli_repairs_a_mesh_through_the_running_studio(studio: Up, tmp_path: Path):
+    """`orfeas mesh repair FILE -o OUT` uploads, follows the job with a progress bar and
+    writes the repaired mesh in the format the output's extension names."""
+    created = orfeas("admin", "create-user", "mendy", "--password", "mendy-secret-pw",
+                     "--data", str(studio.data_dir))
+    assert created.returncode == 0, created.stderr
+    sphere = trimesh.creation.icosphere(subdivisions=2, radius=5.0)
+    broken = tmp_path / "broken.stl"
+    trimesh.Trimesh(sphere.vertices, sphere.faces[4:], process=False).export(broken)
+    out = tmp_path / "fixed.3mf"
+    login = ["--user", "mendy", "--password", "mendy-secret-pw", "--data", str(studio.data_dir)]
+    result = orfeas("mesh", "repair", str(broken), "-o", str(out), *login, timeout=150)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "step" in result.stderr and "succeeded" in result.stderr  # the progress bar
+    assert f"wrote {out}" in result.stdout
+    fixed = trimesh.load(out, force="mesh")
+    assert fixed.is_watertight and fixed.is_winding_consistent and fixed.volume > 0
+
+    refused = orfeas("mesh", "style", str(broken), "-o", str(out), "--params",
+                     '{"style": "gothic"}', *login)
+    assert refused.returncode != 0 and "style must be one of" in refused.stderr
+
+
 @pytest.mark.timeout(120)
 def test_up_prints_progress_and_is_ready(studio: Up):
     output = studio.output

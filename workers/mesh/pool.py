@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -46,9 +47,13 @@ class GeometryPool:
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the child within the time budget."""
+        started = time.perf_counter()
         future = asyncio.wrap_future(self._executor.submit(fn, *args))
         try:
-            return await asyncio.wait_for(future, self.budget_s)
+            result = await asyncio.wait_for(future, self.budget_s)
+            log.info("%s done in %.2f s", getattr(fn, "__name__", "job"),
+                     time.perf_counter() - started)
+            return result
         except TimeoutError:
             self._replace()
             raise JobTimedOut(

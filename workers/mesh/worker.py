@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from pathlib import PurePosixPath
 from typing import Any
 from uuid import UUID, uuid5
@@ -28,6 +29,8 @@ from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.mesh.operations import GLB_MEDIA_TYPE, analyse, operate
 from workers.mesh.pool import GeometryPool
+
+log = logging.getLogger(__name__)
 
 POOL = "mesh"
 FACE_MAPS_TYPE = "application/vnd.orfeas.face-maps"
@@ -46,6 +49,7 @@ class MeshJobs:
             raise InvalidInput(f"the mesh worker does not run {job.kind!r} jobs")
         data = await asyncio.to_thread(self._blobs.get_bytes, job.inputs["blob_key"])
         file_type = job.inputs["format"]
+        log.info("job %s: %s of a %d-byte .%s", job.id, job.kind, len(data), file_type)
         if job.kind == MESH_ANALYSE:
             stats, face_maps = await self._geometry.run(analyse, data, file_type, job.params)
             key = await asyncio.to_thread(self._blobs.put_bytes, face_maps, FACE_MAPS_TYPE)

@@ -21,12 +21,14 @@ import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
 import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
 import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
 import { CreateBox } from '@babylonjs/core/Meshes/Builders/boxBuilder'
+import { CreateCylinder } from '@babylonjs/core/Meshes/Builders/cylinderBuilder'
 import { CreateLineSystem } from '@babylonjs/core/Meshes/Builders/linesBuilder'
 import { Mesh } from '@babylonjs/core/Meshes/mesh'
 import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
 import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
+import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
 import { meshUrl, type SceneObject, type Transform } from '../scene'
 
@@ -45,6 +47,16 @@ export interface ViewportEvents {
   /** A gizmo moved an object; `final` is true when the drag ended. */
   onTransform(id: string, transform: Transform, final: boolean): void
   onMeshState(id: string, state: MeshState): void
+  /** The user moved the camera (orbit, pan, zoom). */
+  onCamera?(view: CameraView): void
+}
+
+/** A collaborator's camera, drawn as a small marker looking at its target. */
+export interface CameraMarker {
+  key: string
+  color: string
+  position: [number, number, number]
+  target: [number, number, number]
 }
 
 interface Entry {
@@ -125,6 +137,12 @@ export class Viewport {
     this.placeholderMaterial.emissiveColor = new Color3(0.6, 0.6, 0.6)
     this.placeholderMaterial.disableLighting = true
 
+    this.camera.onViewMatrixChangedObservable.add(() => {
+      const c = this.camera
+      this.events.onCamera?.({ alpha: c.alpha, beta: c.beta, radius: c.radius,
+                               target: [c.target.x, c.target.y, c.target.z] })
+    })
+
     this.buildGridAndAxes()
     this.highlight = new HighlightLayer('selection', scene, { isStroke: true, blurHorizontalSize: 1, blurVerticalSize: 1 })
     this.highlight.innerGlow = false
@@ -196,7 +214,7 @@ export class Viewport {
     const url = meshUrl(object)
     if (url !== entry.url) {
       entry.url = url
-      if (url) void this.load(entry, url, object.stage)
+      if (url) void this.load(entry, url, object.stage ?? 'mesh') // an uploaded or made mesh
       else this.showPlaceholder(entry)
     }
   }
@@ -342,7 +360,7 @@ export class Viewport {
     this.flat = on
     this.clearHeatMap()
     for (const entry of this.entries.values()) {
-      if (entry.url) void this.load(entry, entry.url, entry.object.stage)
+      if (entry.url) void this.load(entry, entry.url, entry.object.stage ?? 'mesh')
     }
   }
 
@@ -391,6 +409,51 @@ export class Viewport {
   }
 
   private heatMaterialCache: StandardMaterial | null = null
+  private readonly markers = new Map<string, { node: Mesh; material: StandardMaterial }>()
+
+  /** Show where collaborators look from: a cone at each camera, pointing at its target. */
+  setCameraMarkers(markers: CameraMarker[]): void {
+    const keep = new Set(markers.map((m) => m.key))
+    for (const [key, marker] of this.markers) {
+      if (!keep.has(key)) {
+        marker.node.dispose(false, true)
+        this.markers.delete(key)
+      }
+    }
+    for (const m of markers) {
+      let marker = this.markers.get(m.key)
+      if (!marker) {
+        // A cone along +Y, turned below to point along the view direction.
+        const node = CreateCylinder(`camera:${m.key}`, {
+          diameterTop: 0, diameterBottom: 0.25, height: 0.4, tessellation: 12 }, this.scene)
+        node.isPickable = false
+        const material = new StandardMaterial(`camera:${m.key}`, this.scene)
+        material.disableLighting = true
+        node.material = material
+        marker = { node, material }
+        this.markers.set(m.key, marker)
+      }
+      marker.material.emissiveColor = Color3.FromHexString(m.color)
+      const position = new Vector3(...m.position)
+      const direction = new Vector3(...m.target).subtract(position)
+      marker.node.position = position
+      if (direction.lengthSquared() > 1e-12) {
+        const rotation = new Quaternion()
+        Quaternion.FromUnitVectorsToRef(Vector3.Up(), direction.normalize(), rotation)
+        marker.node.rotationQuaternion = rotation
+      }
+    }
+    this.invalidate()
+  }
+
+  /** Look from where a collaborator looks (following them). */
+  setCamera(view: CameraView): void {
+    this.camera.alpha = view.alpha
+    this.camera.beta = view.beta
+    this.camera.radius = view.radius
+    this.camera.setTarget(new Vector3(...view.target))
+    this.invalidate()
+  }
 
   private heatMaterial(): StandardMaterial {
     if (!this.heatMaterialCache) {

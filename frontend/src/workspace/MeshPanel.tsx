@@ -103,11 +103,20 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap }: Props) {
   const [steps, setSteps] = useState({ reorient: true, thicken: false, scale_to_fit: false })
   const meshId = mesh?.id ?? null
 
-  const loadAnalysis = useCallback(async (id: string) => {
-    try {
-      setAnalysis(await meshApi.analysis(id) as Analysis)
-    } catch {
-      setAnalysis(null) // not analysed yet: the button offers it
+  // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
+  const loadAnalysis = useCallback(async (id: string, tries = 1) => {
+    for (let i = 0; i < tries; i++) {
+      try {
+        const answer = await meshApi.analysis(id) as Analysis
+        if (answer.stats) {
+          setAnalysis(answer)
+          return
+        }
+      } catch {
+        setAnalysis(null) // not analysed yet: the button offers it
+        return
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500))
     }
   }, [])
 
@@ -123,7 +132,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap }: Props) {
     const onObject = operation === 'analysis' ? params : { ...params, object_id: object.id }
     const done: JobRow | null = await job.run(meshId, operation, onObject)
     if (done?.state === 'failed') setError(done.error ?? 'The job failed.')
-    if (done?.state === 'succeeded' && operation === 'analysis') await loadAnalysis(meshId)
+    if (done?.state === 'succeeded' && operation === 'analysis') await loadAnalysis(meshId, 40)
   }, [meshId, object, job, loadAnalysis])
 
   if (!object) return <p className="muted">Select an object to analyse, repair or restyle it.</p>

@@ -47,7 +47,7 @@ export function PropertiesPanel({ object, mesh, readOnly, onTransform, onToggle 
     <section className="properties" aria-label="Properties">
       <h3 className="object-title">{object.name}</h3>
       <p className="muted small-text">
-        {object.stage ? `Stage: ${object.stage}` : 'No generated mesh'}
+        {object.stage ? `Stage: ${object.stage}` : object.asset ? 'Mesh' : 'No mesh'}
         {mesh?.triangles ? ` · ${mesh.triangles.toLocaleString('en')} triangles` : ''}
       </p>
       {mesh?.error && <p className="error-text">{mesh.error}</p>}

@@ -1,6 +1,9 @@
 import { useEffect, useRef } from 'react'
+import type { CameraView } from '../collab'
 import type { SceneObject, Transform } from '../scene'
-import { Viewport, type GizmoMode, type HeatMap, type MeshState } from '../viewport/Viewport'
+import {
+  Viewport, type CameraMarker, type GizmoMode, type HeatMap, type MeshState,
+} from '../viewport/Viewport'
 
 interface Props {
   objects: SceneObject[]
@@ -19,6 +22,12 @@ interface Props {
   onPick: (id: string | null) => void
   onTransform: (id: string, transform: Transform, final: boolean) => void
   onMeshState: (id: string, state: MeshState) => void
+  cameraMarkers: CameraMarker[]
+  /** A collaborator's view to follow, or null. */
+  follow: CameraView | null
+  onCamera: (view: CameraView) => void
+  /** The user took the camera (dragged or zoomed): following stops. */
+  onTakeCamera: () => void
 }
 
 export function ViewportView(props: Props) {
@@ -27,7 +36,7 @@ export function ViewportView(props: Props) {
   const handlers = useRef(props)
   handlers.current = props
   const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe, flat,
-    heatMap, frameRequest } = props
+    heatMap, frameRequest, cameraMarkers, follow } = props
 
   useEffect(() => {
     const canvas = canvasRef.current
@@ -36,9 +45,15 @@ export function ViewportView(props: Props) {
       onPick: (id) => handlers.current.onPick(id),
       onTransform: (id, t, final) => handlers.current.onTransform(id, t, final),
       onMeshState: (id, s) => handlers.current.onMeshState(id, s),
+      onCamera: (view) => handlers.current.onCamera(view),
     })
+    const take = (): void => handlers.current.onTakeCamera()
+    canvas.addEventListener('pointerdown', take)
+    canvas.addEventListener('wheel', take, { passive: true })
     viewportRef.current = viewport
     return () => {
+      canvas.removeEventListener('pointerdown', take)
+      canvas.removeEventListener('wheel', take)
       viewportRef.current = null
       viewport.dispose()
     }
@@ -57,6 +72,10 @@ export function ViewportView(props: Props) {
   useEffect(() => {
     if (frameRequest > 0) viewportRef.current?.frameAll()
   }, [frameRequest])
+  useEffect(() => { viewportRef.current?.setCameraMarkers(cameraMarkers) }, [cameraMarkers])
+  useEffect(() => {
+    if (follow) viewportRef.current?.setCamera(follow)
+  }, [follow])
 
   return (
     <canvas ref={canvasRef} className="viewport-canvas" tabIndex={0} data-testid="viewport"

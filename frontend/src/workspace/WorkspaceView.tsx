@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
 import { api, errorMessage, type Project, type User } from '../api'
-import { withDrags, type SceneSession } from '../collab'
+import { cameraPosition, withDrags, type CameraView, type SceneSession } from '../collab'
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { decodeFaceMaps } from '../faceMaps'
@@ -48,6 +48,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
   const [flat, setFlat] = useState(false)
   const [heatKind, setHeatKind] = useState<HeatMapKind>('none')
   const [heatMap, setHeatMap] = useState<HeatMap | null>(null)
+  const [following, setFollowing] = useState<number | null>(null)
   const [frameRequest, setFrameRequest] = useState(0)
   const [meshStates, setMeshStates] = useState<Record<string, MeshState>>({})
   const [preview, setPreview] = useState<Preview | null>(null)
@@ -75,6 +76,18 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     for (const p of peers) if (!p.self && p.selection) map.set(p.selection, p.user.color)
     return map
   }, [peers])
+
+  const cameraMarkers = useMemo(() => peers
+    .filter((p) => !p.self && p.camera && p.clientId !== following)
+    .map((p) => ({ key: String(p.clientId), color: p.user.color,
+                   position: cameraPosition(p.camera!), target: p.camera!.target })), [peers, following])
+  const followed = peers.find((p) => p.clientId === following)?.camera ?? null
+  useEffect(() => {
+    // A followed collaborator who left ends the following.
+    if (following !== null && !peers.some((p) => p.clientId === following)) setFollowing(null)
+  }, [peers, following])
+  const onCamera = useCallback((view: CameraView) => session.setCamera(view), [session])
+  const onTakeCamera = useCallback(() => setFollowing(null), [])
 
   useEffect(() => session.onNotice((n) => setMessage(n.detail)), [session])
   useEffect(() => { session.setSelection(selection) }, [session, selection])
@@ -192,7 +205,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
       <AppHeader user={user} onSignOut={onSignOut}>
         <h1 className="project-title" data-testid="project-title">{project.name}</h1>
         <span className={`role role-${role}`}>{role}</span>
-        <PresenceBar peers={peers} />
+        <PresenceBar peers={peers} following={following} onFollow={setFollowing} />
       </AppHeader>
       <ConnectionBanner state={collab} />
       {preview && (
@@ -214,6 +227,8 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
           <ViewportView objects={objects} readOnly={readOnly} selection={selection}
             ownColor={color} remoteSelections={remoteSelections} mode={mode}
             wireframe={wireframe} flat={flat} heatMap={heatMap} onHeatMapShown={onHeatMapShown}
+            cameraMarkers={cameraMarkers} follow={followed} onCamera={onCamera}
+            onTakeCamera={onTakeCamera}
             frameRequest={frameRequest} onPick={setSelection}
             onTransform={onGizmo} onMeshState={onMeshState} />
         </div>
