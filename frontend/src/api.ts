@@ -87,6 +87,15 @@ export interface ProjectState {
   scene: { objects?: Record<string, unknown>; meta?: Record<string, unknown> }
 }
 
+/** `GET .../versions/diff`: object ids added, removed, and changed (with the fields). */
+export interface SceneDiff {
+  from: number
+  to: number
+  added: string[]
+  removed: string[]
+  changed: Record<string, unknown>
+}
+
 export interface Generator {
   name: string
   version?: string
@@ -119,6 +128,8 @@ export const api = {
     request<Version>('POST', `${p(id)}/versions`, { message }),
   revert: (id: string, versionId: string) =>
     request<ProjectState>('POST', `${p(id)}/versions/${encodeURIComponent(versionId)}/revert`),
+  diff: (id: string, from: string, to: string) =>
+    request<SceneDiff>('GET', `${p(id)}/versions/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`),
   stateAt: (id: string, position: number) =>
     request<ProjectState>('GET', `${p(id)}/state?at=${position}`),
   undo: (id: string) => request<{ position: number }>('POST', `${p(id)}/operations/undo`),

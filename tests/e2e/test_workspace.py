@@ -301,6 +301,12 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
         # -- revert to the version saved after generation ------------------------------------
         alice.get_by_role("tab", name="History").click()
         version = alice.locator(".versions li", has_text="as generated")
+        # compared with that version, the object has moved: it is outlined as changed
+        version.get_by_role("button", name="Compare").click()
+        expect(alice.get_by_test_id("comparison")).to_contain_text("0 added")
+        expect(alice.get_by_test_id("comparison")).to_contain_text("1 changed")
+        shot(alice, "06b-compare-with-version-alice")
+        alice.get_by_role("button", name="Clear comparison").click()
         version.get_by_role("button", name="Revert").click()
         expect(bob.get_by_label("Position X")).to_have_value("0")
         expect(bob.get_by_label("Rotation ° Y")).to_have_value("0")

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
-import { api, errorMessage, type Version } from '../api'
+import { api, errorMessage, type SceneDiff, type Version } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { objectsOfSnapshot, type SceneObject } from '../scene'
 import { useTimeline } from './useTimeline'
@@ -17,6 +17,8 @@ interface Props {
   changes: number
   preview: Preview | null
   onPreview: (preview: Preview | null) => void
+  /** A comparison to highlight in the viewport (null clears it). */
+  onDiff: (diff: SceneDiff | null) => void
 }
 
 function when(at: string): string {
@@ -24,7 +26,9 @@ function when(at: string): string {
   return Number.isNaN(d.getTime()) ? at : d.toLocaleString()
 }
 
-export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPreview }: Props) {
+export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPreview,
+                              onDiff }: Props) {
+  const [comparing, setComparing] = useState<{ version: Version; diff: SceneDiff } | null>(null)
   const { timeline, error: timelineError, refresh } = useTimeline(projectId)
   const [versions, setVersions] = useState<Version[]>([])
   const [message, setMessage] = useState('')
@@ -84,6 +88,22 @@ export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPr
     }
   }
 
+  async function compare(v: Version): Promise<void> {
+    try {
+      const head = events.length ? events[events.length - 1].position : v.position
+      const diff = await api.diff(projectId, v.version_id, String(Math.max(head, v.position)))
+      setComparing({ version: v, diff })
+      onDiff(diff)
+    } catch (e) {
+      setError(errorMessage(e))
+    }
+  }
+
+  function stopComparing(): void {
+    setComparing(null)
+    onDiff(null)
+  }
+
   const sliderValue = preview ? (index ?? live) : live
   const at = sliderValue < live ? events[sliderValue] : null
 
@@ -120,12 +140,25 @@ export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPr
               <strong>{v.message}</strong>
               <span className="muted small-text"> · {names.get(v.author) ?? v.author} · position {v.position}</span>
             </span>
+            <button type="button" className="small" onClick={() => void compare(v)}>
+              Compare
+            </button>
             {canEdit && (
               <button type="button" className="small" onClick={() => void revert(v)}>Revert</button>
             )}
           </li>
         ))}
       </ul>
+      {comparing && (
+        <div className="comparison" data-testid="comparison" role="status">
+          <p className="small-text">
+            Since “{comparing.version.message}”: {comparing.diff.added.length} added
+            (green), {Object.keys(comparing.diff.changed).length} changed (amber),{' '}
+            {comparing.diff.removed.length} removed.
+          </p>
+          <button type="button" className="small" onClick={stopComparing}>Clear comparison</button>
+        </div>
+      )}
 
       <h3>Timeline</h3>
       {(error || timelineError) && (

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useMemo, useState } from 'react'
-import { api, errorMessage, type Project, type User } from '../api'
+import { api, errorMessage, type Project, type SceneDiff, type User } from '../api'
 import { cameraPosition, withDrags, type CameraView, type SceneSession } from '../collab'
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
@@ -29,6 +29,9 @@ interface Props {
   color: string
   onSignOut: () => void
 }
+
+const DIFF_ADDED = '#4caf50'
+const DIFF_CHANGED = '#ff9800'
 
 type Tab = 'properties' | 'mesh' | 'generate' | 'history'
 const TABS: { id: Tab; label: string }[] = [
@@ -71,11 +74,17 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     () => new Map(project.members.map((m) => [m.user_id, m.username ?? m.user_id])),
     [project.members],
   )
+  const [diff, setDiff] = useState<SceneDiff | null>(null)
+  // Outlines: collaborators' selections, and a version comparison (added green, changed amber).
   const remoteSelections = useMemo(() => {
     const map = new Map<string, string>()
+    if (diff) {
+      for (const id of diff.added) map.set(id, DIFF_ADDED)
+      for (const id of Object.keys(diff.changed)) map.set(id, DIFF_CHANGED)
+    }
     for (const p of peers) if (!p.self && p.selection) map.set(p.selection, p.user.color)
     return map
-  }, [peers])
+  }, [peers, diff])
 
   const cameraMarkers = useMemo(() => peers
     .filter((p) => !p.self && p.camera && p.clientId !== following)
@@ -263,7 +272,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
               )}
               {t.id === 'history' && (
                 <HistoryPanel projectId={project.id} canEdit={canEdit} names={names}
-                  changes={changes} preview={preview} onPreview={setPreview} />
+                  changes={changes} preview={preview} onPreview={setPreview} onDiff={setDiff} />
               )}
             </div>
           ))}
