@@ -1,4 +1,4 @@
-import type { SceneObject } from '../scene'
+import { meshUrl, type SceneObject } from '../scene'
 import type { MeshState } from '../viewport/Viewport'
 
 interface Props {
@@ -11,10 +11,11 @@ interface Props {
 }
 
 function meshNote(o: SceneObject, s: MeshState | undefined): string {
-  if (!o.jobId) return 'no viewable mesh'
-  if (!s) return `${o.stage} · waiting…`
+  if (!meshUrl(o)) return 'no viewable mesh'
+  const stage = o.stage ?? 'mesh'
+  if (!s) return `${stage} · waiting…`
   if (s.error) return 'mesh failed to load'
-  if (s.loading) return s.shown ? `${s.shown} · loading ${o.stage}…` : `loading ${o.stage}…`
+  if (s.loading) return s.shown ? `${s.shown} · loading ${stage}…` : `loading ${stage}…`
   return s.shown ?? ''
 }
 

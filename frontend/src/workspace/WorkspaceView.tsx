@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from 'react'
+import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { api, errorMessage, type Project, type SceneDiff, type User } from '../api'
 import { cameraPosition, withDrags, type CameraView, type SceneSession } from '../collab'
 import { AppHeader } from '../components/AppHeader'
@@ -128,11 +128,13 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     if (duplicateObject(session.doc, selection, id, user.id)) setSelection(id)
   }, [session, selection, readOnly, user.id])
 
+  // An imported mesh is framed once it is on screen (its size is only known then).
+  const frameWhenShown = useRef<string | null>(null)
   const onImported = useCallback((mesh: UploadedMesh) => {
     const id = crypto.randomUUID()
     if (addMeshObject(session.doc, id, mesh, user.id)) {
       setSelection(id)
-      setFrameRequest((n) => n + 1)
+      frameWhenShown.current = id
     }
   }, [session, user.id])
 
@@ -168,6 +170,10 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
 
   const onMeshState = useCallback((id: string, state: MeshState) => {
     setMeshStates((all) => ({ ...all, [id]: state }))
+    if (id === frameWhenShown.current && state.shown && !state.loading) {
+      frameWhenShown.current = null
+      setFrameRequest((n) => n + 1)
+    }
   }, [])
 
   const undoRedo = useCallback(async (redo: boolean) => {
