@@ -57,6 +57,8 @@ class Settings:
     generation_cache_ttl_s: float = float(WEEK_S)
     # Seconds a mesh job's geometry may run before it is stopped and the job fails.
     mesh_job_budget_s: float = 600.0
+    # Run the Shap-E prior with int8 linear layers on CPU (workers.gpu.quantisation).
+    shap_e_int8: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +91,7 @@ class Settings:
             models_dir=Path(models) if models else None,
             generation_cache_ttl_s=float(_int(env, "ORFEAS_GENERATION_CACHE_TTL_S", WEEK_S)),
             mesh_job_budget_s=float(_int(env, "ORFEAS_MESH_JOB_BUDGET_S", 600)),
+            shap_e_int8=env.get("ORFEAS_SHAPE_INT8", "0") in ("1", "true", "yes"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -111,6 +114,8 @@ class Settings:
             env["ORFEAS_MODELS_DIR"] = str(self.models_dir)
         if self.generation_cache_ttl_s != WEEK_S:
             env["ORFEAS_GENERATION_CACHE_TTL_S"] = str(int(self.generation_cache_ttl_s))
+        if self.shap_e_int8:
+            env["ORFEAS_SHAPE_INT8"] = "1"
         if self.mesh_job_budget_s != 600.0:
             env["ORFEAS_MESH_JOB_BUDGET_S"] = str(int(self.mesh_job_budget_s))
         if self.s3:

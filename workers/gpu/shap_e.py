@@ -37,6 +37,7 @@ from workers.gpu.mesh_finish import (
     to_studio_frame,
     transfer_vertex_colours,
 )
+from workers.gpu.quantisation import quantise_linear_int8
 from workers.gpu.vram import DeviceBudget, DevicePlan, MeasuredMesh
 
 if TYPE_CHECKING:
@@ -76,6 +77,11 @@ class ShapESettings:
     query_batch_size : grid points per MLP call for one batch unit of a
         :class:`~workers.gpu.vram.DevicePlan`; the plan's batch size multiplies it
     min_grid : the coarsest grid tried when shrinking to meet a face budget
+    int8_on_cpu : on CPU, run the prior (the transformer that makes the latent, most of the
+        time of a stage) with int8 dynamically quantised linear layers
+        (:mod:`workers.gpu.quantisation`, ``ORFEAS_SHAPE_INT8=1``); the job reports say so.
+        Off by default: its speed and output change depend on the model, and are measured
+        by ``measure_int8`` rather than assumed
     """
 
     folder: str = "shap-e-img2img"
@@ -89,6 +95,7 @@ class ShapESettings:
     guidance_scale: float = 3.0
     query_batch_size: int = 4096
     min_grid: int = 16
+    int8_on_cpu: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,7 +218,7 @@ class ShapEBackend:
 
     def pipeline(self, budget: DeviceBudget) -> ShapEImg2ImgPipeline:
         """The loaded pipeline for `budget`'s device and precision (cached there)."""
-        key = f"{self.name}:{self.folder}:{budget.device}:{budget.dtype}"
+        key = f"{self.name}:{self.folder}:{budget.device}:{budget.dtype}:{self._int8(budget)}"
         return budget.pipelines.get(key, lambda: self._load(budget.device, budget.dtype))
 
     def _budget(self, device: torch.device) -> DeviceBudget:
@@ -237,7 +244,13 @@ class ShapEBackend:
             raise ConfigurationError(f"cannot load Shap-E from {folder}: {e}") from e
         _check_cube_tables(pipe.shap_e_renderer, folder)
         pipe.set_progress_bar_config(disable=True)
-        return pipe.to(device)
+        pipe = pipe.to(device)
+        if self.settings.int8_on_cpu and device.type == "cpu":
+            pipe.prior = quantise_linear_int8(pipe.prior)
+        return pipe
+
+    def _int8(self, budget: DeviceBudget) -> bool:
+        return self.settings.int8_on_cpu and budget.device.type == "cpu"
 
     def _run(
         self,
@@ -336,7 +349,8 @@ class ShapEBackend:
             face_count=len(mesh.faces),
             device=str(device),
             resolution=surface.grid,
-            report={**report, "backend": self.name, "decoder": surface.decoder},
+            report={**report, "backend": self.name, "decoder": surface.decoder,
+                    "prior_int8": self.settings.int8_on_cpu and device.type == "cpu"},
         )
 
 

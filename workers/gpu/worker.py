@@ -249,7 +249,8 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
     try:
         budget = DeviceBudget(device)
-        backends = generator_backends(settings.models_dir, budget)
+        backends = generator_backends(settings.models_dir, budget,
+                                      shap_e_int8=settings.shap_e_int8)
         await asyncio.to_thread(_report, settings.database_url, identity, list(backends.values()))
         fanout = Fanout(nc, settings.namespace, node=identity.name)
         jobs = GenerationJobs(studio, BlobStore(s3), backends, device, fanout,
