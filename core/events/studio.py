@@ -241,10 +241,17 @@ class Studio(Application[UUID]):
     ) -> SceneAppend:
         """As :meth:`append_scene_updates`, saying which scene versions the batch became."""
         scene_id = Scene.create_id(str(project_id))
+        clashed = False
 
         @_retrying
         def attempt() -> int:
-            scene = self._load(scene_id, Scene)
+            # The room appending here is usually the scene's only writer, so the copy cached
+            # by its last save is current and the load need not ask the database. If another
+            # writer saved meanwhile, the insert clashes on the version and the retry loads
+            # what is stored.
+            nonlocal clashed
+            scene = self._load(scene_id, Scene) if clashed else self._cached(scene_id, Scene)
+            clashed = True
             first = scene.version + 1
             for update, actor, origin in updates:
                 scene.record(update, actor, origin)
@@ -338,6 +345,22 @@ class Studio(Application[UUID]):
         scene = b"" if scene_version is None else self._load_version(
             scene_id, Scene, scene_version).state
         return ProjectState(project_id, position, project.name, dict(project.members), scene)
+
+    def project_at(self, project_id: UUID, position: int | None = None) -> ProjectState:
+        """The project as :meth:`state_at` gives it but with its scene left out (``b""``):
+        for a caller that reads the scene elsewhere (the scene history read model)."""
+        head, versions = self._versions_at([project_id], position)
+        if position is None:
+            position = head
+        if position < 1 or position > head:
+            raise InvalidInput(f"position {position} is outside the log (1..{head})")
+        project_version = versions.get(project_id)
+        if project_version is None:
+            raise NotFound(f"project {project_id} did not exist at position {position}")
+        project = self._load_version(project_id, Project, project_version)
+        if project.deleted:
+            raise NotFound(f"project {project_id} was deleted at position {position}")
+        return ProjectState(project_id, position, project.name, dict(project.members), b"")
 
     def revert(self, project_id: UUID, version_id: str, actor: str) -> int:
         """Make the name and the scene equal to a version's by appending events.
@@ -522,6 +545,18 @@ class Studio(Application[UUID]):
         if isinstance(cached, cls) and cached.version == version:
             return cast(A, deepcopy(cached))
         return self._load(aggregate_id, cls, version=version)
+
+    def _cached(self, aggregate_id: UUID, cls: type[A]) -> A:
+        """A copy of the cached aggregate as its last save here left it, without asking the
+        database for newer events; loaded as usual when nothing is cached."""
+        cache = self.repository.cache
+        try:
+            cached = cache.get(aggregate_id) if cache is not None else None
+        except KeyError:
+            cached = None
+        if not isinstance(cached, cls):
+            return self._load(aggregate_id, cls)
+        return deepcopy(cached)
 
     def _save(self, *aggregates: Project | Job | Scene) -> int:
         """Save pending events in one transaction; returns the last one's position (0 if none).
