@@ -56,8 +56,18 @@ async def list_versions(request: Request) -> Response:
 async def get_state(request: Request) -> Response:
     res = resources(request)
     position = await _position(request, res, request.query_params, "at", "version")
-    state = await asyncio.to_thread(res.studio.state_at, _project_id(request), position)
-    return Json(_state_body(state))
+    project_id = _project_id(request)
+    if position is None:  # now: the log's head, which project_at resolves
+        project = await asyncio.to_thread(res.studio.project_at, project_id, None)
+        scene = await res.read_models.scene_at(project_id, project.position)
+    else:
+        project, scene = await asyncio.gather(
+            asyncio.to_thread(res.studio.project_at, project_id, position),
+            res.read_models.scene_at(project_id, position))
+    if scene is None:  # the scene history is behind: replay the scene from the log
+        state = await asyncio.to_thread(res.studio.state_at, project_id, project.position)
+        return Json(_state_body(state))
+    return Json(_project_body(project) | {"scene": scene})
 
 
 @guard(Access(Scope.PROJECT, Role.EDITOR))
@@ -153,11 +163,14 @@ def _int(raw: str, name: str, *, minimum: int) -> int:
 
 
 def _state_body(state: ProjectState) -> dict[str, Any]:
+    return _project_body(state) | {"scene": document.snapshot(state.scene)}
+
+
+def _project_body(state: ProjectState) -> dict[str, Any]:
     return {
         "position": state.position,
         "project": {"id": state.project_id, "name": state.name,
                     "members": [{"user_id": u, "role": r} for u, r in state.members.items()]},
-        "scene": document.snapshot(state.scene),
     }
 
 

@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core.projections.registry import EVENTS_TABLE, READ_MODEL_NAMES, TRACKING_TABLE
+from core.projections.scene_objects import SCENE_AT, scene_from_rows
 
 CATCH_UP_TIMEOUT_S = 3.0
 
@@ -190,6 +191,17 @@ class ReadModels:
             "SELECT count(*) AS ahead FROM rm_jobs WHERE kind = %s AND state = 'requested'"
             " AND requested_at < %s", kind, requested_at)
         return int(row["ahead"]) if row else 0
+
+    async def scene_at(self, project_id: UUID, position: int) -> dict[str, Any] | None:
+        """A project's scene as it was at ``position`` (``document.snapshot``'s shape), from
+        the scene history; None while that read model has not reached the position."""
+        try:
+            async with self._pool.connection() as conn:
+                cur = await conn.execute(SCENE_AT, {"project": project_id, "at": position},
+                                         prepare=True)
+                return scene_from_rows(await cur.fetchall(), position)
+        except UndefinedTable:  # the runner has not created it yet
+            return None
 
     # -- plumbing ---------------------------------------------------------------------------
 

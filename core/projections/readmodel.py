@@ -18,6 +18,10 @@ class ReadModel:
     name: ClassVar[str]
     tables: ClassVar[tuple[str, ...]]
     create_sql: ClassVar[tuple[str, ...]]
+    # Statements that only add rows which no other statement of the model reads or changes
+    # (history rows keyed by position): the runner may run them after the rest of the batch,
+    # all in one go, instead of interleaved with it one event at a time.
+    appends: ClassVar[frozenset[str]] = frozenset()
 
     @singledispatchmethod
     def statements(self, event: Any, position: int) -> list[Statement]:

@@ -148,7 +148,8 @@ class ProjectionRunner:
                 statements: list[Statement] = []
                 for notification_id, event in events:
                     statements.extend(model.statements(event, notification_id))
-                self._execute(statements)
+                self._execute([s for s in statements if s[0] not in model.appends])
+                self._execute([s for s in statements if s[0] in model.appends])
                 self._conn.execute(
                     sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(
                         sql.Identifier(TRACKING_TABLE)),

@@ -7,12 +7,21 @@ snapshots. A cached document is only used for the event right after the one it l
 another runner (or a rebuild) processed the events in between, it is stale and is loaded again.
 Only the objects an update touches are compared, so an update costs the same in a big scene as
 in a small one.
+
+Beside the current objects it keeps their history, ``rm_scene_history``: one row per object
+(root ``objects``) or scene setting (root ``meta``) each time its value changed, from that log
+position on, its value as JSON text (NULL once deleted). The scene as it was at position P is
+then, for each key, its latest row at or before P: :data:`SCENE_AT` finds the keys with a loose
+index scan and probes the primary key once per key, so it costs the same deep into a long log
+as near its start, and never merges a Yjs document. JSON text rather than ``jsonb`` keeps a
+value exactly as the document gives it (``1.0`` stays a float, NaN survives).
 """
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import singledispatchmethod
 from typing import Any
@@ -28,6 +37,7 @@ SceneAt = Callable[[UUID, int], tuple[str, bytes]]
 """(scene id, aggregate version) → (project id, document state at that version)."""
 
 CACHED_SCENES = 256
+_DELETED = object()  # a key's value once it was removed (None is a value a key can hold)
 
 _UPSERT = (
     "INSERT INTO rm_scene_objects (project_id, object_id, name, asset, blob, visible,"
@@ -38,6 +48,31 @@ _UPSERT = (
     " position = EXCLUDED.position"
 )
 _DELETE = "DELETE FROM rm_scene_objects WHERE project_id = %(project)s AND object_id = %(object)s"
+_CHANGED = (
+    "INSERT INTO rm_scene_history (project_id, root, key, from_position, value)"
+    " VALUES (%(project)s, %(root)s, %(key)s, %(position)s, %(value)s)"
+)
+
+SCENE_AT = (
+    "WITH RECURSIVE keys AS ("
+    " (SELECT root, key FROM rm_scene_history WHERE project_id = %(project)s"
+    "  ORDER BY root, key LIMIT 1)"
+    " UNION ALL"
+    " SELECT later.root, later.key FROM keys CROSS JOIN LATERAL ("
+    "  SELECT h.root, h.key FROM rm_scene_history h WHERE h.project_id = %(project)s"
+    "  AND (h.root, h.key) > (keys.root, keys.key) ORDER BY h.root, h.key LIMIT 1) later),"
+    " scene AS ("
+    " SELECT keys.root, keys.key, last.value FROM keys CROSS JOIN LATERAL ("
+    "  SELECT h.value FROM rm_scene_history h WHERE h.project_id = %(project)s"
+    "  AND h.root = keys.root AND h.key = keys.key AND h.from_position <= %(at)s"
+    "  ORDER BY h.from_position DESC LIMIT 1) last WHERE last.value IS NOT NULL)"
+    " SELECT t.position, scene.root, scene.key, scene.value FROM rm_tracking t"
+    " LEFT JOIN scene ON t.position >= %(at)s WHERE t.name = 'scene_objects'"
+)
+"""The scene of ``%(project)s`` at log position ``%(at)s``, in one statement (one snapshot):
+rows of (the model's position, root, key, value as JSON); the first column alone, with NULLs,
+where the scene was empty or the model has not reached the position yet. See
+:func:`scene_from_rows`."""
 
 
 @dataclass
@@ -46,17 +81,28 @@ class _Scene:
     doc: Doc
     version: int  # the scene version the document is at
     objects: dict[str, Any]  # the document's objects as plain values, as the rows show them
+    meta: dict[str, Any]  # the same for the scene's settings
 
 
 class SceneObjectsReadModel(ReadModel):
     name = "scene_objects"
-    tables = ("rm_scene_objects",)
+    tables = ("rm_scene_objects", "rm_scene_history")
+    appends = frozenset({_CHANGED})
     create_sql = (
+        # A database from before the history table has this model's position at its head
+        # but no history: start the model over so that the history is filled from the log.
+        "DO $$ BEGIN IF to_regclass('rm_scene_objects') IS NOT NULL"
+        " AND to_regclass('rm_scene_history') IS NULL THEN DROP TABLE rm_scene_objects;"
+        " UPDATE rm_tracking SET position = 0 WHERE name = 'scene_objects'; END IF; END $$",
         "CREATE TABLE IF NOT EXISTS rm_scene_objects ("
         " project_id uuid NOT NULL, object_id text NOT NULL, name text, asset text,"
         " blob text, visible boolean, updated_at timestamptz NOT NULL,"
         " position bigint NOT NULL, PRIMARY KEY (project_id, object_id))",
         "CREATE INDEX IF NOT EXISTS rm_scene_objects_blob ON rm_scene_objects (blob)",
+        "CREATE TABLE IF NOT EXISTS rm_scene_history ("
+        " project_id uuid NOT NULL, root text NOT NULL, key text NOT NULL,"
+        " from_position bigint NOT NULL, value text,"
+        " PRIMARY KEY (project_id, root, key, from_position))",
     )
 
     def __init__(self, scene_at: SceneAt) -> None:
@@ -87,36 +133,52 @@ class SceneObjectsReadModel(ReadModel):
     def _(self, e: Scene.Updated, position: int) -> list[Statement]:
         scene = self._doc(e.originator_id, e.originator_version)
         objects = scene.doc.get(document.OBJECTS, type=Map)
-        touched: set[str] = set()
+        meta = scene.doc.get(document.META, type=Map)
+        touched: dict[str, set[str]] = {document.OBJECTS: set(), document.META: set()}
 
-        def collect(events: list[Any]) -> None:
-            for event in events:  # a nested change has the object id first in its path
-                touched.update([str(event.path[0])] if event.path else event.keys)
+        def collector(root: str) -> Callable[[list[Any]], None]:
+            def collect(events: list[Any]) -> None:
+                for event in events:  # a nested change has the key first in its path
+                    touched[root].update([str(event.path[0])] if event.path else event.keys)
+            return collect
 
-        subscription = objects.observe_deep(collect)
+        subscriptions = [(objects, objects.observe_deep(collector(document.OBJECTS))),
+                         (meta, meta.observe_deep(collector(document.META)))]
         try:
             scene.doc.apply_update(e.update)
         finally:
-            objects.unobserve(subscription)
+            for root, subscription in subscriptions:
+                root.unobserve(subscription)
         scene.version = e.originator_version
         rows: list[Statement] = []
-        for object_id in sorted(touched):
+        for object_id in sorted(touched[document.OBJECTS]):
             before = scene.objects.get(object_id)
             if object_id not in objects:
                 if before is not None:
                     del scene.objects[object_id]
                     rows.append((_DELETE, {"project": scene.project_id, "object": object_id}))
+                    rows.append(_changed(scene, document.OBJECTS, object_id, position, _DELETED))
                 continue
-            value = objects[object_id]
-            fields: Any = value.to_py() if isinstance(value, Map) else value
+            fields: Any = _plain(objects[object_id])
             if before != fields:
                 scene.objects[object_id] = fields
                 rows.append((_UPSERT, {
                     "project": scene.project_id, "object": object_id,
-                    "name": fields.get("name"), "asset": fields.get("asset"),
-                    "blob": fields.get("blob"), "visible": fields.get("visible"),
+                    "name": _text(fields.get("name")), "asset": _text(fields.get("asset")),
+                    "blob": _text(fields.get("blob")), "visible": fields.get("visible"),
                     "at": e.timestamp, "position": position,
                 }))
+                rows.append(_changed(scene, document.OBJECTS, object_id, position, fields))
+        for key in sorted(touched[document.META]):
+            if key not in meta:
+                if key in scene.meta:
+                    del scene.meta[key]
+                    rows.append(_changed(scene, document.META, key, position, _DELETED))
+                continue
+            value = _plain(meta[key])
+            if key not in scene.meta or scene.meta[key] != value:
+                scene.meta[key] = value
+                rows.append(_changed(scene, document.META, key, position, value))
         return rows
 
     def _doc(self, scene_id: UUID, version: int) -> _Scene:
@@ -130,7 +192,42 @@ class SceneObjectsReadModel(ReadModel):
 
     def _remember(self, scene_id: UUID, project_id: str, doc: Doc, version: int) -> _Scene:
         objects = doc.get(document.OBJECTS, type=Map).to_py() or {}
-        self._docs[scene_id] = scene = _Scene(project_id, doc, version, objects)
+        meta = doc.get(document.META, type=Map).to_py() or {}
+        self._docs[scene_id] = scene = _Scene(project_id, doc, version, objects, meta)
         if len(self._docs) > CACHED_SCENES:
             self._docs.popitem(last=False)
         return scene
+
+
+def scene_from_rows(rows: Iterable[tuple[Any, ...]], position: int) -> dict[str, Any] | None:
+    """The scene as :func:`core.crdt.document.snapshot` gives it, from the rows of
+    :data:`SCENE_AT`; None where the read model has not reached ``position`` (or has no
+    tracking row yet), so the caller replays the log instead."""
+    scene: dict[str, Any] = {document.OBJECTS: {}, document.META: {}}
+    reached = False
+    for model_position, root, key, value in rows:
+        reached = model_position >= position
+        if root is not None:
+            scene[root][key] = json.loads(value)
+    return scene if reached else None
+
+
+def _text(value: Any) -> Any:
+    """A string as a text column can hold it: PostgreSQL refuses NUL, a document does not."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _plain(value: Any) -> Any:
+    """A document value as plain Python (shared types converted, as ``to_py`` does)."""
+    to_py = getattr(value, "to_py", None)
+    return to_py() if callable(to_py) else value
+
+
+def _changed(scene: _Scene, root: str, key: str, position: int, value: Any) -> Statement:
+    # sort_keys: a map's key order depends on how its document was loaded (a rebuild loads
+    # compactions), and a rebuild must give the same rows. default=repr: a value JSON cannot
+    # hold (bytes) must not stop the runner; it reads back as its repr, the one place this
+    # model and a replay of the log can differ.
+    text = None if value is _DELETED else json.dumps(value, sort_keys=True, default=repr)
+    return (_CHANGED, {"project": scene.project_id, "root": root, "key": key,
+                       "position": position, "value": text})

@@ -1,6 +1,7 @@
 """Time travel as a property: for random histories and random positions, ``Studio.state_at``
 equals a replay of the log from scratch in a fresh process; and a revert to a tagged version
-brings back that version's name and scene (but not its membership).
+brings back that version's name and scene (but not its membership); and the scene history
+read model gives the same scene as ``state_at`` at every position.
 
 The studio here snapshots every few versions and compacts every few scene updates, so short
 random histories cross snapshots and compactions; the reference replay uses neither.
@@ -28,6 +29,8 @@ from core.events.project import Project
 from core.events.roles import Role
 from core.events.scene import Scene
 from core.events.studio import Studio
+from core.projections.runner import ProjectionRunner
+from core.projections.scene_objects import SCENE_AT, scene_from_rows
 from core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -219,3 +222,52 @@ def test_revert_brings_back_name_and_scene_not_members(
     expected = replay(url, project_id, [tagged_at, head])
     assert then == expected[tagged_at], "state_at(version) differs from a fresh replay"
     assert now == expected[head], "state after the revert differs from a fresh replay"
+
+
+def read_model_scene(url: str, project_id: UUID, position: int) -> dict[str, Any] | None:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(SCENE_AT, {"project": project_id, "at": position}).fetchall()
+    return scene_from_rows(rows, position)
+
+
+meta_edits = st.tuples(st.just("meta"), st.dictionaries(
+    st.sampled_from(["unit", "up", "grid"]), st.none() | st.integers(-5, 5) | st.text(max_size=3),
+    max_size=2), st.booleans())
+
+
+def apply_with_meta(studio: Studio, project_id: UUID, history: list[tuple[Any, ...]]) -> None:
+    for op, *args in history:
+        if op != "meta":
+            apply(studio, project_id, [(op, *args)])
+            continue
+        update = document.edit(studio.scene(project_id).state, {}, meta=args[0], exact=args[1])
+        if not document.is_empty(update):
+            studio.append_scene_updates(project_id, [(update, "owner", "prop")])
+
+
+@PROPERTY_SETTINGS
+@given(history=st.lists(st.one_of(operations, meta_edits), max_size=20))
+@example(history=[("edit", {"a": {"name": "x"}})] * 6 + [("edit", {"a": None})])
+@example(history=[("meta", {"unit": "m", "up": None}, False), ("meta", {"grid": 1}, True)])
+@example(history=[("edit", {"a": {"name": "x"}, "b": {"name": "y"}}), ("tag", "v"),
+                  ("edit", {"a": None}), ("edit", {"a": {"name": "again"}})])
+def test_scene_history_equals_state_at_everywhere(studio: Studio, prepared: Settings,
+                                                  history: list[tuple[Any, ...]]):
+    url = prepared.database_url
+    assert url is not None
+    project_id = studio.create_project("start", actor="owner")
+    apply_with_meta(studio, project_id, history)
+    tagged = list(studio.project(project_id).versions)
+    if tagged:  # a revert to the first version: meta and many objects in one update
+        studio.revert(project_id, tagged[0], actor="owner")
+    low, high = first_position(url, project_id), studio.max_position()
+    runner = ProjectionRunner(url, names=["scene_objects"])
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+    for position in range(low, high + 1):
+        expected = document.snapshot(studio.state_at(project_id, position).scene)
+        assert read_model_scene(url, project_id, position) == expected, (
+            f"the scene history at {position} differs from state_at (positions {low}..{high})")
+    assert read_model_scene(url, project_id, high + 1) is None, "answered past its position"
