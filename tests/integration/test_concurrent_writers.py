@@ -36,6 +36,9 @@ from core.settings import Settings
 
 WRITERS = 8
 COMMANDS_PER_WRITER = 1000
+HOLD_AT = COMMANDS_PER_WRITER * 9 // 10
+"""Where writers wait while the test kills the projection runner, so that the kills land
+while writing is still going on however fast the writers are."""
 TEST_RETRIES = 50  # a Conflict after the service's own retries: the caller retries, as the API does
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,11 +73,13 @@ def _with_retry(call: Callable[[], int], run: WriteRun) -> int:
 
 
 def _writer(studio: Studio, writer: int, project_id: UUID, run: WriteRun,
-            start: threading.Barrier) -> None:
+            start: threading.Barrier, resume: threading.Event | None) -> None:
     mine: list[Command] = []
     try:
         start.wait(30)
         for i in range(COMMANDS_PER_WRITER):
+            if resume is not None and i == HOLD_AT:
+                assert resume.wait(600), "the test never let the writers finish"
             tag = f"w{writer}-{i}"
             if i % 2 == 0:
                 position = _with_retry(
@@ -96,12 +101,15 @@ def _writer(studio: Studio, writer: int, project_id: UUID, run: WriteRun,
             run.commands.extend(mine)
 
 
-def _write_concurrently(studio: Studio, projects: list[UUID]) -> WriteRun:
-    """``WRITERS`` threads; writer ``w`` writes to ``projects[w % len(projects)]``."""
+def _write_concurrently(studio: Studio, projects: list[UUID],
+                        resume: threading.Event | None = None) -> WriteRun:
+    """``WRITERS`` threads; writer ``w`` writes to ``projects[w % len(projects)]``. With
+    ``resume``, each writer holds before its command ``HOLD_AT`` until it is set."""
     run = WriteRun()
     start = threading.Barrier(WRITERS)
     threads = [threading.Thread(target=_writer, name=f"writer-{w}", daemon=True,
-                                args=(studio, w, projects[w % len(projects)], run, start))
+                                args=(studio, w, projects[w % len(projects)], run, start,
+                                      resume))
                for w in range(WRITERS)]
     began = time.monotonic()
     for t in threads:
@@ -319,9 +327,11 @@ def test_runner_process_killed_mid_way_exactly_once(prepared: Settings, studio: 
     runners = [_start_runner(url, output)]
     result: dict[str, Any] = {}
 
+    resume = threading.Event()
+
     def write() -> None:
         try:
-            result["run"] = _write_concurrently(studio, projects)
+            result["run"] = _write_concurrently(studio, projects, resume)
         except BaseException as e:
             result["error"] = e
 
@@ -342,6 +352,7 @@ def test_runner_process_killed_mid_way_exactly_once(prepared: Settings, studio: 
             assert running.wait(30) == -signal.SIGKILL
             print(f"killed the runner at {tracking(url)} (head {head(url)})")
             runners.append(_start_runner(url, output))
+        resume.set()
         writers.join(600)
         assert not writers.is_alive(), "writers did not finish"
         if "error" in result:
@@ -353,6 +364,7 @@ def test_runner_process_killed_mid_way_exactly_once(prepared: Settings, studio: 
         runners[-1].send_signal(signal.SIGTERM)
         assert runners[-1].wait(30) == 0, output.read_text(errors="replace")[-3000:]
     finally:
+        resume.set()
         for process in runners:
             _stop(process)
         writers.join(600)
