@@ -10,10 +10,15 @@ The pipeline, and which library does each step:
 1. weld near-duplicate vertices, drop degenerate and duplicate faces (trimesh);
 2. split into bodies (faces joined through shared vertices) and drop *debris*: bodies both
    tiny in area and in extent relative to the whole mesh (``debris_fraction``). A mesh that
-   is already printable and lost nothing here is returned as this cleaned copy;
+   is already printable and lost nothing here is returned as this cleaned copy. A body that
+   is closed parts welded together where they touched (non-manifold edges, pinched
+   vertices) is cut there into its closed parts;
 3. per body: a closed, consistently wound, manifold body free of self-intersections is kept
    as it is (its orientation is decided in step 4). A closed body whose faces cross first has
-   its needle triangles collapsed (manifold3d ``simplify(0)``). Any other body goes through
+   its needle triangles collapsed (manifold3d ``simplify(0)``); when the faces that still
+   cross only touch (nudging them apart clears them, :func:`workers.mesh.crossings.nudged`),
+   it is kept exact and nudged after step 4, so that its neighbours meet it where they
+   should. Any other body goes through
    MeshFix (pymeshfix: hole filling, non-manifold cutting, degeneracy and self-intersection
    removal) on unit-scaled coordinates. MeshFix is given one body at a time, so its habit of
    keeping only the largest component cannot lose the other bodies. A closed body MeshFix
@@ -23,30 +28,31 @@ The pipeline, and which library does each step:
 4. the bodies are combined with manifold3d booleans: solids are unioned, which removes the
    intersections between overlapping bodies, and a closed body wound inwards that sits inside
    another is kept as a cavity (subtracted) rather than flipped into a solid. manifold3d's
-   output is an oriented 2-manifold by construction; needle triangles it leaves where
-   bodies met are collapsed when they make faces cross.
+   output is an oriented 2-manifold by construction, but parts that meet only at an edge or
+   a corner share a position there, which welding would pinch: those vertices are moved a
+   millionth of the diagonal into their own part. Needle triangles left where bodies met are
+   collapsed, and faces left touching are nudged apart, when they make faces cross.
 
-"Free of self-intersections" is checked with MeshFix's triangle-triangle intersection test
-(``PyTMesh.select_intersecting_triangles(justproper=True)``): two faces intersect *properly*
-when their interiors cross, as opposed to touching along the edges and corners they share.
-It reports faces rather than face pairs, so the report counts faces; only the count is used
-(the indices it returns were seen out of range). The grid of that test is tuned, see
-``_CELL_TRIANGLES``.
+"Free of self-intersections" is checked with MeshFix's triangle-triangle intersection test,
+see :mod:`workers.mesh.crossings`. Faces that only touch to within rounding (coplanar slivers
+of CAD chamfers) are nudged apart there by a billionth of the part's size; faces that truly
+cross are not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
 
 import manifold3d
 import numpy as np
-import pymeshfix
 import trimesh
 from numpy.typing import NDArray
 from scipy import sparse
-from scipy.sparse import csgraph
+
+from workers.mesh.crossings import count_self_intersecting_faces, meshfix_mesh, nudged
+from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
 
 Faces = NDArray[np.int64]
 Points = NDArray[np.float64]
@@ -65,13 +71,13 @@ MeshFix removes crossing faces by deleting them and filling the holes left; on s
 parts (interpenetrating screw holes) that deletes most of the part. Keeping the closed part,
 crossings and all, is then the lesser harm."""
 
-_CELL_TRIANGLES: Final = 200
-"""Triangles per cell of MeshFix's intersection grid. Its default (50) makes the grid subdivide
-without end around vertices with many faces (fans of a cylinder cap, apexes), which cost
-seconds on a few thousand faces; 200 was the fastest setting over the test corpus."""
-
 _FLAT_SPREAD: Final = 1e-6
 """Points whose thinnest principal spread is below this fraction of their widest are flat."""
+
+_CONTACT_GAP: Final = 1e-6
+"""How far vertices where two parts touch are moved into their own part, as a fraction of the
+whole mesh's diagonal: 0.1 µm on a 100 mm part, below any printer's resolution, so the
+parts still print fused."""
 
 _HULL_MAX_FACES: Final = 64
 """Largest open, non-flat body MeshFix cannot close that is still sealed by its hull."""
@@ -181,39 +187,32 @@ def assess(mesh: trimesh.Trimesh) -> MeshQuality:
     mesh
         ``vertices : (n, 3) float`` and ``faces : (m, 3) int``.
     """
-    solid = _bare(mesh.vertices, mesh.faces)
-    solid.merge_vertices(merge_tex=True, merge_norm=True)
-    counts = _edge_face_counts(solid.faces)
-    watertight = bool(len(counts)) and bool((counts == 2).all())
-    consistent = bool(solid.is_winding_consistent) if len(solid.faces) else False
+    return _measure(_welded(mesh.vertices, mesh.faces))
+
+
+def _measure(solid: trimesh.Trimesh) -> MeshQuality:
+    """:func:`assess` of a mesh already welded."""
+    topology = edge_topology(solid.faces, len(solid.vertices))
+    closed = topology.watertight and topology.winding_consistent
     return MeshQuality(
         faces=len(solid.faces),
-        watertight=watertight,
-        winding_consistent=consistent,
-        boundary_edges=int((counts == 1).sum()),
-        non_manifold_edges=int((counts > 2).sum()),
-        non_manifold_vertices=_non_manifold_vertex_count(solid),
+        watertight=topology.watertight,
+        winding_consistent=topology.winding_consistent,
+        boundary_edges=topology.boundary_edges,
+        non_manifold_edges=topology.non_manifold_edges,
+        non_manifold_vertices=topology.non_manifold_vertices,
         self_intersecting_faces=count_self_intersecting_faces(solid.vertices, solid.faces),
-        volume=float(solid.volume) if watertight and consistent else None,
-        bodies=len(_bodies(solid)),
+        volume=signed_volume(solid.vertices, solid.faces) if closed else None,
+        bodies=body_labels(solid.faces, len(solid.vertices))[0],
     )
 
 
-def count_self_intersecting_faces(vertices: Points, faces: Faces) -> int:
-    """Count the faces whose interior crosses another face, with MeshFix's exact-ish test.
-
-    Parameters
-    ----------
-    vertices
-        ``(n, 3) float`` positions.
-    faces
-        ``(m, 3) int`` indices into ``vertices``.
-    """
-    if len(faces) == 0:
-        return 0
-    tmesh, _ = _meshfix_mesh(vertices, faces)
-    crossing = tmesh.select_intersecting_triangles(tris_per_cell=_CELL_TRIANGLES, justproper=True)
-    return len(crossing)
+def _welded(vertices: Points, faces: Faces, digits: int | None = None) -> trimesh.Trimesh:
+    """A bare copy with coincident positions welded (to ``digits`` decimals; ``None`` uses
+    trimesh's ``tol.merge``), as a printer reading the file would join them."""
+    solid = _bare(vertices, faces)
+    solid.merge_vertices(merge_tex=True, merge_norm=True, digits_vertex=digits)
+    return solid
 
 
 def count_lost_bodies(
@@ -235,8 +234,9 @@ def count_lost_bodies(
     debris_fraction
         The threshold the repair was given.
     """
-    cleaned, _ = _cleaned(original, None)
-    bodies = [b for b in _bodies(cleaned) if not _is_debris(b, cleaned, debris_fraction)]
+    welded = _welded(original.vertices, original.faces)
+    cleaned, _ = _cleaned(welded, _referenced_count(original.faces))
+    bodies = _without_debris(_bodies(cleaned), cleaned, debris_fraction)
     if not bodies:
         return 0
     if len(repaired.faces) == 0:
@@ -336,21 +336,31 @@ def repair(
         ``debris_fraction`` outside ``[0, 1)`` or ``merge_tolerance`` not positive.
     """
     _check_options(debris_fraction, merge_tolerance)
-    before = assess(mesh)
+    welded = _welded(mesh.vertices, mesh.faces)
+    before = _measure(welded)
     report = RepairReport(before=before)
-    cleaned, counts = _cleaned(mesh, merge_tolerance)
+    digits = None if merge_tolerance is None else trimesh.util.decimal_to_digits(merge_tolerance)
+    if digits is not None:
+        welded = _welded(mesh.vertices, mesh.faces, digits)
+    cleaned, counts = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
     bodies = _bodies(cleaned)
-    kept = [b for b in bodies if not _is_debris(b, cleaned, debris_fraction)]
+    kept = _without_debris(bodies, cleaned, debris_fraction)
     report.debris_bodies_dropped = len(bodies) - len(kept)
     if _already_printable(report, merge_tolerance):
         repaired, after = cleaned, before
     else:
         thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
         crossing = before.self_intersecting_faces > 0
-        solids = [_solid_body(b, thickness, report, intersections=crossing) for b in kept]
-        repaired, after = _resolve_crossings(_combine([s for s in solids if s], report))
+        solids = [
+            solid
+            for body in kept
+            for piece in _pieces(body)
+            for solid in [_solid_body(piece, thickness, report, intersections=crossing)]
+        ]
+        combined = _combine([s for s in solids if s], report)
+        repaired, after = _resolve_crossings(_kept_apart(combined, report), report)
     report.bodies_kept = after.bodies
     report.after = after
     _count_resolved(report)
@@ -383,34 +393,44 @@ def _check_options(debris_fraction: float, merge_tolerance: float | None) -> Non
 
 
 def _cleaned(
-    mesh: trimesh.Trimesh, merge_tolerance: float | None
+    welded: trimesh.Trimesh, referenced: int
 ) -> tuple[trimesh.Trimesh, tuple[int, int, int]]:
-    """Return a welded copy without degenerate or duplicate faces, and what was removed.
+    """Return ``welded`` without degenerate or duplicate faces, and what was removed.
+
+    Parameters
+    ----------
+    welded
+        The input with its vertices welded (:func:`_welded`); modified in place.
+    referenced
+        How many vertices the input's faces used before welding.
 
     Returns
     -------
     cleaned
-        A new mesh; unreferenced vertices dropped.
+        ``welded`` itself; unreferenced vertices dropped.
     counts
         ``(vertices merged, degenerate faces removed, duplicate faces removed)``.
     """
-    copy = _bare(mesh.vertices, mesh.faces)
-    copy.remove_unreferenced_vertices()
-    used = len(copy.vertices)
-    if merge_tolerance is None:
-        copy.merge_vertices(merge_tex=True, merge_norm=True)
-    else:
-        digits = trimesh.util.decimal_to_digits(merge_tolerance)
-        copy.merge_vertices(merge_tex=True, merge_norm=True, digits_vertex=digits)
-    merged = used - len(copy.vertices)
-    keep = copy.nondegenerate_faces(height=trimesh.tol.merge)
+    merged = referenced - len(welded.vertices)
+    keep = welded.nondegenerate_faces(height=trimesh.tol.merge)
     degenerate = int((~keep).sum())
-    copy.update_faces(keep)
-    unique = copy.unique_faces()
-    duplicates = len(copy.faces) - int(unique.sum())
-    copy.update_faces(unique)
-    copy.remove_unreferenced_vertices()
-    return copy, (merged, degenerate, duplicates)
+    if degenerate:
+        welded.update_faces(keep)
+    unique = welded.unique_faces()
+    duplicates = len(welded.faces) - int(unique.sum())
+    if duplicates:
+        welded.update_faces(unique)
+    if degenerate or duplicates:
+        welded.remove_unreferenced_vertices()
+    return welded, (merged, degenerate, duplicates)
+
+
+def _referenced_count(faces: Faces) -> int:
+    """How many distinct vertices ``faces`` (``(m, 3) int``) use."""
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return 0
+    return int(np.count_nonzero(np.bincount(faces.ravel())))
 
 
 def _bodies(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
@@ -419,16 +439,11 @@ def _bodies(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
     Vertices rather than edges: a surface torn along non-manifold edges, or two lobes
     pinched at a corner, is one damaged body for MeshFix to mend, not many open scraps.
     """
-    faces = mesh.faces
-    if len(faces) == 0:
-        return []
-    size = len(mesh.vertices)
-    links = faces[:, [0, 1, 1, 2]].reshape(-1, 2)
-    graph = sparse.coo_matrix((np.ones(len(links)), (links[:, 0], links[:, 1])), (size, size))
-    _, labels = csgraph.connected_components(graph, directed=False)
-    face_labels = labels[faces[:, 0]]
-    order = np.argsort(face_labels, kind="stable")
-    splits = np.flatnonzero(np.diff(face_labels[order])) + 1
+    count, labels = body_labels(mesh.faces, len(mesh.vertices))
+    if count <= 1:
+        return [mesh] if count else []
+    order = np.argsort(labels, kind="stable")
+    splits = np.flatnonzero(np.diff(labels[order])) + 1
     return [_submesh(mesh, group) for group in np.split(order, splits)]
 
 
@@ -439,11 +454,40 @@ def _submesh(mesh: trimesh.Trimesh, face_index: NDArray[np.int64]) -> trimesh.Tr
     return _bare(mesh.vertices[used], inverse.reshape(-1, 3))
 
 
-def _is_debris(body: trimesh.Trimesh, whole: trimesh.Trimesh, debris_fraction: float) -> bool:
-    """Say whether ``body`` is too small in both area and extent to be a real part."""
-    tiny = body.area < debris_fraction * whole.area
-    small = _diagonal(body) < np.sqrt(debris_fraction) * _diagonal(whole)
+def _without_debris(
+    bodies: Sequence[trimesh.Trimesh], whole: trimesh.Trimesh, debris_fraction: float
+) -> list[trimesh.Trimesh]:
+    """The ``bodies`` that are not too small in both area and extent to be a real part."""
+    if len(bodies) <= 1:
+        return list(bodies)  # a lone body is the whole mesh, never its debris
+    area, diagonal = whole.area, _diagonal(whole)
+    return [b for b in bodies if not _is_debris(b, area, diagonal, debris_fraction)]
+
+
+def _is_debris(body: trimesh.Trimesh, area: float, diagonal: float, fraction: float) -> bool:
+    """Say whether ``body`` is tiny beside a whole of this ``area`` and ``diagonal``."""
+    tiny = body.area < fraction * area
+    small = _diagonal(body) < np.sqrt(fraction) * diagonal
     return bool(tiny and small)
+
+
+def _pieces(body: trimesh.Trimesh) -> list[trimesh.Trimesh]:
+    """``body`` cut along its non-manifold edges and vertices, when that leaves closed pieces.
+
+    Parts that touched in the file (gears in mesh, a stack of plates) become one body when
+    their positions are welded, joined by non-manifold edges and pinched vertices. Cut apart
+    where more than two faces meet, each is a closed part again, and the union in
+    :func:`_combine` joins them as solids; MeshFix would instead cut the contacts open and
+    fill what it could. A body whose pieces are not all closed stays whole.
+    """
+    topology = edge_topology(body.faces, len(body.vertices))
+    joined = topology.non_manifold_edges or topology.non_manifold_vertices
+    if topology.boundary_edges or not joined:
+        return [body]
+    pieces = [_bare(p.vertices, p.faces) for p in body.split(only_watertight=False)]
+    if len(pieces) > 1 and all(_is_closed_manifold(p) for p in pieces):
+        return pieces
+    return [body]
 
 
 def _solid_body(
@@ -452,16 +496,21 @@ def _solid_body(
     """Return ``body`` as a closed manifold free of self-intersections, or ``None``.
 
     A body that is already sound is returned unchanged, wound as it came (an inward winding
-    may mean a cavity; :func:`_combine` decides). Others are repaired with MeshFix. A closed
-    body MeshFix cannot mend without losing volume is kept as it came; an open one MeshFix
-    cannot close is sealed with its hull.
+    may mean a cavity; :func:`_combine` decides). A closed body whose faces only touch is
+    returned with its needles collapsed, for :func:`_resolve_crossings` to nudge. Others are
+    repaired with MeshFix. A closed body MeshFix cannot mend without losing volume is kept as
+    it came; an open one MeshFix cannot close is sealed with its hull.
     """
     if _is_sound(body, intersections=intersections):
         return body
     closed = _is_closed_solid(body)
-    if closed:
-        collapsed = _collapsed(body)
-        if collapsed is not None and _is_sound(collapsed, intersections=True):
+    collapsed = _collapsed(body) if closed else None
+    if collapsed is not None:
+        if count_self_intersecting_faces(collapsed.vertices, collapsed.faces) == 0:
+            return collapsed
+        if nudged(collapsed) is not None:
+            # Its faces only touch: it is kept exact for the booleans (a nudged body would
+            # meet its neighbours at a slant) and nudged once they are done.
             return collapsed
     fixed = _meshfix(body, report)
     if fixed is not None and not (closed and _drifted(body, fixed)):
@@ -495,8 +544,15 @@ def _hull_is_fair(body: trimesh.Trimesh) -> bool:
 
 def _is_closed_solid(body: trimesh.Trimesh) -> bool:
     """Closed, consistently wound, manifold and not flat (crossing faces allowed)."""
-    closed = body.is_watertight and body.is_winding_consistent
-    return bool(closed) and not _non_manifold_vertex_count(body) and not _is_flat(body)
+    return _is_closed_manifold(body) and not _is_flat(body)
+
+
+def _is_closed_manifold(body: trimesh.Trimesh) -> bool:
+    """Closed, consistently wound, edge- and vertex-manifold (crossing faces allowed)."""
+    topology = edge_topology(body.faces, len(body.vertices))
+    return topology.watertight and topology.winding_consistent and not (
+        topology.non_manifold_vertices
+    )
 
 
 def _drifted(body: trimesh.Trimesh, fixed: trimesh.Trimesh) -> bool:
@@ -510,9 +566,7 @@ def _is_sound(body: trimesh.Trimesh, *, intersections: bool) -> bool:
     ``intersections=False`` skips the (costly) intersection test, for bodies of a mesh that
     was measured free of them as a whole.
     """
-    if not (body.is_watertight and body.is_winding_consistent):
-        return False
-    if _non_manifold_vertex_count(body) or _is_flat(body):
+    if not _is_closed_manifold(body) or _is_flat(body):
         return False
     return not intersections or count_self_intersecting_faces(body.vertices, body.faces) == 0
 
@@ -525,11 +579,11 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
     not sound is it retried keeping MeshFix's largest component (a body can fall apart into
     scraps when its non-manifold parts are cut). When MeshFix's ``clean`` reports that no
     face crosses any more, it is taken at its word to save a second test; the final
-    :func:`assess` of the whole output is the check that counts (on cycloidal.ply, a known
-    failure, it catches crossings ``clean`` missed).
+    :func:`assess` of the whole output is the check that counts (on cycloidal.ply's welded
+    gears it caught crossings ``clean`` missed).
     """
     for keep_largest in (False, True):
-        tmesh, (centre, scale) = _meshfix_mesh(body.vertices, body.faces)
+        tmesh, (centre, scale) = meshfix_mesh(body.vertices, body.faces)
         holes = tmesh.n_boundaries
         tmesh.fill_small_boundaries(0, True)
         if keep_largest:
@@ -543,14 +597,19 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
     return None
 
 
-def _resolve_crossings(solid: trimesh.Trimesh) -> tuple[trimesh.Trimesh, MeshQuality]:
-    """Clear the few crossing faces a boolean union can leave where bodies met at a slant.
+def _resolve_crossings(
+    solid: trimesh.Trimesh, report: RepairReport
+) -> tuple[trimesh.Trimesh, MeshQuality]:
+    """Clear the crossing faces left where bodies met at a slant or faces touch.
 
     manifold3d's output is manifold but only *epsilon*-valid: needle triangles where faces of
     different bodies nearly coincide can cross by rounding. Collapsing them (manifold3d's
-    ``simplify`` at zero tolerance, which moves no surface) usually suffices. MeshFix's
-    clean-up is not tried on the whole result: over the corpus it never helped there, and
-    on large assemblies it cost tens of seconds.
+    ``simplify`` at zero tolerance, which moves no surface) usually suffices; faces left
+    touching are then nudged apart (:func:`workers.mesh.crossings.nudged`). Each candidate
+    is measured as the user's mesh will be (welded), and the first printable one is kept,
+    else the one with the fewest crossings. MeshFix's clean-up is not tried on the whole
+    result: over the corpus it never helped there, and on large assemblies it cost tens of
+    seconds.
 
     Returns
     -------
@@ -559,14 +618,68 @@ def _resolve_crossings(solid: trimesh.Trimesh) -> tuple[trimesh.Trimesh, MeshQua
     quality
         Its :func:`assess` measurement, taken here anyway to find the crossings.
     """
-    quality = assess(solid)
-    collapsed = _collapsed(solid) if quality.self_intersecting_faces else None
-    if collapsed is None:
-        return solid, quality
-    collapsed_quality = assess(collapsed)
-    if collapsed_quality.self_intersecting_faces < quality.self_intersecting_faces:
-        return collapsed, collapsed_quality
-    return solid, quality
+    best = (solid, assess(solid))
+    crossing = best[1].self_intersecting_faces
+    if crossing == 0:
+        return best
+    chosen = ""
+    for candidate, how in _uncrossing_candidates(solid):
+        quality = assess(candidate)
+        fewer = quality.self_intersecting_faces < best[1].self_intersecting_faces
+        if fewer and quality.score >= best[1].score:
+            best, chosen = (candidate, quality), how
+        if quality.printable:
+            break
+    if chosen:
+        left = best[1].self_intersecting_faces
+        report.notes.append(f"{chosen}: crossing faces {crossing} -> {left}")
+    return best
+
+
+def _kept_apart(solid: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh:
+    """Keep the lobes of a solid that touch themselves at a corner or an edge a hair apart.
+
+    manifold3d represents a solid whose parts meet only along an edge or at a corner (gears
+    in mesh) as a manifold with two vertices at the same place, one per lobe. Welding the
+    file by position, as a printer and :func:`assess` do, joins them into a pinched vertex or
+    a non-manifold edge. Each such vertex is moved towards the middle of its own neighbours
+    by :data:`_CONTACT_GAP` of the diagonal (at least a hundred welding tolerances), which
+    is into its own lobe: the parts stay where they were and stay apart once welded.
+    """
+    digits = trimesh.util.decimal_to_digits(trimesh.tol.merge)
+    keys = np.round(solid.vertices * 10.0**digits).astype(np.int64)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse.ravel()] > 1)
+    if len(shared) == 0:
+        return solid
+    edges = solid.edges_unique
+    size = len(solid.vertices)
+    ends = (np.r_[edges[:, 0], edges[:, 1]], np.r_[edges[:, 1], edges[:, 0]])
+    ring = sparse.coo_matrix((np.ones(2 * len(edges)), ends), (size, size)).tocsr()[shared]
+    middle = (ring @ solid.vertices) / np.maximum(ring.sum(axis=1), 1.0)
+    towards = np.asarray(middle) - solid.vertices[shared]
+    length = np.linalg.norm(towards, axis=1, keepdims=True)
+    gap = max(_CONTACT_GAP * _diagonal(solid), 100 * trimesh.tol.merge)
+    vertices = solid.vertices.copy()
+    vertices[shared] += towards / np.maximum(length, np.finfo(float).tiny) * np.minimum(
+        gap, 0.5 * length
+    )
+    report.notes.append(f"{len(shared)} vertices where parts touched were kept apart")
+    return _bare(vertices, solid.faces)
+
+
+def _uncrossing_candidates(solid: trimesh.Trimesh) -> Iterator[tuple[trimesh.Trimesh, str]]:
+    """``solid`` with needles collapsed, then nudged; then ``solid`` itself nudged; each with
+    what was done to it, in words."""
+    collapsed = _collapsed(solid)
+    if collapsed is not None:
+        yield collapsed, "needle triangles were collapsed"
+        parted = nudged(collapsed)
+        if parted is not None:
+            yield parted, "needle triangles were collapsed and touching faces nudged apart"
+    parted = nudged(solid)
+    if parted is not None:
+        yield parted, "touching faces were nudged apart"
 
 
 def _collapsed(solid: trimesh.Trimesh) -> trimesh.Trimesh | None:
@@ -629,9 +742,10 @@ def _is_flat_points(points: Points) -> bool:
 
 def _is_flat(body: trimesh.Trimesh) -> bool:
     """Say whether ``body`` encloses (next to) no volume for its size."""
-    if not body.is_watertight:
+    if not edge_topology(body.faces, len(body.vertices)).watertight:
         return True
-    return bool(abs(body.volume) <= _FLAT_VOLUME_FRACTION * _diagonal(body) ** 3)
+    volume = signed_volume(body.vertices, body.faces)
+    return bool(abs(volume) <= _FLAT_VOLUME_FRACTION * _diagonal(body) ** 3)
 
 
 # --------------------------------------------------------------------------- combining
@@ -766,75 +880,3 @@ def _diagonal(mesh: trimesh.Trimesh) -> float:
     if len(mesh.faces) == 0:
         return 0.0
     return float(np.linalg.norm(np.ptp(mesh.vertices[mesh.faces.ravel()], axis=0)))
-
-
-def _meshfix_mesh(
-    vertices: Points, faces: Faces
-) -> tuple[pymeshfix.PyTMesh, tuple[NDArray[np.float64], float]]:
-    """Load arrays into a quiet MeshFix mesh, centred and scaled to a unit diagonal.
-
-    MeshFix compares lengths with fixed epsilons, so a part modelled in metres (a diagonal of
-    a few hundredths) loses its small features to them; it is given unit-sized geometry.
-
-    Returns
-    -------
-    tmesh
-        The loaded mesh.
-    frame
-        ``(centre (3,), scale)``: original positions are ``centre + scale * loaded``.
-    """
-    points = np.asarray(vertices, dtype=np.float64)
-    used = points[np.unique(faces)] if len(faces) else points
-    centre = 0.5 * (used.min(axis=0) + used.max(axis=0)) if len(used) else np.zeros(3)
-    scale = float(np.linalg.norm(np.ptp(used, axis=0))) if len(used) else 1.0
-    scale = scale if scale > 0 else 1.0
-    tmesh = pymeshfix.PyTMesh()
-    tmesh.set_quiet(1)
-    tmesh.load_array(
-        np.ascontiguousarray((points - centre) / scale),
-        np.ascontiguousarray(faces, dtype=np.int32),
-    )
-    return tmesh, (centre, scale)
-
-
-def _edge_face_counts(faces: Faces) -> NDArray[np.int64]:
-    """How many faces use each distinct undirected edge, ``(e,) int``."""
-    if len(faces) == 0:
-        return np.zeros(0, dtype=np.int64)
-    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
-    _, counts = np.unique(edges, axis=0, return_counts=True)
-    return counts.astype(np.int64)
-
-
-def _non_manifold_vertex_count(mesh: trimesh.Trimesh) -> int:
-    """Count vertices whose faces do not form one fan.
-
-    Each face corner is a node; corners at the same vertex of two faces that share a
-    (two-face) edge are joined. A vertex is manifold when all its corners fall in one
-    connected group. Faces across a non-manifold edge are not joined, so the vertices of
-    such an edge count as non-manifold too.
-    """
-    faces = mesh.faces
-    if len(faces) == 0:
-        return 0
-    pairs, shared = mesh.face_adjacency, mesh.face_adjacency_edges
-    links = [
-        np.column_stack(
-            [_corner(faces, pairs[:, 0], shared[:, k]), _corner(faces, pairs[:, 1], shared[:, k])]
-        )
-        for k in (0, 1)
-    ]
-    edges = np.vstack(links) if len(pairs) else np.zeros((0, 2), dtype=np.int64)
-    size = 3 * len(faces)
-    graph = sparse.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), (size, size))
-    _, labels = csgraph.connected_components(graph, directed=False)
-    fans = np.unique(np.column_stack([faces.ravel(), labels]), axis=0)
-    _, per_vertex = np.unique(fans[:, 0], return_counts=True)
-    return int((per_vertex > 1).sum())
-
-
-def _corner(faces: Faces, face: NDArray[np.int64], vertex: NDArray[np.int64]) -> Faces:
-    """Corner ids (``3 * face + slot``) of ``vertex`` in ``face``, both ``(p,)``."""
-    slot = np.argmax(faces[face] == vertex[:, None], axis=1)
-    result: Faces = 3 * face + slot
-    return result

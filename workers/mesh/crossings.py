@@ -1,0 +1,172 @@
+"""Faces that cross one another: MeshFix's test, and nudging apart faces that only touch.
+
+"Free of self-intersections" is judged with MeshFix's triangle-triangle intersection test
+(``PyTMesh.select_intersecting_triangles(justproper=True)``): two faces intersect *properly*
+when their interiors cross, as opposed to touching along the edges and corners they share.
+The test runs on positions centred and scaled to a unit diagonal (see :func:`meshfix_mesh`).
+
+Which faces it selects is read from its answer with care: pymeshfix 0.18 returns an
+``(m, 3)`` array of which only the first ``m`` entries are filled, and they are indices into
+MeshFix's own face list, which holds the faces loaded in reverse order. :func:`crossing_faces`
+checks both facts on every call and refuses an answer that breaks them.
+
+CAD exports (chamfers a fifth of a millimetre wide, fans of needle triangles) hold faces that
+are coplanar or collinear to within rounding. Whether such faces "cross" then depends on the
+last bits of their coordinates, so the test flips between yes and no when the part is merely
+moved or scaled. :func:`nudged` moves the vertices of those faces by a billionth of the part's
+size in random, seeded directions: faces that only touch fall apart, faces that truly cross
+keep crossing, and the shape and volume do not change at any scale a printer resolves.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+import pymeshfix
+import trimesh
+from numpy.typing import NDArray
+
+Faces = NDArray[np.int64]
+Points = NDArray[np.float64]
+
+CELL_TRIANGLES: Final = 200
+"""Triangles per cell of MeshFix's intersection grid. Its default (50) makes the grid subdivide
+without end around vertices with many faces (fans of a cylinder cap, apexes), which cost
+seconds on a few thousand faces; 200 was the fastest setting over the test corpus."""
+
+NUDGE_STEPS: Final = (1e-9, 1e-8, 1e-7)
+"""Sizes of the random nudges tried, as fractions of the mesh's bounding-box diagonal. The
+largest moves a 100 mm part by 10 nm, far below any printer's resolution."""
+
+NUDGE_TRIES: Final = 4
+"""Nudges tried at each size before the next size."""
+
+NUDGE_MAX_FACES: Final = 1000
+"""Most crossing faces :func:`nudged` takes on. Rounding leaves a few per contact (a union of
+a hundred slabs left 160); thousands is real overlap, which nudging cannot undo."""
+
+
+class MeshFixAnswerError(RuntimeError):
+    """MeshFix's selection of crossing faces did not match the faces it was given."""
+
+
+def meshfix_mesh(
+    vertices: Points, faces: Faces
+) -> tuple[pymeshfix.PyTMesh, tuple[NDArray[np.float64], float]]:
+    """Load arrays into a quiet MeshFix mesh, centred and scaled to a unit diagonal.
+
+    MeshFix compares lengths with fixed epsilons, so a part modelled in metres (a diagonal of
+    a few hundredths) loses its small features to them; it is given unit-sized geometry.
+
+    Returns
+    -------
+    tmesh
+        The loaded mesh.
+    frame
+        ``(centre (3,), scale)``: original positions are ``centre + scale * loaded``.
+    """
+    points = np.asarray(vertices, dtype=np.float64)
+    if len(faces):
+        used = np.zeros(len(points), dtype=bool)
+        used[np.asarray(faces).ravel()] = True
+        box = points[used]
+    else:
+        box = points
+    centre = 0.5 * (box.min(axis=0) + box.max(axis=0)) if len(box) else np.zeros(3)
+    scale = float(np.linalg.norm(np.ptp(box, axis=0))) if len(box) else 1.0
+    scale = scale if scale > 0 else 1.0
+    tmesh = pymeshfix.PyTMesh()
+    tmesh.set_quiet(1)
+    tmesh.load_array(
+        np.ascontiguousarray((points - centre) / scale),
+        np.ascontiguousarray(faces, dtype=np.int32),
+    )
+    return tmesh, (centre, scale)
+
+
+def count_self_intersecting_faces(vertices: Points, faces: Faces) -> int:
+    """Count the faces whose interior crosses another face, with MeshFix's exact-ish test.
+
+    Parameters
+    ----------
+    vertices
+        ``(n, 3) float`` positions.
+    faces
+        ``(m, 3) int`` indices into ``vertices``.
+    """
+    if len(faces) == 0:
+        return 0
+    tmesh, _ = meshfix_mesh(vertices, faces)
+    return len(tmesh.select_intersecting_triangles(tris_per_cell=CELL_TRIANGLES, justproper=True))
+
+
+def crossing_faces(vertices: Points, faces: Faces) -> Faces:
+    """Indices of the faces whose interior crosses another face, ``(k,) int64``, sorted.
+
+    Raises
+    ------
+    MeshFixAnswerError
+        MeshFix changed the faces on loading (it cuts non-manifold vertices), so its answer
+        cannot be mapped back; callers give it closed manifold meshes, where it does not.
+    """
+    faces = np.asarray(faces, dtype=np.int64)
+    if len(faces) == 0:
+        return np.zeros(0, dtype=np.int64)
+    tmesh, _ = meshfix_mesh(vertices, faces)
+    selected = tmesh.select_intersecting_triangles(tris_per_cell=CELL_TRIANGLES, justproper=True)
+    if len(selected) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, loaded = tmesh.return_arrays()
+    picks = np.asarray(selected).ravel()[: len(selected)].astype(np.int64)
+    if len(loaded) != len(faces) or picks.min() < 0 or picks.max() >= len(faces):
+        raise MeshFixAnswerError(f"{len(selected)} crossing faces could not be mapped back")
+    index = len(faces) - 1 - picks
+    if not np.array_equal(np.sort(loaded[picks], axis=1), np.sort(faces[index], axis=1)):
+        raise MeshFixAnswerError("MeshFix's face order is not the reverse of the input's")
+    return np.unique(index)
+
+
+def nudged(mesh: trimesh.Trimesh, *, seed: int = 0) -> trimesh.Trimesh | None:
+    """``mesh`` with the vertices of its crossing faces nudged until none cross, or ``None``.
+
+    Only the positions of vertices on crossing faces change, each by at most the largest of
+    :data:`NUDGE_STEPS` times the diagonal; the faces stay as they are, so a closed manifold
+    stays one. A nudge is kept when it does not add crossings; ``None`` when crossings
+    remain after every try or there are too many to be rounding (:data:`NUDGE_MAX_FACES`).
+    Seeded, so the same input gives the same output.
+
+    Parameters
+    ----------
+    mesh
+        A closed manifold mesh, ``vertices : (n, 3)``, ``faces : (m, 3)``; not modified.
+    """
+    faces = np.asarray(mesh.faces, dtype=np.int64)
+    vertices = np.array(mesh.vertices, dtype=np.float64)
+    crossing = _crossing_or_none(vertices, faces)
+    if crossing is None or len(crossing) > NUDGE_MAX_FACES:
+        return None
+    rng = np.random.default_rng(seed)
+    diagonal = float(np.linalg.norm(np.ptp(vertices[faces.ravel()], axis=0)))
+    for step in NUDGE_STEPS:
+        before = len(crossing)
+        for _ in range(NUDGE_TRIES):
+            if len(crossing) == 0:
+                return trimesh.Trimesh(vertices, faces, process=False)
+            moved = np.unique(faces[crossing])
+            trial = vertices.copy()
+            trial[moved] += rng.uniform(-1.0, 1.0, (len(moved), 3)) * step * diagonal
+            after = _crossing_or_none(trial, faces)
+            if after is not None and len(after) <= len(crossing):
+                vertices, crossing = trial, after
+        if len(crossing) == before:
+            break  # faces that truly cross: larger nudges would not part them either
+    return trimesh.Trimesh(vertices, faces, process=False) if len(crossing) == 0 else None
+
+
+def _crossing_or_none(vertices: Points, faces: Faces) -> Faces | None:
+    """:func:`crossing_faces`, or ``None`` when MeshFix's answer cannot be mapped back."""
+    try:
+        return crossing_faces(vertices, faces)
+    except MeshFixAnswerError:
+        return None
