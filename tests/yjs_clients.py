@@ -186,6 +186,10 @@ class YjsPeers:
         """Set several fields of one object in one transaction."""
         self.send({"cmd": "set", "client": client, "object": object_id, "fields": fields})
 
+    def set_objects(self, client: str, objects: dict[str, dict[str, Any]]) -> None:
+        """Create (or replace) many objects in one transaction, so one update carries them."""
+        self.send({"cmd": "set_objects", "client": client, "objects": objects})
+
     def set_meta(self, client: str, key: str, value: Any) -> None:
         self.send({"cmd": "set_meta", "client": client, "key": key, "value": value})
 

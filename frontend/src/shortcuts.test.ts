@@ -19,7 +19,7 @@ describe('shortcuts', () => {
 
   it('cover every listed shortcut', () => {
     const listed = new Set(SHORTCUTS.map((s) => s.action))
-    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 's', 'Escape']
+    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 's', 'i', 'Escape']
       .map((k) => actionFor(key(k)))
     pressed.push(actionFor(key('z', { ctrl: true })), actionFor(key('z', { ctrl: true, shift: true })),
       actionFor(key('d', { ctrl: true })))

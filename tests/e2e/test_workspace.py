@@ -10,6 +10,7 @@ screens go to ``test-artifacts/e2e/``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -23,7 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from tests.integration.test_generation import disc_png
 from tests.integration.test_up import REPO, Up, orfeas, token_for
@@ -156,6 +157,7 @@ def signed_in(browser: Browser, studio: Up, username: str) -> tuple[BrowserConte
     context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 860})
     context.set_default_timeout(30_000)
     page = context.new_page()
+    page.on("pageerror", lambda error: print(f"[{username}'s page] {error}"))
     page.goto("/")
     try:
         expect(page.get_by_label("User name")).to_be_visible(timeout=60_000)
@@ -527,3 +529,185 @@ def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -
         raise
     finally:
         context.close()
+
+
+# Bytes a stage's GLB may take per face, plus a fixed allowance for the glTF header, JSON and
+# material. A generated stage holds float32 positions and RGBA8 colours per vertex and
+# uint32 indices: 20 bytes per face on a closed mesh (V ≈ F/2), as measured.
+STAGE_BYTES_PER_FACE = 24
+STAGE_BYTES_FIXED = 8_192
+
+
+def render_stats(page: Page) -> dict[str, float]:
+    """The viewport's statistics overlay, as numbers."""
+    stats = page.get_by_test_id("render-stats")
+    names = ("objects", "instanced", "draw-calls", "triangles", "render-ms", "interval-ms")
+    values = {n: stats.get_attribute(f"data-{n}") for n in names}
+    return {n: float(v) if v is not None else math.nan for n, v in values.items()}
+
+
+def wait_stats(page: Page, objects: int, instanced: int,
+               timeout_s: float = 120) -> dict[str, float]:
+    """The statistics once `objects` are on screen, `instanced` of them as thin instances, and
+    two readings a beat apart agree (every mesh drawn)."""
+    stats = page.get_by_test_id("render-stats")
+    expect(stats).to_have_attribute("data-objects", str(objects), timeout=timeout_s * 1000)
+    expect(stats).to_have_attribute("data-instanced", str(instanced), timeout=timeout_s * 1000)
+    last = render_stats(page)
+    for _ in range(40):
+        page.wait_for_timeout(600)
+        now = render_stats(page)
+        if now["draw-calls"] == last["draw-calls"] and now["triangles"] == last["triangles"]:
+            return now
+        last = now
+    raise AssertionError(f"render statistics did not settle: {last}")
+
+
+def blob_png() -> bytes:
+    """An image no other test generates from, so that its job is fresh (no cache hit) and
+    the page sees every stage."""
+    image = Image.new("RGB", (240, 200), "white")
+    ImageDraw.Draw(image).polygon([(30, 170), (120, 25), (210, 170)], fill=(200, 80, 40))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def canvas_image(page: Page) -> Image.Image:
+    """What the viewport's canvas holds (it keeps its drawing buffer), without the overlays."""
+    data = page.get_by_test_id("viewport").evaluate("c => c.toDataURL('image/png')")
+    return Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB")
+
+
+def differing_pixels(a: Image.Image, b: Image.Image, tolerance: int = 16) -> float:
+    """The fraction of pixels where some channel differs by more than `tolerance`."""
+    assert a.size == b.size, (a.size, b.size)
+    difference = ImageChops.difference(a, b).convert("L").point(
+        lambda v: 255 if v > tolerance else 0)
+    histogram = difference.histogram()
+    return histogram[255] / (a.size[0] * a.size[1])
+
+
+def grid_copies(fields: dict[str, Any], start: int, count: int,
+                columns: int) -> dict[str, dict[str, Any]]:
+    """`count` objects showing one mesh asset, laid out on a grid: duplicates."""
+    copies: dict[str, dict[str, Any]] = {}
+    for i in range(start, start + count):
+        row, column = divmod(i, columns)
+        transform = {"position": [1.0 * column, 0.0, 1.0 * row], "rotation": [0.0, 0.0, 0.0, 1.0],
+                     "scale": [1.0, 1.0, 1.0]}
+        copies[f"copy-{i:04d}"] = {**fields, "name": f"copy {i:04d}", "transform": transform}
+    return copies
+
+
+def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, studio: Up) -> None:
+    """Draw calls stay flat from 100 to 1,000 duplicates (thin instances), triangles grow
+    exactly with the count, duplicates download nothing more, and each stage's GLB stays
+    within its byte budget."""
+    import trimesh
+
+    from tests.yjs_clients import YjsPeers, node_available
+
+    if not node_available():
+        pytest.skip("needs node for the Yjs peer")
+    token = token_for(studio.url, "alice", USERS["alice"])
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=studio.url, timeout=GENERATION_S, headers=headers) as http:
+        created = http.post("/api/v1/projects", json={"name": "Budget"})
+        assert created.status_code == 201, created.text
+        project_id: str = created.json()["id"]
+
+    ctx, alice = signed_in(browser, studio, "alice")
+    downloads: dict[str, int] = {}
+    fetched: list[str] = []
+
+    def on_response(response: Any) -> None:
+        match = re.search(r"/api/v1/jobs/[^/]+/stages/([a-z]+)\.glb", response.url)
+        if match and response.ok:
+            fetched.append(match.group(1))
+            downloads[match.group(1)] = len(response.body())
+
+    alice.on("response", on_response)
+    try:
+        alice.goto(f"/projects/{project_id}")
+        expect(alice.get_by_test_id("project-title")).to_have_text("Budget")
+        alice.get_by_role("button", name="Stats").click()
+        expect(alice.get_by_test_id("render-stats")).to_have_attribute("data-objects", "0")
+
+        # -- a generation streams its stages into the open page ---------------------------
+        with httpx.Client(base_url=studio.url, timeout=GENERATION_S, headers=headers) as http:
+            with http.stream("POST", f"/api/v1/projects/{project_id}/generate-progressive",
+                             files={"image": ("blob.png", blob_png(), "image/png")}) as stream:
+                assert stream.status_code == 200, stream.read()
+                events = [json.loads(line) for line in stream.iter_lines() if line]
+            assert events[-1]["event"] == "succeeded", events[-3:]
+            assert "preview" in {e["event"] for e in events}, "a cache hit: use a fresh image"
+            job_id = events[0]["job_id"]
+            job = http.get(f"/api/v1/jobs/{job_id}").json()
+        faces = {name: stage["stats"]["faces"] for name, stage in job["stages"].items()}
+        expect(alice.locator(".outliner-item")).to_have_attribute("data-stage", "final",
+                                                                  timeout=GENERATION_S * 1000)
+        one = wait_stats(alice, objects=1, instanced=1)
+        assert one["triangles"] == faces["final"], (one, faces)
+        assert fetched.count("final") == 1, fetched
+        for stage, size in downloads.items():
+            budget = STAGE_BYTES_PER_FACE * faces[stage] + STAGE_BYTES_FIXED
+            assert size <= budget, f"{stage}: {size} bytes for {faces[stage]} faces > {budget}"
+        shown = [s for s in ("preview", "medium", "final") if s in downloads]
+        sizes = [downloads[s] for s in shown]
+        assert sizes == sorted(sizes), f"finer stages should weigh more: {downloads}"
+        print(f"stage downloads, bytes: {downloads}; faces: {faces}")
+
+        # -- 1, 100, then 1,000 copies of a small uploaded mesh -----------------------------
+        sphere = io.BytesIO()
+        trimesh.creation.icosphere(subdivisions=1, radius=0.4).export(sphere, file_type="stl")
+        with httpx.Client(base_url=studio.url, timeout=60, headers=headers) as http:
+            uploaded = http.post(f"/api/v1/projects/{project_id}/assets",
+                                 params={"filename": "ball.stl"}, content=sphere.getvalue())
+            assert uploaded.status_code == 201, uploaded.text
+        asset = uploaded.json()
+        ball = {"asset": asset["id"], "blob": asset["blob_key"], "material": {}, "style": "",
+                "visible": True, "locked": False, "created_by": "alice"}
+        exports: list[str] = []
+        alice.on("response", lambda r: exports.append(r.url) if "/export" in r.url else None)
+        with YjsPeers(timeout=60) as peers:
+            peers.connect("bulk", studio.url.replace("http", "ws", 1) + "/ws/projects",
+                          project_id, token=token, wait=True)
+            assert list(peers.state("bulk")["objects"]) == [job_id]
+            peers.delete("bulk", job_id)  # 150k faces a software renderer need not carry
+            peers.set_objects("bulk", grid_copies(ball, 0, 1, columns=32))
+            one = wait_stats(alice, objects=1, instanced=1)
+            peers.set_objects("bulk", grid_copies(ball, 1, 99, columns=32))
+            hundred = wait_stats(alice, objects=100, instanced=100)
+            # thin instances draw what one copy per object draws, pixel for pixel (nearly)
+            copies = ctx.new_page()
+            copies.goto(f"/projects/{project_id}?instancing=off")
+            copies.get_by_role("button", name="Stats").click()
+            wait_stats(copies, objects=100, instanced=0)
+            # one draw call per copy in view (out-of-view copies are culled)
+            assert render_stats(copies)["draw-calls"] > hundred["draw-calls"] + 10
+            changed = differing_pixels(canvas_image(alice), canvas_image(copies))
+            copies.close()
+            assert changed < 0.005, f"{changed:.2%} of pixels differ from one copy per object"
+            peers.set_objects("bulk", grid_copies(ball, 100, 900, columns=32))
+            thousand = wait_stats(alice, objects=1000, instanced=1000)
+        alice.keyboard.press("f")  # frame all (the copies need no framing to be counted)
+        alice.wait_for_timeout(500)
+        shot(alice, "13-thousand-duplicates-stats")
+        print(f"1 object: {one}; 100 objects: {hundred}; 1,000 objects: {thousand}")
+        assert one["triangles"] == 80  # the icosphere
+        assert hundred["triangles"] == 100 * 80
+        assert thousand["triangles"] == 1000 * 80
+        assert thousand["draw-calls"] <= hundred["draw-calls"] + 2, (hundred, thousand)
+        assert hundred["draw-calls"] < 50, hundred  # one per object would be over 100
+        assert len(exports) == 1, f"duplicates downloaded their mesh again: {exports}"
+
+        # -- a selected copy gets nodes of its own (outline, gizmo) and goes back after -----
+        alice.get_by_role("tab", name="Properties").click()
+        alice.locator(".outliner-item", has_text="copy 0001").click()
+        expect(alice.get_by_label("Position X")).to_have_value("1")
+        wait_stats(alice, objects=1000, instanced=999)
+        alice.keyboard.press("Escape")
+        wait_stats(alice, objects=1000, instanced=1000)
+    finally:
+        ctx.close()

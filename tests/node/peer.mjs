@@ -80,6 +80,18 @@ const commands = {
     return {}
   },
 
+  // Many objects in one transaction (one update): {object id: {field: value}}.
+  set_objects: ({ client: name, objects: batch }) => {
+    const { doc } = client(name)
+    const objects = doc.getMap('objects')
+    doc.transact(() => {
+      for (const [id, fields] of Object.entries(batch ?? {})) {
+        objects.set(id, new Y.Map(Object.entries(fields)))
+      }
+    })
+    return {}
+  },
+
   set_meta: ({ client: name, key, value }) => {
     client(name).doc.getMap('meta').set(key, value)
     return {}

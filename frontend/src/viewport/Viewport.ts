@@ -8,6 +8,7 @@ import type { AbstractMesh } from '@babylonjs/core/Meshes/abstractMesh'
 import { ArcRotateCamera } from '@babylonjs/core/Cameras/arcRotateCamera'
 import '@babylonjs/core/Culling/ray' // picking
 import { Engine } from '@babylonjs/core/Engines/engine'
+import { SceneInstrumentation } from '@babylonjs/core/Instrumentation/sceneInstrumentation'
 import { PointerEventTypes, type PointerInfo } from '@babylonjs/core/Events/pointerEvents'
 import { GizmoManager } from '@babylonjs/core/Gizmos/gizmoManager'
 import { HighlightLayer } from '@babylonjs/core/Layers/highlightLayer'
@@ -23,6 +24,7 @@ import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
 import { CreateBox } from '@babylonjs/core/Meshes/Builders/boxBuilder'
 import { CreateCylinder } from '@babylonjs/core/Meshes/Builders/cylinderBuilder'
 import { CreateLineSystem } from '@babylonjs/core/Meshes/Builders/linesBuilder'
+import { LinesMesh } from '@babylonjs/core/Meshes/linesMesh'
 import { Mesh } from '@babylonjs/core/Meshes/mesh'
 import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
@@ -31,6 +33,8 @@ import '@babylonjs/loaders/glTF'
 import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
 import { meshUrl, type SceneObject, type Transform } from '../scene'
+import { InstancedModel } from './instances'
+import { FrameTimes, type RenderStats } from './stats'
 
 export type GizmoMode = 'move' | 'rotate' | 'scale'
 
@@ -49,6 +53,14 @@ export interface ViewportEvents {
   onMeshState(id: string, state: MeshState): void
   /** The user moved the camera (orbit, pan, zoom). */
   onCamera?(view: CameraView): void
+  /** While statistics are on: what the last frames cost, a few times a second. */
+  onStats?(stats: RenderStats): void
+}
+
+export interface ViewportOptions {
+  /** Draw objects that share a mesh as thin instances of it (default). Off draws one copy
+   *  per object, for comparing the two. */
+  instancing?: boolean
 }
 
 /** A collaborator's camera, drawn as a small marker looking at its target. */
@@ -65,16 +77,23 @@ interface Entry {
   /** The mesh URL asked for; undefined before the first, null for a placeholder. */
   url: string | null | undefined
   shownUrl: string | null
+  /** The object's own nodes: a copy of the meshes, or the placeholder box. */
   content: TransformNode | AbstractMesh | null
+  /** The source key while the object is drawn as a thin instance of that source instead. */
+  instanced: string | null
   state: MeshState
 }
 
 const LIVE_WRITE_MS = 80
 
-/** One GLB loaded once and shown by every object that names it (duplicates): each object
- *  gets clones of its meshes, which share the vertex buffers and materials on the GPU. */
+/** One GLB loaded once and shown by every object that names it (duplicates): as thin
+ *  instances of `model`, or, for an object that needs nodes of its own, as clones of its
+ *  meshes, which share the vertex buffers and materials on the GPU. */
 interface Source {
   container: Promise<AssetContainer>
+  /** Set once the container has loaded. */
+  loaded: AssetContainer | null
+  model: InstancedModel | null
   users: number
 }
 
@@ -110,9 +129,20 @@ export class Viewport {
   private flat = false
   private heat: { objectId: string; overlays: AbstractMesh[]; hidden: AbstractMesh[] } | null =
     null
+  /** The object a heat map is being put on: it needs its own copy of the meshes. */
+  private pinned: string | null = null
+  private readonly instancing: boolean
+  private instrumentation: SceneInstrumentation | null = null
+  private readonly frames = new FrameTimes(120)
+  private lastStats = 0
+  private statsStale = true
+  private changePending = false
+  private lastChangeDrawn = 0
   private readonly onInput = (): void => this.invalidate()
 
-  constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents) {
+  constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents,
+              options: ViewportOptions = {}) {
+    this.instancing = options.instancing ?? true
     this.engine = new Engine(canvas, true, { preserveDrawingBuffer: true, stencil: true })
     const scene = (this.scene = new Scene(this.engine))
     scene.useRightHandedSystem = true // glTF and the server's meshes are right-handed, Y up
@@ -154,16 +184,33 @@ export class Viewport {
 
     this.pointerObserver = scene.onPointerObservable.add((info) => {
       if (info.type !== PointerEventTypes.POINTERTAP || this.dragging) return
-      const picked = info.pickInfo?.pickedMesh
-      this.events.onPick(picked ? this.objectIdOf(picked) : null)
+      const pick = info.pickInfo
+      this.events.onPick(pick?.pickedMesh ? this.objectIdOf(pick.pickedMesh, pick.thinInstanceIndex) : null)
     }, PointerEventTypes.POINTERTAP)
 
     // Render on demand: after a change, while the user interacts, and while the camera
     // still glides (inertia). A still scene costs nothing, which matters on CPU renderers.
+    // Frame times count only frames drawn back to back (an orbit), not the pauses between.
+    let drewLastTick = false
     this.engine.runRenderLoop(() => {
-      if (this.dirtyFrames > 0 || this.cameraMoving() || !scene.isReady()) {
+      for (const source of this.sources.values()) source.model?.flush()
+      const start = performance.now()
+      const draw = this.dirtyFrames > 0 || this.cameraMoving() || !scene.isReady()
+      if (draw) {
         scene.render()
+        this.frames.add(start, performance.now() - start, drewLastTick)
         this.dirtyFrames = Math.max(0, this.dirtyFrames - 1)
+        this.statsStale = true
+        if (this.changePending) {
+          this.changePending = false
+          this.lastChangeDrawn = performance.timeOrigin + performance.now()
+        }
+      }
+      drewLastTick = draw
+      if (this.instrumentation && this.statsStale && start - this.lastStats > 250) {
+        this.lastStats = start
+        this.statsStale = false
+        this.events.onStats?.(this.stats())
       }
     })
     for (const type of ['pointerdown', 'pointermove', 'pointerup', 'wheel', 'keydown']) {
@@ -186,12 +233,13 @@ export class Viewport {
     for (const [id, entry] of this.entries) {
       if (!keep.has(id)) {
         if (this.heat?.objectId === id) this.clearHeatMap()
-        if (entry.content) this.dropContent(entry.content)
+        this.dropShown(entry)
         entry.root.dispose(false, false)
         this.entries.delete(id)
       }
     }
     for (const object of objects) this.upsert(object)
+    this.changePending = true
     this.refreshSelection()
   }
 
@@ -202,7 +250,7 @@ export class Viewport {
       root.metadata = { objectId: object.id }
       root.rotationQuaternion = Quaternion.Identity()
       entry = {
-        object, root, url: undefined, shownUrl: null, content: null,
+        object, root, url: undefined, shownUrl: null, content: null, instanced: null,
         state: { shown: null, loading: false, error: null, triangles: 0 },
       }
       this.entries.set(object.id, entry)
@@ -210,6 +258,7 @@ export class Viewport {
     entry.object = object
     if (!(this.dragging && this.selected === object.id)) applyTransform(entry.root, object.transform)
     entry.root.setEnabled(object.visible)
+    if (entry.instanced) this.sources.get(entry.instanced)?.model?.touch(object.id)
     this.invalidate()
     const url = meshUrl(object)
     if (url !== entry.url) {
@@ -223,44 +272,104 @@ export class Viewport {
   private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
     this.report(entry, { loading: true, error: null })
     let content: TransformNode | null = null
+    const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
+    const stale = (): boolean => entry.url !== url || this.entries.get(entry.object.id) !== entry
     try {
-      const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
       const container = await this.acquire(key, url)
-      if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
+      const model = this.sources.get(key)?.model
+      if (stale() || !model) {
         this.release(key) // a newer stage arrived meanwhile, or the object is gone
         return
       }
-      content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
-      content.metadata = { source: key }
-      content.setEnabled(false)
-      content.parent = entry.root
-      const copy = container.instantiateModelsToScene(
-        (name) => `${entry.object.id}:${name}`, false, { doNotInstantiate: true })
-      for (const node of copy.rootNodes) node.parent = content
-      const meshes = content.getChildMeshes()
-      let triangles = 0
-      for (const mesh of meshes) {
-        triangles += Math.floor(mesh.getTotalIndices() / 3)
-        mesh.metadata = { objectId: entry.object.id }
-        mesh.isPickable = true
+      if (this.wantsCopy(entry.object.id)) {
+        content = this.copyOf(entry, key, container)
+        await whenReady(content.getChildMeshes())
+      } else {
+        await whenReady(model.meshes, () => model.isReady())
       }
-      // The previous stage stays on screen until this one's shaders are compiled.
-      await whenReady(meshes)
-      if (entry.url !== url || this.entries.get(entry.object.id) !== entry) {
-        this.dropContent(content)
+      if (stale()) {
+        if (content) this.dropContent(content)
+        else this.release(key)
         return
       }
-      content.setEnabled(true)
+      // The previous stage stays on screen until this one's shaders are compiled.
       if (this.heat?.objectId === entry.object.id) this.clearHeatMap()
-      if (entry.content) this.dropContent(entry.content)
-      entry.content = content
+      this.dropShown(entry)
+      if (content) {
+        content.setEnabled(true)
+        entry.content = content
+      } else {
+        model.add(entry.object.id, entry.root)
+        entry.instanced = key
+      }
       entry.shownUrl = url
-      this.report(entry, { shown: stage, loading: false, triangles })
+      this.report(entry, { shown: stage, loading: false, triangles: model.triangles })
       this.refreshSelection()
     } catch (error) {
       if (content) this.dropContent(content)
       if (entry.url !== url) return
       this.report(entry, { loading: false, error: `Could not load the ${stage} mesh: ${String(error)}` })
+    }
+  }
+
+  /** The object's own copy of a loaded GLB (clones sharing its buffers), hidden until the
+   *  caller enables it; it holds the caller's count on `key`. */
+  private copyOf(entry: Entry, key: string, container: AssetContainer): TransformNode {
+    const content = new TransformNode(`mesh:${entry.object.id}`, this.scene)
+    content.metadata = { source: key }
+    content.setEnabled(false)
+    content.parent = entry.root
+    const copy = container.instantiateModelsToScene(
+      (name) => `${entry.object.id}:${name}`, false, { doNotInstantiate: true })
+    for (const node of copy.rootNodes) node.parent = content
+    for (const mesh of content.getChildMeshes()) {
+      mesh.metadata = { objectId: entry.object.id }
+      mesh.isPickable = true
+    }
+    return content
+  }
+
+  /** Takes whatever shows the object off screen, releasing its source. */
+  private dropShown(entry: Entry): void {
+    if (entry.content) this.dropContent(entry.content)
+    entry.content = null
+    if (entry.instanced) {
+      this.sources.get(entry.instanced)?.model?.remove(entry.object.id)
+      this.release(entry.instanced)
+      entry.instanced = null
+    }
+  }
+
+  /** Whether an object needs nodes of its own rather than a thin instance: to be outlined,
+   *  moved by a gizmo or heat-mapped. */
+  private wantsCopy(id: string): boolean {
+    return !this.instancing || id === this.selected || this.remoteSelections.has(id) ||
+      id === this.pinned
+  }
+
+  /** Moves each shown object between a thin instance and its own copy, as `wantsCopy` says.
+   *  The count on the source passes from one to the other. */
+  private syncModes(): void {
+    for (const entry of this.entries.values()) {
+      const want = this.wantsCopy(entry.object.id)
+      if (entry.instanced && want) {
+        const key = entry.instanced
+        const source = this.sources.get(key)
+        if (!source?.loaded) continue
+        const content = this.copyOf(entry, key, source.loaded)
+        content.setEnabled(true)
+        source.model?.remove(entry.object.id)
+        entry.instanced = null
+        entry.content = content
+      } else if (!want && entry.content && !entry.instanced) {
+        const key = (entry.content.metadata as { source?: string } | null)?.source
+        const model = key ? this.sources.get(key)?.model : null
+        if (!key || !model) continue // a placeholder
+        entry.content.dispose(false, false)
+        entry.content = null
+        model.add(entry.object.id, entry.root)
+        entry.instanced = key
+      }
     }
   }
 
@@ -270,16 +379,21 @@ export class Viewport {
     let source = this.sources.get(key)
     if (!source) {
       const flat = this.flat
-      const container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
+      const created: Source = { container: Promise.resolve(null as never), loaded: null,
+                                model: null, users: 0 }
+      created.container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
         .then((c) => {
           if (flat) {
             for (const mesh of c.meshes) if (mesh instanceof Mesh) mesh.convertToFlatShadedMesh()
           }
+          created.loaded = c
+          created.model = new InstancedModel(c, key)
+          if (created.users <= 0) this.disposeSource(created) // released while loading
           return c
         })
-      source = { container, users: 0 }
+      source = created
       this.sources.set(key, source)
-      container.catch(() => this.sources.delete(key))
+      created.container.catch(() => this.sources.delete(key))
     }
     source.users += 1
     return source.container
@@ -291,8 +405,15 @@ export class Viewport {
     source.users -= 1
     if (source.users <= 0) {
       this.sources.delete(key)
-      void source.container.then((c) => c.dispose()).catch(() => undefined)
+      if (source.loaded) this.disposeSource(source)
     }
+  }
+
+  private disposeSource(source: Source): void {
+    source.model?.dispose()
+    source.model = null
+    source.loaded?.dispose()
+    source.loaded = null
   }
 
   /** Dispose an object's shown copy (not the shared geometry) and release its source. */
@@ -303,7 +424,7 @@ export class Viewport {
   }
 
   private showPlaceholder(entry: Entry): void {
-    if (entry.content) this.dropContent(entry.content)
+    this.dropShown(entry)
     const box = CreateBox(`placeholder:${entry.object.id}`, { size: 0.5 }, this.scene)
     box.material = this.placeholderMaterial
     box.metadata = { objectId: entry.object.id }
@@ -318,7 +439,9 @@ export class Viewport {
     this.events.onMeshState(entry.object.id, entry.state)
   }
 
-  private objectIdOf(mesh: AbstractMesh): string | null {
+  private objectIdOf(mesh: AbstractMesh, instance = -1): string | null {
+    const instances = (mesh.metadata as { instances?: InstancedModel } | null)?.instances
+    if (instances) return instance >= 0 ? instances.objectAt(instance) : null
     let node: TransformNode | AbstractMesh | null = mesh
     while (node) {
       const id = (node.metadata as { objectId?: string } | null)?.objectId
@@ -372,11 +495,17 @@ export class Viewport {
   setHeatMap(map: HeatMap | null): boolean {
     this.clearHeatMap()
     if (!map) return true
+    this.pinned = map.objectId
+    this.syncModes()
     const entry = this.entries.get(map.objectId)
     const meshes = (entry?.content?.getChildMeshes() ?? []).filter(
       (m): m is Mesh => m instanceof Mesh && m.getTotalIndices() > 0)
     const total = meshes.reduce((n, m) => n + m.getTotalIndices() / 3, 0)
-    if (!entry || total !== map.values.length) return false
+    if (!entry || total !== map.values.length) {
+      this.pinned = null
+      this.refreshSelection()
+      return false
+    }
     const overlays: AbstractMesh[] = []
     let face = 0
     for (const mesh of meshes) {
@@ -401,6 +530,7 @@ export class Viewport {
   }
 
   private clearHeatMap(): void {
+    this.pinned = null
     if (!this.heat) return
     for (const overlay of this.heat.overlays) overlay.dispose(false, false)
     for (const mesh of this.heat.hidden) if (!mesh.isDisposed()) mesh.isVisible = true
@@ -467,6 +597,7 @@ export class Viewport {
   }
 
   private refreshSelection(): void {
+    this.syncModes()
     this.highlight.removeAllMeshes()
     for (const [id, entry] of this.entries) {
       const color = id === this.selected ? this.ownColor : this.remoteSelections.get(id)
@@ -527,8 +658,8 @@ export class Viewport {
     let min: Vector3 | null = null
     let max: Vector3 | null = null
     for (const entry of this.entries.values()) {
-      if (!entry.object.visible || !entry.root.getChildMeshes().length) continue
-      const b = entry.root.getHierarchyBoundingVectors(true)
+      const b = entry.object.visible ? this.boundsOf(entry) : null
+      if (!b) continue
       min = min ? Vector3.Minimize(min, b.min) : b.min.clone()
       max = max ? Vector3.Maximize(max, b.max) : b.max.clone()
     }
@@ -545,7 +676,58 @@ export class Viewport {
     this.invalidate()
   }
 
+  /** An object's box in world space, whether drawn as an instance or by its own nodes. */
+  private boundsOf(entry: Entry): { min: Vector3; max: Vector3 } | null {
+    const model = entry.instanced ? this.sources.get(entry.instanced)?.model : null
+    if (model) {
+      if (!model.corners.length) return null
+      const world = entry.root.computeWorldMatrix(true)
+      const points = model.corners.map((c) => Vector3.TransformCoordinates(c, world))
+      return {
+        min: points.reduce((a, p) => Vector3.Minimize(a, p)),
+        max: points.reduce((a, p) => Vector3.Maximize(a, p)),
+      }
+    }
+    if (!entry.root.getChildMeshes().length) return null
+    return entry.root.getHierarchyBoundingVectors(true)
+  }
+
+  // -- statistics -----------------------------------------------------------------------
+
+  /** Counts draw calls and frame times while on (see `onStats`). */
+  setStats(on: boolean): void {
+    if (on && !this.instrumentation) {
+      this.instrumentation = new SceneInstrumentation(this.scene)
+      this.frames.clear()
+      this.statsStale = true
+    } else if (!on && this.instrumentation) {
+      this.instrumentation.dispose()
+      this.instrumentation = null
+    }
+    this.invalidate()
+  }
+
+  private stats(): RenderStats {
+    let lineIndices = 0
+    const active = this.scene.getActiveMeshes()
+    for (let i = 0; i < active.length; i++) {
+      const mesh = active.data[i]
+      if (mesh instanceof LinesMesh) lineIndices += mesh.getTotalIndices()
+    }
+    let instanced = 0
+    for (const entry of this.entries.values()) if (entry.instanced) instanced += 1
+    return {
+      objects: this.entries.size,
+      instanced,
+      drawCalls: this.instrumentation?.drawCallsCounter.current ?? 0,
+      triangles: Math.round((this.scene.getActiveIndices() - lineIndices) / 3),
+      ...this.frames.medians(),
+      lastChangeDrawn: this.lastChangeDrawn,
+    }
+  }
+
   dispose(): void {
+    this.instrumentation?.dispose()
     for (const type of ['pointerdown', 'pointermove', 'pointerup', 'wheel', 'keydown']) {
       this.canvas.removeEventListener(type, this.onInput)
     }
@@ -595,10 +777,12 @@ export class Viewport {
 }
 
 /** Resolves once every mesh can be drawn (materials compiled), or after `timeoutMs`. */
-async function whenReady(meshes: AbstractMesh[], timeoutMs = 20_000): Promise<void> {
+async function whenReady(
+  meshes: AbstractMesh[], ready = (m: AbstractMesh) => m.isReady(true), timeoutMs = 20_000,
+): Promise<void> {
   const until = performance.now() + timeoutMs
   while (performance.now() < until) {
-    if (meshes.every((m) => m.getTotalVertices() === 0 || m.isReady(true))) return
+    if (meshes.every((m) => m.getTotalVertices() === 0 || ready(m))) return
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
 }

@@ -4,11 +4,13 @@ interface Props {
   mode: GizmoMode
   wireframe: boolean
   flat: boolean
+  stats: boolean
   canEdit: boolean
   canDuplicate: boolean
   onMode: (mode: GizmoMode) => void
   onWireframe: (on: boolean) => void
   onFlat: (on: boolean) => void
+  onStats: (on: boolean) => void
   onDuplicate: () => void
   onFrame: () => void
   onUndo: () => void
@@ -40,6 +42,10 @@ export function Toolbar(p: Props) {
       <button type="button" aria-pressed={p.flat} title="Flat shading (S)"
         onClick={() => p.onFlat(!p.flat)}>
         Flat
+      </button>
+      <button type="button" aria-pressed={p.stats} title="Render statistics (I)"
+        onClick={() => p.onStats(!p.stats)}>
+        Stats
       </button>
       <button type="button" title="Frame all (F)" onClick={p.onFrame}>Frame all</button>
       <button type="button" disabled={!p.canDuplicate} title="Duplicate the selection (Ctrl+D)"

@@ -1,9 +1,17 @@
-import { useEffect, useRef } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import type { CameraView } from '../collab'
 import type { SceneObject, Transform } from '../scene'
+import type { RenderStats } from '../viewport/stats'
+import { RenderStatsOverlay } from './RenderStatsOverlay'
 import {
   Viewport, type CameraMarker, type GizmoMode, type HeatMap, type MeshState,
 } from '../viewport/Viewport'
+
+/** `?instancing=off` in the page's address draws one copy per object instead of thin
+ *  instances: a diagnostic, and the peer the frame-time benchmark compares against. */
+function instancingWanted(): boolean {
+  return new URLSearchParams(window.location.search).get('instancing') !== 'off'
+}
 
 interface Props {
   objects: SceneObject[]
@@ -14,6 +22,8 @@ interface Props {
   mode: GizmoMode
   wireframe: boolean
   flat: boolean
+  /** Count draw calls and frame times, shown over the view. */
+  stats: boolean
   heatMap: HeatMap | null
   /** Whether the heat map could be shown (false: the map does not fit the mesh shown). */
   onHeatMapShown: (shown: boolean) => void
@@ -33,10 +43,12 @@ interface Props {
 export function ViewportView(props: Props) {
   const canvasRef = useRef<HTMLCanvasElement>(null)
   const viewportRef = useRef<Viewport | null>(null)
+  // Kept here, not in the workspace: a few updates a second re-render only this view.
+  const [renderStats, setRenderStats] = useState<RenderStats | null>(null)
   const handlers = useRef(props)
   handlers.current = props
   const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe, flat,
-    heatMap, frameRequest, cameraMarkers, follow } = props
+    heatMap, frameRequest, cameraMarkers, follow, stats } = props
 
   useEffect(() => {
     const canvas = canvasRef.current
@@ -46,7 +58,8 @@ export function ViewportView(props: Props) {
       onTransform: (id, t, final) => handlers.current.onTransform(id, t, final),
       onMeshState: (id, s) => handlers.current.onMeshState(id, s),
       onCamera: (view) => handlers.current.onCamera(view),
-    })
+      onStats: (s) => setRenderStats(s),
+    }, { instancing: instancingWanted() })
     const take = (): void => handlers.current.onTakeCamera()
     canvas.addEventListener('pointerdown', take)
     canvas.addEventListener('wheel', take, { passive: true })
@@ -66,6 +79,10 @@ export function ViewportView(props: Props) {
   useEffect(() => { viewportRef.current?.setWireframe(wireframe) }, [wireframe])
   useEffect(() => { viewportRef.current?.setFlatShading(flat) }, [flat])
   useEffect(() => {
+    viewportRef.current?.setStats(stats)
+    if (!stats) setRenderStats(null)
+  }, [stats])
+  useEffect(() => {
     const viewport = viewportRef.current
     if (viewport) handlers.current.onHeatMapShown(viewport.setHeatMap(heatMap))
   }, [heatMap])
@@ -78,7 +95,10 @@ export function ViewportView(props: Props) {
   }, [follow])
 
   return (
-    <canvas ref={canvasRef} className="viewport-canvas" tabIndex={0} data-testid="viewport"
-      aria-label="3D viewport: drag to orbit, right-drag to pan, wheel to zoom" />
+    <>
+      <canvas ref={canvasRef} className="viewport-canvas" tabIndex={0} data-testid="viewport"
+        aria-label="3D viewport: drag to orbit, right-drag to pan, wheel to zoom" />
+      {stats && <RenderStatsOverlay stats={renderStats} />}
+    </>
   )
 }

@@ -49,6 +49,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
   const [mode, setMode] = useState<GizmoMode>('move')
   const [wireframe, setWireframe] = useState(false)
   const [flat, setFlat] = useState(false)
+  const [statsOn, setStatsOn] = useState(false)
   const [heatKind, setHeatKind] = useState<HeatMapKind>('none')
   const [heatMap, setHeatMap] = useState<HeatMap | null>(null)
   const [following, setFollowing] = useState<number | null>(null)
@@ -196,6 +197,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
       case 'frame': setFrameRequest((n) => n + 1); break
       case 'wireframe': setWireframe((w) => !w); break
       case 'flat': setFlat((f) => !f); break
+      case 'stats': setStatsOn((on) => !on); break
       case 'duplicate': duplicate(); break
       case 'deselect': setSelection(null); break
       case 'hide': if (selected) onToggle('visible', !selected.visible); break
@@ -230,9 +232,9 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
         </div>
       )}
       {message && <ErrorMessage message={message} onDismiss={() => setMessage(null)} />}
-      <Toolbar mode={mode} wireframe={wireframe} flat={flat} canEdit={canEdit && !preview}
+      <Toolbar mode={mode} wireframe={wireframe} flat={flat} stats={statsOn} canEdit={canEdit && !preview}
         canDuplicate={!readOnly && selected !== null}
-        onMode={setMode} onWireframe={setWireframe} onFlat={setFlat}
+        onMode={setMode} onWireframe={setWireframe} onFlat={setFlat} onStats={setStatsOn}
         onDuplicate={duplicate} onFrame={() => run('frame')}
         onUndo={() => run('undo')} onRedo={() => run('redo')} onHelp={() => setHelp(true)} />
       <div className="workspace-body">
@@ -241,7 +243,8 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
         <div className="viewport">
           <ViewportView objects={objects} readOnly={readOnly} selection={selection}
             ownColor={color} remoteSelections={remoteSelections} mode={mode}
-            wireframe={wireframe} flat={flat} heatMap={heatMap} onHeatMapShown={onHeatMapShown}
+            wireframe={wireframe} flat={flat} stats={statsOn}
+            heatMap={heatMap} onHeatMapShown={onHeatMapShown}
             cameraMarkers={cameraMarkers} follow={followed} onCamera={onCamera}
             onTakeCamera={onTakeCamera}
             frameRequest={frameRequest} onPick={setSelection}

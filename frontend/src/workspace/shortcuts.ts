@@ -2,7 +2,7 @@
 
 export type Action =
   | 'help' | 'undo' | 'redo' | 'move' | 'rotate' | 'scale' | 'frame' | 'hide' | 'lock'
-  | 'wireframe' | 'flat' | 'duplicate' | 'deselect'
+  | 'wireframe' | 'flat' | 'duplicate' | 'deselect' | 'stats'
 
 export interface Shortcut {
   action: Action
@@ -22,6 +22,7 @@ export const SHORTCUTS: Shortcut[] = [
   { action: 'lock', keys: 'L', label: 'Lock or unlock the selected object' },
   { action: 'wireframe', keys: 'X', label: 'Toggle wireframe' },
   { action: 'flat', keys: 'S', label: 'Toggle flat or smooth shading' },
+  { action: 'stats', keys: 'I', label: 'Show render statistics (draw calls, triangles, frame time)' },
   { action: 'duplicate', keys: 'Ctrl+D', label: 'Duplicate the selected object (shares its mesh)' },
   { action: 'deselect', keys: 'Esc', label: 'Clear the selection or close a dialog' },
 ]
@@ -52,6 +53,7 @@ export function actionFor(e: KeyLike): Action | null {
     case 'l': return 'lock'
     case 'x': return 'wireframe'
     case 's': return 'flat'
+    case 'i': return 'stats'
     case 'escape': return 'deselect'
     default: return null
   }
