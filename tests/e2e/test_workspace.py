@@ -507,6 +507,23 @@ def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -
         expect(stats.locator("dd").nth(2)).to_have_text("yes")
         shot(carol, "11-mesh-repaired")
 
+        # -- a material preview: drawn at once on the object, gone when turned off ---------
+        carol.wait_for_timeout(500)  # let the view settle after the analysis
+        before = canvas_image(carol)
+        carol.get_by_label("Kind").select_option("metal")
+        carol.get_by_label("Colour").fill("#2050ff")
+        preview = carol.get_by_role("button", name="Preview")
+        preview.click()
+        expect(preview).to_have_attribute("aria-pressed", "true")
+        carol.wait_for_timeout(800)
+        previewed = differing_pixels(before, canvas_image(carol))
+        shot(carol, "11b-material-preview")
+        preview.click()
+        carol.wait_for_timeout(800)
+        after = differing_pixels(before, canvas_image(carol))
+        assert previewed > 0.01, f"the preview changed {previewed:.2%} of the view"
+        assert after < 0.002, f"{after:.2%} of the view still differs after the preview"
+
         # -- export as STL: a closed mesh comes down -----------------------------------------
         with carol.expect_download() as download:
             carol.get_by_role("link", name="STL").click()

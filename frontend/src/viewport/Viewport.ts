@@ -18,6 +18,8 @@ import { HemisphericLight } from '@babylonjs/core/Lights/hemisphericLight'
 import { LoadAssetContainerAsync } from '@babylonjs/core/Loading/sceneLoader'
 import type { AssetContainer } from '@babylonjs/core/assetContainer'
 import { VertexBuffer } from '@babylonjs/core/Buffers/buffer'
+import type { Material } from '@babylonjs/core/Materials/material'
+import { PBRMaterial } from '@babylonjs/core/Materials/PBR/pbrMaterial'
 import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
 import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
 import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
@@ -32,6 +34,7 @@ import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
 import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
+import type { MaterialPreview } from '../materialPreview'
 import { meshUrl, type SceneObject, type Transform } from '../scene'
 import { InstancedModel } from './instances'
 import { FrameTimes, type RenderStats } from './stats'
@@ -131,6 +134,8 @@ export class Viewport {
     null
   /** The object a heat map is being put on: it needs its own copy of the meshes. */
   private pinned: string | null = null
+  private preview: { wanted: MaterialPreview; material: PBRMaterial;
+                     replaced: Map<AbstractMesh, { material: Material | null; colours: boolean }> } | null = null
   private readonly instancing: boolean
   private instrumentation: SceneInstrumentation | null = null
   private readonly frames = new FrameTimes(120)
@@ -305,6 +310,7 @@ export class Viewport {
       entry.shownUrl = url
       this.report(entry, { shown: stage, loading: false, triangles: model.triangles })
       this.refreshSelection()
+      if (this.preview?.wanted.objectId === entry.object.id) this.setMaterialPreview(this.preview.wanted)
     } catch (error) {
       if (content) this.dropContent(content)
       if (entry.url !== url) return
@@ -344,7 +350,7 @@ export class Viewport {
    *  moved by a gizmo or heat-mapped. */
   private wantsCopy(id: string): boolean {
     return !this.instancing || id === this.selected || this.remoteSelections.has(id) ||
-      id === this.pinned
+      id === this.pinned || id === this.preview?.wanted.objectId
   }
 
   /** Moves each shown object between a thin instance and its own copy, as `wantsCopy` says.
@@ -535,6 +541,45 @@ export class Viewport {
     for (const overlay of this.heat.overlays) overlay.dispose(false, false)
     for (const mesh of this.heat.hidden) if (!mesh.isDisposed()) mesh.isVisible = true
     this.heat = null
+    this.invalidate()
+  }
+
+  /**
+   * Show a material on an object before it is baked (see `materialPreview`), or take the
+   * preview away with `null`. Only this browser sees it; the object's own materials come
+   * back untouched.
+   */
+  setMaterialPreview(wanted: MaterialPreview | null): void {
+    if (this.preview) {
+      for (const [mesh, was] of this.preview.replaced) {
+        if (mesh.isDisposed()) continue
+        mesh.material = was.material
+        mesh.useVertexColors = was.colours
+      }
+      this.preview.replaced.clear()
+    }
+    if (!wanted) {
+      this.preview?.material.dispose()
+      this.preview = null
+      this.invalidate()
+      return
+    }
+    if (!this.preview) {
+      const material = new PBRMaterial('material-preview', this.scene)
+      this.preview = { wanted, material, replaced: new Map() }
+    }
+    const { material, replaced } = this.preview
+    this.preview.wanted = wanted
+    material.albedoColor = new Color3(...wanted.color).toLinearSpace()
+    material.metallic = wanted.metallic
+    material.roughness = wanted.roughness
+    const entry = this.entries.get(wanted.objectId)
+    for (const mesh of entry?.content?.getChildMeshes() ?? []) {
+      if (!(mesh instanceof Mesh) || mesh.getTotalIndices() === 0) continue
+      replaced.set(mesh, { material: mesh.material, colours: mesh.useVertexColors })
+      mesh.material = material
+      mesh.useVertexColors = false // the preview's colour, not the mesh's painted one
+    }
     this.invalidate()
   }
 

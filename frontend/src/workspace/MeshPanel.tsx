@@ -4,6 +4,9 @@ import { ErrorMessage } from '../components/ErrorMessage'
 import {
   madeMesh, meshApi, type JobRow, type MeshInfo, type MeshOperation,
 } from '../meshJobs'
+import {
+  MATERIAL_KINDS, materialPreview, type MaterialKind, type MaterialPreview,
+} from '../materialPreview'
 import type { SceneObject } from '../scene'
 import { useMeshJob } from './useMeshJob'
 
@@ -14,6 +17,8 @@ interface Props {
   canEdit: boolean
   heatMap: HeatMapKind
   onHeatMap: (kind: HeatMapKind, meshId: string | null) => void
+  /** Show the material being chosen on the object (null: none), before it is applied. */
+  onMaterialPreview: (preview: MaterialPreview | null) => void
 }
 
 type Analysis = Record<string, unknown> & {
@@ -43,7 +48,6 @@ interface Printability {
 }
 
 const STYLES = ['low_poly', 'organic', 'mechanical', 'futuristic', 'custom'] as const
-const MATERIALS = ['metal', 'plastic', 'wood', 'stone', 'ceramic', 'fabric'] as const
 const EXPORTS = ['glb', 'stl', 'obj', '3mf'] as const
 
 /** The style option a slider sets, with its range, for each preset. */
@@ -90,18 +94,27 @@ function formatTime(seconds: number): string {
   return h ? `${h} h ${m} min` : `${m} min`
 }
 
-export function MeshPanel({ object, canEdit, heatMap, onHeatMap }: Props) {
+export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPreview }: Props) {
   const { mesh, note } = useMeshOf(object)
   const job = useMeshJob()
   const [analysis, setAnalysis] = useState<Analysis | null>(null)
   const [error, setError] = useState<string | null>(null)
   const [style, setStyle] = useState<string>('low_poly')
   const [knob, setKnob] = useState<number>(STYLE_KNOB.low_poly.value)
-  const [material, setMaterial] = useState<string>('plastic')
+  const [material, setMaterial] = useState<MaterialKind>('plastic')
+  const [previewing, setPreviewing] = useState(false)
   const [colour, setColour] = useState('#cc3b33')
   const [seed, setSeed] = useState('0')
   const [steps, setSteps] = useState({ reorient: true, thicken: false, scale_to_fit: false })
   const meshId = mesh?.id ?? null
+  const objectId = object?.id ?? null
+
+  useEffect(() => setPreviewing(false), [objectId]) // a preview belongs to one object
+  useEffect(() => {
+    if (!previewing || !objectId) return
+    onMaterialPreview(materialPreview(objectId, material, colour))
+    return () => onMaterialPreview(null)
+  }, [previewing, objectId, material, colour, onMaterialPreview])
 
   // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
   const loadAnalysis = useCallback(async (id: string, tries = 1) => {
@@ -275,8 +288,9 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap }: Props) {
       <div className="field-grid">
         <label>
           Kind
-          <select value={material} disabled={disabled} onChange={(e) => setMaterial(e.target.value)}>
-            {MATERIALS.map((m) => <option key={m} value={m}>{m}</option>)}
+          <select value={material} disabled={disabled}
+            onChange={(e) => setMaterial(e.target.value as MaterialKind)}>
+            {MATERIAL_KINDS.map((m) => <option key={m} value={m}>{m}</option>)}
           </select>
         </label>
         <label>
@@ -290,11 +304,19 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap }: Props) {
             onChange={(e) => setSeed(e.target.value)} />
         </label>
       </div>
-      <button type="button" disabled={disabled} onClick={() => void run('material', {
-        material, color: colour, seed: Number(seed) || 0, texture_size: 512,
-      })}>
-        Apply material
-      </button>
+      <div className="button-row">
+        <button type="button" aria-pressed={previewing} disabled={!object}
+          title="Show the kind and colour on the object now (only you see it)"
+          onClick={() => setPreviewing((on) => !on)}>
+          Preview
+        </button>
+        <button type="button" disabled={disabled} onClick={() => {
+          setPreviewing(false)
+          void run('material', { material, color: colour, seed: Number(seed) || 0, texture_size: 512 })
+        }}>
+          Apply material
+        </button>
+      </div>
 
       <h4>Print optimiser</h4>
       <div className="toggles">

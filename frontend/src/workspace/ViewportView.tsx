@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'react'
 import type { CameraView } from '../collab'
 import type { SceneObject, Transform } from '../scene'
+import type { MaterialPreview } from '../materialPreview'
 import type { RenderStats } from '../viewport/stats'
 import { RenderStatsOverlay } from './RenderStatsOverlay'
 import {
@@ -25,6 +26,8 @@ interface Props {
   /** Count draw calls and frame times, shown over the view. */
   stats: boolean
   heatMap: HeatMap | null
+  /** A material shown on an object before it is applied, or null. */
+  materialPreview: MaterialPreview | null
   /** Whether the heat map could be shown (false: the map does not fit the mesh shown). */
   onHeatMapShown: (shown: boolean) => void
   /** Bumped to ask for a frame-all. */
@@ -48,7 +51,7 @@ export function ViewportView(props: Props) {
   const handlers = useRef(props)
   handlers.current = props
   const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe, flat,
-    heatMap, frameRequest, cameraMarkers, follow, stats } = props
+    heatMap, frameRequest, cameraMarkers, follow, stats, materialPreview } = props
 
   useEffect(() => {
     const canvas = canvasRef.current
@@ -86,6 +89,9 @@ export function ViewportView(props: Props) {
     const viewport = viewportRef.current
     if (viewport) handlers.current.onHeatMapShown(viewport.setHeatMap(heatMap))
   }, [heatMap])
+  useEffect(() => {
+    viewportRef.current?.setMaterialPreview(materialPreview)
+  }, [materialPreview])
   useEffect(() => {
     if (frameRequest > 0) viewportRef.current?.frameAll()
   }, [frameRequest])

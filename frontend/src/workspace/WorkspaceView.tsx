@@ -14,6 +14,7 @@ import { HelpDialog } from './HelpDialog'
 import { HistoryPanel, type Preview } from './HistoryPanel'
 import { ImportMesh, type UploadedMesh } from './ImportMesh'
 import { MeshPanel, fetchFaceMaps, type HeatMapKind } from './MeshPanel'
+import type { MaterialPreview } from '../materialPreview'
 import { useCollabState, useDocChanges, usePeers, useSceneObjects } from './hooks'
 import { Outliner } from './Outliner'
 import { PresenceBar } from './PresenceBar'
@@ -52,6 +53,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
   const [statsOn, setStatsOn] = useState(false)
   const [heatKind, setHeatKind] = useState<HeatMapKind>('none')
   const [heatMap, setHeatMap] = useState<HeatMap | null>(null)
+  const [materialPreview, setMaterialPreview] = useState<MaterialPreview | null>(null)
   const [following, setFollowing] = useState<number | null>(null)
   const [frameRequest, setFrameRequest] = useState(0)
   const [meshStates, setMeshStates] = useState<Record<string, MeshState>>({})
@@ -244,7 +246,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
           <ViewportView objects={objects} readOnly={readOnly} selection={selection}
             ownColor={color} remoteSelections={remoteSelections} mode={mode}
             wireframe={wireframe} flat={flat} stats={statsOn}
-            heatMap={heatMap} onHeatMapShown={onHeatMapShown}
+            heatMap={heatMap} materialPreview={materialPreview} onHeatMapShown={onHeatMapShown}
             cameraMarkers={cameraMarkers} follow={followed} onCamera={onCamera}
             onTakeCamera={onTakeCamera}
             frameRequest={frameRequest} onPick={setSelection}
@@ -271,7 +273,8 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
               )}
               {t.id === 'mesh' && (
                 <MeshPanel object={preview ? null : selected} canEdit={canEdit && !preview}
-                  heatMap={heatKind} onHeatMap={(k, id) => void onHeatMap(k, id)} />
+                  heatMap={heatKind} onHeatMap={(k, id) => void onHeatMap(k, id)}
+                  onMaterialPreview={setMaterialPreview} />
               )}
               {t.id === 'generate' && (
                 <>
