@@ -18,6 +18,7 @@ from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
 from core.errors import NotFound
 from core.events.roles import Role
+from core.meshopt_glb import compress_glb, encoding_wanted
 
 
 @guard(Access(Scope.JOB, Role.VIEWER))
@@ -56,9 +57,13 @@ async def stage_mesh(request: Request) -> Response:
     stage = job.stages.get(request.path_params["stage"])
     if stage is None or not stage.get("blob"):
         raise NotFound(f"job {job.id} has no {request.path_params['stage']!r} stage")
+    headers = {"Cache-Control": "private, max-age=31536000, immutable"}
+    if encoding_wanted(request.query_params.get("encoding")):
+        packed = await asyncio.to_thread(lambda: compress_glb(res.blobs.get_bytes(stage["blob"])))
+        return Response(packed, media_type="model/gltf-binary", headers=headers)
     chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(stage["blob"])))
     return StreamingResponse(iterate_in_threadpool(chunks), media_type="model/gltf-binary",
-                             headers={"Cache-Control": "private, max-age=31536000, immutable"})
+                             headers=headers)
 
 
 async def wait_for_job(res: Resources, job_id: UUID, timeout: float) -> dict[str, Any]:

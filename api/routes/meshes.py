@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from http import HTTPStatus
 from pathlib import PurePosixPath
 from typing import Any
@@ -24,6 +25,7 @@ from core.errors import InvalidInput, NotFound
 from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
 from core.events.roles import Role
 from core.meshio import load_mesh
+from core.meshopt_glb import compress_glb, encoding_wanted
 from workers.mesh.export import EXPORT_FORMATS, Exported
 from workers.mesh.export import export_mesh as export
 from workers.mesh.operations import check_params
@@ -170,7 +172,10 @@ async def export_mesh(request: Request) -> Response:
     stored = asset["filename"].rsplit(".", 1)[-1].lower()
     fmt = request.query_params.get("format", "original").lower()
     stem = PurePosixPath(asset["filename"]).stem
-    if fmt in ("original", stored):
+    packed = encoding_wanted(request.query_params.get("encoding"))
+    if packed and fmt != "glb":
+        raise InvalidInput("encoding=meshopt applies to format=glb only")
+    if fmt in ("original", stored) and not packed:
         chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(asset["blob_key"])))
         return StreamingResponse(iterate_in_threadpool(chunks), media_type=asset["media_type"],
                                  headers=_download(asset["filename"]))
@@ -181,7 +186,8 @@ async def export_mesh(request: Request) -> Response:
         mesh = load_mesh(res.blobs.get_bytes(asset["blob_key"]), file_type=stored,
                          name=asset["filename"])
         inner = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "mesh"
-        return export(mesh, fmt, name=inner, units=asset.get("units", "mm"))
+        exported = export(mesh, fmt, name=inner, units=asset.get("units", "mm"))
+        return replace(exported, data=compress_glb(exported.data)) if packed else exported
 
     exported = await asyncio.to_thread(convert)
     return Response(exported.data, media_type=exported.media_type,

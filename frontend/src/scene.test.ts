@@ -23,7 +23,7 @@ describe('transform ↔ Y.Map', () => {
     expect(o.transform).toEqual({ position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] })
     expect(o.visible).toBe(true)
     expect(o.locked).toBe(false)
-    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/preview.glb`)
+    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/preview.glb?encoding=meshopt`)
   })
 
   it('falls back to identity for malformed transforms', () => {
@@ -68,7 +68,7 @@ describe('transform ↔ Y.Map', () => {
 describe('objects', () => {
   it('use cached_from as the job of a cache hit', () => {
     const o = objectFromFields('other-id', { cached_from: JOB, stage: 'final' })
-    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb`)
+    expect(meshUrl(o)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb?encoding=meshopt`)
   })
 
   it('place an uploaded mesh, shown from its asset', () => {
@@ -77,7 +77,7 @@ describe('objects', () => {
                          'alice')).toBe(true)
     const [o] = objectsOf(doc)
     expect(o.name).toBe('bracket.v2')
-    expect(meshUrl(o)).toBe('/api/v1/meshes/asset-1/export?format=glb')
+    expect(meshUrl(o)).toBe('/api/v1/meshes/asset-1/export?format=glb&encoding=meshopt')
     expect(addMeshObject(doc, 'm1', { id: 'a2', filename: 'x.stl', blob_key: 'k2' }, 'alice'))
       .toBe(false)
   })
@@ -99,9 +99,9 @@ describe('objects', () => {
 
   it('show a mesh asset once a mesh job replaced the generated stage', () => {
     const generated = objectFromFields(JOB, { stage: 'final', asset: 'image-1', blob: 'b1' })
-    expect(meshUrl(generated)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb`)
+    expect(meshUrl(generated)).toBe(`/api/v1/jobs/${JOB}/stages/final.glb?encoding=meshopt`)
     const repaired = objectFromFields(JOB, { stage: '', asset: 'mesh-2', blob: 'b2' })
-    expect(meshUrl(repaired)).toBe('/api/v1/meshes/mesh-2/export?format=glb')
+    expect(meshUrl(repaired)).toBe('/api/v1/meshes/mesh-2/export?format=glb&encoding=meshopt')
     expect(meshUrl(objectFromFields('x', { name: 'empty' }))).toBeNull()
   })
 

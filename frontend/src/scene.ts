@@ -108,12 +108,16 @@ export function objectsOfSnapshot(scene: { objects?: Record<string, unknown> }):
 }
 
 /** The URL of an object's mesh: a generation job's current stage, or else the mesh asset it
- *  shows (uploaded or made by a mesh job), as GLB. */
+ *  shows (uploaded or made by a mesh job), as GLB packed with EXT_meshopt_compression (the
+ *  viewport carries the decoder). */
 export function meshUrl(o: SceneObject): string | null {
   if (o.jobId && o.stage) {
-    return `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/${encodeURIComponent(o.stage)}.glb`
+    const stage = `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/${encodeURIComponent(o.stage)}`
+    return `${stage}.glb?encoding=meshopt`
   }
-  if (o.asset && o.blob) return `/api/v1/meshes/${encodeURIComponent(o.asset)}/export?format=glb`
+  if (o.asset && o.blob) {
+    return `/api/v1/meshes/${encodeURIComponent(o.asset)}/export?format=glb&encoding=meshopt`
+  }
   return null
 }
 

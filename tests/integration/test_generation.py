@@ -64,6 +64,14 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
         assert mesh.is_watertight and mesh.volume > 0
         assert len(mesh.faces) == stage["stats"]["faces"] <= 5000
     assert job["result"]["blob"] == job["stages"]["final"]["blob"]
+    # the browser's download: the same stage packed with EXT_meshopt_compression
+    final_url = f"/api/v1/jobs/{job_id}/stages/final.glb"
+    plain = client.get(final_url, headers=ann.headers)
+    packed = client.get(final_url + "?encoding=meshopt", headers=ann.headers)
+    assert plain.status_code == packed.status_code == 200
+    assert packed.content[:4] == b"glTF" and len(packed.content) < 0.6 * len(plain.content)
+    refused = client.get(final_url + "?encoding=gzip", headers=ann.headers)
+    assert refused.status_code == 422, refused.text
     topics = event_topics(gpu_worker)
     assert topics.count("core.events.job:Job.StageCompleted") == 3
     assert topics[-1] == "core.events.job:Job.Succeeded"

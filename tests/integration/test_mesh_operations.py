@@ -4,8 +4,10 @@ a new mesh blob and ``Project.AssetDerived`` → read models, on real PostgreSQL
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -169,6 +171,12 @@ def test_an_image_cannot_be_repaired_or_exported(client: TestClient, pipeline: S
     mesh = upload(client, project, carol.headers, box_stl())
     r = client.get(f"/api/v1/meshes/{mesh['id']}/export?format=dwg", headers=carol.headers)
     assert r.status_code == 422 and "format must be" in r.json()["detail"]
+    r = client.get(f"/api/v1/meshes/{mesh['id']}/export?format=stl&encoding=meshopt",
+                   headers=carol.headers)
+    assert r.status_code == 422 and "format=glb only" in r.json()["detail"]
+    r = client.get(f"/api/v1/meshes/{mesh['id']}/export?format=glb&encoding=zip",
+                   headers=carol.headers)
+    assert r.status_code == 422 and "encoding must be" in r.json()["detail"]
 
 
 def _start_mesh_worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
@@ -268,3 +276,12 @@ def test_style_and_material_make_new_meshes(client: TestClient, pipeline: Settin
     assert material.baseColorTexture is not None and material.occlusionTexture is not None
     assert material.baseColorTexture.size == (128, 128)
     assert len(geometry.faces) == 1280
+    # packed for the browser: geometry streams compressed, textures as they were
+    packed = client.get(f"/api/v1/meshes/{textured.json()['mesh_id']}/export?format=glb"
+                        "&encoding=meshopt", headers=dora.headers)
+    assert packed.status_code == 200 and packed.content[:4] == b"glTF"
+    assert len(packed.content) < len(glb.content)
+    head = json.loads(packed.content[20:20 + struct.unpack_from("<I", packed.content, 12)[0]])
+    assert head["extensionsRequired"] == ["EXT_meshopt_compression"]
+    assert len(head["images"]) == len(json.loads(
+        glb.content[20:20 + struct.unpack_from("<I", glb.content, 12)[0]])["images"])
