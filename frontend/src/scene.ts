@@ -121,6 +121,13 @@ export function meshUrl(o: SceneObject): string | null {
   return null
 }
 
+/** The URL of the preview stage of a generated object showing a finer stage: the coarse mesh
+ *  the viewport draws it with when it is far away (level of detail); null otherwise. */
+export function farMeshUrl(o: SceneObject): string | null {
+  if (!o.jobId || !o.stage || o.stage === 'preview') return null
+  return `/api/v1/jobs/${encodeURIComponent(o.jobId)}/stages/preview.glb?encoding=meshopt`
+}
+
 function objectMap(doc: Y.Doc, id: string): Y.Map<unknown> | null {
   const value = doc.getMap<unknown>('objects').get(id)
   return value instanceof Y.Map ? (value as Y.Map<unknown>) : null

@@ -695,8 +695,24 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
         with YjsPeers(timeout=60) as peers:
             peers.connect("bulk", studio.url.replace("http", "ws", 1) + "/ws/projects",
                           project_id, token=token, wait=True)
-            assert list(peers.state("bulk")["objects"]) == [job_id]
-            peers.delete("bulk", job_id)  # 150k faces a software renderer need not carry
+            generated = peers.state("bulk")["objects"]
+            assert list(generated) == [job_id]
+
+            # level of detail: far away, copies of the generated object show its preview
+            far = {f"far-{i:02d}": {**generated[job_id], "name": f"far {i:02d}",
+                                    "cached_from": job_id,
+                                    "transform": {**generated[job_id]["transform"],
+                                                  "position": [10.0 * i, 0.0, 0.0]}}
+                   for i in range(1, 21)}
+            peers.set_objects("bulk", far)
+            wait_stats(alice, objects=21, instanced=21)
+            alice.keyboard.press("f")  # the camera backs off to take in 200 units
+            distant = wait_stats(alice, objects=21, instanced=21)
+            assert distant["triangles"] == 21 * faces["preview"], (distant, faces)
+            assert fetched.count("final") == 1, fetched
+            for object_id in [*far, job_id]:  # 150k faces a software renderer need not carry
+                peers.delete("bulk", object_id)
+            wait_stats(alice, objects=0, instanced=0)
             peers.set_objects("bulk", grid_copies(ball, 0, 1, columns=32))
             one = wait_stats(alice, objects=1, instanced=1)
             peers.set_objects("bulk", grid_copies(ball, 1, 99, columns=32))
@@ -706,6 +722,9 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
             copies.goto(f"/projects/{project_id}?instancing=off")
             copies.get_by_role("button", name="Stats").click()
             wait_stats(copies, objects=100, instanced=0)
+            for page in (alice, copies):  # the same camera for both: framing the same objects
+                page.keyboard.press("f")
+                wait_stats(page, objects=100, instanced=100 if page is alice else 0)
             # one draw call per copy in view (out-of-view copies are culled)
             assert render_stats(copies)["draw-calls"] > hundred["draw-calls"] + 10
             changed = differing_pixels(canvas_image(alice), canvas_image(copies))

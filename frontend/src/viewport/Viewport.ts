@@ -36,7 +36,7 @@ import './meshopt'
 import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
 import type { MaterialPreview } from '../materialPreview'
-import { meshUrl, type SceneObject, type Transform } from '../scene'
+import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { InstancedModel } from './instances'
 import { FrameTimes, type RenderStats } from './stats'
 
@@ -85,10 +85,17 @@ interface Entry {
   content: TransformNode | AbstractMesh | null
   /** The source key while the object is drawn as a thin instance of that source instead. */
   instanced: string | null
+  /** A coarser stage drawn instead while the object is far away (see `updateDetail`):
+   *  its source key, its model once loaded, and whether the object is in it now. */
+  far: { key: string; model: InstancedModel | null; active: boolean } | null
   state: MeshState
 }
 
 const LIVE_WRITE_MS = 80
+
+/** Beyond this many of its radii from the camera an object covers a few degrees of the view
+ *  (about 80 px of 860), where its preview stage looks the same as its final one. */
+const FAR_RADII = 25
 
 /** One GLB loaded once and shown by every object that names it (duplicates): as thin
  *  instances of `model`, or, for an object that needs nodes of its own, as clones of its
@@ -143,6 +150,8 @@ export class Viewport {
   private lastStats = 0
   private statsStale = true
   private changePending = false
+  /** The camera or the objects moved since the levels of detail were chosen. */
+  private detailStale = true
   private lastChangeDrawn = 0
   private readonly onInput = (): void => this.invalidate()
 
@@ -174,6 +183,7 @@ export class Viewport {
     this.placeholderMaterial.disableLighting = true
 
     this.camera.onViewMatrixChangedObservable.add(() => {
+      this.detailStale = true
       const c = this.camera
       this.events.onCamera?.({ alpha: c.alpha, beta: c.beta, radius: c.radius,
                                target: [c.target.x, c.target.y, c.target.z] })
@@ -199,6 +209,7 @@ export class Viewport {
     // Frame times count only frames drawn back to back (an orbit), not the pauses between.
     let drewLastTick = false
     this.engine.runRenderLoop(() => {
+      this.updateDetail()
       for (const source of this.sources.values()) source.model?.flush()
       const start = performance.now()
       const draw = this.dirtyFrames > 0 || this.cameraMoving() || !scene.isReady()
@@ -256,7 +267,7 @@ export class Viewport {
       root.metadata = { objectId: object.id }
       root.rotationQuaternion = Quaternion.Identity()
       entry = {
-        object, root, url: undefined, shownUrl: null, content: null, instanced: null,
+        object, root, url: undefined, shownUrl: null, content: null, instanced: null, far: null,
         state: { shown: null, loading: false, error: null, triangles: 0 },
       }
       this.entries.set(object.id, entry)
@@ -265,6 +276,8 @@ export class Viewport {
     if (!(this.dragging && this.selected === object.id)) applyTransform(entry.root, object.transform)
     entry.root.setEnabled(object.visible)
     if (entry.instanced) this.sources.get(entry.instanced)?.model?.touch(object.id)
+    entry.far?.model?.touch(object.id)
+    this.detailStale = true
     this.invalidate()
     const url = meshUrl(object)
     if (url !== entry.url) {
@@ -308,6 +321,8 @@ export class Viewport {
         model.add(entry.object.id, entry.root)
         entry.instanced = key
       }
+      const far = farMeshUrl(entry.object)
+      if (far && this.instancing) void this.attachFar(entry, far)
       entry.shownUrl = url
       this.report(entry, { shown: stage, loading: false, triangles: model.triangles })
       this.refreshSelection()
@@ -336,10 +351,66 @@ export class Viewport {
     return content
   }
 
+  /** Loads the coarse stage `url` for `entry` to show while it is far away. */
+  private async attachFar(entry: Entry, url: string): Promise<void> {
+    const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
+    const far = { key, model: null as InstancedModel | null, active: false }
+    entry.far = far
+    try {
+      await this.acquire(key, url)
+    } catch {
+      if (entry.far === far) entry.far = null
+      return // no preview stage: the object keeps its own stage at every distance
+    }
+    const model = this.sources.get(key)?.model
+    if (model) await whenReady(model.meshes, () => model.isReady())
+    if (entry.far !== far || !model) {
+      this.release(key) // replaced or dropped meanwhile
+      return
+    }
+    far.model = model
+    this.detailStale = true
+    this.invalidate()
+  }
+
+  /** Moves each instanced object with a coarse stage between its own stage's instances and
+   *  the coarse ones, by its distance from the camera (level of detail). */
+  private updateDetail(): void {
+    if (!this.detailStale) return
+    this.detailStale = false
+    const eye = this.camera.position
+    for (const entry of this.entries.values()) {
+      const far = entry.far
+      const near = entry.instanced ? this.sources.get(entry.instanced)?.model : null
+      if (!far?.model || !near) continue
+      const box = this.boundsOf(entry)
+      if (!box) continue
+      const centre = box.min.add(box.max).scale(0.5)
+      const radius = Math.max(box.max.subtract(box.min).length() / 2, 1e-6)
+      const away = Vector3.Distance(eye, centre) > FAR_RADII * radius
+      if (away === far.active) continue
+      far.active = away
+      if (away) {
+        near.remove(entry.object.id)
+        far.model.add(entry.object.id, entry.root)
+      } else {
+        far.model.remove(entry.object.id)
+        near.add(entry.object.id, entry.root)
+      }
+    }
+  }
+
   /** Takes whatever shows the object off screen, releasing its source. */
   private dropShown(entry: Entry): void {
     if (entry.content) this.dropContent(entry.content)
     entry.content = null
+    if (entry.far) {
+      if (entry.far.model) {
+        entry.far.model.remove(entry.object.id)
+        this.release(entry.far.key)
+      } // else its load is still on the way and releases when it sees it was dropped
+      entry.far = null
+    }
     if (entry.instanced) {
       this.sources.get(entry.instanced)?.model?.remove(entry.object.id)
       this.release(entry.instanced)
@@ -363,6 +434,10 @@ export class Viewport {
         const key = entry.instanced
         const source = this.sources.get(key)
         if (!source?.loaded) continue
+        if (entry.far?.active) {
+          entry.far.model?.remove(entry.object.id)
+          entry.far.active = false
+        }
         const content = this.copyOf(entry, key, source.loaded)
         content.setEnabled(true)
         source.model?.remove(entry.object.id)
@@ -376,6 +451,7 @@ export class Viewport {
         entry.content = null
         model.add(entry.object.id, entry.root)
         entry.instanced = key
+        this.detailStale = true
       }
     }
   }
@@ -627,7 +703,7 @@ export class Viewport {
     this.camera.alpha = view.alpha
     this.camera.beta = view.beta
     this.camera.radius = view.radius
-    this.camera.setTarget(new Vector3(...view.target))
+    this.camera.setTarget(new Vector3(...view.target), false, false, true) // keep the angles just set
     this.invalidate()
   }
 
@@ -710,14 +786,14 @@ export class Viewport {
       max = max ? Vector3.Maximize(max, b.max) : b.max.clone()
     }
     if (!min || !max) {
-      this.camera.setTarget(Vector3.Zero())
+      this.camera.setTarget(Vector3.Zero(), false, false, true)
       this.camera.radius = 6
       this.invalidate()
       return
     }
     const center = min.add(max).scale(0.5)
     const size = Math.max(max.subtract(min).length(), 0.5)
-    this.camera.setTarget(center)
+    this.camera.setTarget(center, false, false, true) // keep the angle of view
     this.camera.radius = size * 1.6
     this.invalidate()
   }
