@@ -10,7 +10,11 @@ their latencies is what the studio's durability and Python costs, not what the m
 Tables:
 
 1. fan-out latency (p50/p99 of sender-change to receiver-observe), server CPU per update and
-   missed deliveries, for N collaborators taking turns on one key;
+   unobserved edits, for N collaborators taking turns on one key. An edit is unobserved when
+   a receiver never sees its value: lost, or superseded because it reached the receiver merged
+   with a later edit of the same key in one update (the studio merges edits that queue up
+   behind a store). "converged" says whether every client ended on the last edit, which tells
+   the two apart;
 2. memory per loaded room and per connection (RSS of the API process), the document size the
    admin API reports, and the time a client waits for a room with many stored updates to load.
 """
@@ -287,7 +291,8 @@ def latency_rows(api: StudioApi, plan: Plan, log: Callable[[str], None]) -> list
 
 def latency_table(rows: list[Row]) -> str:
     head = ("N", "studio p50", "studio p99", "ref p50", "ref p99", "p99 ratio",
-            "studio CPU ms/upd", "(+ postgres)", "ref CPU ms/upd", "missed studio/ref")
+            "studio CPU ms/upd", "(+ postgres)", "ref CPU ms/upd", "unobserved studio/ref",
+            "converged studio/ref")
     lines: list[tuple[str, ...]] = [head]
     for row in rows:
         s, r = row.studio, row.reference
@@ -297,8 +302,13 @@ def latency_table(rows: list[Row]) -> str:
             f"{s.per_update_ms(s.server_cpu_s):.2f}", f"{s.per_update_ms(s.postgres_cpu_s):.2f}",
             f"{r.per_update_ms(r.server_cpu_s):.2f}",
             f"{s.result['missed']}/{r.result['missed']}",
+            f"{_yes(s.result.get('converged'))}/{_yes(r.result.get('converged'))}",
         ))
     return render(lines)
+
+
+def _yes(value: object) -> str:
+    return "yes" if value is True else "no"
 
 
 def goal_lines(rows: list[Row]) -> list[str]:

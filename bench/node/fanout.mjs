@@ -128,6 +128,9 @@ const main = async () => {
     expected,
     received: samples.length,
     missed: expected - samples.length,
+    // Edits merged into one broadcast leave receivers only the latest value of the key: an
+    // unobserved edit is superseded, not lost, when every client ends on the last one.
+    converged: clients.every((c) => c.map.get('k')?.seq === args.updates - 1),
     p50_ms: percentile(samples, 50),
     p99_ms: percentile(samples, 99),
     max_ms: samples.length ? samples[samples.length - 1] : null,
