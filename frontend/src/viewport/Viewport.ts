@@ -638,7 +638,7 @@ export class Viewport {
     if (!wanted) {
       this.preview?.material.dispose()
       this.preview = null
-      this.invalidate()
+      this.refreshSelection() // the object may go back to being a thin instance
       return
     }
     if (!this.preview) {
@@ -650,6 +650,7 @@ export class Viewport {
     material.albedoColor = new Color3(...wanted.color).toLinearSpace()
     material.metallic = wanted.metallic
     material.roughness = wanted.roughness
+    this.syncModes() // an instance has no meshes of its own to recolour: give it some
     const entry = this.entries.get(wanted.objectId)
     for (const mesh of entry?.content?.getChildMeshes() ?? []) {
       if (!(mesh instanceof Mesh) || mesh.getTotalIndices() === 0) continue
