@@ -238,17 +238,22 @@ class SceneRoom:
         async with self._advance_lock:
             if last <= self.version:
                 return  # already applied (our own message coming back from NATS)
-            before = self.doc.get_state()
             if first == self.version + 1 and update:
-                changes = [update]
-            else:  # a gap: read what is missing from the log
-                changes = await asyncio.to_thread(
-                    self.studio.scene_updates_between, self.project_id, self.version, last)
-            for change in changes:
-                self.doc.apply_update(change)
-                self._accepted.apply_update(change)  # a no-op for what was accepted here
+                # The stored update itself goes out, as the reference server relays what a
+                # client sent: a diff against the state vector would carry the document's
+                # whole delete set, which grows with every overwritten value, to every peer.
+                self.doc.apply_update(update)
+                self._accepted.apply_update(update)  # a no-op for what was accepted here
+                delta = update
+            else:  # a gap: read what is missing from the log (it may hold compactions,
+                # whole documents, so only the difference goes out)
+                before = self.doc.get_state()
+                for change in await asyncio.to_thread(
+                        self.studio.scene_updates_between, self.project_id, self.version, last):
+                    self.doc.apply_update(change)
+                    self._accepted.apply_update(change)
+                delta = self.doc.get_update(before)
             self.version = last
-            delta = self.doc.get_update(before)
         if not document.is_empty(delta):
             self._broadcast(protocol.update(delta))
 

@@ -92,6 +92,44 @@ def test_edits_are_stored_then_broadcast(client: TestClient, prepared: Settings,
         assert carol.objects.to_py() == {"lamp": {"name": "lamp", "blob": "b1"}}
 
 
+def _transaction_update(doc: Doc, change) -> bytes:
+    """The update a Yjs client sends for one local transaction (its own deletions only)."""
+    made: list[bytes] = []
+    subscription = doc.observe(lambda event: made.append(event.update))
+    change(doc)
+    doc.unobserve(subscription)
+    return made[0]
+
+
+def test_a_broadcast_carries_the_edit_not_the_documents_history(client: TestClient, project):
+    """Forty collaborators (forty Yjs client ids) overwrite one value in turn: each broadcast
+    stays the size of the edit sent. A diff against the receiver's state vector would carry the
+    delete set of every overwritten value, so it grew with the document's history and every
+    peer decoded all of it on every edit."""
+    project_id, owner, viewer = project
+    url = f"/ws/projects/{project_id}"
+    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+            client.websocket_connect(f"{url}?token={viewer.token}") as b:
+        alice, bob = Client(a), Client(b)
+        alice.handshake()
+        bob.handshake()
+        shared = Doc()
+        sent, received = [], []
+        for turn in range(40):
+            author = Doc()  # a fresh client id, caught up like a collaborator would be
+            author.apply_update(shared.get_update())
+            edit = _transaction_update(author, lambda doc, t=turn: doc.get(
+                "meta", type=Map).__setitem__("title", f"take {t}"))
+            shared.apply_update(edit)
+            sent.append(edit)
+            a.send_bytes(protocol.update(edit))
+            received.append(bob.pump_until(
+                lambda m: isinstance(m, protocol.SyncUpdate)).update)
+        assert bob.doc.get("meta", type=Map).to_py() == {"title": "take 39"}
+        assert max(map(len, received)) <= 2 * max(map(len, sent)), (
+            [len(u) for u in received[::8]], [len(u) for u in sent[::8]])
+
+
 @pytest.mark.parametrize(("query", "code"), [("", 4401), ("?token=orf_nope", 4401)])
 def test_refusals_carry_a_close_code(client: TestClient, project, query, code):
     project_id, _, _ = project
