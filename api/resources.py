@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import socket
@@ -57,6 +58,15 @@ def resources(conn: HTTPConnection) -> Resources:
     return res
 
 
+def _freeze_startup_objects() -> None:
+    """Keep what start-up built (modules, route tables, connection pools: ~120k objects) out
+    of every later garbage collection. A full collection walks all tracked objects, ~65 ms
+    here, and stalls every live scene broadcast for as long; after the freeze it walks only
+    what the running server made since."""
+    gc.collect()
+    gc.freeze()
+
+
 def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
     database_url, nats_url, s3 = settings.require_services()
 
@@ -79,6 +89,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
                     settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms,
                     JobProgress(nc, settings.namespace),
                 )
+                _freeze_startup_objects()
                 try:
                     yield
                 finally:
