@@ -9,9 +9,10 @@ snapshot (a Yjs document keeps a tombstone per overwritten value, so it grows wi
 Other aggregates use the library's snapshots.
 
 Events are written as the library writes them, in one transaction that takes the table lock so
-that notification order is commit order for readers, but in one round trip rather than two,
-and as four binary arrays rather than an array of composites in text form, whose per-row
-escaping of ``bytea`` cost more than the rest of a batched append together.
+that notification order is commit order for readers, but as one statement (a function the
+recorder creates with the tables) rather than two round trips, and as four binary arrays rather
+than an array of composites in text form, whose per-row escaping of ``bytea`` cost more than
+the rest of a batched append together.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from eventsourcing.persistence import InterfaceError, OperationalError, StoredEv
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import get_topic, retry
 from psycopg import sql
-from psycopg.pq import TransactionStatus
+from psycopg.rows import tuple_row
 
 from core.events.scene import Scene
 
@@ -92,60 +93,72 @@ class StudioRepository(Repository[UUID]):
 
 
 class StudioRecorder(PostgresApplicationRecorder):
-    """The library's recorder, with a save that is one round trip to the server."""
+    """The library's recorder, with a save that is one statement: one round trip, one wake-up
+    of the server and one of the caller."""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self._insert_columns = sql.SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
-            " SELECT * FROM unnest(%b::uuid[], %b::int8[], %b::text[], %b::bytea[])"
-            " RETURNING notification_id"
-        ).format(schema=sql.Identifier(datastore.schema),
-                 table=sql.Identifier(events_table_name))
-        # The statements before the insert, composed once rather than on every save.
-        self._opening = [sql.SQL("BEGIN"), *map(_composed, self.lock_table_statements),
-                         _composed(sql.SQL("NOTIFY {0}").format(
-                             sql.Identifier(self.channel_name)))]
+        function = sql.Identifier(datastore.schema, f"{events_table_name}_append")
+        self.sql_create_statements.append(sql.SQL(
+            "CREATE OR REPLACE FUNCTION {function}("
+            " ids uuid[], versions int8[], topics text[], states bytea[])"
+            " RETURNS SETOF int8 LANGUAGE plpgsql AS $body$"
+            " BEGIN"
+            "  SET LOCAL lock_timeout = {timeout};"
+            "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE;"
+            "  NOTIFY {channel};"
+            "  RETURN QUERY INSERT INTO {schema}.{table}"
+            "   (originator_id, originator_version, topic, state)"
+            "   SELECT * FROM unnest(ids, versions, topics, states)"
+            "   RETURNING notification_id;"
+            " END $body$"
+        ).format(function=function, timeout=sql.Literal(f"{datastore.lock_timeout}s"),
+                 schema=sql.Identifier(datastore.schema),
+                 table=sql.Identifier(events_table_name),
+                 channel=sql.Identifier(self.channel_name)))
+        self._append = sql.SQL(
+            "SELECT * FROM {function}(%b::uuid[], %b::int8[], %b::text[], %b::bytea[])"
+        ).format(function=function)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any
                       ) -> Sequence[int] | None:
-        """Lock the table, notify, insert and commit in one pipeline and one sync.
+        """Lock the table, notify and insert in one statement, its own transaction.
 
-        The library syncs after the insert and commits in a second round trip, so the table
-        lock, which every writer queues for, was also held across a round trip and whatever
-        this process did before it got back to the commit (with writer threads sharing the
-        GIL, that can be milliseconds). Here the lock lives only as long as the server's own
-        work. Nothing is acknowledged before the ``COMMIT`` has succeeded.
+        The library sends the lock, the insert and the commit as separate statements, and
+        commits in a second round trip, so the table lock, which every writer queues for, was
+        held across round trips and whatever this process did in between (with writer
+        threads sharing the GIL, that can be milliseconds); as a pipeline of statements it
+        still woke the server once per packet. Here the lock lives only as long as the
+        server's own work. Nothing is acknowledged before the commit has succeeded.
         """
         if not stored_events:
             return []
-        with self.datastore.get_connection() as conn:
-            try:
-                with conn.pipeline() as pipeline, conn.cursor() as curs, \
-                        conn.cursor() as inserted:
-                    for statement in self._opening:
-                        curs.execute(statement, prepare=True)
-                    inserted.execute(self._insert_columns, (
-                        [e.originator_id for e in stored_events],
-                        [e.originator_version for e in stored_events],
-                        [e.topic for e in stored_events],
-                        [e.state for e in stored_events],
-                    ), prepare=True)
-                    curs.execute(_COMMIT)
-                    pipeline.sync()
-                    return [row["notification_id"] for row in inserted.fetchall()]
-            except psycopg.Error:
-                # A failed statement leaves the transaction open and aborted; the pool would
-                # roll it back too, but with a warning.
-                if conn.info.transaction_status in _OPEN:
-                    conn.rollback()
-                raise
+        with self.datastore.get_connection() as conn, \
+                conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._append, _columns(stored_events), prepare=True)
+            return [row[0] for row in curs.fetchall()]
+
+    async def insert_events_on(self, conn: psycopg.AsyncConnection[Any],
+                               stored_events: Sequence[StoredEvent]) -> list[int]:
+        """:meth:`insert_events` on an asynchronous connection in autocommit mode, for
+        writers that live on an event loop (scene rooms): no thread hand-off each way.
+
+        Raises psycopg's errors as they are (``UniqueViolation`` when another writer took
+        the version first), not the library's wrappers.
+        """
+        if not stored_events:
+            return []
+        async with conn.cursor(row_factory=tuple_row) as curs:
+            await curs.execute(self._append, _columns(stored_events), prepare=True)
+            return [row[0] for row in await curs.fetchall()]
 
 
-_COMMIT = sql.SQL("COMMIT")
-_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)  # not IDLE, nor a lost connection
+def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
+    return (
+        [e.originator_id for e in stored_events],
+        [e.originator_version for e in stored_events],
+        [e.topic for e in stored_events],
+        [e.state for e in stored_events],
+    )
 
-
-def _composed(query: Any) -> sql.SQL:
-    return sql.SQL(query.as_string())
