@@ -84,7 +84,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
         fanout = Fanout(nc, settings.namespace, node=f"{socket.gethostname()}:{os.getpid()}")
         try:
             async with anyio.create_task_group() as rooms_tg:
-                rooms = SceneRooms(studio, fanout, rooms_tg)
+                rooms = SceneRooms(studio, pool, fanout, rooms_tg)
                 app.state.resources = Resources(
                     settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms,
                     JobProgress(nc, settings.namespace),

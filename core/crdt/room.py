@@ -22,6 +22,7 @@ from uuid import UUID
 
 import anyio
 from anyio.abc import TaskStatus
+from psycopg_pool import AsyncConnectionPool
 from pycrdt import Awareness as AwarenessStates
 from pycrdt import Doc
 
@@ -29,6 +30,7 @@ from core.crdt import document, protocol
 from core.crdt.fanout import Fanout, PresenceChange, SceneChange
 from core.crdt.protocol import CloseCode
 from core.errors import InvalidInput
+from core.events.scene_writer import SceneWriter
 from core.events.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class RoomStats:
 class SceneRoom:
     project_id: UUID
     studio: Studio
+    pool: AsyncConnectionPool[Any]
     fanout: Fanout
     on_empty: Callable[[SceneRoom], None] = lambda room: None
     doc: Doc = field(default_factory=Doc)
@@ -101,6 +104,7 @@ class SceneRoom:
             self.doc.apply_update(scene.state)
             self._accepted.apply_update(scene.state)
         self.version = scene.version
+        self._writer = SceneWriter(self.studio, self.pool, self.project_id, scene)
         subscriptions = await self.fanout.subscribe(
             self.project_id, self._on_scene_change, self._on_presence, self._on_control,
             self.local_users)
@@ -211,8 +215,7 @@ class SceneRoom:
     async def _store(self, batch: list[_Pending]) -> None:
         entries = _per_author(batch)
         try:
-            stored = await asyncio.to_thread(self.studio.append_scene_batch, self.project_id,
-                                             entries)
+            stored = await self._writer.append(entries)
         except Exception as e:  # any failure: the authors must resend, nothing is broadcast
             log.error("could not store %d scene updates of %s: %s", len(batch),
                       self.project_id, e)
@@ -224,6 +227,21 @@ class SceneRoom:
         await self._advance(stored.first_version, stored.last_version, merged)
         await self.fanout.scene_changed(self.project_id, stored.first_version,
                                         stored.last_version, merged)
+        if self._writer.needs_compaction:
+            await self._compact()
+
+    async def _compact(self) -> None:
+        """Snapshot the document once the edits that filled the tail are out. A failure
+        loses nothing (the tail stays and the next store tries again)."""
+        try:
+            stored = await self._writer.compact()
+        except Exception as e:
+            log.warning("could not compact the scene of %s: %s", self.project_id, e)
+            return
+        if stored.last_version >= stored.first_version:  # a version that changes no content
+            await self._advance(stored.first_version, stored.last_version, document.EMPTY_UPDATE)
+            await self.fanout.scene_changed(self.project_id, stored.first_version,
+                                            stored.last_version, document.EMPTY_UPDATE)
 
     def _forget_unstored(self) -> None:
         """After a failed store: the accepted document is the stored one plus what is still

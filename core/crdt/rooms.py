@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 from uuid import UUID
 
 from anyio.abc import TaskGroup
+from psycopg_pool import AsyncConnectionPool
 
 from core.crdt.fanout import Fanout
 from core.crdt.room import RoomStats, SceneRoom
@@ -18,9 +20,10 @@ IDLE_UNLOAD_S = 30.0
 
 
 class SceneRooms:
-    def __init__(self, studio: Studio, fanout: Fanout, task_group: TaskGroup,
-                 idle_unload_s: float = IDLE_UNLOAD_S) -> None:
+    def __init__(self, studio: Studio, pool: AsyncConnectionPool[Any], fanout: Fanout,
+                 task_group: TaskGroup, idle_unload_s: float = IDLE_UNLOAD_S) -> None:
         self._studio = studio
+        self._pool = pool
         self._fanout = fanout
         self._tg = task_group
         self._idle_unload_s = idle_unload_s
@@ -38,7 +41,7 @@ class SceneRooms:
         async with lock:
             room = self._rooms.get(project_id)
             if room is None:
-                room = SceneRoom(project_id, self._studio, self._fanout,
+                room = SceneRoom(project_id, self._studio, self._pool, self._fanout,
                                  on_empty=self._schedule_unload)
                 await self._tg.start(room.run)
                 self._rooms[project_id] = room

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+import psycopg
 import pytest
+from psycopg import sql
 from pycrdt import Decoder, Doc, Map
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from core.crdt import protocol
+from core.events.scene import Scene
 from core.events.studio import Studio
 from core.settings import Settings
 
@@ -128,6 +131,55 @@ def test_a_broadcast_carries_the_edit_not_the_documents_history(client: TestClie
         assert bob.doc.get("meta", type=Map).to_py() == {"title": "take 39"}
         assert max(map(len, received)) <= 2 * max(map(len, sent)), (
             [len(u) for u in received[::8]], [len(u) for u in sent[::8]])
+
+
+def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
+        client: TestClient, prepared: Settings, project):
+    """The database refuses the scene's rows (a trigger: a real failure of the real server):
+    the author's socket closes with 4500, nobody sees the edit, and once the database takes
+    rows again the client's resend after reconnecting stores it exactly once."""
+    project_id, owner, viewer = project
+    url = f"/ws/projects/{project_id}"
+    scene_id = Scene.create_id(project_id)
+    assert prepared.database_url is not None
+    with psycopg.connect(prepared.database_url, autocommit=True) as db:
+        db.execute("CREATE FUNCTION refuse_row() RETURNS trigger LANGUAGE plpgsql AS"
+                   " $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$")
+        db.execute(sql.SQL("CREATE TRIGGER refuse_scene BEFORE INSERT ON studio_events"
+                           " FOR EACH ROW WHEN (NEW.originator_id = {})"
+                           " EXECUTE FUNCTION refuse_row()").format(sql.Literal(scene_id)))
+        try:
+            with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+                    client.websocket_connect(f"{url}?token={viewer.token}") as b:
+                alice, bob = Client(a), Client(b)
+                alice.handshake()
+                bob.handshake()
+                alice.edit("lamp", name="lamp")
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    while True:
+                        a.receive_bytes()
+                assert closed.value.code == 4500 and closed.value.reason
+                b.send_bytes(protocol.sync_step1(Doc().get_state()))
+                bob.pump_until(lambda m: isinstance(m, protocol.SyncStep2))
+                assert bob.objects.to_py() == {}
+        finally:
+            db.execute("DROP TRIGGER refuse_scene ON studio_events")
+            db.execute("DROP FUNCTION refuse_row()")
+
+    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+            client.websocket_connect(f"{url}?token={viewer.token}") as b:
+        bob = Client(b)
+        bob.handshake()
+        alice.ws = a
+        alice.handshake()  # its sync step 2 carries the edit the server never stored
+        bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+        assert bob.objects.to_py() == {"lamp": {"name": "lamp"}}
+    studio = Studio.connect(prepared.database_url)
+    try:
+        stored = [e for e in studio.events.get(scene_id) if isinstance(e, Scene.Updated)]
+        assert len(stored) == 1 and stored[0].actor == owner.user_id
+    finally:
+        studio.close()
 
 
 @pytest.mark.parametrize(("query", "code"), [("", 4401), ("?token=orf_nope", 4401)])
