@@ -10,11 +10,14 @@ their latencies is what the studio's durability and Python costs, not what the m
 Tables:
 
 1. fan-out latency (p50/p99 of sender-change to receiver-observe), server CPU per update and
-   unobserved edits, for N collaborators taking turns on one key. An edit is unobserved when
-   a receiver never sees its value: lost, or superseded because it reached the receiver merged
-   with a later edit of the same key in one update (the studio merges edits that queue up
-   behind a store). "converged" says whether every client ended on the last edit, which tells
-   the two apart;
+   unobserved edits, for N collaborators taking turns on one key. Each N runs three times on
+   each server, taking turns, a fresh room each time, each run after ten unmeasured warm-up
+   edits; the table quotes the median of the runs' figures and the span of their p99s (a p99
+   of 200 samples is the third-worst one, so single runs swing with the machine). An edit is
+   unobserved when a receiver never sees its value: lost, or superseded because it reached the
+   receiver merged with a later edit of the same key in one update (the studio merges edits
+   that queue up behind a store). "converged" says whether every client ended on the same
+   value, which tells the two apart;
 2. memory per loaded room and per connection (RSS of the API process), the document size the
    admin API reports, and the time a client waits for a room with many stored updates to load.
 """
@@ -26,6 +29,7 @@ import contextlib
 import json
 import os
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,12 +67,16 @@ class Plan:
 
     sizes: tuple[int, ...]
     updates: int
+    warmup: int  # updates before the measured ones, in each run (see fanout.mjs)
+    repeats: int  # runs per N and server; the tables quote medians
     memory_clients: int
     stored_updates: int
 
 
-FULL = Plan(sizes=(1, 5, 50, 200), updates=200, memory_clients=50, stored_updates=100_000)
-QUICK = Plan(sizes=(1, 5), updates=50, memory_clients=10, stored_updates=10_000)
+FULL = Plan(sizes=(1, 5, 50, 200), updates=200, warmup=10, repeats=3, memory_clients=50,
+            stored_updates=100_000)
+QUICK = Plan(sizes=(1, 5), updates=50, warmup=5, repeats=1, memory_clients=10,
+             stored_updates=10_000)
 
 
 # -- measuring a process ------------------------------------------------------------------------
@@ -118,14 +126,14 @@ Hook = Callable[[], dict[str, Any]]
 
 def run_fanout(url: str, room: str, token: str | None, n: int, updates: int,
                meter: list[psutil.Process], postgres: list[psutil.Process] | None = None,
-               at_start: Hook | None = None) -> Fanout:
+               at_start: Hook | None = None, warmup: int = 0) -> Fanout:
     """Run ``fanout.mjs`` and meter server CPU between its "start" and "result" lines.
 
     Metering from "start" (after sync and the join-time awareness burst) keeps connection set-up
     out of the per-update cost, which is what the issue compares.
     """
     command = ["node", str(FANOUT_SCRIPT), url, room, token or "-", str(n), str(updates),
-               str(INTERVAL_MS)]
+               str(INTERVAL_MS), str(warmup)]
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True) as proc:
         assert proc.stdout is not None
@@ -261,54 +269,83 @@ def reference_process() -> psutil.Process:
 
 
 @dataclass
+class Side:
+    """One server's runs at one N: each a fresh room, the figures quoted are their medians."""
+
+    runs: list[Fanout]
+
+    def median(self, key: str) -> float:
+        return statistics.median(float(run.result[key]) for run in self.runs)
+
+    def span(self, key: str) -> str:
+        values = sorted(float(run.result[key]) for run in self.runs)
+        return f"{values[0]:.1f}-{values[-1]:.1f}" if len(values) > 1 else f"{values[0]:.1f}"
+
+    def cpu_ms(self, postgres: bool = False) -> float:
+        return statistics.median(run.per_update_ms(run.postgres_cpu_s if postgres
+                                                   else run.server_cpu_s) for run in self.runs)
+
+    @property
+    def unobserved(self) -> int:
+        return sum(int(run.result["missed"]) for run in self.runs)
+
+    @property
+    def converged(self) -> bool:
+        return all(run.result.get("converged") is True for run in self.runs)
+
+
+@dataclass
 class Row:
     n: int
-    studio: Fanout
-    reference: Fanout
+    studio: Side
+    reference: Side
 
     @property
     def ratio(self) -> float:
-        return float(self.studio.result["p99_ms"]) / float(self.reference.result["p99_ms"])
+        return self.studio.median("p99_ms") / self.reference.median("p99_ms")
 
 
 def latency_rows(api: StudioApi, plan: Plan, log: Callable[[str], None]) -> list[Row]:
-    """Each N against both servers, a fresh document on each (rooms do not grow across N)."""
+    """Each N against both servers, taking turns run by run so that a slow moment of the
+    machine falls on both; a fresh document each run (rooms do not grow across runs)."""
     postgres = postgres_processes(api.postmaster)
     rows = []
     with reference_server() as reference_url:
         reference = reference_process()
         for n in plan.sizes:
-            log(f"N={n}: studio")
-            project = api.new_project(f"fanout {n}")
-            ours = run_fanout(api.ws, project, api.token, n, plan.updates, [api.process],
-                              postgres)
-            log(f"N={n}: reference")
-            theirs = run_fanout(reference_url, f"fanout-{n}-{secrets.token_hex(4)}", None, n,
-                                plan.updates, [reference])
+            ours, theirs = Side([]), Side([])
+            for run in range(1, plan.repeats + 1):
+                log(f"N={n}, run {run} of {plan.repeats}: studio")
+                project = api.new_project(f"fanout {n} run {run}")
+                ours.runs.append(run_fanout(api.ws, project, api.token, n, plan.updates,
+                                            [api.process], postgres, warmup=plan.warmup))
+                log(f"N={n}, run {run} of {plan.repeats}: reference")
+                theirs.runs.append(run_fanout(
+                    reference_url, f"fanout-{n}-{secrets.token_hex(4)}", None, n, plan.updates,
+                    [reference], warmup=plan.warmup))
             rows.append(Row(n, ours, theirs))
     return rows
 
 
 def latency_table(rows: list[Row]) -> str:
-    head = ("N", "studio p50", "studio p99", "ref p50", "ref p99", "p99 ratio",
-            "studio CPU ms/upd", "(+ postgres)", "ref CPU ms/upd", "unobserved studio/ref",
-            "converged studio/ref")
+    head = ("N", "studio p50", "studio p99", "(runs)", "ref p50", "ref p99", "(runs)",
+            "p99 ratio", "studio CPU ms/upd", "(+ postgres)", "ref CPU ms/upd",
+            "unobserved studio/ref", "converged studio/ref")
     lines: list[tuple[str, ...]] = [head]
     for row in rows:
         s, r = row.studio, row.reference
         lines.append((
-            str(row.n), _ms(s.result["p50_ms"]), _ms(s.result["p99_ms"]),
-            _ms(r.result["p50_ms"]), _ms(r.result["p99_ms"]), f"{row.ratio:.2f}x",
-            f"{s.per_update_ms(s.server_cpu_s):.2f}", f"{s.per_update_ms(s.postgres_cpu_s):.2f}",
-            f"{r.per_update_ms(r.server_cpu_s):.2f}",
-            f"{s.result['missed']}/{r.result['missed']}",
-            f"{_yes(s.result.get('converged'))}/{_yes(r.result.get('converged'))}",
+            str(row.n), _ms(s.median("p50_ms")), _ms(s.median("p99_ms")), s.span("p99_ms"),
+            _ms(r.median("p50_ms")), _ms(r.median("p99_ms")), r.span("p99_ms"),
+            f"{row.ratio:.2f}x", f"{s.cpu_ms():.2f}", f"{s.cpu_ms(postgres=True):.2f}",
+            f"{r.cpu_ms():.2f}", f"{s.unobserved}/{r.unobserved}",
+            f"{_yes(s.converged)}/{_yes(r.converged)}",
         ))
     return render(lines)
 
 
-def _yes(value: object) -> str:
-    return "yes" if value is True else "no"
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
 
 
 def goal_lines(rows: list[Row]) -> list[str]:
@@ -320,7 +357,7 @@ def goal_lines(rows: list[Row]) -> list[str]:
                    f"({row.ratio:.2f}x)")
     by_n = {row.n: row for row in rows}
     if 1 in by_n and 5 in by_n:
-        one, five = (float(by_n[n].studio.result["p50_ms"]) for n in (1, 5))
+        one, five = (by_n[n].studio.median("p50_ms") for n in (1, 5))
         verdict = "met" if five <= one * SCALING_GOAL else "MISSED"
         out.append(f"5 collaborators at most {SCALING_GOAL - 1:.0%} slower than 1 (p50): "
                    f"{verdict} ({five:.2f} ms vs {one:.2f} ms, {five / one - 1:+.1%})")
