@@ -42,6 +42,7 @@ from typing import Any
 from uuid import UUID
 
 import psutil
+import psycopg
 
 from core.settings import Settings
 from infra.admin import create_user
@@ -364,6 +365,39 @@ def goal_lines(rows: list[Row]) -> list[str]:
     return out
 
 
+def commit_floor(database_url: str, samples: int) -> tuple[float, float]:
+    """p50/p99 ms of the cheapest durable write there is, alone: one single-row INSERT
+    committed (fsync on) on an open connection, ``INTERVAL_MS`` after the previous one as the
+    edits come. Every studio edit waits for one such commit on top of the reference's path, and
+    on a machine whose processors doze between edits each wait wakes PostgreSQL, the disk and
+    the API again: this is the part of the studio's latency no code of ours can remove."""
+    took = []
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commit_floor (id bigserial PRIMARY KEY, b bytea)")
+        try:
+            for _ in range(samples):
+                time.sleep(INTERVAL_MS / 1000)
+                began = time.perf_counter()
+                conn.execute("INSERT INTO bench_commit_floor (b) VALUES (%s)", (b"x" * 40,),
+                             prepare=True)
+                took.append(1000 * (time.perf_counter() - began))
+        finally:
+            conn.execute("DROP TABLE bench_commit_floor")
+    took.sort()
+    return took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
+
+
+def floor_line(rows: list[Row], floor: tuple[float, float]) -> str:
+    line = (f"a durable commit alone (one INSERT, fsync on, {INTERVAL_MS} ms after the last): "
+            f"p50 {floor[0]:.2f} ms, p99 {floor[1]:.2f} ms")
+    first = rows[0] if rows else None
+    if first is not None:
+        reference = first.reference.median("p99_ms")
+        line += (f"; the reference's p99 at N={first.n} plus this p99 is "
+                 f"{(reference + floor[1]) / reference:.2f}x the reference's")
+    return line
+
+
 # -- table 2: memory and room load ----------------------------------------------------------------
 
 
@@ -486,12 +520,15 @@ def main(argv: list[str] | None = None) -> int:
             studio(Path(folder)) as api:
         memory = memory_rows(api, plan, progress)
         rows = latency_rows(api, plan, progress)
+        progress("a durable commit alone")
+        floor = commit_floor(api.settings.database_url or "", plan.updates)
         loading = load_rows(api, plan.stored_updates, progress)
     print(f"\nfan-out latency, {plan.updates} updates {INTERVAL_MS} ms apart (ms; "
           f"CPU per update: studio API process, its PostgreSQL, the reference server)\n")
     print(latency_table(rows))
     print()
     print("\n".join(goal_lines(rows)))
+    print(floor_line(rows, floor))
     print("\nmemory and room load\n")
     print(render([("measure", "value"), *memory, *loading]))
     print(f"\n({time.monotonic() - began:.0f} s)")
