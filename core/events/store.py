@@ -18,6 +18,7 @@ the rest of a batched append together.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from copy import deepcopy
 from typing import Any, cast
 from uuid import UUID
 
@@ -55,6 +56,17 @@ RESUME_SCENE = sql.SQL(
     "  ORDER BY originator_version DESC LIMIT 1), 1))"
     " ORDER BY originator_version"
 ).format(sql.Literal(get_topic(Scene.Compacted)))
+# The events a scene cached at version ``after`` lacks, from the latest compaction among them
+# where there is one: what came before it is in it.
+SCENE_SINCE = sql.SQL(
+    "SELECT originator_id, originator_version, topic, state FROM studio_events"
+    " WHERE originator_id = %(id)s AND originator_version > %(after)s"
+    " AND originator_version >= coalesce(("
+    "  SELECT originator_version FROM studio_events"
+    "  WHERE originator_id = %(id)s AND originator_version > %(after)s AND topic = {}"
+    "  ORDER BY originator_version DESC LIMIT 1), 0)"
+    " ORDER BY originator_version"
+).format(sql.Literal(get_topic(Scene.Compacted)))
 
 
 class StudioRepository(Repository[UUID]):
@@ -73,23 +85,65 @@ class StudioRepository(Repository[UUID]):
                 return scene
         return super()._reconstruct_aggregate(aggregate_id, version, projector_func)
 
+    def get(self, aggregate_id: UUID, *, version: int | None = None,
+            projector_func: ProjectorFunction[Any, Any] = project_aggregate,
+            fastforward_skipping: bool = False, deepcopy_from_cache: bool = True) -> Any:
+        """As the library's, but a cached scene catches up from the latest compaction after
+        it rather than through every update since: an API node whose copy is old (another
+        node served the room meanwhile) otherwise replayed the whole gap, 2 s for 100,000
+        updates, before a room could load."""
+        if (version is None and self.cache is not None and self.fastforward
+                and self.resume_scenes and projector_func is project_aggregate
+                and Scene.may_be_scene_id(aggregate_id)):
+            try:
+                cached = self.cache.get(aggregate_id)
+            except KeyError:
+                cached = None
+            if isinstance(cached, Scene):
+                return self._fast_forward_scene(cached)
+        return super().get(aggregate_id, version=version, projector_func=projector_func,
+                           fastforward_skipping=fastforward_skipping,
+                           deepcopy_from_cache=deepcopy_from_cache)
+
+    def _fast_forward_scene(self, cached: Scene) -> Scene:
+        """A copy of the cached scene brought up to date; the cache keeps the newer copy."""
+        scene = deepcopy(cached)
+        events = self._scene_events(SCENE_SINCE, {"id": scene.id, "after": scene.version})
+        if events:
+            if isinstance(events[0], Scene.Compacted):
+                scene.version = events[0].originator_version - 1
+            for event in events:
+                event.mutate(scene)
+            assert self.cache is not None
+            try:
+                current = self.cache.get(scene.id)
+            except KeyError:
+                current = None
+            if not isinstance(current, Scene) or current.version < scene.version:
+                self.cache.put(scene.id, deepcopy(scene))
+        return scene
+
     def _resume_scene(self, scene_id: UUID, version: int | None) -> Scene | None:
         """The scene from its latest compaction at or before ``version``; None where the id
         names no scene, so that the library's path raises its usual errors."""
-        recorder: Any = self.event_store.recorder
         upto = LATEST if version is None else version
-        # One statement on an autocommit connection: one round trip, one consistent read.
-        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(RESUME_SCENE, {"id": scene_id, "upto": upto}, prepare=True,
-                         binary=True)  # bytea as is, not hex: half the bytes to send
-            rows = curs.fetchall()
-        mapper = self.event_store.mapper
-        events = cast(list[Aggregate.Event], [mapper.to_domain_event(StoredEvent(
-            originator_id=row["originator_id"], originator_version=row["originator_version"],
-            topic=row["topic"], state=bytes(row["state"]))) for row in rows])
+        events = self._scene_events(RESUME_SCENE, {"id": scene_id, "upto": upto})
         if not events or not isinstance(events[0], Scene.Created):
             return None
         return Scene.resumed(events)
+
+    def _scene_events(self, query: sql.Composed, params: dict[str, Any]
+                      ) -> list[Aggregate.Event]:
+        recorder: Any = self.event_store.recorder
+        # One statement on an autocommit connection: one round trip, one consistent read.
+        with recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(query, params, prepare=True,
+                         binary=True)  # bytea as is, not hex: half the bytes to send
+            rows = curs.fetchall()
+        mapper = self.event_store.mapper
+        return cast(list[Aggregate.Event], [mapper.to_domain_event(StoredEvent(
+            originator_id=row["originator_id"], originator_version=row["originator_version"],
+            topic=row["topic"], state=bytes(row["state"]))) for row in rows])
 
 
 class StudioRecorder(PostgresApplicationRecorder):

@@ -70,6 +70,36 @@ def test_scene_resumed_from_compaction_equals_replay(studio: Studio, replaying: 
         assert len(resumed.tail) == len(replayed.tail)  # compaction happens at the same versions
 
 
+def test_a_stale_cached_scene_catches_up_from_the_latest_compaction(
+        url: str, replaying: Studio, monkeypatch: pytest.MonkeyPatch):
+    """A node's cached scene is old when another node served the room meanwhile: it catches
+    up by reading the latest compaction and what follows it, not every update since."""
+    monkeypatch.setattr(core.events.scene, "COMPACT_EVERY_UPDATES", 10)
+    stale, writer = Studio.connect(url), Studio.connect(url)
+    try:
+        pid = stale.create_project("stale", actor="u")  # caches the scene at version 1
+        stale.scene(pid)
+        for i in range(45):
+            writer.append_scene_updates(pid, [(document.edit(
+                writer.scene(pid).state, {f"o{i % 5}": {"name": str(i)}}), "u", "t")])
+        head = writer.scene(pid)
+        decoded: list[object] = []
+        to_domain_event = stale.mapper.to_domain_event
+        monkeypatch.setattr(stale.mapper, "to_domain_event",
+                            lambda stored: decoded.append(stored) or to_domain_event(stored))
+        caught_up = stale.scene(pid)
+        assert caught_up.version == head.version
+        assert len(decoded) == len(head.tail) + 1  # the compaction and the updates after it
+        replayed: Scene = replaying.repository.get(Scene.create_id(str(pid)))
+        assert document.snapshot(caught_up.state) == document.snapshot(replayed.state)
+        # and it is cached: the next read decodes nothing
+        decoded.clear()
+        assert stale.scene(pid).version == head.version and decoded == []
+    finally:
+        stale.close()
+        writer.close()
+
+
 def test_state_at_equals_replay_at_every_position(studio: Studio, replaying: Studio,
                                                   monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(core.events.scene, "COMPACT_EVERY_UPDATES", 5)
