@@ -224,7 +224,11 @@ class SceneRoom:
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
         merged = document.merge(u for u, _, _ in entries)
-        await self._advance(stored.first_version, stored.last_version, merged)
+        await self._advance(stored.first_version, stored.last_version, merged, accepted=True)
+        # Let the peers' writers put the edit on the wire before this task tells the other
+        # nodes: between edits this machine's caches go cold, and every step ahead of the
+        # socket writes is a step on the way to everyone's screen.
+        await asyncio.sleep(0)
         await self.fanout.scene_changed(self.project_id, stored.first_version,
                                         stored.last_version, merged)
         if self._writer.needs_compaction:
@@ -239,7 +243,8 @@ class SceneRoom:
             log.warning("could not compact the scene of %s: %s", self.project_id, e)
             return
         if stored.last_version >= stored.first_version:  # a version that changes no content
-            await self._advance(stored.first_version, stored.last_version, document.EMPTY_UPDATE)
+            await self._advance(stored.first_version, stored.last_version, document.EMPTY_UPDATE,
+                                accepted=True)
             await self.fanout.scene_changed(self.project_id, stored.first_version,
                                             stored.last_version, document.EMPTY_UPDATE)
 
@@ -251,8 +256,12 @@ class SceneRoom:
         for pending in self._pending:
             self._accepted.apply_update(pending.update)
 
-    async def _advance(self, first: int, last: int, update: bytes) -> None:
-        """Bring the document to scene version ``last`` and send the difference to peers."""
+    async def _advance(self, first: int, last: int, update: bytes, *,
+                       accepted: bool = False) -> None:
+        """Bring the document to scene version ``last`` and send the difference to peers.
+
+        ``accepted``: the update was accepted here, so the accepted document has it already.
+        """
         async with self._advance_lock:
             if last <= self.version:
                 return  # already applied (our own message coming back from NATS)
@@ -261,7 +270,8 @@ class SceneRoom:
                 # client sent: a diff against the state vector would carry the document's
                 # whole delete set, which grows with every overwritten value, to every peer.
                 self.doc.apply_update(update)
-                self._accepted.apply_update(update)  # a no-op for what was accepted here
+                if not accepted:
+                    self._accepted.apply_update(update)
                 delta = update
             else:  # a gap: read what is missing from the log (it may hold compactions,
                 # whole documents, so only the difference goes out)

@@ -79,15 +79,17 @@ class SceneWriter:
         return await self._write(compact)
 
     async def _write(self, change: Callable[[Scene], None]) -> SceneAppend:
+        try:  # the usual case, nobody else wrote: no retry machinery on the way to the socket
+            return await self._write_once(change)
+        except errors.UniqueViolation:
+            pass
         try:
             async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(errors.UniqueViolation),
-                    stop=stop_after_attempt(ATTEMPTS),
+                    stop=stop_after_attempt(ATTEMPTS - 1),
                     wait=wait_random_exponential(multiplier=0.005, max=0.2)):
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self._scene = await asyncio.to_thread(self._studio.scene,
-                                                              self._project_id)
+                    self._scene = await asyncio.to_thread(self._studio.scene, self._project_id)
                     return await self._write_once(change)
         except RetryError:
             pass
