@@ -359,9 +359,14 @@ def goal_lines(rows: list[Row]) -> list[str]:
     by_n = {row.n: row for row in rows}
     if 1 in by_n and 5 in by_n:
         one, five = (by_n[n].studio.median("p50_ms") for n in (1, 5))
+        ref_one, ref_five = (by_n[n].reference.median("p50_ms") for n in (1, 5))
         verdict = "met" if five <= one * SCALING_GOAL else "MISSED"
+        # The peer: the reference's own step from 1 to 5, in the same run. Five receivers
+        # share one Node event loop, so the later ones observe each edit after the earlier.
         out.append(f"5 collaborators at most {SCALING_GOAL - 1:.0%} slower than 1 (p50): "
-                   f"{verdict} ({five:.2f} ms vs {one:.2f} ms, {five / one - 1:+.1%})")
+                   f"{verdict} ({five:.2f} ms vs {one:.2f} ms, {five / one - 1:+.1%}; "
+                   f"the reference {ref_five:.2f} vs {ref_one:.2f} ms, "
+                   f"{ref_five / ref_one - 1:+.1%})")
     return out
 
 
