@@ -361,7 +361,7 @@ def goal_lines(rows: list[Row]) -> list[str]:
         one, five = (by_n[n].studio.median("p50_ms") for n in (1, 5))
         ref_one, ref_five = (by_n[n].reference.median("p50_ms") for n in (1, 5))
         verdict = "met" if five <= one * SCALING_GOAL else "MISSED"
-        # The peer: the reference's own step from 1 to 5, in the same run. Five receivers
+        # The peer: the reference's own step from 1 to 5, in the same run. The receivers
         # share one Node event loop, so the later ones observe each edit after the earlier.
         out.append(f"5 collaborators at most {SCALING_GOAL - 1:.0%} slower than 1 (p50): "
                    f"{verdict} ({five:.2f} ms vs {one:.2f} ms, {five / one - 1:+.1%}; "
