@@ -2,12 +2,12 @@
 
 Rooms are the scene log's busiest writers, and every edit waits for its append before anyone
 else sees it. Handed to a thread, each append cost two thread wake-ups and the library's
-per-save bookkeeping: on a machine that idles between edits, about 0.8 ms of the 3 ms from one
-screen to the next (``python -m bench.collab``). Here the ``Scene`` aggregate still records
-the events (the same size limits and compaction rule), the Studio's mapper still encodes them
-and the Studio's recorder's statements still write them, in one transaction that takes the
-table lock, so the rows are exactly those :meth:`Studio.append_scene_batch` writes, but on an
-asynchronous connection from the API's pool. The one difference: compaction is a
+per-save bookkeeping: on a machine that idles between edits, about half a millisecond of the
+3 ms from one screen to the next (``python -m bench.collab``). Here the ``Scene`` aggregate
+still records the events (the same size limits and compaction rule), the Studio's mapper still
+encodes them and the Studio's recorder's statement still writes them, in one transaction that
+takes the table lock, so the rows are those :meth:`Studio.append_scene_batch` writes, but on
+an asynchronous connection from the API's pool. The one difference: compaction is a
 transaction of its own, made after the edit that filled the tail has been sent.
 
 The writer keeps the scene as its last append left it and never reads it back first: a room is
@@ -50,10 +50,6 @@ class SceneWriter:
         self._pool = pool
         self._project_id = project_id
         self._scene = scene
-
-    @property
-    def version(self) -> int:
-        return self._scene.version
 
     @property
     def needs_compaction(self) -> bool:
