@@ -1,5 +1,5 @@
-"""Which generators the GPU workers offer, as they report it, who may start how many jobs,
-and which requests the dedup cache answered.
+"""Which generators the GPU workers offer, as they report it, and who may start how many jobs
+(requests the dedup cache answers are recorded on the reused job: ``Studio.record_job_reuse``).
 
 Workers write their backends' availability here when they start (and refresh it), so the API
 can list generators with the real reason one is unavailable without importing torch itself.
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,9 +16,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from core.errors import QuotaExceeded
-from core.events.job import Job, Reuse
 from core.events.job_kinds import GENERATOR_VERSIONS
-from core.events.studio import Studio
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS gpu_generators ("
@@ -94,16 +91,3 @@ async def check_job_quota(pool: AsyncConnectionPool, user_id: str,
     running = row[0] if row else 0
     if running >= limit:
         raise QuotaExceeded(f"you have {running} jobs queued or running; the limit is {limit}")
-
-
-def record_reuse(studio: Studio, job_id: UUID, project_id: UUID, how: Reuse,
-                 actor: str) -> int:
-    """Record that a request was answered by an existing job (``Job.Reused``); returns the
-    event's log position.
-
-    The event goes on the reused job, through the studio's load-apply-save with its retry on
-    a concurrent write, because a joined job is usually being written by its worker at the
-    same moment.
-    """
-    return studio._command(
-        job_id, Job, lambda job: job.record_reuse(str(project_id), how, actor))

@@ -43,7 +43,7 @@ from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
-from core.generators import check_job_quota, list_generators, record_reuse
+from core.generators import check_job_quota, list_generators
 from core.media import MediaInfo, check_generation_image
 
 MAX_FACE_BUDGET = 1_000_000
@@ -289,7 +289,7 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, b
         await asyncio.sleep(wait)
         wait = min(2 * wait, MAX_LOCK_RETRY_S)
     cached = existing["state"] == JobState.SUCCEEDED.value
-    recorded = asyncio.to_thread(record_reuse, res.studio, existing["id"], project_id,
+    recorded = asyncio.to_thread(res.studio.record_job_reuse, existing["id"], project_id,
                                  Reuse.CACHE if cached else Reuse.SINGLE_FLIGHT, user)
     if cached:  # two aggregates, two commits: let them overlap
         await asyncio.gather(recorded, _show_cached(res, project_id, existing, wanted, user))

@@ -31,7 +31,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ra
 
 from core.crdt import document, undo
 from core.errors import ConfigurationError, Conflict, EventStoreError, InvalidInput, NotFound
-from core.events.job import Job, JobFinished
+from core.events.job import Job, JobFinished, Reuse
 from core.events.job_kinds import command_subject
 from core.events.project import Asset, Derivation, Project, Version
 from core.events.roles import Role
@@ -390,6 +390,13 @@ class Studio(Application[UUID]):
         return head, {row["originator_id"]: row["version"] for row in rows}
 
     # -- jobs -------------------------------------------------------------------------------
+
+    def record_job_reuse(self, job_id: UUID, project_id: UUID, how: Reuse, actor: str) -> int:
+        """Record that a request was answered by an existing job (``Job.Reused``); returns the
+        event's log position. The reused job is usually being written by its worker at the
+        same moment, hence the load-apply-save with its retry on a concurrent write."""
+        return self._command(
+            job_id, Job, lambda job: job.record_reuse(str(project_id), how, actor))
 
     def request_job(
         self,

@@ -26,7 +26,6 @@ from core.events.project import Asset
 from core.events.roles import Role
 from core.events.scene import COMPACT_EVERY_UPDATES
 from core.events.studio import Studio
-from core.generators import record_reuse
 from core.projections.registry import READ_MODEL_NAMES, TRACKING_TABLE, build_read_models
 from core.projections.runner import ProjectionRunner
 from core.settings import Settings
@@ -145,10 +144,10 @@ def build_history(studio: Studio) -> dict[str, Any]:
                               {"faces": len(stage), "seconds": 0.25 * len(stage),
                                "peak_memory_bytes": 1000 * len(stage), "device": "cuda:1"})
     studio.succeed_job(retried, {"blob": "blobs/final"})
-    record_reuse(studio, retried, a, Reuse.CACHE, actor="alice")  # a hit from another project
+    studio.record_job_reuse(retried, a, Reuse.CACHE, actor="alice")  # a hit from another project
     joined = studio.request_job(b, GENERATE, {"image": assets[1].asset_id},
                                 {"backend": "inflate", "seed": 3}, actor="bob")
-    record_reuse(studio, joined, b, Reuse.SINGLE_FLIGHT, actor="carol")
+    studio.record_job_reuse(joined, b, Reuse.SINGLE_FLIGHT, actor="carol")
     studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[2].asset_id}, {}, actor="alice")
     cancelled = studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[3].asset_id}, {},
                                    actor="alice")
@@ -230,7 +229,7 @@ def _keep_writing(studio: Studio, projects: list[UUID], stop: threading.Event,
             job = studio.request_job(pid, GENERATE, {"i": i}, {}, actor="w")
             studio.start_job(job, "gpu", "cpu")
             studio.succeed_job(job, {"i": i})
-            record_reuse(studio, job, pid, Reuse.CACHE, actor="w")
+            studio.record_job_reuse(job, pid, Reuse.CACHE, actor="w")
         i += 1
     written.append(i)
 
