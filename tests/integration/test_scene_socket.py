@@ -12,7 +12,8 @@ from pycrdt import Decoder, Doc, Map
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from core.crdt import protocol
+import core.events.scene
+from core.crdt import document, protocol
 from core.events.scene import Scene
 from core.events.studio import Studio
 from core.settings import Settings
@@ -76,7 +77,6 @@ def test_edits_are_stored_then_broadcast(client: TestClient, prepared: Settings,
         # stored before Bob saw it
         assert prepared.database_url is not None
         studio = Studio.connect(prepared.database_url)
-        from core.crdt import document
         assert document.snapshot(studio.scene(uuid.UUID(project_id)).state)["objects"] == \
             {"lamp": {"name": "lamp", "blob": "b1"}}
 
@@ -131,6 +131,38 @@ def test_a_broadcast_carries_the_edit_not_the_documents_history(client: TestClie
         assert bob.doc.get("meta", type=Map).to_py() == {"title": "take 39"}
         assert max(map(len, received)) <= 2 * max(map(len, sent)), (
             [len(u) for u in received[::8]], [len(u) for u in sent[::8]])
+
+
+def test_a_room_compacts_after_the_edit_that_filled_the_tail(
+        client: TestClient, prepared: Settings, project, monkeypatch: pytest.MonkeyPatch):
+    """Compaction is a transaction of its own after the broadcast: every edit is stored once
+    and seen by the other peer, each compaction follows the update that filled the tail, and
+    the stored log replays to what the peers hold."""
+    monkeypatch.setattr(core.events.scene, "COMPACT_EVERY_UPDATES", 5)
+    project_id, owner, viewer = project
+    url = f"/ws/projects/{project_id}"
+    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+            client.websocket_connect(f"{url}?token={viewer.token}") as b:
+        alice, bob = Client(a), Client(b)
+        alice.handshake()
+        bob.handshake()
+        for i in range(13):
+            alice.edit(f"o{i % 3}", name=f"take {i}")
+            bob.pump_until(lambda m, i=i: isinstance(m, protocol.SyncUpdate)
+                           and bob.objects.to_py().get(f"o{i % 3}") == {"name": f"take {i}"})
+        held = bob.objects.to_py()
+    assert prepared.database_url is not None
+    studio = Studio.connect(prepared.database_url)
+    try:
+        events = list(studio.events.get(Scene.create_id(project_id)))
+        kinds = [type(e).__name__ for e in events]
+        assert kinds.count("Updated") == 13
+        assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+        compacted = [i for i, kind in enumerate(kinds) if kind == "Compacted"]
+        assert len(compacted) == 2 and all(kinds[i - 1] == "Updated" for i in compacted)
+        assert document.snapshot(studio.scene(uuid.UUID(project_id)).state)["objects"] == held
+    finally:
+        studio.close()
 
 
 def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
