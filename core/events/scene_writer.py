@@ -19,6 +19,7 @@ stored and records the batch again on top of it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from copy import deepcopy
 from typing import Any, cast
@@ -28,7 +29,6 @@ from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 from tenacity import (
     AsyncRetrying,
-    RetryError,
     retry_if_exception_type,
     stop_after_attempt,
     wait_random_exponential,
@@ -75,20 +75,21 @@ class SceneWriter:
         return await self._write(compact)
 
     async def _write(self, change: Callable[[Scene], None]) -> SceneAppend:
-        try:  # the usual case, nobody else wrote: no retry machinery on the way to the socket
+        # The usual case, nobody else wrote: no retry machinery on the way to the socket.
+        with contextlib.suppress(errors.UniqueViolation):
             return await self._write_once(change)
-        except errors.UniqueViolation:
-            pass
-        try:
+        return await self._write_reloaded(change)
+
+    async def _write_reloaded(self, change: Callable[[Scene], None]) -> SceneAppend:
+        """Another writer took the version first: record again on what is stored."""
+        with contextlib.suppress(errors.UniqueViolation):  # still clashing every time
             async for attempt in AsyncRetrying(
                     retry=retry_if_exception_type(errors.UniqueViolation),
                     stop=stop_after_attempt(ATTEMPTS - 1),
-                    wait=wait_random_exponential(multiplier=0.005, max=0.2)):
+                    wait=wait_random_exponential(multiplier=0.005, max=0.2), reraise=True):
                 with attempt:
                     self._scene = await asyncio.to_thread(self._studio.scene, self._project_id)
                     return await self._write_once(change)
-        except RetryError:
-            pass
         raise Conflict("the project is changing too fast; retry")
 
     async def _write_once(self, change: Callable[[Scene], None]) -> SceneAppend:

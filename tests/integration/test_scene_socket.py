@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -53,6 +55,19 @@ class Client:
         self.ws.send_bytes(protocol.update(self.doc.get_update(before)))
 
 
+@contextlib.contextmanager
+def synced_pair(client: TestClient, project) -> Iterator[tuple[Client, Client]]:
+    """The owner (Alice) and the viewer (Bob) on the project's socket, both synced."""
+    project_id, owner, viewer = project
+    url = f"/ws/projects/{project_id}"
+    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
+            client.websocket_connect(f"{url}?token={viewer.token}") as b:
+        alice, bob = Client(a), Client(b)
+        alice.handshake()
+        bob.handshake()
+        yield alice, bob
+
+
 @pytest.fixture
 def project(client: TestClient, prepared: Settings, make_account):
     owner, viewer = make_account("olga"), make_account("vic")
@@ -64,13 +79,9 @@ def project(client: TestClient, prepared: Settings, make_account):
 
 
 def test_edits_are_stored_then_broadcast(client: TestClient, prepared: Settings, project):
-    project_id, owner, viewer = project
+    project_id, _, viewer = project
     url = f"/ws/projects/{project_id}"
-    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
-            client.websocket_connect(f"{url}?token={viewer.token}") as b:
-        alice, bob = Client(a), Client(b)
-        alice.handshake()
-        bob.handshake()
+    with synced_pair(client, project) as (alice, bob):
         alice.edit("lamp", name="lamp", blob="b1")
         bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
         assert bob.objects.to_py() == {"lamp": {"name": "lamp", "blob": "b1"}}
@@ -109,13 +120,7 @@ def test_a_broadcast_carries_the_edit_not_the_documents_history(client: TestClie
     stays the size of the edit sent. A diff against the receiver's state vector would carry the
     delete set of every overwritten value, so it grew with the document's history and every
     peer decoded all of it on every edit."""
-    project_id, owner, viewer = project
-    url = f"/ws/projects/{project_id}"
-    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
-            client.websocket_connect(f"{url}?token={viewer.token}") as b:
-        alice, bob = Client(a), Client(b)
-        alice.handshake()
-        bob.handshake()
+    with synced_pair(client, project) as (alice, bob):
         shared = Doc()
         sent, received = [], []
         for turn in range(40):
@@ -125,7 +130,7 @@ def test_a_broadcast_carries_the_edit_not_the_documents_history(client: TestClie
                 "meta", type=Map).__setitem__("title", f"take {t}"))
             shared.apply_update(edit)
             sent.append(edit)
-            a.send_bytes(protocol.update(edit))
+            alice.ws.send_bytes(protocol.update(edit))
             received.append(bob.pump_until(
                 lambda m: isinstance(m, protocol.SyncUpdate)).update)
         assert bob.doc.get("meta", type=Map).to_py() == {"title": "take 39"}
@@ -139,13 +144,8 @@ def test_a_room_compacts_after_the_edit_that_filled_the_tail(
     and seen by the other peer, each compaction follows the update that filled the tail, and
     the stored log replays to what the peers hold."""
     monkeypatch.setattr(core.events.scene, "COMPACT_EVERY_UPDATES", 5)
-    project_id, owner, viewer = project
-    url = f"/ws/projects/{project_id}"
-    with client.websocket_connect(f"{url}?token={owner.token}") as a, \
-            client.websocket_connect(f"{url}?token={viewer.token}") as b:
-        alice, bob = Client(a), Client(b)
-        alice.handshake()
-        bob.handshake()
+    project_id = project[0]
+    with synced_pair(client, project) as (alice, bob):
         for i in range(13):
             alice.edit(f"o{i % 3}", name=f"take {i}")
             bob.pump_until(lambda m, i=i: isinstance(m, protocol.SyncUpdate)
@@ -165,6 +165,31 @@ def test_a_room_compacts_after_the_edit_that_filled_the_tail(
         studio.close()
 
 
+def test_a_room_stores_after_another_writer_took_its_next_version(
+        client: TestClient, prepared: Settings, project):
+    """A command (another writer, which tells no room) appends between two socket edits: the
+    room's next append clashes on the version, reloads what is stored and goes in on top; the
+    log stays gapless and the other peer ends up with all three changes."""
+    project_id, owner, _ = project
+    assert prepared.database_url is not None
+    other = Studio.connect(prepared.database_url)
+    try:
+        with synced_pair(client, project) as (alice, bob):
+            alice.edit("lamp", name="lamp")
+            bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+            other.edit_scene(uuid.UUID(project_id), {"chair": {"name": "chair"}},
+                             actor=owner.user_id, origin="command")
+            alice.edit("desk", name="desk")
+            bob.pump_until(lambda m: "desk" in bob.objects.to_py()
+                           and "chair" in bob.objects.to_py())
+            assert set(bob.objects.to_py()) == {"lamp", "chair", "desk"}
+        events = list(other.events.get(Scene.create_id(project_id)))
+        assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
+        assert [getattr(e, "origin", None) for e in events[1:]] == ["ws", "command", "ws"]
+    finally:
+        other.close()
+
+
 def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
         client: TestClient, prepared: Settings, project):
     """The database refuses the scene's rows (a trigger: a real failure of the real server):
@@ -181,17 +206,13 @@ def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
                            " FOR EACH ROW WHEN (NEW.originator_id = {})"
                            " EXECUTE FUNCTION refuse_row()").format(sql.Literal(scene_id)))
         try:
-            with client.websocket_connect(f"{url}?token={owner.token}") as a, \
-                    client.websocket_connect(f"{url}?token={viewer.token}") as b:
-                alice, bob = Client(a), Client(b)
-                alice.handshake()
-                bob.handshake()
+            with synced_pair(client, project) as (alice, bob):
                 alice.edit("lamp", name="lamp")
                 with pytest.raises(WebSocketDisconnect) as closed:
                     while True:
-                        a.receive_bytes()
+                        alice.ws.receive_bytes()
                 assert closed.value.code == 4500 and closed.value.reason
-                b.send_bytes(protocol.sync_step1(Doc().get_state()))
+                bob.ws.send_bytes(protocol.sync_step1(Doc().get_state()))
                 bob.pump_until(lambda m: isinstance(m, protocol.SyncStep2))
                 assert bob.objects.to_py() == {}
         finally:
