@@ -6,13 +6,17 @@
 // none). Once all are synced they take turns setting the key "k" of the Y.Map "bench" to
 // {sender, seq, t}, one update every INTERVAL_MS, UPDATES in all, after WARMUP updates (default
 // 0) on the same schedule that are not measured: the first edits in a fresh room run cold code
-// in every process (the clients' too), which is start-up, not fan-out. `t` is the sender's
-// performance.now() just before its local change; every other client records
-// performance.now() - t when the value reaches its map.observe. One clock, one process, so the
-// samples need no clock sync (the receivers share one event loop, as browsers on one machine
-// would not: the same for every server measured, so comparisons stay fair). With N = 1 there
-// is nobody to deliver to, so one extra client joins that only listens: "one collaborator"
-// is one editor watched by one other screen.
+// in every process (the clients' too), which is start-up, not fan-out. The sender notes the
+// time just before its local change and, after it, its own clock in the document's state
+// vector; an edit has arrived at another client once that client's state vector reaches the
+// clock, checked after every transaction the client applies from the server. So an edit that
+// reaches a client merged with a later edit of the same key (a server may store and send
+// edits that queued up together as one update) is timed when that update lands, though the
+// later value is the one the client's map shows. One clock, one process, so the samples need
+// no clock sync (the receivers share one event loop, as browsers on one machine would not: the
+// same for every server measured, so comparisons stay fair). With N = 1 there is nobody to
+// deliver to, so one extra client joins that only listens: "one collaborator" is one editor
+// watched by one other screen.
 //
 // stdout, one JSON object a line: {"event":"synced", first_synced_ms, all_synced_ms} when every
 // client is synced (client 0 connects first: its time is the room's load time),
@@ -50,7 +54,8 @@ const parseArgs = (argv) => {
   return { url, room, token: token === '-' ? null : token, n: Number(n), updates: Number(updates), interval: Number(interval), warmup: Number(warmup) }
 }
 
-/** One client: its doc, provider, and the latency samples it recorded as a receiver. */
+/** One client: its doc, provider, the measured edits on their way to it, and how many
+ * arrived. Arrival times go to the shared `samples`. */
 const startClient = (index, { url, room, token }, samples) => {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(url, room, doc, {
@@ -60,20 +65,24 @@ const startClient = (index, { url, room, token }, samples) => {
     maxBackoffTime: 1000
   })
   const map = doc.getMap('bench')
-  const seen = new Set()
+  const awaited = new Set() // edits of the others sent and not yet in this document
+  let arrived = 0
   let closes = 0
   let syncedAt = null
   provider.on('sync', (synced) => { if (synced && syncedAt === null) syncedAt = performance.now() })
   provider.on('connection-close', (event) => { if (event != null) closes++ })
-  map.observe((event) => {
-    if (event.transaction.local || !event.keysChanged.has('k')) return
+  doc.on('afterTransaction', (transaction) => {
+    if (transaction.local || awaited.size === 0) return
     const now = performance.now()
-    const value = map.get('k')
-    if (value == null || value.sender === index || value.seq < 0 || seen.has(value.seq)) return
-    seen.add(value.seq)
-    samples.push(now - value.t)
+    for (const edit of awaited) {
+      if (Y.getState(doc.store, edit.client) >= edit.clock) {
+        awaited.delete(edit)
+        arrived++
+        samples.push(now - edit.t)
+      }
+    }
   })
-  return { index, doc, provider, map, seen, closes: () => closes, syncedAt: () => syncedAt }
+  return { index, doc, provider, map, awaited, arrived: () => arrived, closes: () => closes, syncedAt: () => syncedAt }
 }
 
 const waitSynced = async (clients) => {
@@ -92,13 +101,17 @@ const runUpdates = async (clients, { n, interval }, from, to) => {
     const wait = began + (seq - from) * interval - performance.now()
     if (wait > 0) await sleep(wait)
     const sender = clients[((seq % n) + n) % n]
-    sender.map.set('k', { sender: sender.index, seq, t: performance.now() })
+    const t = performance.now()
+    sender.map.set('k', { sender: sender.index, seq, t })
+    if (seq < 0) continue
+    const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t }
+    for (const c of clients) if (c !== sender) c.awaited.add(edit)
   }
 }
 
 const same = (a, b) => a != null && b != null && a.sender === b.sender && a.seq === b.seq
 
-const delivered = (clients) => clients.reduce((sum, c) => sum + c.seen.size, 0)
+const delivered = (clients) => clients.reduce((sum, c) => sum + c.arrived(), 0)
 
 const drain = async (clients, expected) => {
   const deadline = performance.now() + DRAIN_TIMEOUT_MS
@@ -137,13 +150,11 @@ const main = async () => {
     updates: args.updates,
     expected,
     received: samples.length,
-    missed: expected - samples.length,
-    // Edits merged into one broadcast leave receivers only the latest value of the key: an
-    // unobserved edit is superseded, not lost, when every client ends on the same value.
-    // (Usually the last edit; where an edit left its sender before the one before it arrived,
-    // the two were concurrent and Yjs orders them by client id, the same way everywhere.)
-    // (Compared by sender and number: a server that re-encodes the update, as pycrdt does, may
-    // hand the value's keys over in another order.)
+    missed: expected - samples.length, // never arrived: lost
+    // Every client on the same value of the key (usually the last edit's; where an edit left
+    // its sender before the one before it arrived, the two were concurrent and Yjs orders them
+    // by client id, the same way everywhere). Compared by sender and number: a server that
+    // re-encodes the update, as pycrdt does, may hand the value's keys over in another order.
     converged: clients.every((c) => same(c.map.get('k'), clients[0].map.get('k'))),
     last_edit_won: clients.every((c) => c.map.get('k')?.seq === args.updates - 1),
     p50_ms: percentile(samples, 50),
