@@ -17,6 +17,10 @@ from core.errors import ConfigurationError
 
 _PREFIX_PATTERN = re.compile(r"^[a-z0-9_-]*$")
 WEEK_S = 7 * 24 * 3600
+# Scene socket frames: the scene log stores updates of at most 8 MiB (core.events.scene), so
+# a configured limit may only lower this; below 1 KiB ordinary edits would be refused.
+WS_FRAME_CEILING_BYTES = 8 * 1024 * 1024
+WS_FRAME_FLOOR_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class Settings:
     mesh_job_budget_s: float = 600.0
     # Run the Shap-E prior with int8 linear layers on CPU (workers.gpu.quantisation).
     shap_e_int8: bool = False
+    # Largest frame a scene socket accepts: a bigger one (a huge update) closes the socket
+    # with 4413 and changes nothing. At most WS_FRAME_CEILING_BYTES.
+    ws_max_frame_bytes: int = WS_FRAME_CEILING_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +99,7 @@ class Settings:
             generation_cache_ttl_s=float(_int(env, "ORFEAS_GENERATION_CACHE_TTL_S", WEEK_S)),
             mesh_job_budget_s=float(_int(env, "ORFEAS_MESH_JOB_BUDGET_S", 600)),
             shap_e_int8=env.get("ORFEAS_SHAPE_INT8", "0") in ("1", "true", "yes"),
+            ws_max_frame_bytes=_frame_limit(env),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -118,6 +126,8 @@ class Settings:
             env["ORFEAS_SHAPE_INT8"] = "1"
         if self.mesh_job_budget_s != 600.0:
             env["ORFEAS_MESH_JOB_BUDGET_S"] = str(int(self.mesh_job_budget_s))
+        if self.ws_max_frame_bytes != WS_FRAME_CEILING_BYTES:
+            env["ORFEAS_WS_MAX_FRAME_BYTES"] = str(self.ws_max_frame_bytes)
         if self.s3:
             env |= {
                 "ORFEAS_S3_ENDPOINT": self.s3.endpoint,
@@ -140,6 +150,16 @@ class Settings:
         if self.s3 is None:
             raise ConfigurationError("ORFEAS_S3_ENDPOINT is not set (or run `orfeas up`)")
         return self.database_url, self.nats_url, self.s3
+
+
+def _frame_limit(env: Mapping[str, str]) -> int:
+    limit = _int(env, "ORFEAS_WS_MAX_FRAME_BYTES", WS_FRAME_CEILING_BYTES)
+    if not WS_FRAME_FLOOR_BYTES <= limit <= WS_FRAME_CEILING_BYTES:
+        raise ConfigurationError(
+            f"ORFEAS_WS_MAX_FRAME_BYTES={limit}: use {WS_FRAME_FLOOR_BYTES} to "
+            f"{WS_FRAME_CEILING_BYTES} bytes (the scene log stores updates of at most "
+            f"{WS_FRAME_CEILING_BYTES})")
+    return limit
 
 
 def _required(env: Mapping[str, str], key: str) -> str:

@@ -145,9 +145,13 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     settings = _with_listen(args, settings)
     settings.require_services()
     # Yjs frames are small binary updates: compressing each one for each peer costs more CPU
-    # than it saves bandwidth, so WebSocket compression is off.
+    # than it saves bandwidth, so WebSocket compression is off. The transport buffers frames
+    # up to twice the scene sockets' limit, so one somewhat over it reaches the route and is
+    # refused with the studio's 4413 and reason; a bigger one is refused from its header by
+    # the transport (1009, "message too big") before it is read into memory.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=True, ws_per_message_deflate=False)
+                log_level="info", proxy_headers=True, ws_per_message_deflate=False,
+                ws_max_size=2 * settings.ws_max_frame_bytes)
     return 0
 
 

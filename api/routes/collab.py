@@ -18,7 +18,7 @@ from api.jsonbody import Json
 from api.resources import Resources, resources
 from api.ws_peer import WebSocketPeer
 from core.crdt.protocol import CloseCode
-from core.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from core.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated
 from core.events.project import project_uuid
 from core.events.roles import Role
 
@@ -57,6 +57,7 @@ async def _serve(websocket: WebSocket, res: Resources, project_id: UUID, user_id
                  can_edit: bool) -> None:
     room = await res.rooms.room(project_id)
     peer = WebSocketPeer(websocket, user_id, can_edit)
+    max_frame = res.settings.ws_max_frame_bytes
     async with anyio.create_task_group() as tg:
         tg.start_soon(peer.write_forever)
         room.join(peer)
@@ -69,7 +70,11 @@ async def _serve(websocket: WebSocket, res: Resources, project_id: UUID, user_id
                 if frame is None:
                     await peer.close(CloseCode.BAD_MESSAGE, "send binary frames")
                     break
+                if len(frame) > max_frame:
+                    raise TooLarge(f"a frame of {len(frame)} bytes; the limit is {max_frame}")
                 await room.receive(peer, frame)
+        except TooLarge as e:
+            await peer.close(CloseCode.TOO_LARGE, _reason(e))
         except InvalidInput as e:
             await peer.close(CloseCode.BAD_MESSAGE, _reason(e))
         finally:

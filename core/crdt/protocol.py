@@ -21,7 +21,6 @@ from pycrdt._sync import create_sync_step1_message, create_sync_step2_message
 from core.errors import InvalidInput
 
 PROTOCOL_VERSION = 1
-MAX_FRAME_BYTES = 8 * 1024 * 1024
 
 
 class MessageType(IntEnum):
@@ -46,7 +45,7 @@ class CloseCode(IntEnum):
     UNAUTHENTICATED = 4401
     FORBIDDEN = 4403  # not a member, or removed from the project
     NOT_FOUND = 4404  # no such project
-    TOO_LARGE = 4413
+    TOO_LARGE = 4413  # a frame over the configured limit (Settings.ws_max_frame_bytes)
     STORAGE_FAILED = 4500  # an edit could not be stored: reconnect and it is sent again
 
 
@@ -79,15 +78,14 @@ Message = SyncStep1 | SyncStep2 | SyncUpdate | Awareness | QueryAwareness
 
 
 def parse(frame: bytes) -> Message | None:
-    """One frame from a client; None for messages the server ignores (auth)."""
-    if len(frame) > MAX_FRAME_BYTES:
-        raise InvalidInput(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}")
+    """One frame from a client; None for messages the server ignores (auth). The frame's
+    size is the transport's to limit (see ``api.routes.collab``)."""
     try:
         decoder = Decoder(frame)
         kind = decoder.read_var_uint()
         if kind == MessageType.SYNC:
             sync = decoder.read_var_uint()
-            payload = decoder.read_message() or b""
+            payload = _payload(decoder)
             if sync == SyncType.STEP1:
                 return SyncStep1(payload)
             if sync == SyncType.STEP2:
@@ -96,7 +94,7 @@ def parse(frame: bytes) -> Message | None:
                 return SyncUpdate(payload)
             raise InvalidInput(f"unknown sync message type {sync}")
         if kind == MessageType.AWARENESS:
-            return Awareness(decoder.read_message() or b"")
+            return Awareness(_payload(decoder))
         if kind == MessageType.QUERY_AWARENESS:
             return QueryAwareness()
         if kind == MessageType.AUTH:
@@ -104,6 +102,15 @@ def parse(frame: bytes) -> Message | None:
     except (IndexError, RuntimeError) as e:
         raise InvalidInput(f"truncated frame: {e}") from None
     raise InvalidInput(f"unknown message type {kind}")
+
+
+def _payload(decoder: Decoder) -> bytes:
+    """The length-prefixed payload. pycrdt's decoder slices whatever is there, so a length
+    that runs past the frame would hand on a cut-off payload as if it were whole."""
+    payload = decoder.read_message() or b""
+    if decoder.length < 0:
+        raise InvalidInput("a length beyond the end of the frame")
+    return payload
 
 
 def sync_step1(state_vector: bytes) -> bytes:

@@ -158,7 +158,11 @@ class SceneRoom:
         """Handle one frame; raises :class:`InvalidInput` for a frame that breaks protocol."""
         message = protocol.parse(frame)
         if isinstance(message, protocol.SyncStep1):
-            peer.send(protocol.sync_step2(self.doc.get_update(message.state_vector)))
+            try:
+                missing = self.doc.get_update(message.state_vector)
+            except ValueError:  # pycrdt: "Cannot decode state"
+                raise InvalidInput("sync step 1 without a Yjs state vector") from None
+            peer.send(protocol.sync_step2(missing))
         elif isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
             self._accept_update(peer, message.update)
         elif isinstance(message, protocol.Awareness):

@@ -17,10 +17,11 @@ from eventsourcing.domain import Aggregate, event
 
 from core.crdt import document
 from core.errors import InvalidInput
+from core.settings import WS_FRAME_CEILING_BYTES
 
 COMPACT_EVERY_UPDATES = 200
 COMPACT_EVERY_BYTES = 1024 * 1024
-MAX_UPDATE_BYTES = 8 * 1024 * 1024
+MAX_UPDATE_BYTES = WS_FRAME_CEILING_BYTES  # one source: the socket's limit may only lower it
 
 
 class Scene(Aggregate):

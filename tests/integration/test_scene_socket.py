@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from psycopg import sql
-from pycrdt import Decoder, Doc, Map
+from pycrdt import Decoder, Doc, Map, write_var_uint
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -254,15 +254,97 @@ def test_non_members_and_unknown_projects(client: TestClient, project, make_acco
         assert closed.value.code == code, (path, closed.value)
 
 
-def test_garbage_frames_close_with_4400(client: TestClient, project):
+def _valid_update() -> bytes:
+    doc = Doc()
+    doc.get("objects", type=Map)["lamp"] = Map({"name": "lamp", "blob": "b1"})
+    return doc.get_update()
+
+
+BAD_FRAMES = {
+    "random bytes": bytes.fromhex("9cf107de adbeef00 17c3"),  # message type 0x1ef8 9c: unknown
+    "truncated varint": b"\x00\x02\xff\xff\xff",  # an update whose length never ends
+    # a whole update, under a length that claims more: the frame was cut short
+    "length beyond the frame": b"\x00\x02" + write_var_uint(2**31) + _valid_update(),
+    "unknown message type": write_var_uint(42) + b"\x00",
+    "unknown sync message": b"\x00\x07\x00",
+    "truncated update": protocol.update(_valid_update()[:20]),
+    "state vector that is not one": protocol.sync_step1(b"\xff\xff\xff"),
+    "awareness that is not one": protocol.awareness(b"\x01\xff\xff\xff\xff"),
+}
+
+
+def _closed(ws) -> tuple[int, str]:
+    """The close code and reason the server answers the last frame sent with. A probe (sync
+    step 1) follows that frame: the server reads a socket's frames in order, so if it took
+    the frame, the probe's answer arrives instead of a close, and the test fails at once."""
+    ws.send_bytes(protocol.sync_step1(b"\x00"))
+    with pytest.raises(WebSocketDisconnect) as closed:
+        while True:
+            frame = ws.receive_bytes()
+            assert not frame.startswith(b"\x00\x01"), "the socket took the frame and answered"
+    return closed.value.code, closed.value.reason
+
+
+def _stored_updates(settings: Settings, project_id: str) -> list[Scene.Updated]:
+    assert settings.database_url is not None
+    studio = Studio.connect(settings.database_url)
+    try:
+        return [e for e in studio.events.get(Scene.create_id(project_id))
+                if isinstance(e, Scene.Updated)]
+    finally:
+        studio.close()
+
+
+@pytest.mark.parametrize("frame", list(BAD_FRAMES.values()), ids=list(BAD_FRAMES))
+def test_a_bad_frame_closes_its_socket_and_nothing_else(
+        client: TestClient, prepared: Settings, project, frame: bytes):
+    """An editor's socket sends a frame that breaks the protocol: that socket closes with 4400
+    and a reason; the room and its other peers carry on, and nothing is stored."""
+    project_id, owner, _ = project
+    with synced_pair(client, project) as (alice, bob):
+        with client.websocket_connect(f"/ws/projects/{project_id}?token={owner.token}") as m:
+            Client(m).handshake()
+            m.send_bytes(frame)
+            code, reason = _closed(m)
+        assert code == protocol.CloseCode.BAD_MESSAGE and reason
+        assert _stored_updates(prepared, project_id) == []
+        alice.edit("lamp", name="lamp")
+        bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+        assert bob.objects.to_py() == {"lamp": {"name": "lamp"}}
+    assert len(_stored_updates(prepared, project_id)) == 1
+
+
+def test_a_text_frame_closes_with_4400(client: TestClient, project):
     project_id, owner, _ = project
     with client.websocket_connect(f"/ws/projects/{project_id}?token={owner.token}") as ws:
         Client(ws).handshake()
-        ws.send_bytes(protocol.update(b"\x07\x07\x07garbage"))
-        with pytest.raises(WebSocketDisconnect) as closed:
-            while True:
-                ws.receive_bytes()
-        assert closed.value.code == 4400
+        ws.send_text("hello")
+        assert _closed(ws) == (protocol.CloseCode.BAD_MESSAGE, "send binary frames")
+
+
+class TestAConfiguredFrameLimit:
+    LIMIT = 4096
+
+    @pytest.fixture
+    def prepared(self, prepared: Settings) -> Settings:
+        return prepared.replace(ws_max_frame_bytes=self.LIMIT)
+
+    def test_a_huge_update_closes_with_4413_and_nothing_is_stored(
+            self, client: TestClient, prepared: Settings, project):
+        """A real Yjs update over the configured limit (a long name) closes its socket with
+        4413; one just under it is stored and seen."""
+        project_id, owner, _ = project
+        with synced_pair(client, project) as (alice, bob):
+            with client.websocket_connect(f"/ws/projects/{project_id}?token={owner.token}") as m:
+                mallory = Client(m)
+                mallory.handshake()
+                mallory.edit("poster", name="x" * self.LIMIT)
+                code, reason = _closed(m)
+            assert code == protocol.CloseCode.TOO_LARGE and f"limit is {self.LIMIT}" in reason
+            alice.edit("lamp", name="y" * (self.LIMIT - 200))
+            bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+            assert list(bob.objects.to_py()) == ["lamp"]
+        assert len(_stored_updates(prepared, project_id)) == 1
 
 
 def test_removing_a_collaborator_closes_their_socket(client: TestClient, project):
