@@ -233,6 +233,17 @@ class YjsPeers:
         return self.send({"cmd": "close_info", "client": client})
 
 
+def _abridged(value: Any, longest: int = 80) -> Any:
+    """The value with long strings cut short, so that a failure report stays readable."""
+    if isinstance(value, str) and len(value) > longest:
+        return f"{value[:longest]}... ({len(value)} characters)"
+    if isinstance(value, dict):
+        return {key: _abridged(item, longest) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_abridged(item, longest) for item in value]
+    return value
+
+
 def wait_converged(peers: YjsPeers, clients: Iterable[str], timeout: float = 5.0) -> dict[str, Any]:
     """Poll until every listed client reports the same ``objects``; return them."""
     names = list(clients)
@@ -243,9 +254,8 @@ def wait_converged(peers: YjsPeers, clients: Iterable[str], timeout: float = 5.0
         if all(objects == first for objects in seen.values()):
             return first
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"clients did not converge within {timeout} s: {json.dumps(seen, sort_keys=True)}"
-            )
+            raise AssertionError(f"clients did not converge within {timeout} s: "
+                                 f"{json.dumps(_abridged(seen), sort_keys=True)}")
         time.sleep(0.02)
 
 

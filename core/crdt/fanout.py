@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ TO_VERSION = "Orfeas-To-Version"
 NODE = "Orfeas-Node"
 USER = "Orfeas-User"
 WHO_WAIT_S = 0.15
+HEADERS_ROOM = 1024  # the headers travel within the server's max_payload too
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,26 @@ class Fanout:
     def _subject(self, kind: str, project_id: UUID) -> str:
         return f"{self._prefix}{kind}.{project_id}"
 
+    def _fits(self, payload: bytes) -> bool:
+        """Whether a message can carry the payload: the server refuses messages over its
+        ``max_payload`` (1 MiB by default), and scene frames may be bigger."""
+        return len(payload) <= self._nc.max_payload - HEADERS_ROOM
+
     async def scene_changed(self, project_id: UUID, first: int, last: int,
                             update: bytes = b"") -> None:
-        await self._nc.publish(self._subject("crdt", project_id), update, headers={
-            NODE: self.node, FROM_VERSION: str(first), TO_VERSION: str(last)})
+        """Tell the other nodes the scene reached ``last``. An update too big for one message
+        goes without it: the versions alone make the others read it from the event store."""
+        await self._nc.publish(
+            self._subject("crdt", project_id), update if self._fits(update) else b"",
+            headers={NODE: self.node, FROM_VERSION: str(first), TO_VERSION: str(last)})
 
     async def presence(self, project_id: UUID, user: str, update: bytes) -> None:
+        """Presence is never stored, so one too big for a message reaches this node's peers
+        only (a cursor and a name are a few hundred bytes; this is a client misbehaving)."""
+        if not self._fits(update):
+            log.warning("presence of %s in %s: %d bytes, too big to share with other nodes",
+                        user, project_id, len(update))
+            return
         await self._nc.publish(self._subject("awareness", project_id), update,
                                headers={NODE: self.node, USER: user})
 
