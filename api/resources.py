@@ -95,7 +95,8 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
                 finally:
                     rooms.stop_all()  # each room stores what it has pending, then ends
         finally:
-            await nc.drain()
+            if not nc.is_closed:  # NATS may have given up reconnecting long before
+                await nc.drain()
             studio.close()
             await pool.close()
 

@@ -9,6 +9,7 @@ store, so NATS being at-most-once never makes a room diverge from the log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from uuid import UUID
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.errors import ConnectionClosedError
 
 FROM_VERSION = "Orfeas-From-Version"
 TO_VERSION = "Orfeas-To-Version"
@@ -129,3 +131,10 @@ class Fanout:
             await self._nc.subscribe(self._subject("control", project_id), cb=control),
             await self._nc.subscribe(self._subject("who", project_id), cb=who),
         ]
+
+    @staticmethod
+    async def unsubscribe(subscriptions: list[Subscription]) -> None:
+        """End a room's subscriptions; on a connection that is closed they ended with it."""
+        for subscription in subscriptions:
+            with contextlib.suppress(ConnectionClosedError):
+                await subscription.unsubscribe()

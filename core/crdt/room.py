@@ -117,8 +117,7 @@ class SceneRoom:
                 await self._flush()
                 tg.cancel_scope.cancel()
         finally:
-            for subscription in subscriptions:
-                await subscription.unsubscribe()
+            await self.fanout.unsubscribe(subscriptions)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -233,8 +232,7 @@ class SceneRoom:
         # nodes: between edits this machine's caches go cold, and every step ahead of the
         # socket writes is a step on the way to everyone's screen.
         await asyncio.sleep(0)
-        await self.fanout.scene_changed(self.project_id, stored.first_version,
-                                        stored.last_version, merged)
+        await self._tell_other_nodes(stored.first_version, stored.last_version, merged)
         if self._writer.needs_compaction:
             await self._compact()
 
@@ -249,8 +247,18 @@ class SceneRoom:
         if stored.last_version >= stored.first_version:  # a version that changes no content
             await self._advance(stored.first_version, stored.last_version, document.EMPTY_UPDATE,
                                 accepted=True)
-            await self.fanout.scene_changed(self.project_id, stored.first_version,
-                                            stored.last_version, document.EMPTY_UPDATE)
+            await self._tell_other_nodes(stored.first_version, stored.last_version,
+                                         document.EMPTY_UPDATE)
+
+    async def _tell_other_nodes(self, first: int, last: int, update: bytes) -> None:
+        """Publish a stored change. It is stored and sent to this node's peers already, so a
+        failure (NATS gone) must not end the room: the other nodes see the versions jump at the
+        next change and read what they missed from the log."""
+        try:
+            await self.fanout.scene_changed(self.project_id, first, last, update)
+        except Exception as e:
+            log.warning("could not tell other nodes about scene %s versions %d-%d: %s",
+                        self.project_id, first, last, e)
 
     def _forget_unstored(self) -> None:
         """After a failed store: the accepted document is the stored one plus what is still

@@ -190,6 +190,19 @@ def test_a_room_stores_after_another_writer_took_its_next_version(
         other.close()
 
 
+def test_a_room_carries_on_when_it_cannot_tell_other_nodes(client: TestClient, project):
+    """NATS goes away under a loaded room: edits are still stored and reach this node's
+    peers (other nodes read what they missed from the log once they hear of a later change)."""
+    with synced_pair(client, project) as (alice, bob):
+        alice.edit("lamp", name="lamp")
+        bob.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+        client.portal.call(client.app.state.resources.nats.close)
+        for name in ("desk", "chair"):
+            alice.edit(name, name=name)
+            bob.pump_until(lambda m, name=name: name in bob.objects.to_py())
+        assert set(bob.objects.to_py()) == {"lamp", "desk", "chair"}
+
+
 def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
         client: TestClient, prepared: Settings, project):
     """The database refuses the scene's rows (a trigger: a real failure of the real server):
