@@ -30,6 +30,7 @@ from core.crdt import document, protocol
 from core.crdt.fanout import Fanout, PresenceChange, SceneChange
 from core.crdt.protocol import CloseCode
 from core.errors import InvalidInput
+from core.events import scene as scene_events
 from core.events.scene_writer import SceneWriter
 from core.events.studio import Studio
 
@@ -360,8 +361,15 @@ class SceneRoom:
 
 
 def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
-    """One merged update per author, in the order they first wrote (one event each)."""
-    order: dict[str, list[bytes]] = {}
+    """One merged update per author, in the order they first wrote (one event each), split
+    where merging would outgrow what one ``Scene.Updated`` may hold: a batch is refused
+    whole, so one author's big edits would otherwise cost everyone in it their socket."""
+    limit = scene_events.MAX_UPDATE_BYTES
+    runs: dict[str, list[list[bytes]]] = {}
     for pending in batch:
-        order.setdefault(pending.peer.user_id, []).append(pending.update)
-    return [(document.merge(updates), user, "ws") for user, updates in order.items()]
+        chunks = runs.setdefault(pending.peer.user_id, [[]])
+        if chunks[-1] and sum(map(len, chunks[-1])) + len(pending.update) > limit:
+            chunks.append([])  # a merge is never bigger than its parts together
+        chunks[-1].append(pending.update)
+    return [(document.merge(chunk), user, "ws")
+            for user, chunks in runs.items() for chunk in chunks]

@@ -203,6 +203,38 @@ def test_a_room_carries_on_when_it_cannot_tell_other_nodes(client: TestClient, p
         assert set(bob.objects.to_py()) == {"lamp", "desk", "chair"}
 
 
+def test_edits_queued_behind_a_store_go_as_events_that_each_fit(
+        client: TestClient, prepared: Settings, project, monkeypatch: pytest.MonkeyPatch):
+    """Two big edits of one author queue up behind a slow store (a trigger makes the real
+    database take half a second a row). Merged they would outgrow one event, so they go as
+    two: nobody's socket closes and every edit is stored."""
+    limit = 16 * 1024
+    monkeypatch.setattr(core.events.scene, "MAX_UPDATE_BYTES", limit)
+    project_id = project[0]
+    assert prepared.database_url is not None
+    with psycopg.connect(prepared.database_url, autocommit=True) as db:
+        db.execute("CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS"
+                   " $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$")
+        db.execute(sql.SQL("CREATE TRIGGER slow_scene BEFORE INSERT ON studio_events"
+                           " FOR EACH ROW WHEN (NEW.originator_id = {})"
+                           " EXECUTE FUNCTION slow_row()").format(
+                               sql.Literal(Scene.create_id(project_id))))
+        try:
+            with synced_pair(client, project) as (alice, bob):
+                alice.edit("lamp", name="lamp")  # its store sleeps while the next two queue
+                alice.edit("poster", caption="p" * (limit * 5 // 8))
+                alice.edit("banner", caption="b" * (limit * 5 // 8))
+                for _ in range(2):  # each stored batch comes back to its author too; a
+                    # 4500 close instead (the batch refused) raises here at once
+                    alice.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+                bob.pump_until(lambda m: {"lamp", "poster", "banner"} <= set(bob.objects.to_py()))
+        finally:
+            db.execute("DROP TRIGGER slow_scene ON studio_events")
+            db.execute("DROP FUNCTION slow_row()")
+    stored = _stored_updates(prepared, project_id)
+    assert len(stored) == 3 and all(len(e.update) <= limit for e in stored)
+
+
 def test_an_edit_that_cannot_be_stored_closes_its_authors_socket(
         client: TestClient, prepared: Settings, project):
     """The database refuses the scene's rows (a trigger: a real failure of the real server):
