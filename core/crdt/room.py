@@ -37,6 +37,10 @@ from core.events.studio import Studio
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 500
+# Edits waiting for a store, in bytes, beyond which the room stops reading its peers' frames
+# until the store catches up: TCP then holds the senders back, and a room's memory stays
+# bounded however fast its peers send.
+MAX_PENDING_BYTES = 32 * 1024 * 1024
 
 
 class Peer(Protocol):
@@ -65,6 +69,7 @@ class RoomStats:
     version: int
     document_bytes: int
     pending: int
+    pending_bytes: int
     awareness_states: int
 
 
@@ -85,6 +90,9 @@ class SceneRoom:
         self._owners: dict[int, int] = {}  # awareness client id -> peer id
         self._remote_users: dict[int, str] = {}  # awareness client id -> user (other nodes)
         self._pending: list[_Pending] = []
+        self._pending_bytes = 0
+        self._room_for_edits = asyncio.Event()
+        self._room_for_edits.set()
         # The stored document plus every edit accepted but not stored yet. Each edit is
         # applied here first, and only what it newly integrates is queued for storing: an edit
         # that arrives twice (live, and again in a reconnecting client's sync step 2) or ahead
@@ -127,7 +135,8 @@ class SceneRoom:
         return RoomStats(
             project_id=str(self.project_id), peers=len(self.peers), users=self.online_users(),
             version=self.version, document_bytes=len(self.doc.get_update()),
-            pending=len(self._pending), awareness_states=len(self.awareness.states),
+            pending=len(self._pending), pending_bytes=self._pending_bytes,
+            awareness_states=len(self.awareness.states),
         )
 
     def online_users(self) -> list[str]:
@@ -164,6 +173,7 @@ class SceneRoom:
                 raise InvalidInput("sync step 1 without a Yjs state vector") from None
             peer.send(protocol.sync_step2(missing))
         elif isinstance(message, protocol.SyncStep2 | protocol.SyncUpdate):
+            await self._room_for_edits.wait()
             self._accept_update(peer, message.update)
         elif isinstance(message, protocol.Awareness):
             self._accept_presence(peer, message.update)
@@ -187,6 +197,9 @@ class SceneRoom:
         novel = self._integrate(update)
         if novel:
             self._pending.append(_Pending(peer, novel))
+            self._pending_bytes += len(novel)
+            if self._pending_bytes > MAX_PENDING_BYTES:
+                self._room_for_edits.clear()
             self._wakeup.set()
 
     def _integrate(self, update: bytes) -> bytes:
@@ -214,6 +227,9 @@ class SceneRoom:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             if not self._pending:
                 self._wakeup.clear()
+            self._pending_bytes -= sum(len(p.update) for p in batch)
+            if self._pending_bytes <= MAX_PENDING_BYTES:
+                self._room_for_edits.set()  # edits arriving during the store form the next batch
             await self._store(batch)
 
     async def _store(self, batch: list[_Pending]) -> None:

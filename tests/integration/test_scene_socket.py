@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from pycrdt import Decoder, Doc, Map, write_var_uint
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+import core.crdt.room
 import core.events.scene
 from core.crdt import document, protocol
 from core.events.scene import Scene
@@ -203,6 +205,57 @@ def test_a_room_carries_on_when_it_cannot_tell_other_nodes(client: TestClient, p
         assert set(bob.objects.to_py()) == {"lamp", "desk", "chair"}
 
 
+@contextlib.contextmanager
+def slow_scene_rows(settings: Settings, project_id: str, seconds: float) -> Iterator[None]:
+    """The real database takes ``seconds`` to insert each row of the project's scene (a
+    trigger), so that edits queue up behind a store."""
+    assert settings.database_url is not None
+    with psycopg.connect(settings.database_url, autocommit=True) as db:
+        db.execute(sql.SQL("CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS"
+                           " $$ BEGIN PERFORM pg_sleep({}); RETURN NEW; END $$").format(
+                               sql.Literal(seconds)))
+        db.execute(sql.SQL("CREATE TRIGGER slow_scene BEFORE INSERT ON studio_events"
+                           " FOR EACH ROW WHEN (NEW.originator_id = {})"
+                           " EXECUTE FUNCTION slow_row()").format(
+                               sql.Literal(Scene.create_id(project_id))))
+        try:
+            yield
+        finally:
+            db.execute("DROP TRIGGER slow_scene ON studio_events")
+            db.execute("DROP FUNCTION slow_row()")
+
+
+def test_a_room_stops_reading_while_too_much_waits_for_a_store(
+        client: TestClient, prepared: Settings, project, make_account,
+        monkeypatch: pytest.MonkeyPatch):
+    """An editor sends faster than the database stores: once the edits waiting for a store
+    pass the room's limit, the room reads no more of its frames until the store catches up,
+    so what waits in memory stays near the limit; every edit is still stored and seen."""
+    cap = 2000
+    monkeypatch.setattr(core.crdt.room, "MAX_PENDING_BYTES", cap)
+    admin = make_account("ada", admin=True)
+    project_id = project[0]
+    edits = [f"o{i}" for i in range(10)]
+    with slow_scene_rows(prepared, project_id, 0.3), synced_pair(client, project) as (alice, bob):
+        alice.edit("lamp", name="lamp")  # its store sleeps while the others arrive
+        for name in edits:
+            alice.edit(name, caption=name * 500)  # 1 kB each
+        waiting = []
+        for _ in range(10):
+            rooms = client.get("/api/v1/admin/rooms", headers=admin.headers).json()["rooms"]
+            waiting += [r["pending_bytes"] for r in rooms if r["project_id"] == project_id]
+            time.sleep(0.1)
+        bob.pump_until(lambda m: set(edits) <= set(bob.objects.to_py()))
+    assert 0 < max(waiting) <= cap + 1500, waiting
+    assert prepared.database_url is not None
+    studio = Studio.connect(prepared.database_url)
+    try:
+        stored = document.snapshot(studio.scene(uuid.UUID(project_id)).state)["objects"]
+    finally:
+        studio.close()
+    assert set(stored) == {"lamp", *edits}
+
+
 def test_edits_queued_behind_a_store_go_as_events_that_each_fit(
         client: TestClient, prepared: Settings, project, monkeypatch: pytest.MonkeyPatch):
     """Two big edits of one author queue up behind a slow store (a trigger makes the real
@@ -211,26 +264,14 @@ def test_edits_queued_behind_a_store_go_as_events_that_each_fit(
     limit = 16 * 1024
     monkeypatch.setattr(core.events.scene, "MAX_UPDATE_BYTES", limit)
     project_id = project[0]
-    assert prepared.database_url is not None
-    with psycopg.connect(prepared.database_url, autocommit=True) as db:
-        db.execute("CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS"
-                   " $$ BEGIN PERFORM pg_sleep(0.5); RETURN NEW; END $$")
-        db.execute(sql.SQL("CREATE TRIGGER slow_scene BEFORE INSERT ON studio_events"
-                           " FOR EACH ROW WHEN (NEW.originator_id = {})"
-                           " EXECUTE FUNCTION slow_row()").format(
-                               sql.Literal(Scene.create_id(project_id))))
-        try:
-            with synced_pair(client, project) as (alice, bob):
-                alice.edit("lamp", name="lamp")  # its store sleeps while the next two queue
-                alice.edit("poster", caption="p" * (limit * 5 // 8))
-                alice.edit("banner", caption="b" * (limit * 5 // 8))
-                for _ in range(2):  # each stored batch comes back to its author too; a
-                    # 4500 close instead (the batch refused) raises here at once
-                    alice.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
-                bob.pump_until(lambda m: {"lamp", "poster", "banner"} <= set(bob.objects.to_py()))
-        finally:
-            db.execute("DROP TRIGGER slow_scene ON studio_events")
-            db.execute("DROP FUNCTION slow_row()")
+    with slow_scene_rows(prepared, project_id, 0.5), synced_pair(client, project) as (alice, bob):
+        alice.edit("lamp", name="lamp")  # its store sleeps while the next two queue
+        alice.edit("poster", caption="p" * (limit * 5 // 8))
+        alice.edit("banner", caption="b" * (limit * 5 // 8))
+        for _ in range(2):  # each stored batch comes back to its author too; a 4500 close
+            # instead (the batch refused) raises here at once
+            alice.pump_until(lambda m: isinstance(m, protocol.SyncUpdate))
+        bob.pump_until(lambda m: {"lamp", "poster", "banner"} <= set(bob.objects.to_py()))
     stored = _stored_updates(prepared, project_id)
     assert len(stored) == 3 and all(len(e.update) <= limit for e in stored)
 
