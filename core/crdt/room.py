@@ -385,7 +385,13 @@ def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
     for pending in batch:
         chunks = runs.setdefault(pending.peer.user_id, [[]])
         if chunks[-1] and sum(map(len, chunks[-1])) + len(pending.update) > limit:
-            chunks.append([])  # a merge is never bigger than its parts together
+            chunks.append([])
         chunks[-1].append(pending.update)
-    return [(document.merge(chunk), user, "ws")
-            for user, chunks in runs.items() for chunk in chunks]
+    entries = []
+    for user, chunks in runs.items():
+        for chunk in chunks:
+            merged = document.merge(chunk)  # about as big as its parts; where it came out
+            # bigger (skips over clock gaps), the parts go unmerged
+            parts = [merged] if len(merged) <= limit else chunk
+            entries += [(part, user, "ws") for part in parts]
+    return entries
