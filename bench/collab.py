@@ -283,6 +283,8 @@ class Side:
         edit, so a single hiccup of the machine decides it; the pooled p99 is the latency 1 %
         of all deliveries exceeded."""
         pooled = sorted(float(s) for run in self.runs for s in run.result["samples"])
+        if not pooled:  # nothing arrived: the "lost" column says so
+            return math.nan
         return pooled[min(len(pooled) - 1, math.ceil(p / 100 * len(pooled)) - 1)]
 
     def span(self, key: str) -> str:
@@ -514,8 +516,8 @@ def render(lines: Sequence[Sequence[str]]) -> str:
                      for line in lines)
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
+def _ms(value: float) -> str:
+    return f"{value:.1f}"
 
 
 def _sizes(text: str) -> tuple[int, ...]:

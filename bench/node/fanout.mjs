@@ -156,7 +156,6 @@ const main = async () => {
     // by client id, the same way everywhere). Compared by sender and number: a server that
     // re-encodes the update, as pycrdt does, may hand the value's keys over in another order.
     converged: clients.every((c) => same(c.map.get('k'), clients[0].map.get('k'))),
-    last_edit_won: clients.every((c) => c.map.get('k')?.seq === args.updates - 1),
     p50_ms: percentile(samples, 50),
     p99_ms: percentile(samples, 99),
     max_ms: samples.length ? samples[samples.length - 1] : null,

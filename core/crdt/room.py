@@ -381,17 +381,20 @@ def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:
     where merging would outgrow what one ``Scene.Updated`` may hold: a batch is refused
     whole, so one author's big edits would otherwise cost everyone in it their socket."""
     limit = scene_events.MAX_UPDATE_BYTES
-    runs: dict[str, list[list[bytes]]] = {}
+    chunks: dict[str, list[list[bytes]]] = {}  # per author, runs of updates that fit together
+    sizes: dict[str, int] = {}  # bytes in each author's last run
     for pending in batch:
-        chunks = runs.setdefault(pending.peer.user_id, [[]])
-        if chunks[-1] and sum(map(len, chunks[-1])) + len(pending.update) > limit:
-            chunks.append([])
-        chunks[-1].append(pending.update)
+        user, update = pending.peer.user_id, pending.update
+        runs = chunks.setdefault(user, [[]])
+        if runs[-1] and sizes[user] + len(update) > limit:
+            runs.append([])
+            sizes[user] = 0
+        runs[-1].append(update)
+        sizes[user] = sizes.get(user, 0) + len(update)
     entries = []
-    for user, chunks in runs.items():
-        for chunk in chunks:
-            merged = document.merge(chunk)  # about as big as its parts; where it came out
+    for user, runs in chunks.items():
+        for run in runs:
+            merged = document.merge(run)  # about as big as its parts; where it came out
             # bigger (skips over clock gaps), the parts go unmerged
-            parts = [merged] if len(merged) <= limit else chunk
-            entries += [(part, user, "ws") for part in parts]
+            entries += [(part, user, "ws") for part in ([merged] if len(merged) <= limit else run)]
     return entries
