@@ -1,8 +1,10 @@
 """Section 2: ``Studio.state_at`` latency deep into one project's scene log.
 
 "With snapshots" is the studio as it ships: the scene resumes from its latest compaction (one
-every 200 updates) and the project from the library's snapshot (every 50 versions), so a trip
-back in time reads one compacted document and a tail of at most 200 updates. "Without" reads
+every 200 updates, or once the tail holds a quarter of the document's bytes where that is more)
+and the project from the library's snapshot (every 50 versions), so a trip back in time reads
+one compacted document and a bounded tail. The title says how the scene's log divides between
+the edits and the compactions' copies of the document. "Without" reads
 the very same log through a ``Studio`` that neither resumes scenes from compactions nor has a
 snapshot table, so every load replays the aggregate from version 1: it reads and decodes every
 event, every earlier compaction included. That costs seconds per sample deep into the log, so
@@ -137,6 +139,14 @@ def merge_cost(studio: Studio, project: UUID, checkpoint: int, seed: int) -> flo
     return median(costs)
 
 
+def scene_log_bytes(conn: psycopg.Connection[Any], project: UUID) -> dict[str, tuple[int, int]]:
+    """The scene's stored events by kind: how many, and their bytes as stored."""
+    rows = conn.execute(
+        "SELECT topic, count(*), sum(octet_length(state)) FROM studio_events"
+        " WHERE originator_id = %s GROUP BY topic", [Scene.create_id(str(project))]).fetchall()
+    return {topic.rsplit(".", 1)[-1]: (count, int(total)) for topic, count, total in rows}
+
+
 def snapshot_cost(studio: Studio, project: UUID, checkpoint: int) -> tuple[float, int]:
     """Median seconds of ``document.snapshot`` on the scene at ``checkpoint``, and its bytes."""
     scene = studio.state_at(project, checkpoint).scene
@@ -152,8 +162,9 @@ def run_section(server_url: str, sizes: Sizes) -> list[Table]:
             filled, fill_seconds = fill_scene(studio, project, sizes)
             head = studio.max_position()
             caught_up = catch_up_scene_history(url)
-            table = _travel_table(sizes, head, filled, fill_seconds, caught_up)
             with psycopg.connect(url, autocommit=True) as conn:
+                table = _travel_table(sizes, head, filled, fill_seconds, caught_up,
+                                      scene_log_bytes(conn, project))
                 for checkpoint in sizes.travel_checkpoints:
                     if checkpoint > head:
                         table.add(checkpoint, "not reached: fill budget ran out",
@@ -176,15 +187,19 @@ def run_section(server_url: str, sizes: Sizes) -> list[Table]:
 
 
 def _travel_table(sizes: Sizes, head: int, filled: int, fill_seconds: float,
-                  caught_up: tuple[int, float]) -> Table:
+                  caught_up: tuple[int, float], log: dict[str, tuple[int, int]]) -> Table:
     events, seconds = caught_up
+    updates, compactions = log.get("Updated", (0, 0)), log.get("Compacted", (0, 0))
     return Table(
         f"2. Time travel: Studio.state_at(project, position) in ms, positions drawn from the"
         f" {WINDOW} below each checkpoint\n   (one project, {filled:,} of"
         f" {sizes.travel_updates:,} scene updates in batches of {sizes.batch}, log head"
         f" {head:,}; setup appended {filled / fill_seconds:,.0f} updates/s,"
         f" {fill_seconds:.0f} s of a {sizes.travel_fill_seconds:g} s budget;"
-        f"\n   the scene history read model caught up {events:,} events in {seconds:.1f} s)",
+        f"\n   the scene history read model caught up {events:,} events in {seconds:.1f} s;"
+        f"\n   the scene's log: {updates[0]:,} updates of {updates[1] / 2**20:,.1f} MiB,"
+        f" {compactions[0]:,} compactions of {compactions[1] / 2**20:,.1f} MiB,"
+        f" {compactions[1] / max(updates[1], 1):.1f}x the updates' bytes)",
         ["position", "scene KiB", "with p50", "with p99", "n", "without p50", "without p99",
          "n", "without÷with", "merge p50", "snapshot() p50", "read model p50",
          "read model p99", "n", "goal p50 < 20 ms (with / read model)"])

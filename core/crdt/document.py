@@ -55,13 +55,25 @@ def compact(updates: Iterable[bytes]) -> bytes:
     return bytes(load(*updates).get_update())
 
 
+# yrs merges updates in time that grows faster than their number once there are many: 20,000
+# small edits on an 800 KB scene take 1.6 s in one call, 0.05 s in groups of 64 whose results
+# are merged in turn. Up to a few hundred, one call is the fastest (each group's result is
+# decoded again), and that is a scene's usual tail; big scenes edited in small steps have tails
+# of thousands (see ``core.events.scene.COMPACT_TAIL_FRACTION``).
+MERGE_AT_ONCE = 512
+MERGE_GROUP = 64
+
+
 def merge(updates: Iterable[bytes]) -> bytes:
+    """One update equal to all of ``updates`` together, built byte-wise (no document)."""
     present = [u for u in updates if u]
     if not present:
         return b""
-    if len(present) == 1:
-        return present[0]
-    return bytes(merge_updates(*present))
+    while len(present) > MERGE_AT_ONCE:
+        present = [group[0] if len(group) == 1 else bytes(merge_updates(*group))
+                   for group in (present[i:i + MERGE_GROUP]
+                                 for i in range(0, len(present), MERGE_GROUP))]
+    return present[0] if len(present) == 1 else bytes(merge_updates(*present))
 
 
 def snapshot(state: bytes) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Each accepted update is a ``Scene.Updated`` event. Every so often the accumulated updates are
 merged into one ``Scene.Compacted`` state, so that loading the scene, or travelling back in
-time, replays at most a bounded tail: a compaction holds the whole document, so it is the
+time, replays at most a bounded tail (200 updates; on big scenes up to a quarter of the document's
+bytes, at most 1,000 updates): a compaction holds the whole document, so it is the
 scene's snapshot, and nothing before it is read again (see :meth:`Scene.resumed`). Nothing is
 ever deleted: compaction is itself an event.
 """
@@ -21,6 +22,18 @@ from core.settings import WS_FRAME_CEILING_BYTES
 
 COMPACT_EVERY_UPDATES = 200
 COMPACT_EVERY_BYTES = 1024 * 1024
+# A compaction writes the whole document, so on a big scene edited in small steps a fixed
+# interval makes the snapshots, not the edits, nearly all of the log (3,000 objects and
+# 47-byte edits: an 810 KB snapshot for every 9 KB of edits). So the tail must also have grown
+# to this fraction of the last snapshot: the snapshots then add at most 1 / the fraction times
+# the edits' own bytes. Small scenes are unaffected: their tail outgrows the fraction long
+# before 200 edits. Loading merges the tail update by update, so it never exceeds
+# COMPACT_AT_MOST_UPDATES. The trade, in ``bench.event_store --full`` (a 3.5 MB scene after
+# 100,000 edits of ~930 bytes): the compactions' bytes fell from 8.1 to 2.9 times the edits',
+# appends went from 2,000 to 4,300 updates/s, and a replay from the nearest compaction (time
+# travel's fallback while the read model lags) rose from 52 to 128 ms p50.
+COMPACT_TAIL_FRACTION = 0.25
+COMPACT_AT_MOST_UPDATES = 1000
 MAX_UPDATE_BYTES = WS_FRAME_CEILING_BYTES  # one source: the socket's limit may only lower it
 
 
@@ -89,7 +102,10 @@ class Scene(Aggregate):
 
     @property
     def needs_compaction(self) -> bool:
-        return len(self.tail) >= COMPACT_EVERY_UPDATES or self.tail_bytes >= COMPACT_EVERY_BYTES
+        if len(self.tail) >= COMPACT_AT_MOST_UPDATES:
+            return True
+        due = len(self.tail) >= COMPACT_EVERY_UPDATES or self.tail_bytes >= COMPACT_EVERY_BYTES
+        return due and self.tail_bytes >= COMPACT_TAIL_FRACTION * len(self.base)
 
     def record(self, update: bytes, actor: str, origin: str) -> None:
         if not isinstance(update, bytes | bytearray) or not update:
