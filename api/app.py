@@ -42,6 +42,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/admin/analytics/generation", generation.generation_analytics,
               methods=["GET"]),
         Route(f"{V1}/generators", generation.generators, methods=["GET"]),
+        Route(f"{V1}/materials", meshes.materials, methods=["GET"]),
         Route(f"{V1}/projects", projects.create_project, methods=["POST"]),
         Route(f"{V1}/projects", projects.list_projects, methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}", projects.get_project, methods=["GET"]),

@@ -28,6 +28,7 @@ from core.meshio import load_mesh
 from core.meshopt_glb import compress_glb, encoding_wanted
 from workers.mesh.export import EXPORT_FORMATS, Exported
 from workers.mesh.export import export_mesh as export
+from workers.mesh.materials import TEXTURE_SIZES, material_catalogue
 from workers.mesh.operations import check_params
 
 MAX_WAIT_S = 300.0
@@ -40,6 +41,13 @@ async def _mesh(request: Request) -> dict[str, Any]:
     if asset["kind"] != "mesh":
         raise InvalidInput(f"asset {asset['asset_id']} is an {asset['kind']}, not a mesh")
     return asset
+
+
+@guard(Access(Scope.USER))
+async def materials(request: Request) -> Response:
+    """The material kinds with their defaults, and the texture sizes a bake may ask for: the
+    workspace lists and previews materials from this, not from a copy of the worker's table."""
+    return Json({"materials": material_catalogue(), "texture_sizes": list(TEXTURE_SIZES)})
 
 
 @guard(Access(Scope.ASSET, Role.VIEWER))

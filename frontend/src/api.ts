@@ -103,6 +103,15 @@ export interface Generator {
   reason?: string | null
 }
 
+/** A material kind's defaults, as the mesh worker bakes them (`GET /api/v1/materials`). */
+export interface MaterialKind {
+  kind: string
+  /** `#rrggbb`, sRGB. */
+  color: string
+  roughness: [number, number]
+  metallic: number
+}
+
 export const api = {
   me: () => request<User>('GET', `${V1}/me`),
   signIn: (username: string, password: string) =>
@@ -118,6 +127,8 @@ export const api = {
       who.includes('@') ? { email: who, role } : { user: who, role }),
 
   generators: () => request<{ generators: Generator[] }>('GET', `${V1}/generators`),
+  materials: () =>
+    request<{ materials: MaterialKind[]; texture_sizes: number[] }>('GET', `${V1}/materials`),
   cancelJob: (jobId: string) =>
     request<void>('DELETE', `${V1}/jobs/${encodeURIComponent(jobId)}`),
 

@@ -27,6 +27,7 @@ from core.meshio import load_mesh
 from core.settings import Settings
 from tests.integration.conftest import async_part
 from tests.integration.helpers import box_stl, event_topics, poll
+from workers.mesh.materials import MATERIALS, TEXTURE_SIZES, validate_material_params
 from workers.mesh.printability import decode_face_maps
 
 
@@ -242,6 +243,26 @@ def sphere_stl(subdivisions: int = 3) -> bytes:
     trimesh.creation.icosphere(subdivisions=subdivisions, radius=10.0).export(
         buffer, file_type="stl")
     return buffer.getvalue()
+
+
+def test_the_material_catalogue_is_what_the_worker_bakes_from(client: TestClient,
+                                                                make_account):
+    """The workspace lists and previews materials from this route, so it must agree with
+    the worker's own defaults, and a catalogue entry sent back as parameters is accepted."""
+    eve = make_account("eve")
+    r = client.get("/api/v1/materials", headers=eve.headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [m["kind"] for m in body["materials"]] == list(MATERIALS)
+    assert body["texture_sizes"] == list(TEXTURE_SIZES)
+    for entry in body["materials"]:
+        defaults = validate_material_params(entry["kind"], None)
+        given = validate_material_params(entry["kind"], {"color": entry["color"],
+                                                         "roughness": entry["roughness"]})
+        assert given["roughness"] == defaults["roughness"]
+        assert given["color"] == pytest.approx(defaults["color"], abs=0.5 / 255)
+        assert entry["metallic"] == (1.0 if entry["kind"] == "metal" else 0.0)
+    assert client.get("/api/v1/materials").status_code == 401
 
 
 def test_style_and_material_make_new_meshes(client: TestClient, pipeline: Settings,

@@ -114,10 +114,11 @@ class _Defaults:
 
     color: tuple[float, float, float]
     roughness: tuple[float, float]
+    metallic: float = 0.0  # not a parameter: what the kind is made of
 
 
 _DEFAULTS: Final = {
-    "metal": _Defaults((0.72, 0.73, 0.75), (0.25, 0.45)),
+    "metal": _Defaults((0.72, 0.73, 0.75), (0.25, 0.45), metallic=1.0),
     "plastic": _Defaults((0.80, 0.18, 0.16), (0.35, 0.50)),
     "wood": _Defaults((0.63, 0.43, 0.24), (0.55, 0.80)),
     "stone": _Defaults((0.54, 0.52, 0.49), (0.75, 0.95)),
@@ -128,6 +129,17 @@ _DEFAULTS: Final = {
 _PARAMETERS: Final = ("color", "roughness", "scale", "texture_size")
 
 _HEX_COLOR: Final = re.compile(r"#[0-9a-fA-F]{6}")
+
+
+def material_catalogue() -> list[dict[str, Any]]:
+    """Each kind's defaults as the workspace shows them before a bake: its colour
+    (``#rrggbb``, sRGB), roughness range and metalness. The browser draws its live preview
+    from these, so the preview and the baked textures start from the same numbers."""
+    return [{"kind": kind,
+             "color": "#" + "".join(f"{round(c * 255):02x}" for c in _DEFAULTS[kind].color),
+             "roughness": list(_DEFAULTS[kind].roughness),
+             "metallic": _DEFAULTS[kind].metallic}
+            for kind in MATERIALS]
 
 
 def validate_material_params(kind: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -734,7 +746,7 @@ def _wood(
     return SurfaceMaps(
         albedo=_tinted(options, shade),
         roughness=_spread(options, 0.6 * ring + 0.4 * grain),
-        metallic=np.zeros(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["wood"].metallic),
         height=-0.02 * ring - 0.01 * grain,
     )
 
@@ -755,7 +767,7 @@ def _stone(
     return SurfaceMaps(
         albedo=_tinted(options, shade),
         roughness=_spread(options, 0.3 + 0.7 * body),
-        metallic=np.zeros(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["stone"].metallic),
         height=0.06 * body - 0.08 * crack,
     )
 
@@ -776,7 +788,7 @@ def _metal(
     return SurfaceMaps(
         albedo=_tinted(options, 0.9 + 0.1 * streak),
         roughness=_spread(options, 0.7 * streak + 0.3 * blotch),
-        metallic=np.ones(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["metal"].metallic),
         height=0.002 * streak,
     )
 
@@ -794,7 +806,7 @@ def _plastic(
     return SurfaceMaps(
         albedo=_tinted(options, 0.96 + 0.06 * broad),
         roughness=_spread(options, broad),
-        metallic=np.zeros(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["plastic"].metallic),
         height=0.003 * broad,
     )
 
@@ -813,7 +825,7 @@ def _ceramic(
     return SurfaceMaps(
         albedo=_tinted(options, (0.97 + 0.04 * glaze) * (1.0 - 0.5 * speck)),
         roughness=_spread(options, 0.3 * glaze + 0.7 * speck),
-        metallic=np.zeros(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["ceramic"].metallic),
         height=0.002 * glaze - 0.004 * speck,
     )
 
@@ -843,7 +855,7 @@ def _fabric(
     return SurfaceMaps(
         albedo=_tinted(options, (0.55 + 0.45 * thread) * (0.93 + 0.1 * fibre)),
         roughness=_spread(options, 1.0 - 0.4 * thread + 0.2 * fibre),
-        metallic=np.zeros(len(p)),
+        metallic=np.full(len(p), _DEFAULTS["fabric"].metallic),
         height=0.025 * thread,
     )
 

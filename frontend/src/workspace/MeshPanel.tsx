@@ -1,12 +1,10 @@
 import { useCallback, useEffect, useState } from 'react'
-import { errorMessage } from '../api'
+import { api, errorMessage, type MaterialKind } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
 import {
   madeMesh, meshApi, type JobRow, type MeshInfo, type MeshOperation,
 } from '../meshJobs'
-import {
-  MATERIAL_KINDS, materialPreview, type MaterialKind, type MaterialPreview,
-} from '../materialPreview'
+import { materialPreview, type MaterialPreview } from '../materialPreview'
 import type { SceneObject } from '../scene'
 import { useMeshJob } from './useMeshJob'
 
@@ -101,20 +99,40 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
   const [error, setError] = useState<string | null>(null)
   const [style, setStyle] = useState<string>('low_poly')
   const [knob, setKnob] = useState<number>(STYLE_KNOB.low_poly.value)
-  const [material, setMaterial] = useState<MaterialKind>('plastic')
+  const [materials, setMaterials] = useState<MaterialKind[]>([])
+  const [material, setMaterial] = useState('plastic')
   const [previewing, setPreviewing] = useState(false)
-  const [colour, setColour] = useState('#cc3b33')
+  const [colour, setColour] = useState('#808080') // the kind's own once the kinds arrive
   const [seed, setSeed] = useState('0')
   const [steps, setSteps] = useState({ reorient: true, thicken: false, scale_to_fit: false })
   const meshId = mesh?.id ?? null
   const objectId = object?.id ?? null
 
+  useEffect(() => {
+    api.materials().then((r) => {
+      setMaterials(r.materials)
+      const first = r.materials.find((m) => m.kind === 'plastic') ?? r.materials[0]
+      if (first) {
+        setMaterial(first.kind)
+        setColour(first.color)
+      }
+    }).catch((e: unknown) => setError(`materials: ${errorMessage(e)}`))
+  }, [])
+  const kind = materials.find((m) => m.kind === material) ?? null
+  // Picking a kind starts from its own colour (wood looks like wood); the colour stays the
+  // user's to change after that.
+  const chooseMaterial = (name: string) => {
+    setMaterial(name)
+    const chosen = materials.find((m) => m.kind === name)
+    if (chosen) setColour(chosen.color)
+  }
+
   useEffect(() => setPreviewing(false), [objectId]) // a preview belongs to one object
   useEffect(() => {
-    if (!previewing || !objectId) return
-    onMaterialPreview(materialPreview(objectId, material, colour))
+    if (!previewing || !objectId || !kind) return
+    onMaterialPreview(materialPreview(objectId, kind, colour))
     return () => onMaterialPreview(null)
-  }, [previewing, objectId, material, colour, onMaterialPreview])
+  }, [previewing, objectId, kind, colour, onMaterialPreview])
 
   // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
   const loadAnalysis = useCallback(async (id: string, tries = 1) => {
@@ -288,9 +306,9 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
       <div className="field-grid">
         <label>
           Kind
-          <select value={material} disabled={disabled}
-            onChange={(e) => setMaterial(e.target.value as MaterialKind)}>
-            {MATERIAL_KINDS.map((m) => <option key={m} value={m}>{m}</option>)}
+          <select value={material} disabled={disabled || !kind}
+            onChange={(e) => chooseMaterial(e.target.value)}>
+            {materials.map((m) => <option key={m.kind} value={m.kind}>{m.kind}</option>)}
           </select>
         </label>
         <label>
@@ -305,14 +323,14 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
         </label>
       </div>
       <div className="button-row">
-        <button type="button" aria-pressed={previewing} disabled={!object}
+        <button type="button" aria-pressed={previewing} disabled={!object || !kind}
           title="Show the kind and colour on the object now (only you see it)"
           onClick={() => setPreviewing((on) => !on)}>
           Preview
         </button>
-        <button type="button" disabled={disabled} onClick={() => {
+        <button type="button" disabled={disabled || !kind} onClick={() => {
           setPreviewing(false)
-          void run('material', { material, color: colour, seed: Number(seed) || 0, texture_size: 512 })
+          void run('material', { material, color: colour, seed: Number(seed) || 0 })
         }}>
           Apply material
         </button>
