@@ -22,7 +22,9 @@
 // client is synced (client 0 connects first: its time is the room's load time),
 // {"event":"start"} just before the first measured update (the runner starts its CPU meter
 // there),
-// then {"event":"result", ...} once every delivery arrived or the drain timed out.
+// then {"event":"result", ...} once every delivery arrived or the drain timed out: every
+// delivery's latency in "samples", and each edit's first delivery (to whichever client got it
+// first) in "first_samples".
 //
 // The packages come from tests/node/node_modules through createRequire, loading the CommonJS
 // builds of yjs, y-websocket and ws together so that only one copy of yjs is ever loaded.
@@ -56,7 +58,7 @@ const parseArgs = (argv) => {
 
 /** One client: its doc, provider, the measured edits on their way to it, and how many
  * arrived. Arrival times go to the shared `samples`. */
-const startClient = (index, { url, room, token }, samples) => {
+const startClient = (index, { url, room, token }, samples, firstSamples) => {
   const doc = new Y.Doc()
   const provider = new WebsocketProvider(url, room, doc, {
     WebSocketPolyfill: WebSocket,
@@ -79,6 +81,10 @@ const startClient = (index, { url, room, token }, samples) => {
         awaited.delete(edit)
         arrived++
         samples.push(now - edit.t)
+        if (!edit.reached) {
+          edit.reached = true
+          firstSamples.push(now - edit.t)
+        }
       }
     }
   })
@@ -104,7 +110,7 @@ const runUpdates = async (clients, { n, interval }, from, to) => {
     const t = performance.now()
     sender.map.set('k', { sender: sender.index, seq, t })
     if (seq < 0) continue
-    const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t }
+    const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t, reached: false }
     for (const c of clients) if (c !== sender) c.awaited.add(edit)
   }
 }
@@ -125,9 +131,10 @@ const percentile = (sorted, p) => sorted.length === 0
 const main = async () => {
   const args = parseArgs(process.argv.slice(2))
   const samples = []
+  const firstSamples = [] // per edit, its first arrival at any other client
   const began = performance.now()
   const total = Math.max(args.n, 2)
-  const clients = Array.from({ length: total }, (_, i) => startClient(i, args, samples))
+  const clients = Array.from({ length: total }, (_, i) => startClient(i, args, samples, firstSamples))
   await waitSynced(clients)
   emit({
     event: 'synced',
@@ -160,7 +167,8 @@ const main = async () => {
     p99_ms: percentile(samples, 99),
     max_ms: samples.length ? samples[samples.length - 1] : null,
     reconnects: clients.reduce((sum, c) => sum + c.closes(), 0),
-    samples: samples.map((s) => Math.round(s * 100) / 100)
+    samples: samples.map((s) => Math.round(s * 100) / 100),
+    first_samples: firstSamples.map((s) => Math.round(s * 100) / 100)
   })
   for (const c of clients) c.provider.destroy()
   await sleep(100)
