@@ -37,6 +37,7 @@ import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
 import type { MaterialPreview } from '../materialPreview'
 import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
+import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
 import { FrameTimes, type RenderStats } from './stats'
 
@@ -171,8 +172,12 @@ export class Viewport {
     this.camera.upperRadiusLimit = 500
     this.camera.minZ = 0.01
 
+    // PBR materials (every mesh the server sends) reflect and take their ambient light from
+    // the environment; the two lights add the shading that reads shape on matte surfaces.
+    scene.environmentTexture = studioEnvironment(scene)
+    scene.environmentIntensity = 0.65
     const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
-    sky.intensity = 0.75
+    sky.intensity = 0.45
     sky.groundColor = new Color3(0.25, 0.24, 0.22)
     const key = new DirectionalLight('key', new Vector3(-0.5, -1, -0.6), scene)
     key.intensity = 0.6
