@@ -30,7 +30,7 @@ COMPACT_EVERY_BYTES = 1024 * 1024
 # before 200 edits. Loading merges the tail update by update, so it never exceeds
 # COMPACT_AT_MOST_UPDATES. The trade, in ``bench.event_store --full`` (a 3.5 MB scene after
 # 100,000 edits of ~930 bytes): the compactions' bytes fell from 8.1 to 2.9 times the edits',
-# appends went from 2,000 to 4,300 updates/s, and a replay from the nearest compaction (time
+# appends went from 2,000 to 4,200 updates/s, and a replay from the nearest compaction (time
 # travel's fallback while the read model lags) rose from 52 to 128 ms p50.
 COMPACT_TAIL_FRACTION = 0.25
 COMPACT_AT_MOST_UPDATES = 1000

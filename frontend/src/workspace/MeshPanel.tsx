@@ -4,7 +4,9 @@ import { ErrorMessage } from '../components/ErrorMessage'
 import {
   madeMesh, meshApi, type JobRow, type MeshInfo, type MeshOperation,
 } from '../meshJobs'
-import { materialPreview, type MaterialPreview } from '../materialPreview'
+import {
+  materialPreview, meanRoughness, roughnessRange, type MaterialPreview,
+} from '../materialPreview'
 import type { SceneObject } from '../scene'
 import { useMeshJob } from './useMeshJob'
 
@@ -103,6 +105,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
   const [material, setMaterial] = useState('plastic')
   const [previewing, setPreviewing] = useState(false)
   const [colour, setColour] = useState('#808080') // the kind's own once the kinds arrive
+  const [roughness, setRoughness] = useState(0.5) // likewise
   const [seed, setSeed] = useState('0')
   const [steps, setSteps] = useState({ reorient: true, thicken: false, scale_to_fit: false })
   const meshId = mesh?.id ?? null
@@ -115,24 +118,28 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
       if (first) {
         setMaterial(first.kind)
         setColour(first.color)
+        setRoughness(meanRoughness(first))
       }
     }).catch((e: unknown) => setError(`materials: ${errorMessage(e)}`))
   }, [])
   const kind = materials.find((m) => m.kind === material) ?? null
-  // Picking a kind starts from its own colour (wood looks like wood); the colour stays the
-  // user's to change after that.
+  // Picking a kind starts from its own colour and roughness (wood looks like wood); both stay
+  // the user's to change after that.
   const chooseMaterial = (name: string) => {
     setMaterial(name)
     const chosen = materials.find((m) => m.kind === name)
-    if (chosen) setColour(chosen.color)
+    if (chosen) {
+      setColour(chosen.color)
+      setRoughness(meanRoughness(chosen))
+    }
   }
 
   useEffect(() => setPreviewing(false), [objectId]) // a preview belongs to one object
   useEffect(() => {
     if (!previewing || !objectId || !kind) return
-    onMaterialPreview(materialPreview(objectId, kind, colour))
+    onMaterialPreview(materialPreview(objectId, kind, colour, roughness))
     return () => onMaterialPreview(null)
-  }, [previewing, objectId, kind, colour, onMaterialPreview])
+  }, [previewing, objectId, kind, colour, roughness, onMaterialPreview])
 
   // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
   const loadAnalysis = useCallback(async (id: string, tries = 1) => {
@@ -321,6 +328,11 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
           <input type="number" min={0} value={seed} disabled={disabled}
             onChange={(e) => setSeed(e.target.value)} />
         </label>
+        <label title="Glossy (0) to matte (1): the middle of the range the pattern spans">
+          Roughness {roughness.toFixed(2)}
+          <input type="range" min={0} max={1} step={0.01} value={roughness}
+            disabled={disabled || !kind} onChange={(e) => setRoughness(Number(e.target.value))} />
+        </label>
       </div>
       <div className="button-row">
         <button type="button" aria-pressed={previewing} disabled={!object || !kind}
@@ -330,7 +342,10 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
         </button>
         <button type="button" disabled={disabled || !kind} onClick={() => {
           setPreviewing(false)
-          void run('material', { material, color: colour, seed: Number(seed) || 0 })
+          void run('material', {
+            material, color: colour, seed: Number(seed) || 0,
+            roughness: kind ? roughnessRange(kind, roughness) : undefined,
+          })
         }}>
           Apply material
         </button>
