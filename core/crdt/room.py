@@ -109,9 +109,10 @@ class SceneRoom:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Load the stored scene, follow the other nodes, and serve until :meth:`stop`."""
         scene = await asyncio.to_thread(self.studio.scene, self.project_id)
-        if scene.state:
-            self.doc.apply_update(scene.state)
-            self._accepted.apply_update(scene.state)
+        state = scene.state
+        if state:
+            self.doc.apply_update(state)
+            self._accepted.apply_update(state)
         self.version = scene.version
         self._writer = SceneWriter(self.studio, self.pool, self.project_id, scene)
         subscriptions = await self.fanout.subscribe(

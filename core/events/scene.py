@@ -81,6 +81,7 @@ class Scene(Aggregate):
         self.base = b""
         self.tail: list[bytes] = []
         self.tail_bytes = 0
+        self._merged: tuple[int, bytes] | None = None  # (version, state) last computed
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Scene:
         """Every command gets a deep copy of the cached scene; its only mutable parts are
@@ -94,11 +95,14 @@ class Scene(Aggregate):
     @property
     def state(self) -> bytes:
         """The whole document as one update: the last compaction with the updates since merged
-        in byte-wise (cheap, no document is built). Deleted content of the tail stays in it
-        until the next compaction garbage-collects it."""
+        in byte-wise (no document is built). Deleted content of the tail stays in it until the
+        next compaction garbage-collects it. Kept until the next event: a command often reads
+        it several times, and on a big scene each merge is tens of milliseconds."""
         if not self.tail:
             return self.base
-        return document.merge([self.base, *self.tail])
+        if self._merged is None or self._merged[0] != self.version:
+            self._merged = (self.version, document.merge([self.base, *self.tail]))
+        return self._merged[1]
 
     @property
     def needs_compaction(self) -> bool:

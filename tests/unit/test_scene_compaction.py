@@ -7,6 +7,7 @@ compactions there are gives the replayed document.
 
 from __future__ import annotations
 
+import copy
 import random
 
 import pytest
@@ -137,3 +138,20 @@ def test_merging_in_groups_gives_the_document_of_all_the_updates(count: int) -> 
     if count == 1:
         assert merged == updates[0]  # one update is returned as it is
     assert document.load(merged).get_state() == document.load(*updates[:count]).get_state()
+
+
+def test_the_merged_state_is_computed_once_per_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    peer, scene = Peer(seed=7), Scene(project_id="p")
+    run(scene, [peer.add_objects(10), peer.rename_one(0), peer.rename_one(1)])
+    merges: list[int] = []
+    merge = document.merge
+    monkeypatch.setattr(document, "merge", lambda updates: merges.append(1) or merge(updates))
+    first = scene.state
+    assert scene.state is first and len(merges) == 1
+    run(scene, [peer.rename_one(2)])  # a new version: merged again, and right
+    assert document.snapshot(scene.state) == document.snapshot(bytes(peer.doc.get_update()))
+    assert len(merges) == 2
+    copied = copy.deepcopy(scene)  # commands work on copies: theirs changes, ours stays
+    copied.record(peer.rename_one(3), actor="u", origin="t")
+    assert document.snapshot(copied.state) == document.snapshot(bytes(peer.doc.get_update()))
+    assert document.snapshot(scene.state) != document.snapshot(copied.state)
