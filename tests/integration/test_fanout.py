@@ -16,7 +16,7 @@ def test_an_update_too_big_for_a_message_goes_as_its_versions(settings: Settings
     travels whole. Presence that does not fit stays on its node."""
     assert settings.nats_url is not None
 
-    async def exchange() -> tuple[list[SceneChange], list[PresenceChange], int]:
+    async def exchange() -> tuple[list[SceneChange], list[PresenceChange], int, str]:
         sender_nc = await connect(settings.nats_url or "", "sender")
         receiver_nc = await connect(settings.nats_url or "", "receiver")
         changes: list[SceneChange] = []
@@ -51,14 +51,21 @@ def test_an_update_too_big_for_a_message_goes_as_its_versions(settings: Settings
                 if asyncio.get_running_loop().time() > deadline:
                     break
                 await asyncio.sleep(0.02)
+            # What each side saw, for a failure's message (this test once failed inside the
+            # whole suite with nothing delivered, and never alone).
+            seen = (f"sender {sender_nc.connected_url} connected={sender_nc.is_connected}"
+                    f" out={sender_nc.stats['out_msgs']} error={sender_nc.last_error!r};"
+                    f" receiver {receiver_nc.connected_url}"
+                    f" connected={receiver_nc.is_connected} in={receiver_nc.stats['in_msgs']}"
+                    f" error={receiver_nc.last_error!r}; presence {presence}")
             await Fanout.unsubscribe(subscriptions)
-            return changes, presence, sender_nc.max_payload
+            return changes, presence, sender_nc.max_payload, seen
         finally:
             await sender_nc.close()
             await receiver_nc.close()
 
-    changes, presence, max_payload = asyncio.run(exchange())
+    changes, presence, max_payload, seen = asyncio.run(exchange())
     assert max_payload == 1024 * 1024
     assert [(c.first_version, c.last_version, c.update) for c in changes] == [
-        (7, 7, b""), (8, 8, b"small")], f"presence meanwhile: {presence}"
+        (7, 7, b""), (8, 8, b"small")], seen
     assert [p.update for p in presence] == [b"cursor"]
