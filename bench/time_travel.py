@@ -1,7 +1,8 @@
 """Section 2: ``Studio.state_at`` latency deep into one project's scene log.
 
 "With snapshots" is the studio as it ships: the scene resumes from its latest compaction (one
-every 200 updates, or once the tail holds a quarter of the document's bytes where that is more)
+every 200 updates, or once the tail holds a quarter of the document's bytes where that is more,
+at most 1,000)
 and the project from the library's snapshot (every 50 versions), so a trip back in time reads
 one compacted document and a bounded tail. The title says how the scene's log divides between
 the edits and the compactions' copies of the document. "Without" reads

@@ -111,28 +111,21 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
   const meshId = mesh?.id ?? null
   const objectId = object?.id ?? null
 
+  // Picking a kind starts from its own colour and roughness (wood looks like wood); both stay
+  // the user's to change after that.
+  const startFrom = (chosen: MaterialKind | undefined) => {
+    if (!chosen) return
+    setMaterial(chosen.kind)
+    setColour(chosen.color)
+    setRoughness(meanRoughness(chosen))
+  }
   useEffect(() => {
     api.materials().then((r) => {
       setMaterials(r.materials)
-      const first = r.materials.find((m) => m.kind === 'plastic') ?? r.materials[0]
-      if (first) {
-        setMaterial(first.kind)
-        setColour(first.color)
-        setRoughness(meanRoughness(first))
-      }
+      startFrom(r.materials.find((m) => m.kind === 'plastic') ?? r.materials[0])
     }).catch((e: unknown) => setError(`materials: ${errorMessage(e)}`))
   }, [])
   const kind = materials.find((m) => m.kind === material) ?? null
-  // Picking a kind starts from its own colour and roughness (wood looks like wood); both stay
-  // the user's to change after that.
-  const chooseMaterial = (name: string) => {
-    setMaterial(name)
-    const chosen = materials.find((m) => m.kind === name)
-    if (chosen) {
-      setColour(chosen.color)
-      setRoughness(meanRoughness(chosen))
-    }
-  }
 
   useEffect(() => setPreviewing(false), [objectId]) // a preview belongs to one object
   useEffect(() => {
@@ -314,7 +307,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
         <label>
           Kind
           <select value={material} disabled={disabled || !kind}
-            onChange={(e) => chooseMaterial(e.target.value)}>
+            onChange={(e) => startFrom(materials.find((m) => m.kind === e.target.value))}>
             {materials.map((m) => <option key={m.kind} value={m.kind}>{m.kind}</option>)}
           </select>
         </label>
