@@ -80,12 +80,16 @@ class SceneRoom:
     pool: AsyncConnectionPool[Any]
     fanout: Fanout
     on_empty: Callable[[SceneRoom], None] = lambda room: None
-    doc: Doc = field(default_factory=Doc)
     version: int = 0
     peers: dict[int, Peer] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.awareness = AwarenessStates(self.doc)
+        # The stored document, as of ``version`` once ``_unapplied`` is applied: a stored edit
+        # goes to the peers first and into this document after their writes (see
+        # ``_advance``), so everything that reads it goes through :meth:`_stored`.
+        self._doc: Doc = Doc()
+        self._unapplied: list[bytes] = []
+        self.awareness = AwarenessStates(self._doc)
         self.awareness.set_local_state(None)  # the server itself is not a collaborator
         self._owners: dict[int, int] = {}  # awareness client id -> peer id
         self._remote_users: dict[int, str] = {}  # awareness client id -> user (other nodes)
@@ -98,6 +102,8 @@ class SceneRoom:
         # that arrives twice (live, and again in a reconnecting client's sync step 2) or ahead
         # of the edits it depends on is thus stored exactly once, when it fits.
         self._accepted: Doc = Doc()
+        self._made: list[bytes] | None = None  # collects what an apply integrates
+        self._accepted_subscription = self._accepted.observe(self._on_accepted)
         self._wakeup = asyncio.Event()
         self._advance_lock = asyncio.Lock()
         self._stopped = anyio.Event()
@@ -111,7 +117,7 @@ class SceneRoom:
         scene = await asyncio.to_thread(self.studio.scene, self.project_id)
         state = scene.state
         if state:
-            self.doc.apply_update(state)
+            self._doc.apply_update(state)
             self._accepted.apply_update(state)
         self.version = scene.version
         self._writer = SceneWriter(self.studio, self.pool, self.project_id, scene)
@@ -135,7 +141,7 @@ class SceneRoom:
     def stats(self) -> RoomStats:
         return RoomStats(
             project_id=str(self.project_id), peers=len(self.peers), users=self.online_users(),
-            version=self.version, document_bytes=len(self.doc.get_update()),
+            version=self.version, document_bytes=len(self._stored().get_update()),
             pending=len(self._pending), pending_bytes=self._pending_bytes,
             awareness_states=len(self.awareness.states),
         )
@@ -151,7 +157,7 @@ class SceneRoom:
 
     def join(self, peer: Peer) -> None:
         self.peers[peer.id] = peer
-        peer.send(protocol.sync_step1(self.doc.get_state()))
+        peer.send(protocol.sync_step1(self._stored().get_state()))
         others = [c for c in self.awareness.states if c != self.awareness.client_id]
         if others:
             peer.send(protocol.awareness(self.awareness.encode_awareness_update(others)))
@@ -169,7 +175,7 @@ class SceneRoom:
         message = protocol.parse(frame)
         if isinstance(message, protocol.SyncStep1):
             try:
-                missing = self.doc.get_update(message.state_vector)
+                missing = self._stored().get_update(message.state_vector)
             except ValueError:  # pycrdt: "Cannot decode state"
                 raise InvalidInput("sync step 1 without a Yjs state vector") from None
             peer.send(protocol.sync_step2(missing))
@@ -205,16 +211,19 @@ class SceneRoom:
 
     def _integrate(self, update: bytes) -> bytes:
         """Apply to the accepted document; return what it newly integrated (may be empty)."""
-        made: list[bytes] = []
-        subscription = self._accepted.observe(lambda event: made.append(event.update))
+        made = self._made = []
         try:
             self._accepted.apply_update(update)
         except Exception as e:  # pycrdt raises plain exceptions for bad encodings
             raise InvalidInput(f"not a Yjs update: {e}") from None
         finally:
-            self._accepted.unobserve(subscription)
+            self._made = None
         novel = [u for u in made if not document.is_empty(u)]
         return document.merge(novel) if novel else b""
+
+    def _on_accepted(self, event: Any) -> None:
+        if self._made is not None:
+            self._made.append(event.update)
 
     async def _flush_forever(self) -> None:
         """Store at once when idle; what arrives while a store is in flight waits for it and
@@ -246,10 +255,12 @@ class SceneRoom:
             return
         merged = document.merge(u for u, _, _ in entries)
         await self._advance(stored.first_version, stored.last_version, merged, accepted=True)
-        # Let the peers' writers put the edit on the wire before this task tells the other
-        # nodes: between edits this machine's caches go cold, and every step ahead of the
-        # socket writes is a step on the way to everyone's screen.
+        # Let the peers' writers put the edit on the wire before this task brings the stored
+        # document up to date and tells the other nodes: between edits this machine's caches
+        # go cold, and every step ahead of the socket writes is a step on the way to
+        # everyone's screen.
         await asyncio.sleep(0)
+        self._stored()
         await self._tell_other_nodes(stored.first_version, stored.last_version, merged)
         if self._writer.needs_compaction:
             await self._compact()
@@ -281,10 +292,12 @@ class SceneRoom:
     def _forget_unstored(self) -> None:
         """After a failed store: the accepted document is the stored one plus what is still
         queued, so the edits of the failed batch count as new when their authors resend."""
+        self._accepted.unobserve(self._accepted_subscription)
         self._accepted = Doc()
-        self._accepted.apply_update(self.doc.get_update())
+        self._accepted.apply_update(self._stored().get_update())
         for pending in self._pending:
             self._accepted.apply_update(pending.update)
+        self._accepted_subscription = self._accepted.observe(self._on_accepted)
 
     async def _advance(self, first: int, last: int, update: bytes, *,
                        accepted: bool = False) -> None:
@@ -299,21 +312,31 @@ class SceneRoom:
                 # The stored update itself goes out, as the reference server relays what a
                 # client sent: a diff against the state vector would carry the document's
                 # whole delete set, which grows with every overwritten value, to every peer.
-                self.doc.apply_update(update)
+                # It reaches the stored document later (``_stored``): the peers first.
+                self._unapplied.append(update)
                 if not accepted:
                     self._accepted.apply_update(update)
                 delta = update
             else:  # a gap: read what is missing from the log (it may hold compactions,
                 # whole documents, so only the difference goes out)
-                before = self.doc.get_state()
+                stored = self._stored()
+                before = stored.get_state()
                 for change in await asyncio.to_thread(
                         self.studio.scene_updates_between, self.project_id, self.version, last):
-                    self.doc.apply_update(change)
+                    stored.apply_update(change)
                     self._accepted.apply_update(change)
-                delta = self.doc.get_update(before)
+                delta = stored.get_update(before)
             self.version = last
         if not document.is_empty(delta):
             self._broadcast(protocol.update(delta))
+
+    def _stored(self) -> Doc:
+        """The stored document at ``version``, with the edits already sent applied."""
+        if self._unapplied:
+            updates, self._unapplied = self._unapplied, []
+            for update in updates:
+                self._doc.apply_update(update)
+        return self._doc
 
     def _broadcast(self, frame: bytes, skip: int | None = None) -> None:
         for peer in list(self.peers.values()):

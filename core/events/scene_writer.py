@@ -99,7 +99,13 @@ class SceneWriter:
         stored = [self._studio.mapper.to_stored_event(e) for e in scene.collect_events()]
         if not stored:
             return SceneAppend(0, first, scene.version)
-        async with self._pool.connection() as conn:
+        # getconn/putconn rather than the pool's context: that also enters the connection's
+        # own context, whose commit on exit is one more step on every edit's way, and the
+        # connection is in autocommit mode (the statement is its own transaction).
+        conn = await self._pool.getconn()
+        try:
             positions = await self._recorder.insert_events_on(conn, stored)
+        finally:
+            await self._pool.putconn(conn)
         self._scene = scene
         return SceneAppend(positions[-1], first, scene.version)
