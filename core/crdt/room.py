@@ -381,6 +381,8 @@ class SceneRoom:
 
     async def _on_scene_change(self, change: SceneChange) -> None:
         await self._advance(change.first_version, change.last_version, change.update)
+        await asyncio.sleep(0)  # the peers' writes first, as after a store of this node's
+        self._stored()
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         user = message.get("user")
