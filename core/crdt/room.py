@@ -254,7 +254,12 @@ class SceneRoom:
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
         merged = document.merge(u for u, _, _ in entries)
-        await self._advance(stored.first_version, stored.last_version, merged, accepted=True)
+        # A peer has its own edits: a batch of one peer's goes to everyone else (the reference
+        # server sends it back too, one more frame for the author's screen to decode and drop)
+        authors = {p.peer.id for p in batch}
+        author = next(iter(authors)) if len(authors) == 1 else None
+        await self._advance(stored.first_version, stored.last_version, merged, accepted=True,
+                            author=author)
         # Let the peers' writers put the edit on the wire before this task brings the stored
         # document up to date and tells the other nodes: between edits this machine's caches
         # go cold, and every step ahead of the socket writes is a step on the way to
@@ -300,10 +305,12 @@ class SceneRoom:
         self._accepted_subscription = self._accepted.observe(self._on_accepted)
 
     async def _advance(self, first: int, last: int, update: bytes, *,
-                       accepted: bool = False) -> None:
+                       accepted: bool = False, author: int | None = None) -> None:
         """Bring the document to scene version ``last`` and send the difference to peers.
 
         ``accepted``: the update was accepted here, so the accepted document has it already.
+        ``author``: the peer that sent all of ``update``; it is not sent the update back
+        (but is sent whatever else a gap brings).
         """
         async with self._advance_lock:
             if last <= self.version:
@@ -316,7 +323,7 @@ class SceneRoom:
                 self._unapplied.append(update)
                 if not accepted:
                     self._accepted.apply_update(update)
-                delta = update
+                delta, skip = update, author
             else:  # a gap: read what is missing from the log (it may hold compactions,
                 # whole documents, so only the difference goes out)
                 stored = self._stored()
@@ -325,10 +332,10 @@ class SceneRoom:
                         self.studio.scene_updates_between, self.project_id, self.version, last):
                     stored.apply_update(change)
                     self._accepted.apply_update(change)
-                delta = stored.get_update(before)
+                delta, skip = stored.get_update(before), None
             self.version = last
         if not document.is_empty(delta):
-            self._broadcast(protocol.update(delta))
+            self._broadcast(protocol.update(delta), skip=skip)
 
     def _stored(self) -> Doc:
         """The stored document at ``version``, with the edits already sent applied."""
