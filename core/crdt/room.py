@@ -3,7 +3,8 @@
 The room's document only ever holds what is stored. An edit from a peer is validated, queued,
 and appended to the event log together with whatever else arrived while the previous batch
 was being stored (one transaction per batch, one event per author); only after the commit is
-it applied to the room's document, sent to the other peers and published to the other nodes.
+it sent to the other peers (not back to its author, who has it), applied to the room's document
+and published to the other nodes.
 If the append fails, the authors' sockets are closed with ``STORAGE_FAILED``: their clients
 still hold the edits and send them again after reconnecting, so an edit any other peer has
 seen is stored.
