@@ -266,7 +266,7 @@ class SceneRoom:
         # go cold, and every step ahead of the socket writes is a step on the way to
         # everyone's screen.
         await asyncio.sleep(0)
-        self._stored()
+        self._catch_up()
         await self._tell_other_nodes(stored.first_version, stored.last_version, merged)
         if self._writer.needs_compaction:
             await self._compact()
@@ -320,7 +320,7 @@ class SceneRoom:
                 # The stored update itself goes out, as the reference server relays what a
                 # client sent: a diff against the state vector would carry the document's
                 # whole delete set, which grows with every overwritten value, to every peer.
-                # It reaches the stored document later (``_stored``): the peers first.
+                # It reaches the stored document later (``_catch_up``): the peers first.
                 self._unapplied.append(update)
                 if not accepted:
                     self._accepted.apply_update(update)
@@ -339,12 +339,15 @@ class SceneRoom:
             self._broadcast(protocol.update(delta), skip=skip)
 
     def _stored(self) -> Doc:
-        """The stored document at ``version``, with the edits already sent applied."""
-        if self._unapplied:
-            updates, self._unapplied = self._unapplied, []
-            for update in updates:
-                self._doc.apply_update(update)
+        """The stored document at ``version``."""
+        self._catch_up()
         return self._doc
+
+    def _catch_up(self) -> None:
+        """Apply the stored edits already sent to the peers."""
+        updates, self._unapplied = self._unapplied, []
+        for update in updates:
+            self._doc.apply_update(update)
 
     def _broadcast(self, frame: bytes, skip: int | None = None) -> None:
         for peer in list(self.peers.values()):
@@ -390,7 +393,7 @@ class SceneRoom:
     async def _on_scene_change(self, change: SceneChange) -> None:
         await self._advance(change.first_version, change.last_version, change.update)
         await asyncio.sleep(0)  # the peers' writes first, as after a store of this node's
-        self._stored()
+        self._catch_up()
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         user = message.get("user")
