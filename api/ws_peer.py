@@ -1,8 +1,9 @@
 """A WebSocket connection as a room peer: an explicit lifecycle and one writer per socket.
 
 Rooms send from several tasks (a peer's own replies, broadcasts, NATS callbacks); frames go
-through a bounded queue drained by one writer task, so sends never interleave and a peer that
-stops reading is closed instead of growing the server's memory.
+through a queue drained by one writer task, so sends never interleave; the queue is bounded in
+frames and bytes, and a peer that stops reading is closed instead of growing the server's
+memory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 log = logging.getLogger(__name__)
 
 OUTBOX_FRAMES = 4096
+# Bytes waiting for a socket beyond which its peer counts as too slow: two frames of the
+# largest size a client may send (a broadcast can be bigger than the queue: it always fits an
+# empty one).
+OUTBOX_BYTES = 16 * 1024 * 1024
 SLOW_CONSUMER = 1013  # "try again later": the client reconnects and resyncs
 
 _ids = itertools.count(1)
@@ -43,6 +48,7 @@ class WebSocketPeer:
         self.state = PeerState.OPEN
         self._websocket = websocket
         self._outbox: asyncio.Queue[bytes | tuple[int, str]] = asyncio.Queue(OUTBOX_FRAMES)
+        self._outbox_bytes = 0
 
     def _move(self, target: PeerState) -> bool:
         if target not in _TRANSITIONS[self.state]:
@@ -53,11 +59,13 @@ class WebSocketPeer:
     def send(self, frame: bytes) -> None:
         if self.state is not PeerState.OPEN:
             return
-        try:
-            self._outbox.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self._outbox.full() or (not self._outbox.empty()
+                                   and self._outbox_bytes + len(frame) > OUTBOX_BYTES):
             log.warning("peer %s of user %s is too slow; closing", self.id, self.user_id)
             self._request_close(SLOW_CONSUMER, "too slow; reconnect to resync")
+            return
+        self._outbox_bytes += len(frame)
+        self._outbox.put_nowait(frame)
 
     async def close(self, code: int, reason: str) -> None:
         self._request_close(code, reason)
@@ -70,6 +78,7 @@ class WebSocketPeer:
                 self._outbox.get_nowait()
             except asyncio.QueueEmpty:
                 break
+        self._outbox_bytes = 0
         self._outbox.put_nowait((code, reason))
 
     async def write_forever(self) -> None:
@@ -80,6 +89,7 @@ class WebSocketPeer:
                 if isinstance(item, tuple):
                     await self._websocket.close(code=item[0], reason=item[1])
                     return
+                self._outbox_bytes -= len(item)
                 await self._websocket.send_bytes(item)
         except (WebSocketDisconnect, RuntimeError, OSError):
             return  # the client went away; the reader notices too

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,8 @@ from typing import Any
 import httpx
 import pytest
 from pycrdt import Doc, Map
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
 
 from core.crdt import document
 from core.events.scene import Scene
@@ -491,3 +494,69 @@ def test_per_user_undo_and_redo_are_live(prepared: Settings, start_node, peers) 
     poll(lambda: all(peers.state(n)["objects"] == before for n in ("a", "b")),
          what="both clients see the redo")
     check_log(prepared, project, before)
+
+
+# -- 7. a client that stops reading ------------------------------------------------------------
+
+
+class StalledClient:
+    """A WebSocket client on a raw socket that reads only when told: after the handshake its
+    small receive buffer fills, then the server's send buffer, then the server's queue for it.
+    websockets' sans-I/O protocol does the framing."""
+
+    def __init__(self, url: str) -> None:
+        self.protocol = ClientProtocol(parse_uri(url), max_size=None)
+        self.socket = socket.socket()
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        self.socket.settimeout(10.0)
+        self.socket.connect(("127.0.0.1", parse_uri(url).port))
+        self.protocol.send_request(self.protocol.connect())
+        self.socket.sendall(b"".join(self.protocol.data_to_send()))
+        while self.protocol.handshake_exc is None and not self.protocol.events_received():
+            self._read()  # the 101 response and what follows it in the same segment
+        assert self.protocol.handshake_exc is None, self.protocol.handshake_exc
+
+    def _read(self) -> bool:
+        data = self.socket.recv(256 * 1024)
+        if data:
+            self.protocol.receive_data(data)
+        else:
+            self.protocol.receive_eof()
+        return bool(data)
+
+    def read_until_closed(self) -> tuple[int | None, str | None, int]:
+        """Read everything the server sent, to its close frame: (code, reason, frames)."""
+        frames = 0
+        while self.protocol.close_rcvd is None and self._read():
+            frames += len(self.protocol.events_received())
+        self.socket.close()
+        close = self.protocol.close_rcvd
+        return (close.code, close.reason, frames) if close else (None, None, frames)
+
+
+def test_a_client_that_stops_reading_is_closed_and_nobody_waits_for_it(
+        prepared: Settings, start_node, peers) -> None:
+    node = start_node("n1")
+    alice, bob = (make_user(prepared, node, n) for n in ("alice", "bob"))
+    project = make_project(node, alice, {bob: "viewer"})
+    stalled = StalledClient(f"{node.ws}/{project}?token={bob.token}")
+    peers.connect("a", node.ws, project, token=alice.token, wait=True)
+    peers.connect("b", node.ws, project, token=bob.token, wait=True)  # bob on a screen that reads
+
+    edit = 512 * 1024  # the server queues 16 MiB for a socket; buffers hold a few MiB more
+    for sent in range(1, 200):
+        peers.set("a", "scan", "name", f"{sent}:" + "x" * edit)
+        if sent % 8 == 0 and "too slow" in node.log_tail(5):
+            break
+    else:
+        raise AssertionError(f"the stalled socket was never closed:\n{node.log_tail()}")
+
+    # the reader that keeps up has every edit, and the room keeps taking edits
+    peers.set("a", "scan", "visible", True)
+    objects = wait_converged(peers, ["a", "b"], timeout=15)
+    assert objects["scan"]["name"].startswith(f"{sent}:") and objects["scan"]["visible"]
+    assert stored_snapshot(prepared, project)["scan"]["name"].startswith(f"{sent}:")
+    # the stalled client, once it reads, gets the frames queued before the close, then the close
+    code, reason, frames = stalled.read_until_closed()
+    assert (code, reason) == (1013, "too slow; reconnect to resync")
+    assert 0 < frames < sent
