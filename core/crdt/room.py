@@ -261,11 +261,10 @@ class SceneRoom:
         author = next(iter(authors)) if len(authors) == 1 else None
         await self._advance(stored.first_version, stored.last_version, merged, accepted=True,
                             author=author)
-        # Let the peers' writers put the edit on the wire before this task brings the stored
-        # document up to date and tells the other nodes: between edits this machine's caches
-        # go cold, and every step ahead of the socket writes is a step on the way to
-        # everyone's screen.
-        await asyncio.sleep(0)
+        # The edit is on the wire (an idle peer's socket is written during the broadcast)
+        # before the stored document is brought up to date and the other nodes are told:
+        # between edits this machine's caches go cold, and every step ahead of the socket
+        # writes is a step on the way to everyone's screen.
         self._catch_up()
         await self._tell_other_nodes(stored.first_version, stored.last_version, merged)
         if self._writer.needs_compaction:
