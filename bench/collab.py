@@ -327,15 +327,21 @@ def latency_rows(api: StudioApi, plan: Plan, log: Callable[[str], None]) -> list
         for run in range(1, plan.repeats + 1):
             for row in rows:
                 n = row.n
-                log(f"N={n}, run {run} of {plan.repeats}: studio")
                 project = api.new_project(f"fanout {n} run {run}")
-                row.studio.runs.append(run_fanout(api.ws, project, api.token, n, plan.updates,
-                                                  [api.process], postgres, warmup=plan.warmup))
-                log(f"N={n}, run {run} of {plan.repeats}: reference")
-                row.reference.runs.append(run_fanout(
+                studio_run = run_fanout(api.ws, project, api.token, n, plan.updates,
+                                        [api.process], postgres, warmup=plan.warmup)
+                row.studio.runs.append(studio_run)
+                reference_run = run_fanout(
                     reference_url, f"fanout-{n}-{secrets.token_hex(4)}", None, n, plan.updates,
-                    [reference], warmup=plan.warmup))
+                    [reference], warmup=plan.warmup)
+                row.reference.runs.append(reference_run)
+                log(f"N={n}, run {run} of {plan.repeats}, p50/p99 ms: studio "
+                    f"{_run_line(studio_run)}, reference {_run_line(reference_run)}")
     return rows
+
+
+def _run_line(run: Fanout) -> str:
+    return f"{run.result['p50_ms']:.2f}/{run.result['p99_ms']:.2f}"
 
 
 def latency_table(rows: list[Row]) -> str:
