@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar, cast
-from urllib.parse import unquote, urlsplit
 from uuid import UUID, uuid4
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import (
@@ -27,6 +27,7 @@ from eventsourcing.persistence import (
     Transcoding,
 )
 from eventsourcing.utils import strtobool
+from psycopg.conninfo import conninfo_to_dict
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from core.crdt import document, undo
@@ -73,16 +74,20 @@ VERSIONS_AT = (
 
 def eventstore_env(database_url: str, **extra: str) -> dict[str, str]:
     """The eventsourcing library's PostgreSQL settings for one database URL."""
-    parts = urlsplit(database_url)
-    if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+    try:  # libpq's own parser: a host may also come as ``?host=/socket/folder``
+        parts = conninfo_to_dict(database_url)
+    except psycopg.ProgrammingError as e:
+        reason = str(e).strip()
+        raise ConfigurationError(f"not a PostgreSQL URL: {database_url!r} ({reason})") from None
+    if not database_url.startswith(("postgresql://", "postgres://")) or not parts.get("host"):
         raise ConfigurationError(f"not a PostgreSQL URL: {database_url!r}")
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
-        "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
-        "POSTGRES_HOST": parts.hostname,
-        "POSTGRES_PORT": str(parts.port or 5432),
-        "POSTGRES_USER": unquote(parts.username or "postgres"),
-        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_DBNAME": str(parts.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(parts["host"]),
+        "POSTGRES_PORT": str(parts.get("port") or 5432),
+        "POSTGRES_USER": str(parts.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(parts.get("password") or ""),
         "POSTGRES_POOL_SIZE": "4",
         "POSTGRES_MAX_OVERFLOW": "4",
         "IS_SNAPSHOTTING_ENABLED": "y",

@@ -17,6 +17,7 @@ import nats
 import psutil
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict
 
 from core.errors import ServiceError
 from core.settings import Settings
@@ -128,7 +129,7 @@ def test_each_test_gets_its_own_database_namespace_and_bucket(
     assert settings.namespace.startswith("t")
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT current_database()").fetchone()
-    assert row is not None and database_url.endswith(f"/{row[0]}")
+    assert row is not None and conninfo_to_dict(database_url)["dbname"] == row[0]
     assert minio_client(s3).bucket_exists(s3.bucket)
 
 
