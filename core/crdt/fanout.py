@@ -21,12 +21,14 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeoutError
 
 FROM_VERSION = "Orfeas-From-Version"
 TO_VERSION = "Orfeas-To-Version"
 NODE = "Orfeas-Node"
 USER = "Orfeas-User"
 WHO_WAIT_S = 0.15
+BARRIER_TIMEOUT_S = 2.0
 HEADERS_ROOM = 1024  # the headers travel within the server's max_payload too
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,8 @@ class Fanout:
         on_control: Callable[[dict[str, Any]], Awaitable[None]],
         local_users: Callable[[], list[str]],
     ) -> list[Subscription]:
+        """Follow the project's subjects. On return the server has the subscriptions: a
+        change published from then on arrives (a room reads the log only after that)."""
         async def scene(msg: Msg) -> None:
             headers = msg.headers or {}
             await on_scene(SceneChange(headers.get(NODE, ""), int(headers[FROM_VERSION]),
@@ -125,12 +129,40 @@ class Fanout:
         async def who(msg: Msg) -> None:
             await msg.respond(json.dumps(local_users()).encode())
 
-        return [
+        subscriptions = [
             await self._nc.subscribe(self._subject("crdt", project_id), cb=scene),
             await self._nc.subscribe(self._subject("awareness", project_id), cb=presence),
             await self._nc.subscribe(self._subject("control", project_id), cb=control),
             await self._nc.subscribe(self._subject("who", project_id), cb=who),
         ]
+        await self._server_has_all_sent()
+        return subscriptions
+
+    async def _server_has_all_sent(self) -> None:
+        """Return once the server has processed every command this client sent so far.
+
+        That is what ``flush()`` promises, but nats-py 2.16 writes the flush's PING straight to
+        the socket while earlier commands may still wait in its buffer for the flusher task,
+        so the PONG can come back before the server saw them: here, every flush right after a
+        subscribe overtook it, and a fifth of the messages published right after were lost.
+        A message to our own inbox queues behind those commands instead.
+
+        Without a connection (NATS restarting) there is nothing to wait for: the client sends
+        the subscriptions again once it reconnects, and a change announced before then is a
+        gap the next change shows.
+        """
+        if not self._nc.is_connected:
+            return
+        inbox = await self._nc.subscribe(self._nc.new_inbox(), max_msgs=1)
+        try:
+            await self._nc.publish(inbox.subject, b"")
+            await inbox.next_msg(timeout=BARRIER_TIMEOUT_S)
+        except NatsTimeoutError:
+            log.warning("NATS did not echo a message within %.0f s; going on without knowing "
+                        "that it has the subscriptions", BARRIER_TIMEOUT_S)
+        finally:
+            with contextlib.suppress(ConnectionClosedError):
+                await inbox.unsubscribe()
 
     @staticmethod
     async def unsubscribe(subscriptions: list[Subscription]) -> None:
