@@ -108,24 +108,32 @@ class SceneRoom:
         self._wakeup = asyncio.Event()
         self._advance_lock = asyncio.Lock()
         self._stopped = anyio.Event()
+        self._loaded = asyncio.Event()  # other nodes' changes wait for the stored scene
         self._tasks: set[asyncio.Task[Any]] = set()  # presence publishes in flight
         self.awareness.observe(self._on_awareness)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Load the stored scene, follow the other nodes, and serve until :meth:`stop`."""
-        scene = await asyncio.to_thread(self.studio.scene, self.project_id)
-        state = scene.state
-        if state:
-            self._doc.apply_update(state)
-            self._accepted.apply_update(state)
-        self.version = scene.version
-        self._writer = SceneWriter(self.studio, self.pool, self.project_id, scene)
+        """Follow the other nodes, load the stored scene, and serve until :meth:`stop`.
+
+        Following first: a change another node stores while the log is read is then either in
+        what was read or announced afterwards (and applied once the load is done). The other
+        way round, a change announced between the read and the subscription was missed until
+        the next one showed the gap.
+        """
         subscriptions = await self.fanout.subscribe(
             self.project_id, self._on_scene_change, self._on_presence, self._on_control,
             self.local_users)
         try:
+            scene = await asyncio.to_thread(self.studio.scene, self.project_id)
+            state = scene.state
+            if state:
+                self._doc.apply_update(state)
+                self._accepted.apply_update(state)
+            self.version = scene.version
+            self._writer = SceneWriter(self.studio, self.pool, self.project_id, scene)
+            self._loaded.set()
             async with anyio.create_task_group() as tg:
                 await tg.start(self.awareness.start)
                 tg.start_soon(self._flush_forever)
@@ -390,9 +398,9 @@ class SceneRoom:
     # -- other nodes ------------------------------------------------------------------------
 
     async def _on_scene_change(self, change: SceneChange) -> None:
+        await self._loaded.wait()
         await self._advance(change.first_version, change.last_version, change.update)
-        await asyncio.sleep(0)  # the peers' writes first, as after a store of this node's
-        self._catch_up()
+        self._catch_up()  # after the broadcast, as after a store of this node's
 
     async def _on_control(self, message: dict[str, Any]) -> None:
         user = message.get("user")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 import uuid
@@ -18,6 +19,8 @@ from starlette.websockets import WebSocketDisconnect
 import core.crdt.room
 import core.events.scene
 from core.crdt import document, protocol
+from core.crdt.fanout import Fanout
+from core.events.jetstream import connect
 from core.events.scene import Scene
 from core.events.studio import Studio
 from core.settings import Settings
@@ -207,6 +210,54 @@ def test_a_room_stores_after_another_writer_took_its_next_version(
         events = list(other.events.get(Scene.create_id(project_id)))
         assert [e.originator_version for e in events] == list(range(1, len(events) + 1))
         assert [getattr(e, "origin", None) for e in events[1:]] == ["ws", "command", "ws"]
+    finally:
+        other.close()
+
+
+def test_a_change_another_node_stores_while_a_room_loads_reaches_it(
+        client: TestClient, prepared: Settings, project, monkeypatch):
+    """Another node stores a change and announces it just after this node read the log for
+    a room it is loading. The room hears of it, reads it from the log and has it before
+    anybody edits again (it used to subscribe after the read, and missed such a change
+    until the next one showed the gap)."""
+    project_id, owner, _ = project
+    assert prepared.database_url is not None and prepared.nats_url is not None
+    studio = client.app.state.resources.studio
+    other = Studio.connect(prepared.database_url)
+    read_the_log = studio.scene
+
+    async def announce(version: int) -> None:
+        nc = await connect(prepared.nats_url or "", "another node")
+        try:
+            await Fanout(nc, prepared.namespace, node="other").scene_changed(
+                uuid.UUID(project_id), version, version)  # no update: read it from the log
+            await nc.flush()
+        finally:
+            await nc.close()
+
+    announced: list[int] = []
+
+    def read_then_another_node_edits(pid: uuid.UUID) -> Scene:
+        scene = read_the_log(pid)
+        announced.append(other.edit_scene(pid, {"chair": {"name": "chair"}},
+                                          actor=owner.user_id, origin="command"))
+        asyncio.run(announce(announced[0]))
+        return scene
+
+    monkeypatch.setattr(studio, "scene", read_then_another_node_edits)
+    url = f"/ws/projects/{project_id}?token={owner.token}"
+    try:
+        with client.websocket_connect(url) as ws:
+            alice = Client(ws)
+            alice.handshake()
+            room = client.app.state.resources.rooms.loaded(uuid.UUID(project_id))
+            deadline = time.monotonic() + 5  # the announcement may come after the sync
+            while room.version < announced[0] and time.monotonic() < deadline:
+                time.sleep(0.01)
+            ws.send_bytes(protocol.sync_step1(alice.doc.get_state()))
+            alice.pump_until(lambda m: isinstance(m, protocol.SyncStep2))
+            assert alice.objects.to_py() == {"chair": {"name": "chair"}}
+            assert room.version == announced[0]
     finally:
         other.close()
 
