@@ -142,18 +142,25 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._user is None:
             return
-        entry = ensure_user_exists(self._user)
-        if entry is None:
-            raise ServiceError(f"could not create the system user {self._user!r} for PostgreSQL")
+        uid, gid = self.server_owner()
         # The server user must reach the binaries and its data folder through every parent.
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(POSTGRES_BIN_PATH)
         readable = stat.S_IRGRP | stat.S_IROTH
         ensure_folder_permissions(POSTGRES_BIN_PATH, readable | stat.S_IXGRP | stat.S_IXOTH)
         ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
-        if self.data_dir.stat().st_uid != entry.pw_uid:
-            os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+        if self.data_dir.stat().st_uid != uid:
+            os.chown(self.data_dir, uid, gid)
         self.data_dir.chmod(0o700)
+
+    def server_owner(self) -> tuple[int, int]:
+        """The uid and gid the server runs as (ours, or the wheel's user when we are root)."""
+        if self._user is None:
+            return os.geteuid(), os.getegid()
+        entry = ensure_user_exists(self._user)
+        if entry is None:
+            raise ServiceError(f"could not create the system user {self._user!r} for PostgreSQL")
+        return entry.pw_uid, entry.pw_gid
 
     def _make_socket_dir(self) -> Path:
         """A private folder (mode 0700) the server's user owns: the socket's only way in. One
@@ -161,11 +168,7 @@ class EmbeddedPostgres:
         shared, and a folder someone else made could hand our clients their socket)."""
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
         folder = Path(tempfile.gettempdir()) / f"orfeas-pg-{digest}"
-        owner = os.geteuid(), os.getegid()
-        if self._user is not None:
-            entry = ensure_user_exists(self._user)
-            assert entry is not None  # checked in _prepare_data_dir
-            owner = entry.pw_uid, entry.pw_gid
+        owner = self.server_owner()
         try:
             folder.mkdir(mode=0o700)
             os.chown(folder, *owner)

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict
 from core.errors import ServiceError
 from core.settings import Settings
 from infra.embedded import EmbeddedStack
-from infra.embedded.postgres import SYSTEM_USER, EmbeddedPostgres
+from infra.embedded.postgres import EmbeddedPostgres
 from infra.process import ChildProcess, wait_until
 from tests.conftest import minio_client
 
@@ -108,7 +108,7 @@ def test_servers_answer_stop_cleanly_and_keep_data_across_restarts(tmp_path: Pat
     (tmp_path / "postgres" / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n")
     # A killed supervisor leaves the socket folder: the restart reuses it, the stop removes it.
     socket_dir.mkdir(mode=0o700)
-    os.chown(socket_dir, *_postgres_owner())
+    os.chown(socket_dir, *EmbeddedPostgres(tmp_path / "postgres").server_owner())
     with EmbeddedStack(Settings(data_dir=tmp_path), fast=True) as restarted:
         assert conninfo_to_dict(restarted.database_url or "")["host"] == str(socket_dir)
         # The keys were generated once and kept: clients configured before still work.
@@ -126,13 +126,6 @@ def test_a_socket_folder_someone_else_made_is_refused(tmp_path: Path) -> None:
             postgres._make_socket_dir()
     finally:
         folder.rmdir()
-
-
-def _postgres_owner() -> tuple[int, int]:
-    if os.geteuid() != 0:
-        return os.geteuid(), os.getegid()
-    entry = pwd.getpwnam(SYSTEM_USER)
-    return entry.pw_uid, entry.pw_gid
 
 
 def test_a_given_database_url_starts_no_postgres(tmp_path: Path, stack: Settings) -> None:
