@@ -23,8 +23,9 @@
 // {"event":"start"} just before the first measured update (the runner starts its CPU meter
 // there),
 // then {"event":"result", ...} once every delivery arrived or the drain timed out: every
-// delivery's latency in "samples", and each edit's first delivery (to whichever client got it
-// first) in "first_samples".
+// delivery's latency in "samples", each edit's first delivery (to whichever client got it
+// first) in "first_samples", and how long after the first the later receivers got an edit in
+// "later_receivers_ms" (see laterReceivers).
 //
 // The packages come from tests/node/node_modules through createRequire, loading the CommonJS
 // builds of yjs, y-websocket and ws together so that only one copy of yjs is ever loaded.
@@ -81,6 +82,7 @@ const startClient = (index, { url, room, token }, samples, firstSamples) => {
         awaited.delete(edit)
         arrived++
         samples.push(now - edit.t)
+        edit.arrivals.push(now)
         if (!edit.reached) {
           edit.reached = true
           firstSamples.push(now - edit.t)
@@ -101,7 +103,7 @@ const waitSynced = async (clients) => {
 
 /** Send updates `from` .. `to` - 1 on a fixed schedule (not interval after interval), as the
  * issue asks; negative numbers are the warm-up's. */
-const runUpdates = async (clients, { n, interval }, from, to) => {
+const runUpdates = async (clients, { n, interval }, from, to, edits) => {
   const began = performance.now()
   for (let seq = from; seq < to; seq++) {
     const wait = began + (seq - from) * interval - performance.now()
@@ -110,7 +112,8 @@ const runUpdates = async (clients, { n, interval }, from, to) => {
     const t = performance.now()
     sender.map.set('k', { sender: sender.index, seq, t })
     if (seq < 0) continue
-    const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t, reached: false }
+    const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t, reached: false, arrivals: [] }
+    edits.push(edit)
     for (const c of clients) if (c !== sender) c.awaited.add(edit)
   }
 }
@@ -122,6 +125,18 @@ const delivered = (clients) => clients.reduce((sum, c) => sum + c.arrived(), 0)
 const drain = async (clients, expected) => {
   const deadline = performance.now() + DRAIN_TIMEOUT_MS
   while (delivered(clients) < expected && performance.now() < deadline) await sleep(10)
+}
+
+/** For the k-th receiver of an edit (k = 2 .. N-1 of an edit's N-1 receivers, in the order they
+ * got it), the p50 over the edits every receiver got of how long after the edit's first
+ * receiver it arrived. The receivers share this process's one event loop, so each waits for
+ * the ones before it to decode the same frame: what a server adds to that shows here as the
+ * difference between servers. */
+const laterReceivers = (edits, receivers) => {
+  const complete = edits.filter((e) => e.arrivals.length === receivers)
+    .map((e) => e.arrivals.slice().sort((a, b) => a - b))
+  return Array.from({ length: receivers - 1 }, (_, k) =>
+    percentile(complete.map((arrivals) => arrivals[k + 1] - arrivals[0]).sort((a, b) => a - b), 50))
 }
 
 const percentile = (sorted, p) => sorted.length === 0
@@ -147,7 +162,8 @@ const main = async () => {
     await sleep(args.interval)
   }
   emit({ event: 'start' })
-  await runUpdates(clients, args, 0, args.updates)
+  const edits = []
+  await runUpdates(clients, args, 0, args.updates, edits)
   const expected = args.updates * (total - 1)
   await drain(clients, expected)
   samples.sort((a, b) => a - b)
@@ -168,7 +184,8 @@ const main = async () => {
     max_ms: samples.length ? samples[samples.length - 1] : null,
     reconnects: clients.reduce((sum, c) => sum + c.closes(), 0),
     samples: samples.map((s) => Math.round(s * 100) / 100),
-    first_samples: firstSamples.map((s) => Math.round(s * 100) / 100)
+    first_samples: firstSamples.map((s) => Math.round(s * 100) / 100),
+    later_receivers_ms: laterReceivers(edits, total - 1)
   })
   for (const c of clients) c.provider.destroy()
   await sleep(100)
