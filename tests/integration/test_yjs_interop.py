@@ -546,8 +546,13 @@ def test_a_client_that_stops_reading_is_closed_and_nobody_waits_for_it(
     edit = 512 * 1024  # the server queues 16 MiB for a socket; buffers hold a few MiB more
     for sent in range(1, 200):
         peers.set("a", "scan", "name", f"{sent}:" + "x" * edit)
-        if sent % 8 == 0 and "too slow" in node.log_tail(5):
-            break
+        # Every few edits, wait until the reader has the last: the server has then offered it
+        # to the stalled socket too (a sender far ahead of a slow machine's server would run
+        # out of edits before the server got to the one that fills the stalled outbox).
+        if sent % 8 == 0:
+            wait_converged(peers, ["a", "b"], timeout=30)
+            if "too slow" in node.log_tail(100_000):
+                break
     else:
         raise AssertionError(f"the stalled socket was never closed:\n{node.log_tail()}")
 
