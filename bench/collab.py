@@ -401,11 +401,13 @@ def goal_lines(rows: list[Row]) -> list[str]:
 
 
 def _later(side: Side) -> str:
-    """Per receiver rank, the median over the runs of the run's p50."""
-    ranks = zip(*(run.result["later_receivers_ms"] for run in side.runs), strict=True)
-    medians = (statistics.median(x) if (x := [v for v in rank if v is not None]) else math.nan
-               for rank in ranks)  # None: no edit reached every receiver in that run
-    return ", ".join(f"+{m:.2f}" for m in medians)
+    """Per receiver rank, the median over the runs of the run's p50 (a run's is None where no
+    edit reached every receiver)."""
+    parts = []
+    for rank in zip(*(run.result["later_receivers_ms"] for run in side.runs), strict=True):
+        values = [v for v in rank if v is not None]
+        parts.append(f"+{statistics.median(values):.2f}" if values else "n/a")
+    return ", ".join(parts)
 
 
 def commit_floor(database_url: str, samples: int) -> tuple[float, float, float]:

@@ -103,7 +103,7 @@ const waitSynced = async (clients) => {
 
 /** Send updates `from` .. `to` - 1 on a fixed schedule (not interval after interval), as the
  * issue asks; negative numbers are the warm-up's. */
-const runUpdates = async (clients, { n, interval }, from, to, edits) => {
+const runUpdates = async (clients, { n, interval }, from, to, edits = []) => {
   const began = performance.now()
   for (let seq = from; seq < to; seq++) {
     const wait = began + (seq - from) * interval - performance.now()
