@@ -119,6 +119,7 @@ class Fanout:
     server_cpu_s: float = 0.0
     postgres_cpu_s: float = 0.0
     at_start: dict[str, Any] = field(default_factory=dict)
+    room: dict[str, Any] = field(default_factory=dict)  # the studio's room stats after the run
 
     def per_update_ms(self, seconds: float) -> float:
         return 1000 * seconds / max(1, int(self.result["updates"]))
@@ -331,14 +332,23 @@ def latency_rows(api: StudioApi, plan: Plan, log: Callable[[str], None]) -> list
                 project = api.new_project(f"fanout {n} run {run}")
                 studio_run = run_fanout(api.ws, project, api.token, n, plan.updates,
                                         [api.process], postgres, warmup=plan.warmup)
+                studio_run.room = _room(api, project)
                 row.studio.runs.append(studio_run)
                 reference_run = run_fanout(
                     reference_url, f"fanout-{n}-{secrets.token_hex(4)}", None, n, plan.updates,
                     [reference], warmup=plan.warmup)
                 row.reference.runs.append(reference_run)
                 log(f"N={n}, run {run} of {plan.repeats}, p50/p99 ms: studio "
-                    f"{_run_line(studio_run)}, reference {_run_line(reference_run)}")
+                    f"{_run_line(studio_run)} (its longest store "
+                    f"{studio_run.room['store_max_ms']:.1f}), reference "
+                    f"{_run_line(reference_run)}")
     return rows
+
+
+def _room(api: StudioApi, project: str) -> dict[str, Any]:
+    """The project's room as the admin API reports it (still loaded: a room stays for a while
+    after its last peer leaves)."""
+    return next(room for room in api.rooms() if room["project_id"] == project)
 
 
 def _run_line(run: Fanout) -> str:
@@ -433,6 +443,20 @@ def commit_floor(database_url: str, samples: int) -> tuple[float, float, float]:
             conn.execute("DROP TABLE bench_commit_floor")
     took.sort()
     return took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))], took[-1]
+
+
+def store_line(rows: list[Row]) -> str:
+    """What the studio's rooms measured of their own stores in the same runs (warm-up edits
+    included): where a p99 above runs far past the commit floor's, the longest store says
+    whether the edits waited for the disk."""
+    parts = []
+    for row in rows:
+        rooms = [run.room for run in row.studio.runs]
+        p99 = statistics.median(float(room["store_p99_ms"]) for room in rooms)
+        longest = max(float(room["store_max_ms"]) for room in rooms)
+        parts.append(f"N={row.n} {p99:.2f} / {longest:.1f}")
+    return ("the studio's stores in these runs (INSERT and commit, as its rooms timed them), "
+            "median of the runs' p99 / the longest, ms: " + ", ".join(parts))
 
 
 def floor_line(rows: list[Row], floor: tuple[float, float, float], samples: int) -> str:
@@ -593,6 +617,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("\n".join(goal_lines(rows)))
     print(floor_line(rows, floor, plan.commits))
+    print(store_line(rows))
     print("\nmemory and room load\n")
     print(render([("measure", "value"), *memory, *loading]))
     print(f"\n({time.monotonic() - began:.0f} s)")

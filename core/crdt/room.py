@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +45,9 @@ MAX_BATCH = 500
 # until the store catches up: TCP then holds the senders back, and a room's memory stays
 # bounded however fast its peers send.
 MAX_PENDING_BYTES = 32 * 1024 * 1024
+# How many of the room's latest stores its statistics describe: every edit waits for its store
+# before anyone else sees it, so a stalling disk shows here before anywhere else.
+STORES_TIMED = 1000
 
 
 class Peer(Protocol):
@@ -72,6 +78,10 @@ class RoomStats:
     pending: int
     pending_bytes: int
     awareness_states: int
+    stores_timed: int  # of the room's latest stores (INSERT and commit), at most STORES_TIMED
+    store_p50_ms: float | None
+    store_p99_ms: float | None
+    store_max_ms: float | None
 
 
 @dataclass
@@ -110,6 +120,7 @@ class SceneRoom:
         self._stopped = anyio.Event()
         self._loaded = asyncio.Event()  # other nodes' changes wait for the stored scene
         self._tasks: set[asyncio.Task[Any]] = set()  # presence publishes in flight
+        self._store_ms: deque[float] = deque(maxlen=STORES_TIMED)
         self.awareness.observe(self._on_awareness)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -148,11 +159,14 @@ class SceneRoom:
         self._stopped.set()
 
     def stats(self) -> RoomStats:
+        times = sorted(self._store_ms)
         return RoomStats(
             project_id=str(self.project_id), peers=len(self.peers), users=self.online_users(),
             version=self.version, document_bytes=len(self._stored().get_update()),
             pending=len(self._pending), pending_bytes=self._pending_bytes,
-            awareness_states=len(self.awareness.states),
+            awareness_states=len(self.awareness.states), stores_timed=len(times),
+            store_p50_ms=_nearest_rank(times, 50), store_p99_ms=_nearest_rank(times, 99),
+            store_max_ms=times[-1] if times else None,
         )
 
     def online_users(self) -> list[str]:
@@ -253,6 +267,7 @@ class SceneRoom:
 
     async def _store(self, batch: list[_Pending]) -> None:
         entries = _per_author(batch)
+        began = time.perf_counter()
         try:
             stored = await self._writer.append(entries)
         except Exception as e:  # any failure: the authors must resend, nothing is broadcast
@@ -262,6 +277,7 @@ class SceneRoom:
             for peer in {p.peer.id: p.peer for p in batch}.values():
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
+        self._store_ms.append(1000 * (time.perf_counter() - began))
         merged = document.merge(u for u, _, _ in entries)
         # A peer has its own edits: a batch of one peer's goes to everyone else (the reference
         # server sends it back too, one more frame for the author's screen to decode and drop)
@@ -418,6 +434,11 @@ class SceneRoom:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _nearest_rank(ordered: list[float], percent: int) -> float | None:
+    """The value ``percent`` % of ``ordered`` are at or below: a time that was measured."""
+    return ordered[max(0, math.ceil(percent * len(ordered) / 100) - 1)] if ordered else None
 
 
 def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:

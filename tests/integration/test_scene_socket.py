@@ -326,6 +326,33 @@ def test_a_room_stops_reading_while_too_much_waits_for_a_store(
     assert set(stored) == {"lamp", *edits}
 
 
+def test_the_admin_rooms_report_how_long_the_room_took_to_store_its_edits(
+        client: TestClient, prepared: Settings, project, make_account):
+    """Every edit waits for its store before anyone sees it, so an operator asking why edits
+    are slow gets the stores' times: one store made slow by the database shows as the longest,
+    and the median is one of the others."""
+    admin = make_account("ada", admin=True)
+    project_id = project[0]
+
+    def room() -> dict:
+        rooms = client.get("/api/v1/admin/rooms", headers=admin.headers).json()["rooms"]
+        return next(r for r in rooms if r["project_id"] == project_id)
+
+    with synced_pair(client, project) as (alice, bob):
+        assert room()["stores_timed"] == 0
+        assert room()["store_max_ms"] is None
+        with slow_scene_rows(prepared, project_id, 0.3):
+            alice.edit("lamp", name="lamp")
+            bob.pump_until(lambda m: "lamp" in bob.objects.to_py())
+        for name in ("chair", "desk"):
+            alice.edit(name, name=name)
+        bob.pump_until(lambda m: {"chair", "desk"} <= set(bob.objects.to_py()))
+        stats = room()
+    assert stats["stores_timed"] == 3
+    assert stats["store_max_ms"] >= 300  # the trigger's sleep, inside the timed store
+    assert stats["store_p50_ms"] < 300 <= stats["store_p99_ms"] == stats["store_max_ms"]
+
+
 def test_edits_queued_behind_a_store_go_as_events_that_each_fit(
         client: TestClient, prepared: Settings, project, monkeypatch: pytest.MonkeyPatch):
     """Two big edits of one author queue up behind a slow store (a trigger makes the real
