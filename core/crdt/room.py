@@ -18,7 +18,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -120,7 +120,7 @@ class SceneRoom:
         self._stopped = anyio.Event()
         self._loaded = asyncio.Event()  # other nodes' changes wait for the stored scene
         self._tasks: set[asyncio.Task[Any]] = set()  # presence publishes in flight
-        self._store_ms: deque[float] = deque(maxlen=STORES_TIMED)
+        self._store_ms = _RecentTimes(STORES_TIMED)
         self.awareness.observe(self._on_awareness)
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class SceneRoom:
         self._stopped.set()
 
     def stats(self) -> RoomStats:
-        times = sorted(self._store_ms)
+        times = self._store_ms.ordered()
         return RoomStats(
             project_id=str(self.project_id), peers=len(self.peers), users=self.online_users(),
             version=self.version, document_bytes=len(self._stored().get_update()),
@@ -277,7 +277,7 @@ class SceneRoom:
             for peer in {p.peer.id: p.peer for p in batch}.values():
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
-        self._store_ms.append(1000 * (time.perf_counter() - began))
+        self._store_ms.add(1000 * (time.perf_counter() - began))
         merged = document.merge(u for u, _, _ in entries)
         # A peer has its own edits: a batch of one peer's goes to everyone else (the reference
         # server sends it back too, one more frame for the author's screen to decode and drop)
@@ -434,6 +434,26 @@ class SceneRoom:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+class _RecentTimes:
+    """The latest ``size`` durations, 8 bytes each in an array. A deque of floats takes 32
+    each: 32 KB for a busy room's 1,000, about what all the rest of an idle room takes."""
+
+    def __init__(self, size: int) -> None:
+        self._times = array("d")
+        self._size = size
+        self._next = 0
+
+    def add(self, ms: float) -> None:
+        if len(self._times) < self._size:
+            self._times.append(ms)
+        else:
+            self._times[self._next] = ms
+        self._next = (self._next + 1) % self._size
+
+    def ordered(self) -> list[float]:
+        return sorted(self._times)
 
 
 def _nearest_rank(ordered: list[float], percent: int) -> float | None:
