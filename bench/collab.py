@@ -60,6 +60,9 @@ STORE_BATCH = 500
 # updates get a time budget: the table then says how many were stored, never hangs the run.
 APPEND_BUDGET_S = 300.0
 P99_GOAL = 1.5  # studio p99 at most this many times the reference's
+# The issue sets the p99 goal with 5, 50 and 200 clients; N=1 is measured as the base of the
+# 5-against-1 goal, and its ratio is printed beside the goals, not judged as one.
+P99_GOAL_SIZES = frozenset({5, 50, 200})
 SCALING_GOAL = 1.05  # p50 with 5 collaborators at most this many times p50 with 1
 USERNAME = "bench"
 PASSWORD = secrets.token_urlsafe(12)
@@ -380,9 +383,13 @@ def goal_lines(rows: list[Row]) -> list[str]:
     """The issue's two goals, each with the numbers that decide it."""
     out = []
     for row in rows:
-        verdict = "met" if row.ratio <= P99_GOAL else "MISSED"
-        out.append(f"p99 within {P99_GOAL}x of the reference at N={row.n}: {verdict} "
-                   f"({row.ratio:.2f}x)")
+        if row.n in P99_GOAL_SIZES:
+            verdict = "met" if row.ratio <= P99_GOAL else "MISSED"
+            out.append(f"p99 within {P99_GOAL}x of the reference at N={row.n}: {verdict} "
+                       f"({row.ratio:.2f}x)")
+        else:
+            out.append(f"  (not a goal) p99 ratio at N={row.n}: {row.ratio:.2f}x (the issue "
+                       f"sets the p99 goal at N={', '.join(map(str, sorted(P99_GOAL_SIZES)))})")
     by_n = {row.n: row for row in rows}
     if 1 in by_n and 5 in by_n:
         one, five = (by_n[n].studio.percentile(50) for n in (1, 5))
@@ -396,17 +403,28 @@ def goal_lines(rows: list[Row]) -> list[str]:
                    f"{ref_five / ref_one - 1:+.1%})")
         # The same step without the clients' queue: each edit's first delivery. What remains
         # is the server's own cost of one more peer (and the Node client's of one more socket).
-        one, five = (by_n[n].studio.percentile(50, "first_samples") for n in (1, 5))
-        ref_one, ref_five = (by_n[n].reference.percentile(50, "first_samples") for n in (1, 5))
-        out.append(f"  (not the goal) first receiver of each edit, p50: {five:.2f} ms vs "
-                   f"{one:.2f} ms, {five / one - 1:+.1%}; the reference {ref_five:.2f} vs "
-                   f"{ref_one:.2f} ms, {ref_five / ref_one - 1:+.1%}")
+        first_one, first_five = (by_n[n].studio.percentile(50, "first_samples")
+                                 for n in (1, 5))
+        ref_first_one, ref_first_five = (by_n[n].reference.percentile(50, "first_samples")
+                                         for n in (1, 5))
+        out.append(f"  (not the goal) first receiver of each edit, p50: {first_five:.2f} ms vs "
+                   f"{first_one:.2f} ms, {first_five / first_one - 1:+.1%}; the reference "
+                   f"{ref_first_five:.2f} vs {ref_first_one:.2f} ms, "
+                   f"{ref_first_five / ref_first_one - 1:+.1%}")
         # Where the rest of the step comes from: the later receivers of an edit, one after
         # another in the client process. The reference writes all its sockets in one loop, so
         # its figures are the client's share alone.
         out.append(f"  (not the goal) N=5, an edit's 2nd to 4th receivers after its 1st, p50: "
                    f"studio {_later(by_n[5].studio)} ms; the reference "
                    f"{_later(by_n[5].reference)} ms")
+        # What that queue means for the goal: a server whose first delivery is as quick with 5
+        # as with 1 still shows the queue at N=5, and meets 5 % only where 5 % of its N=1 p50
+        # covers it. The reference's queue is the clients' alone (see above).
+        queue = ref_five - ref_first_five
+        out.append(f"  (not the goal) with these clients every edit's deliveries at N=5 queue "
+                   f"{queue:.2f} ms (p50, the reference's, all against first): a server meets "
+                   f"the {SCALING_GOAL - 1:.0%} goal here only where its N=1 p50 is "
+                   f"{queue / (SCALING_GOAL - 1):.1f} ms or more")
     return out
 
 
