@@ -37,12 +37,10 @@ give the count, the largest relative standard error and the time taken). The fig
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import pairwise
-from pathlib import Path
 
 import numpy as np
 import pymeshfix
@@ -50,19 +48,12 @@ import trimesh
 from numpy.typing import NDArray
 
 from bench.harness import Table, median, percentile
-from core.errors import InvalidInput
-from core.meshio import MESH_FORMATS, load_mesh
+from core.meshio import load_mesh
+from tests.corpus import CORPUS, corpus_meshes, corpus_name
 from workers.mesh.analysis import basic_stats
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
 from workers.mesh.repair import MeshQuality, assess, count_lost_bodies, repair
-
-CORPUS = Path(
-    os.environ.get(
-        "ORFEAS_MESH_CORPUS",
-        Path(__file__).resolve().parents[1].parent / "shared" / "meshes" / "trimesh",
-    )
-)
 
 Repairer = Callable[[trimesh.Trimesh], trimesh.Trimesh]
 
@@ -178,14 +169,10 @@ class Tally:
                 self.union_volume_changes.append(abs(after.volume / union - 1.0))
 
 
-def corpus_meshes() -> Iterator[tuple[str, trimesh.Trimesh]]:
-    """The corpus files the loader accepts, by name; refused files are skipped."""
-    files = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower().lstrip(".") in MESH_FORMATS)
-    for path in files:
-        try:
-            yield path.relative_to(CORPUS).as_posix(), load_mesh(path, file_type=path.suffix)
-        except InvalidInput:
-            continue
+def loaded_corpus() -> Iterator[tuple[str, trimesh.Trimesh]]:
+    """The corpus meshes by name, less those the loader refuses (the tests pin which)."""
+    for path in corpus_meshes(loadable_only=True):
+        yield corpus_name(path), load_mesh(path, file_type=path.suffix)
 
 
 @dataclass(frozen=True)
@@ -341,9 +328,7 @@ def analysis_seconds_per_100k_faces(meshes: list[trimesh.Trimesh]) -> dict[str, 
 
 
 def main() -> None:
-    meshes = list(corpus_meshes())
-    if not meshes:
-        raise SystemExit(f"no loadable meshes under {CORPUS}")
+    meshes = list(loaded_corpus())
     tallies = {name: Tally() for name in PEERS}
     assess_seconds: list[float] = []
     unions: dict[str, UnionVolume] = {}

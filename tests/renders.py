@@ -1,5 +1,5 @@
-"""Images of real objects for the generation tests: the MIT-licensed meshes of the shared
-corpus (``../shared/meshes/trimesh``), rendered here with a small orthographic ray caster.
+"""Images of real objects for the generation tests: the MIT-licensed meshes of the corpus
+(:data:`tests.corpus.CORPUS`), rendered here with a small orthographic ray caster.
 
 Nothing is drawn by hand: the silhouettes are the meshes' own (a bunny's ears, a teapot's
 handle and spout, a duck's bill, a monkey's ears), shaded with a headlight so that the images
@@ -9,16 +9,14 @@ have the soft gradients a photo has, and coloured from the mesh's texture where 
 from __future__ import annotations
 
 import io
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import trimesh
 from PIL import Image
 
-CORPUS = Path(os.environ.get(
-    "ORFEAS_MESH_CORPUS", Path(__file__).resolve().parents[2] / "shared" / "meshes" / "trimesh"))
+from tests.corpus import corpus_path
+
 LIGHT = np.array([-0.3, 0.4, 1.0]) / np.linalg.norm([-0.3, 0.4, 1.0])
 
 
@@ -28,7 +26,7 @@ class Subject:
 
     Attributes
     ----------
-    filename : the file under :data:`CORPUS`
+    filename : the file under :data:`tests.corpus.CORPUS`
     turn : rotation about x, then y, in degrees, applied before looking down -z
     colour : RGB of a mesh without colours of its own; None to use the mesh's texture
     backdrop : RGB of an opaque background, or None for a transparent one
@@ -51,7 +49,7 @@ SUBJECTS: dict[str, Subject] = {
 
 def load_subject(subject: Subject) -> trimesh.Trimesh:
     """The subject's mesh, turned, with (n, 4) uint8 vertex colours."""
-    loaded = trimesh.load(CORPUS / subject.filename)
+    loaded = trimesh.load(corpus_path(subject.filename))
     parts = loaded.dump() if isinstance(loaded, trimesh.Scene) else [loaded]
     meshes = [part for part in parts if isinstance(part, trimesh.Trimesh)]
     for part in meshes:

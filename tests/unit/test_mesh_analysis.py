@@ -10,39 +10,9 @@ import pytest
 import trimesh
 
 from core.errors import InvalidInput
-from core.meshio import MESH_FORMATS, load_mesh, readable_mesh_formats
+from core.meshio import load_mesh
+from tests.corpus import REFUSED, corpus_meshes, corpus_name, corpus_path
 from workers.mesh.analysis import basic_stats
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
-
-REFUSED = frozenset(
-    {
-        "empty.obj",
-        "empty.ply",
-        "empty.stl",
-        "empty_nodes.glb",
-        "face_in_group_name.obj",
-        "points_ascii.ply",
-        "points_ascii_with_lists.ply",
-        "points_bin.ply",
-        "points_emptyascii.ply",
-        "points_emptyface.ply",
-    }
-    | {f"emptyIO/{path.name}" for path in (CORPUS / "emptyIO").glob("*")}
-)
-"""Corpus files the loader must refuse: empty, point-only or without any faces. Pinned so that a
-file that used to load and now is refused (or the reverse) fails the test."""
-
-
-def _corpus_params() -> list[object]:
-    if not CORPUS.is_dir():
-        return [
-            pytest.param(None, marks=pytest.mark.skip(reason=f"mesh corpus not found at {CORPUS}"))
-        ]
-    files = sorted(
-        path for path in CORPUS.rglob("*") if path.suffix.lower().lstrip(".") in MESH_FORMATS
-    )
-    return [pytest.param(path, id=path.relative_to(CORPUS).as_posix()) for path in files]
 
 
 def _two_unit_box() -> trimesh.Trimesh:
@@ -111,13 +81,10 @@ def test_split_vertices_do_not_read_as_holes() -> None:
     assert len(box.vertices) == 36  # the caller's mesh is left as it was
 
 
-@pytest.mark.parametrize("path", _corpus_params())
+@pytest.mark.parametrize("path", corpus_meshes(), ids=corpus_name)
 def test_corpus_mesh_loads_with_finite_stats_or_is_refused(path: Path) -> None:
-    name = path.relative_to(CORPUS).as_posix()
     file_type = path.suffix.lower().lstrip(".")
-    if file_type not in readable_mesh_formats():
-        pytest.skip(f"{name}: the .{file_type} reader is not installed (3MF needs lxml)")
-    if name in REFUSED:
+    if corpus_name(path) in REFUSED:
         with pytest.raises(InvalidInput, match=rf"^{path.name.replace('.', '[.]')}: "):
             load_mesh(path, file_type=file_type)
         return
@@ -133,8 +100,6 @@ def test_corpus_mesh_loads_with_finite_stats_or_is_refused(path: Path) -> None:
 
 
 def test_corpus_refusals_are_pinned_to_existing_files() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"mesh corpus not found at {CORPUS}")
-    missing = {name for name in REFUSED if not (CORPUS / name).is_file()}
-    assert not missing
-    assert sum(name.startswith("emptyIO/") for name in REFUSED) >= 10
+    assert all(corpus_path(name).is_file() for name in REFUSED)
+    # emptyIO/ holds nothing but files to refuse
+    assert {corpus_name(path) for path in corpus_path("emptyIO").iterdir()} <= REFUSED

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import manifold3d
@@ -15,11 +14,11 @@ import trimesh
 
 from core.errors import InvalidInput
 from core.meshio import load_mesh
+from tests.corpus import corpus_path
 from workers.mesh.optimise import DRAIN_HOLE_DIAMETER_MM, optimise_for_print
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
 FDM = PrinterProfile()
 RESIN = PrinterProfile.from_json({"technology": "resin"})
 AXES = [tuple(float(v) for v in row) for row in np.vstack([np.eye(3), -np.eye(3)])]
@@ -232,10 +231,7 @@ def test_bad_options_are_refused(
 
 
 def test_everything_on_a_broken_corpus_mesh_changes_nothing_it_cannot() -> None:
-    path = CORPUS / "wallhole.obj"
-    if not path.is_file():
-        pytest.skip(f"corpus file not found: {path}")
-    mesh = load_mesh(path, file_type="obj")
+    mesh = load_mesh(corpus_path("wallhole.obj"), file_type="obj")
     result = optimise_for_print(mesh, RESIN, thicken=True, scale_to_fit=True, hollow=1.0)
     assert "skipped" in _change(result.changes, "thicken")
     assert "skipped" in _change(result.changes, "hollow")

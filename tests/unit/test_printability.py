@@ -15,7 +15,8 @@ import pytest
 import trimesh
 
 from core.errors import InvalidInput
-from core.meshio import MESH_FORMATS, load_mesh
+from core.meshio import load_mesh
+from tests.corpus import corpus_meshes, corpus_name, corpus_path
 from workers.mesh import printability
 from workers.mesh.printability import (
     ScoreInputs,
@@ -27,7 +28,6 @@ from workers.mesh.printability import (
 )
 from workers.mesh.printer import MATERIALS, PrinterProfile
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
 FDM = PrinterProfile()
 RESIN = PrinterProfile.from_json({"technology": "resin"})
 
@@ -64,20 +64,6 @@ def _t_shape() -> trimesh.Trimesh:
     stem = _cuboid((10, 10, 30), (-5, -5, 0))
     bar = _cuboid((50, 10, 10), (-25, -5, 30))
     return _solid(stem + bar)
-
-
-def _corpus_file(name: str) -> Path:
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"corpus file not found: {path}")
-    return path
-
-
-def _corpus_params() -> list[Any]:
-    if not CORPUS.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no mesh corpus at {CORPUS}"))]
-    files = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower().lstrip(".") in MESH_FORMATS)
-    return [pytest.param(p, id=p.relative_to(CORPUS).as_posix()) for p in files]
 
 
 # --------------------------------------------------------------------------- profiles
@@ -251,7 +237,7 @@ def test_faces_on_the_plate_are_not_overhangs() -> None:
 
 
 def test_twenty_millimetre_cube() -> None:
-    mesh = load_mesh(_corpus_file("20mm-xyz-cube.stl"), file_type="stl")
+    mesh = load_mesh(corpus_path("20mm-xyz-cube.stl"), file_type="stl")
     report = analyse_printability(mesh, FDM).report
     # the letters X, Y, Z are engraved a little into three faces
     assert report["volume_mm3"] == pytest.approx(8000.0, rel=0.01)
@@ -404,7 +390,7 @@ def test_face_map_binary_with_too_much_data_is_refused() -> None:
 
 @pytest.mark.parametrize("name", ["soup.stl", "wallhole.obj", "teapot.stl", "plane.ply"])
 def test_open_meshes_are_analysed(name: str) -> None:
-    path = _corpus_file(name)
+    path = corpus_path(name)
     mesh = load_mesh(path, file_type=path.suffix)
     result = analyse_printability(mesh, FDM)
     report = result.report
@@ -441,12 +427,9 @@ def test_inward_wound_mesh_is_measured_as_its_solid() -> None:
     assert report["penalties"]["defects"] == 25.0
 
 
-@pytest.mark.parametrize("path", _corpus_params())
+@pytest.mark.parametrize("path", corpus_meshes(loadable_only=True), ids=corpus_name)
 def test_every_loadable_corpus_mesh_is_analysed(path: Path) -> None:
-    try:
-        mesh = load_mesh(path, file_type=path.suffix)
-    except InvalidInput:  # empty files, point clouds, unreadable formats: the loader's business
-        pytest.skip("the loader refuses this file")
+    mesh = load_mesh(path, file_type=path.suffix)  # test_mesh_analysis pins the refused ones
     result = analyse_printability(mesh, FDM)
     report = result.report
     assert json.loads(json.dumps(report, allow_nan=False)) == report

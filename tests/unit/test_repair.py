@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import trimesh
 
-from core.errors import InvalidInput
-from core.meshio import MESH_FORMATS, load_mesh
+from core.meshio import load_mesh
+from tests.corpus import REFUSED, corpus_meshes, corpus_name, corpus_path
 from workers.mesh.crossings import crossing_faces, nudged
 from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
 from workers.mesh.repair import (
@@ -20,8 +20,6 @@ from workers.mesh.repair import (
     count_self_intersecting_faces,
     repair,
 )
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
 
 VOLUME_TOLERANCE = 0.02
 """Relative volume change allowed on inputs that were already closed."""
@@ -282,33 +280,21 @@ def test_nudging_leaves_sound_meshes_and_cannot_part_real_overlap() -> None:
 # --------------------------------------------------------------------------- the corpus
 
 
-def _corpus_params() -> list[object]:
-    if not CORPUS.is_dir():
-        return [pytest.param(None, marks=pytest.mark.skip(reason=f"no mesh corpus at {CORPUS}"))]
-    files = sorted(p for p in CORPUS.rglob("*") if p.suffix.lower().lstrip(".") in MESH_FORMATS)
-    return [_corpus_param(path) for path in files]
-
-
 def _corpus_param(path: Path) -> object:
-    name = path.relative_to(CORPUS).as_posix()
+    name = corpus_name(path)
     reason = KNOWN_FAILURES.get(name)
     marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
     return pytest.param(path, id=name, marks=marks)
 
 
-def test_known_failures_name_corpus_files() -> None:
-    if not CORPUS.is_dir():
-        pytest.skip(f"no mesh corpus at {CORPUS}")
-    missing = [name for name in KNOWN_FAILURES if not (CORPUS / name).is_file()]
-    assert not missing
+def test_known_failures_name_loadable_corpus_files() -> None:
+    assert all(corpus_path(name).is_file() for name in KNOWN_FAILURES)
+    assert not REFUSED & KNOWN_FAILURES.keys()
 
 
-@pytest.mark.parametrize("path", _corpus_params())
+@pytest.mark.parametrize("path", [_corpus_param(p) for p in corpus_meshes(loadable_only=True)])
 def test_corpus_mesh_is_made_printable(path: Path) -> None:
-    try:
-        mesh = load_mesh(path, file_type=path.suffix)
-    except InvalidInput:
-        pytest.skip("not a mesh (refused by the loader)")
+    mesh = load_mesh(path, file_type=path.suffix)  # test_mesh_analysis pins the refused ones
     vertices, faces = mesh.vertices.copy(), mesh.faces.copy()
 
     repaired, report = repair(mesh)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from scipy.spatial import cKDTree
 
 from core.errors import InvalidInput
 from core.meshio import load_mesh
+from tests.corpus import corpus_path
 from workers.mesh.styles import (
     STYLES,
     apply_style,
@@ -20,8 +20,6 @@ from workers.mesh.styles import (
     validate_style_params,
     welded,
 )
-
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "meshes" / "trimesh"
 
 CORPUS_SOLIDS = ("20mm-xyz-cube.stl", "fandisk.obj", "idler_riser.STL", "Duck.glb")
 """Closed corpus meshes: a printable test cube, a CAD part, a genus-2 part, a textured glTF."""
@@ -47,9 +45,7 @@ MADE = {
 def _mesh(name: str) -> trimesh.Trimesh:
     if name in MADE:
         return MADE[name]()
-    path = CORPUS / name
-    if not path.is_file():
-        pytest.skip(f"mesh corpus not found at {CORPUS}")
+    path = corpus_path(name)
     return load_mesh(path, file_type=path.suffix)
 
 
