@@ -13,9 +13,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import diffusers
 import numpy as np
 import pytest
 import torch
+import transformers
 import trimesh
 from PIL import Image, ImageDraw
 
@@ -24,9 +26,6 @@ from workers.gpu.backends import GeneratorBackend
 from workers.gpu.cube_cases import cube_case_tables
 from workers.gpu.shap_e import ShapEBackend, ShapESettings, ShapEStage
 from workers.gpu.vram import DeviceBudget, MeasuredMesh
-
-transformers = pytest.importorskip("transformers")
-diffusers = pytest.importorskip("diffusers")
 
 CPU = torch.device("cpu")
 GRID = 16
