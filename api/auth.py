@@ -5,6 +5,12 @@ the wrapper authenticates (Bearer token, session cookie, or ``?token=`` on WebSo
 checks the caller's role in the project the path names before the endpoint runs. The access
 rule is kept on the endpoint so that tests can enumerate the route table and prove that every
 route refuses anonymous and under-privileged callers.
+
+A browser sends the session cookie with requests that other sites' pages make, so a request
+authenticated by the cookie must come from one of the studio's own pages when it can change
+something: a scene socket or an unsafe method needs an ``Origin`` that is the studio's own or
+listed in ``ORFEAS_ALLOWED_ORIGINS`` (:func:`check_origin`). Bearer and ``?token=`` clients
+are not affected: another site's page cannot make a browser send those.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from starlette.requests import HTTPConnection, Request
@@ -27,6 +34,8 @@ from core.events.project import project_uuid
 from core.events.roles import Role
 
 SESSION_COOKIE = "orfeas_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -71,14 +80,54 @@ def guard(access: Access) -> Callable[[Endpoint], Endpoint]:
 
 
 def credentials(conn: HTTPConnection) -> str | None:
+    return _bearer(conn) or conn.cookies.get(SESSION_COOKIE)
+
+
+def _bearer(conn: HTTPConnection) -> str | None:
+    """A token the client sent on purpose (never one a browser attaches by itself)."""
     header = conn.headers.get("authorization", "")
     if header[:7].lower() == "bearer ":
         return header[7:].strip()
     if conn.scope["type"] == "websocket":
-        token = conn.query_params.get("token") or _subprotocol_token(conn)
-        if token:
-            return token
-    return conn.cookies.get(SESSION_COOKIE)
+        return conn.query_params.get("token") or _subprotocol_token(conn)
+    return None
+
+
+def client_address(conn: HTTPConnection) -> str:
+    """The peer's address (uvicorn puts a trusted proxy's X-Forwarded-For here)."""
+    return conn.client.host if conn.client else "unknown"
+
+
+def check_origin(conn: HTTPConnection) -> None:
+    """Refuse a cookie-authenticated scene socket or change that another site's page made.
+
+    Browsers always send ``Origin`` on a WebSocket handshake and on unsafe fetches and form
+    posts; a request without one is from a non-browser client (curl, a script, a test client),
+    which has no victim's cookie to abuse, so it passes.
+    """
+    if conn.scope["type"] == "http" and conn.scope["method"] in SAFE_METHODS:
+        return
+    origin = conn.headers.get("origin")
+    if origin is None or _is_allowed(conn, origin.strip().lower().rstrip("/")):
+        return
+    raise Forbidden(f"requests from origin {origin[:60]!r} may not use the session cookie; "
+                    "add it to ORFEAS_ALLOWED_ORIGINS or use a bearer token")
+
+
+def _is_allowed(conn: HTTPConnection, origin: str) -> bool:
+    settings = resources(conn).settings
+    if origin in settings.allowed_origins:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or parts.path or not parts.netloc:
+        return False  # "null" (a sandboxed frame or a file), or not an origin at all
+    host = conn.headers.get("host", "").lower()
+    if parts.netloc == host:
+        return True  # the page was served by this studio (or a proxy in front of it)
+    configured = {f"{settings.host}:{settings.port}"}
+    if settings.host in (*LOOPBACK, "0.0.0.0", "::"):  # noqa: S104 (compared, not bound)
+        configured |= {f"{name}:{settings.port}" for name in LOOPBACK}
+    return parts.netloc in configured
 
 
 TOKEN_SUBPROTOCOL = "orfeas-token."  # noqa: S105 (a prefix, not a secret)
@@ -94,7 +143,11 @@ def _subprotocol_token(conn: HTTPConnection) -> str | None:
 
 
 async def authenticate(conn: HTTPConnection) -> User:
-    raw = credentials(conn)
+    raw = _bearer(conn)
+    if not raw:
+        raw = conn.cookies.get(SESSION_COOKIE)
+        if raw:
+            check_origin(conn)
     if not raw:
         raise Unauthenticated("sign in: send 'Authorization: Bearer <token>' or a session cookie")
     user = await resources(conn).accounts.user_for_token(raw)

@@ -74,7 +74,11 @@ async def orfeas_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc)
-    return problem(status, str(exc), instance=request.url.path)
+    response = problem(status, str(exc), instance=request.url.path)
+    retry_after_s = getattr(exc, "retry_after_s", None)  # Throttled, Overloaded
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
+    return response
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

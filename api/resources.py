@@ -24,6 +24,7 @@ from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.progress import JobProgress
 from core.events.studio import Studio
+from core.login_throttle import LoginPolicy
 from core.projections.queries import ReadModels
 from core.settings import Settings
 
@@ -79,7 +80,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
         blobs = BlobStore(s3)
         await asyncio.to_thread(blobs.ensure_bucket)
         nc = await connect(nats_url, "orfeas-api")
-        accounts = AccountStore(pool)
+        accounts = AccountStore(pool, LoginPolicy.of(settings))
         await accounts.ensure_schema()
         fanout = Fanout(nc, settings.namespace, node=f"{socket.gethostname()}:{os.getpid()}")
         try:

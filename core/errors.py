@@ -52,6 +52,14 @@ class QuotaExceeded(DomainError):
     """The caller may not start more work right now."""
 
 
+class Throttled(QuotaExceeded):
+    """Too many attempts (wrong passwords) from this address or on this account."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class AuthError(OrfeasError):
     """Authentication or authorisation failed."""
 
@@ -74,3 +82,11 @@ class EventStoreError(ServiceError):
 
 class MessagingError(ServiceError):
     """NATS refused or failed a request."""
+
+
+class Overloaded(ServiceError):
+    """This kind of work is at capacity right now (sign-ins being checked); nothing was done."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

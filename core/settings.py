@@ -66,6 +66,18 @@ class Settings:
     # Largest frame a scene socket accepts: a bigger one (a huge update) closes the socket
     # with 4413 and changes nothing. At most WS_FRAME_CEILING_BYTES.
     ws_max_frame_bytes: int = WS_FRAME_CEILING_BYTES
+    # Browser origins (``scheme://host[:port]``) besides the studio's own that may use the
+    # session cookie for a scene socket or a change (api.auth.check_origin).
+    allowed_origins: tuple[str, ...] = ()
+    # Sign-in throttle (core.login_throttle). An account is throttled after this many wrong
+    # passwords within the window: 5 lets a user mistype a few times, while a guesser gets
+    # about 5 tries per window and then blocks that double up to the cap. A block lasts at
+    # most the cap (15 min), so an attacker can delay a real user, never lock them out for
+    # good; the per-address limit (50: a shared office NAT signs in often) stops the attacker.
+    login_account_failures: int = 5
+    login_address_failures: int = 50
+    login_window_s: float = 300.0
+    login_max_block_s: float = 900.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -100,6 +112,11 @@ class Settings:
             mesh_job_budget_s=float(_int(env, "ORFEAS_MESH_JOB_BUDGET_S", 600)),
             shap_e_int8=env.get("ORFEAS_SHAPE_INT8", "0") in ("1", "true", "yes"),
             ws_max_frame_bytes=_frame_limit(env),
+            allowed_origins=_origins(env),
+            login_account_failures=_int(env, "ORFEAS_LOGIN_ACCOUNT_FAILURES", 5),
+            login_address_failures=_int(env, "ORFEAS_LOGIN_ADDRESS_FAILURES", 50),
+            login_window_s=float(_int(env, "ORFEAS_LOGIN_WINDOW_S", 300)),
+            login_max_block_s=float(_int(env, "ORFEAS_LOGIN_MAX_BLOCK_S", 900)),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -128,6 +145,16 @@ class Settings:
             env["ORFEAS_MESH_JOB_BUDGET_S"] = str(int(self.mesh_job_budget_s))
         if self.ws_max_frame_bytes != WS_FRAME_CEILING_BYTES:
             env["ORFEAS_WS_MAX_FRAME_BYTES"] = str(self.ws_max_frame_bytes)
+        if self.allowed_origins:
+            env["ORFEAS_ALLOWED_ORIGINS"] = ",".join(self.allowed_origins)
+        for key, value, default in (
+            ("ORFEAS_LOGIN_ACCOUNT_FAILURES", self.login_account_failures, 5),
+            ("ORFEAS_LOGIN_ADDRESS_FAILURES", self.login_address_failures, 50),
+            ("ORFEAS_LOGIN_WINDOW_S", self.login_window_s, 300),
+            ("ORFEAS_LOGIN_MAX_BLOCK_S", self.login_max_block_s, 900),
+        ):
+            if value != default:
+                env[key] = str(int(value))
         if self.s3:
             env |= {
                 "ORFEAS_S3_ENDPOINT": self.s3.endpoint,
@@ -160,6 +187,24 @@ def _frame_limit(env: Mapping[str, str]) -> int:
             f"{WS_FRAME_CEILING_BYTES} bytes (the scene log stores updates of at most "
             f"{WS_FRAME_CEILING_BYTES})")
     return limit
+
+
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:[0-9]{1,5})?$")
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``ORFEAS_ALLOWED_ORIGINS``, as browsers write an Origin header (lower case, no path)."""
+    origins = []
+    for raw in env.get("ORFEAS_ALLOWED_ORIGINS", "").split(","):
+        origin = raw.strip().lower().rstrip("/")
+        if not origin:
+            continue
+        if not _ORIGIN.match(origin):
+            raise ConfigurationError(
+                f"ORFEAS_ALLOWED_ORIGINS: {raw.strip()!r} is not an origin; write "
+                "scheme://host[:port], e.g. https://studio.example.com")
+        origins.append(origin)
+    return tuple(origins)
 
 
 def _required(env: Mapping[str, str], key: str) -> str:

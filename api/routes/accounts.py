@@ -7,7 +7,16 @@ from http import HTTPStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import SESSION_COOKIE, Access, Scope, credentials, current_user, guard
+from api.auth import (
+    SESSION_COOKIE,
+    Access,
+    Scope,
+    check_origin,
+    client_address,
+    credentials,
+    current_user,
+    guard,
+)
 from api.jsonbody import Json, field, json_object
 from api.resources import resources
 from core.accounts import SESSION_TTL
@@ -17,7 +26,8 @@ from core.accounts import SESSION_TTL
 async def create_token(request: Request) -> Response:
     data = await json_object(request)
     accounts = resources(request).accounts
-    user = await accounts.authenticate(data.get("username"), data.get("password"))
+    user = await accounts.authenticate(data.get("username"), data.get("password"),
+                                      client_address(request))
     name = field(data, "name", str, required=False) or "api token"
     token = await accounts.issue_token(user, "api", name)
     return Json({"token": token, "user": user.public()}, status_code=HTTPStatus.CREATED)
@@ -25,9 +35,11 @@ async def create_token(request: Request) -> Response:
 
 @guard(Access(Scope.PUBLIC))
 async def create_session(request: Request) -> Response:
+    check_origin(request)  # another site may not sign a browser in (to its own account)
     data = await json_object(request)
     accounts = resources(request).accounts
-    user = await accounts.authenticate(data.get("username"), data.get("password"))
+    user = await accounts.authenticate(data.get("username"), data.get("password"),
+                                      client_address(request))
     token = await accounts.issue_token(user, "session", "browser session", SESSION_TTL)
     response = Json({"user": user.public()}, status_code=HTTPStatus.CREATED)
     response.set_cookie(
