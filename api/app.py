@@ -15,6 +15,7 @@ from api.problems import EXCEPTION_HANDLERS
 from api.resources import lifespan_for
 from api.routes import (
     accounts,
+    admin,
     assets,
     collab,
     generation,
@@ -39,6 +40,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/me", accounts.me, methods=["GET"]),
         Route(f"{V1}/admin/users", accounts.create_user, methods=["POST"]),
         Route(f"{V1}/admin/rooms", collab.rooms, methods=["GET"]),
+        Route(f"{V1}/admin/quarantine", admin.quarantine, methods=["GET"]),
         Route(f"{V1}/admin/analytics/generation", generation.generation_analytics,
               methods=["GET"]),
         Route(f"{V1}/generators", generation.generators, methods=["GET"]),

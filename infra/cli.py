@@ -60,6 +60,18 @@ def _parser() -> argparse.ArgumentParser:
     rebuild = projections_sub.add_parser("rebuild", help="drop a read model and replay the log")
     rebuild.add_argument("name", help="catalogue, jobs, history or scene_objects")
     rebuild.set_defaults(run=_rebuild)
+    retry = projections_sub.add_parser(
+        "retry", help="re-apply the events a read model quarantined, after a fix",
+        description="Apply each quarantined event again, oldest first; those that now succeed "
+                    "leave the quarantine, the others stay with their new error. The model's "
+                    "position does not move, so a retried event lands after the events that "
+                    "followed it: right for statements that set a row from the event alone, "
+                    "not where a later event of the same record changed a row the quarantined "
+                    "one should have made first. The output counts those later events; where "
+                    "there are any, `orfeas projections rebuild NAME` is the safe answer.")
+    retry.add_argument("name", nargs="?",
+                       help="one read model (default: every model with quarantined events)")
+    retry.set_defaults(run=_retry)
 
     worker = sub.add_parser("worker", help="run a worker")
     worker.add_argument("pool", choices=["gpu", "mesh"])
@@ -189,6 +201,27 @@ def _rebuild(args: argparse.Namespace, settings: Settings) -> int:
         runner.close()
     print(f"rebuilt {args.name} from {replayed} events")
     return 0
+
+
+def _retry(args: argparse.Namespace, settings: Settings) -> int:
+    from core.projections.registry import READ_MODEL_NAMES
+    from core.projections.runner import ProjectionRunner
+
+    names = [args.name] if args.name else list(READ_MODEL_NAMES)
+    runner = ProjectionRunner(_database_url(settings), names=names)
+    try:
+        outcomes = [outcome for name in names for outcome in runner.retry(name)]
+    finally:
+        runner.close()
+    for o in outcomes:
+        result = "applied" if o.error is None else f"still failing: {o.error}"
+        later = (f"; {o.later_events} later events of its record were applied without it"
+                 f" (rebuild {o.model} if they depended on it)" if o.later_events else "")
+        print(f"{o.model} @ {o.position}: {result}{later}")
+    failing = sum(o.error is not None for o in outcomes)
+    print(f"retried {len(outcomes)} quarantined events: {len(outcomes) - failing} applied,"
+          f" {failing} still quarantined")
+    return 1 if failing else 0
 
 
 def _database_url(settings: Settings) -> str:

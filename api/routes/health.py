@@ -15,6 +15,8 @@ from api.jsonbody import Json
 from api.resources import Resources, resources
 
 CHECK_TIMEOUT_S = 5.0
+LAG_DEGRADED_EVENTS = 1000  # a read model this far behind the log reports the studio degraded
+QUARANTINE_SHOWN = 5  # the newest quarantined events that readiness names
 
 
 @guard(Access(Scope.PUBLIC))
@@ -36,8 +38,11 @@ async def readyz(request: Request) -> Response:
         )
     )
     ready = all(c["ok"] for c in checks.values())
-    return Json({"status": "ready" if ready else "unavailable", "checks": checks},
-                status_code=200 if ready else 503)
+    # Degraded still serves (every request answers, some read model is behind or skipped an
+    # event), so it answers 200: a load balancer must not take a node out for it.
+    degraded = any(c.get("degraded") for c in checks.values())
+    status = "unavailable" if not ready else "degraded" if degraded else "ready"
+    return Json({"status": status, "checks": checks}, status_code=200 if ready else 503)
 
 
 async def _check(probe: Callable[[Resources], Awaitable[dict[str, Any]]],
@@ -70,6 +75,19 @@ async def _s3(res: Resources) -> dict[str, Any]:
 
 
 async def _projections(res: Resources) -> dict[str, Any]:
-    positions = await res.read_models.positions()
+    """Lag per read model, and the events each quarantined: degraded where a model is more
+    than LAG_DEGRADED_EVENTS behind or skipped any event. Anyone may call this, so it names
+    the quarantined events (model, position, topic, when) but not their errors; admins read
+    those at ``GET /api/v1/admin/quarantine``."""
+    models = res.read_models
+    positions = await models.positions()
     head = positions.pop("log")
-    return {"log_position": head, "lag": {k: head - v for k, v in positions.items()}}
+    lag = {k: head - v for k, v in positions.items()}
+    counts = await models.quarantined_counts()
+    newest = [{"model": row["model"], "position": row["position"], "topic": row["topic"],
+               "at": row["quarantined_at"]}
+              for row in await models.quarantined(QUARANTINE_SHOWN)] if counts else []
+    behind = {k: v for k, v in lag.items() if v > LAG_DEGRADED_EVENTS}
+    return {"log_position": head, "lag": lag, "lag_threshold": LAG_DEGRADED_EVENTS,
+            "quarantined": counts, "newest_quarantined": newest,
+            "degraded": bool(counts or behind)}

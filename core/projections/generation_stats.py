@@ -14,6 +14,8 @@ reuse is recorded: a request that joins a running job saves a cost nobody knows 
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from functools import singledispatchmethod
 from numbers import Real
 from typing import Any
@@ -52,22 +54,23 @@ class GenerationStatsReadModel(ReadModel):
             "INSERT INTO rm_generation_jobs (job_id, project_id, backend, day, requested_at,"
             " state) VALUES (%(id)s, %(project)s, %(backend)s, %(day)s, %(at)s, %(state)s)",
             {"id": e.originator_id, "project": e.project_id,
-             "backend": str(e.params.get("backend") or "inflate"),
+             "backend": str(_mapping(e.params).get("backend") or "inflate"),
              "day": e.timestamp.date(), "at": e.timestamp, "state": JobState.REQUESTED.value},
         )]
 
     @statements.register
     def _(self, e: Job.StageCompleted, position: int) -> list[Statement]:
         # Jobs of other kinds have no row here, so the update leaves them out by itself.
-        peak = _number(e.stats.get("peak_memory_bytes"))
-        device = e.stats.get("device")
+        stats = _mapping(e.stats)
+        peak = _number(stats.get("peak_memory_bytes"))
+        device = stats.get("device")
         return [(
             "UPDATE rm_generation_jobs SET stages = stages + 1,"
             " gpu_seconds = gpu_seconds + %(seconds)s,"
             " peak_memory_bytes = GREATEST(peak_memory_bytes, %(peak)s),"
             " device = coalesce(%(device)s, device) WHERE job_id = %(id)s",
-            {"id": e.originator_id, "seconds": _number(e.stats.get("seconds")) or 0.0,
-             "peak": None if peak is None else int(peak),
+            {"id": e.originator_id, "seconds": _number(stats.get("seconds")) or 0.0,
+             "peak": None if peak is None or not 0 <= peak < 2**63 else int(peak),
              "device": device if isinstance(device, str) else None},
         )]
 
@@ -104,8 +107,18 @@ def _state(e: Any, state: JobState) -> Statement:
 
 
 def _number(value: object) -> float | None:
-    """A stats figure as a float; None for anything else (stats are the workers' free-form
-    report, and an odd value must not stop the projection)."""
+    """A stats figure as a float; None for anything else, infinities and NaN included
+    (stats are the workers' free-form report, and an odd value must not stop the projection
+    nor turn a sum into infinity)."""
     if isinstance(value, Real) and not isinstance(value, bool):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond a float's range
+            return None
+        return number if math.isfinite(number) else None
     return None
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    """A free-form dict of an event as stored; an empty one where it holds something else."""
+    return value if isinstance(value, Mapping) else {}

@@ -8,7 +8,7 @@ from typing import Any
 from core.events.job import Job
 from core.events.project import Project
 from core.events.scene import Scene
-from core.projections.readmodel import ReadModel, Statement
+from core.projections.readmodel import ReadModel, Statement, object_ids
 
 # Scene and job events do not carry their project: the first event of each says it, and the
 # origins table remembers it for the rest.
@@ -86,7 +86,7 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Project.AssetDerived, position: int) -> list[Statement]:
-        operation = e.operation.removeprefix("mesh.")
+        operation = str(e.operation).removeprefix("mesh.")
         return [self._project_line(e, position, f"{operation}: made {e.filename}")]
 
     @statements.register
@@ -157,7 +157,7 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.Failed, position: int) -> list[Statement]:
-        return [self._line(e, position, e.actor, f"{{kind}} failed: {e.reason[:200]}")]
+        return [self._line(e, position, e.actor, f"{{kind}} failed: {str(e.reason)[:200]}")]
 
     @statements.register
     def _(self, e: Job.Cancelled, position: int) -> list[Statement]:
@@ -165,7 +165,7 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.SceneChanged, position: int) -> list[Statement]:
-        objects = ", ".join(sorted(e.after))
+        objects = ", ".join(object_ids(e.after))
         return [self._line(e, position, e.actor, f"{{kind}} showed its result as {objects}")]
 
     @statements.register

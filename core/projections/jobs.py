@@ -9,7 +9,7 @@ from psycopg.types.json import Jsonb
 
 from core.events.job import Job, JobState
 from core.events.job_kinds import MESH_ANALYSE
-from core.projections.readmodel import ReadModel, Statement
+from core.projections.readmodel import ReadModel, Statement, object_ids
 
 
 class JobsReadModel(ReadModel):
@@ -65,10 +65,12 @@ class JobsReadModel(ReadModel):
             _update(e, "state = %(state)s, result = %(result)s",
                     state=JobState.SUCCEEDED.value, result=Jsonb(e.result)),
             (
-                # The analysis read model keys by asset; the job's kind and input say which.
+                # The analysis read model keys by asset; the job's kind and input say which
+                # (an input that is no asset id, stored before the edge checked it, has none).
                 "INSERT INTO rm_mesh_analyses (asset_id, job_id, stats, analysed_at)"
                 " SELECT (inputs->>'asset_id')::uuid, id, %(result)s, %(at)s FROM rm_jobs"
-                " WHERE id = %(id)s AND kind = %(kind)s"
+                " WHERE id = %(id)s AND kind = %(kind)s AND inputs->>'asset_id' ~*"
+                " '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$'"
                 " ON CONFLICT (asset_id) DO UPDATE SET job_id = EXCLUDED.job_id,"
                 " stats = EXCLUDED.stats, analysed_at = EXCLUDED.analysed_at",
                 {"id": e.originator_id, "result": Jsonb(e.result), "at": e.timestamp,
@@ -88,7 +90,7 @@ class JobsReadModel(ReadModel):
     @statements.register
     def _(self, e: Job.SceneChanged, position: int) -> list[Statement]:
         return [_update(e, "scene_objects = ARRAY(SELECT DISTINCT unnest(scene_objects"
-                           " || %(objects)s::text[]) ORDER BY 1)", objects=sorted(e.after))]
+                           " || %(objects)s::text[]) ORDER BY 1)", objects=object_ids(e.after))]
 
     @statements.register
     def _(self, e: Job.Undone, position: int) -> list[Statement]:

@@ -62,6 +62,27 @@ class ReadModels:
                 return False
             await asyncio.sleep(0.02)
 
+    async def quarantined_counts(self) -> dict[str, int]:
+        """How many events each read model has quarantined (models with none left out)."""
+        try:
+            rows = await self._fetchall(
+                "SELECT model, count(*) AS events FROM rm_quarantine GROUP BY model")
+        except UndefinedTable:  # the runner has not created it yet
+            return {}
+        return {row["model"]: int(row["events"]) for row in rows}
+
+    async def quarantined(self, limit: int, model: str | None = None) -> list[dict[str, Any]]:
+        """The newest quarantined events (of one model, or of all), newest first."""
+        try:
+            return await self._fetchall(
+                "SELECT model, position, originator_id, originator_version, topic, error,"
+                " quarantined_at, attempts, last_tried_at FROM rm_quarantine"
+                " WHERE %(model)s::text IS NULL OR model = %(model)s"
+                " ORDER BY quarantined_at DESC, position DESC LIMIT %(limit)s",
+                {"model": model, "limit": limit})
+        except UndefinedTable:
+            return []
+
     # -- lookups ----------------------------------------------------------------------------
 
     async def project(self, project_id: UUID) -> dict[str, Any] | None:

@@ -4,14 +4,27 @@ A read model never touches a connection itself. The runner asks it for the state
 whole batch of events and executes them with the batch's tracking position in one
 transaction, which is what makes a read model exactly-once and cheap to catch up; dropping the
 tables and the position rebuilds it from the log.
+
+Every event ever stored must be accepted, old bad data included, so the parameters of every
+statement pass through :func:`storable` on their way to PostgreSQL: the one place that makes
+values the log may hold but the database refuses (NaN and infinities in JSON, NUL in text)
+storable.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
 from functools import singledispatchmethod
 from typing import Any, ClassVar
 
+from psycopg.types.json import Jsonb
+
 Statement = tuple[str, dict[str, Any]]
+
+_REPLACEMENT = "\ufffd"  # what a NUL becomes: PostgreSQL text and jsonb cannot hold U+0000
 
 
 class ReadModel:
@@ -30,3 +43,63 @@ class ReadModel:
 
     def forget(self) -> None:
         """Drop any in-memory state (after a rolled-back batch or a rebuild)."""
+
+    @classmethod
+    def handles(cls, event_class: type) -> bool:
+        """Whether events of ``event_class`` give this model statements (a stored event that
+        cannot be decoded matters only to the models that handle its class)."""
+        dispatcher = inspect.getattr_static(cls, "statements").dispatcher
+        return bool(dispatcher.dispatch(event_class) is not dispatcher.dispatch(object))
+
+
+def object_ids(objects: Any) -> list[str]:
+    """Scene object ids as text, sorted: an event's list as stored, whatever
+    it holds (nothing, where it is no list)."""
+    if isinstance(objects, (str, bytes)) or not isinstance(objects, Iterable):
+        return []
+    return sorted(str(o) for o in objects)
+
+
+def storable(params: dict[str, Any]) -> dict[str, Any]:
+    """A statement's parameters as PostgreSQL accepts them: NUL in text replaced, and JSON
+    values made strict JSON (see :func:`json_safe`)."""
+    return {key: _storable(value) for key, value in params.items()}
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", _REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, Jsonb):
+        return Jsonb(json_safe(value.obj))
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON that ``jsonb`` stores: a non-finite number becomes null (the
+    JSON standard has no NaN or infinity, and PostgreSQL refuses the tokens), a NUL in a
+    string or key becomes U+FFFD, keys become strings, and values JSON has no type for (bytes,
+    ids, times) become their text."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value.replace("\x00", _REPLACEMENT) if "\x00" in value else value
+    if isinstance(value, dict):
+        return {json_safe(_key(k)): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return json_safe(str(value))
+
+
+def _key(key: Any) -> str:
+    """A key as ``json.dumps`` writes it (JSON object keys are strings)."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    return str(key)
