@@ -24,6 +24,7 @@ from api.routes import (
     jobs,
     meshes,
     projects,
+    reference,
 )
 from core.settings import Settings
 
@@ -34,6 +35,8 @@ def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", health.healthz, methods=["GET"]),
         Route("/readyz", health.readyz, methods=["GET"]),
+        Route(f"{V1}/openapi.json", reference.openapi_json, methods=["GET"]),
+        Route(f"{V1}/docs", reference.docs, methods=["GET"]),
         Route(f"{V1}/auth/tokens", accounts.create_token, methods=["POST"]),
         Route(f"{V1}/auth/session", accounts.create_session, methods=["POST"]),
         Route(f"{V1}/auth/session", accounts.delete_session, methods=["DELETE"]),

@@ -17,28 +17,32 @@ from api.auth import (
     current_user,
     guard,
 )
-from api.jsonbody import Json, field, json_object
+from api.jsonbody import Json, parse_body
+from api.openapi import contract
 from api.resources import resources
+from api.schemas import SIGNED_IN, TOKEN, USER, Credentials, NewUser, TokenRequest
 from core.accounts import SESSION_TTL
 
 
+@contract(body=TokenRequest, status=201, errors=(401,), response=TOKEN)
 @guard(Access(Scope.PUBLIC))
 async def create_token(request: Request) -> Response:
-    data = await json_object(request)
+    body = await parse_body(request, TokenRequest)
     accounts = resources(request).accounts
-    user = await accounts.authenticate(data.get("username"), data.get("password"),
+    user = await accounts.authenticate(body.username, body.password,
                                       client_address(request))
-    name = field(data, "name", str, required=False) or "api token"
+    name = body.name or "api token"
     token = await accounts.issue_token(user, "api", name)
     return Json({"token": token, "user": user.public()}, status_code=HTTPStatus.CREATED)
 
 
+@contract(body=Credentials, status=201, errors=(401, 403), response=SIGNED_IN)
 @guard(Access(Scope.PUBLIC))
 async def create_session(request: Request) -> Response:
     check_origin(request)  # another site may not sign a browser in (to its own account)
-    data = await json_object(request)
+    body = await parse_body(request, Credentials)
     accounts = resources(request).accounts
-    user = await accounts.authenticate(data.get("username"), data.get("password"),
+    user = await accounts.authenticate(body.username, body.password,
                                       client_address(request))
     token = await accounts.issue_token(user, "session", "browser session", SESSION_TTL)
     response = Json({"user": user.public()}, status_code=HTTPStatus.CREATED)
@@ -49,6 +53,7 @@ async def create_session(request: Request) -> Response:
     return response
 
 
+@contract(status=204)
 @guard(Access(Scope.USER))
 async def delete_session(request: Request) -> Response:
     raw = credentials(request)
@@ -59,18 +64,16 @@ async def delete_session(request: Request) -> Response:
     return response
 
 
+@contract(response=USER)
 @guard(Access(Scope.USER))
 async def me(request: Request) -> Response:
     return Json(current_user(request).public())
 
 
+@contract(body=NewUser, status=201, response=USER)
 @guard(Access(Scope.ADMIN))
 async def create_user(request: Request) -> Response:
-    data = await json_object(request)
+    body = await parse_body(request, NewUser)
     user = await resources(request).accounts.create_user(
-        field(data, "username", str),
-        field(data, "password", str),
-        is_admin=bool(field(data, "is_admin", bool, required=False)),
-        email=field(data, "email", str, required=False),
-    )
+        body.username, body.password, is_admin=body.is_admin, email=body.email)
     return Json(user.public(), status_code=HTTPStatus.CREATED)

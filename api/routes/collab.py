@@ -15,6 +15,7 @@ from starlette.websockets import WebSocket
 
 from api.auth import Access, Scope, authenticate, current_user, guard, project_role
 from api.jsonbody import Json
+from api.openapi import contract
 from api.resources import Resources, resources
 from api.ws_peer import WebSocketPeer
 from core.crdt.protocol import CloseCode
@@ -106,6 +107,7 @@ async def collaborators(request: Request) -> Response:
     ]})
 
 
+@contract(status=204)
 @guard(Access(Scope.PROJECT, Role.OWNER))
 async def remove_collaborator(request: Request) -> Response:
     res = resources(request)

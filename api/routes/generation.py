@@ -32,10 +32,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
-from api.jsonbody import Json, field, json_object
+from api.jsonbody import Json, parse_body
+from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
 from api.routes.collab import announce_scene_change
+from api.schemas import MAX_FACE_BUDGET, MAX_SEED, QUEUED, GenerationParams
 from core.errors import InvalidInput, MalformedInput, NotFound, UnsupportedMedia
 from core.events.blobs import BlobStore
 from core.events.job import STAGES, Job, JobState, Reuse
@@ -46,8 +48,6 @@ from core.events.studio import cache_key
 from core.generators import check_job_quota, list_generators
 from core.media import MediaInfo, check_generation_image
 
-MAX_FACE_BUDGET = 1_000_000
-MAX_SEED = 2**31 - 1
 RECHECK_S = 1.0  # re-read the job even without a progress ping
 SINGLE_FLIGHT_LOCK = 0x6E4  # first key of the advisory lock taken per cache key
 LOCK_RETRY_S = 0.005  # first wait for a cache key's lock held by an identical request
@@ -85,15 +85,22 @@ class GenerationRequest:
         return GENERATOR_VERSIONS[self.backend]
 
 
+@contract(body=GenerationParams, status=202, response=QUEUED)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def request_generation(request: Request) -> Response:
     """Start a job for an image already uploaded; answers with the job (202)."""
-    wanted = await _from_json(request, await json_object(request))
+    wanted = await _from_json(request, await parse_body(request, GenerationParams))
     job_id, _ = await _job_for(request, wanted)
     return Json({"job_id": job_id, "state": "requested", "job_url": f"/api/v1/jobs/{job_id}"},
                 status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/v1/jobs/{job_id}"})
 
 
+@contract(body=GenerationParams, forms={"multipart/form-data": {
+    "type": "object", "required": ["image"],
+    "properties": {"image": {"type": "string", "format": "binary"},
+                   "backend": {"type": "string"}, "seed": {"type": "string"},
+                   "face_budget": {"type": "string"}, "name": {"type": "string"}}}},
+          media_types=("application/x-ndjson", "text/event-stream"), errors=(415,))
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def generate_progressive(request: Request) -> Response:
     """Upload (multipart ``image``) or name (JSON ``asset_id``) an image and stream its stages."""
@@ -101,7 +108,7 @@ async def generate_progressive(request: Request) -> Response:
         form = await request.form(max_files=1, max_fields=20)
         wanted = await _from_form(request, form)
     else:
-        wanted = await _from_json(request, await json_object(request))
+        wanted = await _from_json(request, await parse_body(request, GenerationParams))
     job_id, reused = await _job_for(request, wanted)
     return _streaming(request, resources(request), job_id, reused)
 
@@ -112,6 +119,9 @@ async def generators(request: Request) -> Response:
     return Json({"generators": await list_generators(resources(request).pool)})
 
 
+@contract(query=(Query("days", {"type": "integer", "minimum": 1,
+                                    "maximum": MAX_ANALYTICS_DAYS, "default": ANALYTICS_DAYS},
+                             "How many days back from today."),))
 @guard(Access(Scope.ADMIN))
 async def generation_analytics(request: Request) -> Response:
     """Site admins: per day and backend, the requests, the jobs they ran, the dedup cache's
@@ -149,6 +159,7 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
                   "saved_gpu_seconds": round(float(row["saved_gpu_seconds"]), 3)}
 
 
+@contract(media_types=("application/x-ndjson", "text/event-stream"))
 @guard(Access(Scope.JOB, Role.VIEWER))
 async def job_events(request: Request) -> Response:
     """Follow any job as a stream, e.g. a collaborator's generation or a CLI reconnecting."""
@@ -167,14 +178,13 @@ def _streaming(request: Request, res: Resources, job_id: UUID, reused: bool) -> 
 # -- the request -----------------------------------------------------------------------------
 
 
-async def _from_json(request: Request, data: dict[str, Any]) -> GenerationRequest:
+async def _from_json(request: Request, body: GenerationParams) -> GenerationRequest:
     res = resources(request)
     project = await asyncio.to_thread(res.studio.project, request.state.project_id)
-    asset = project.assets.get(field(data, "asset_id", str))
+    asset = project.assets.get(body.asset_id)
     if asset is None:
-        raise NotFound(f"image {data['asset_id']} not found in project {project.id}")
-    wanted = _checked(asset, data.get("backend"), data.get("seed"), data.get("face_budget"),
-                      data.get("name"))
+        raise NotFound(f"image {body.asset_id} not found in project {project.id}")
+    wanted = _checked(asset, body.backend, body.seed, body.face_budget, body.name)
     await asyncio.to_thread(_check_stored_image, res.blobs, asset)
     return wanted
 
@@ -255,6 +265,8 @@ def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> G
     if asset.kind != "image":
         raise InvalidInput(f"asset {asset.asset_id} is a {asset.kind}, not an image")
     backend, seed, budget = _checked_params(backend, seed, budget)
+    if isinstance(name, str) and "\x00" in name:  # PostgreSQL stores no NUL in jsonb
+        raise InvalidInput("name must not contain NUL characters")
     label = name if isinstance(name, str) and name.strip() else asset.filename.rsplit(".", 1)[0]
     return GenerationRequest(asset, backend, seed, budget, label[:200])
 

@@ -12,18 +12,22 @@ from starlette.responses import Response
 
 from api.auth import Access, Scope, guard
 from api.jsonbody import Json
+from api.openapi import contract
 from api.resources import Resources, resources
+from api.schemas import READINESS
 
 CHECK_TIMEOUT_S = 5.0
 LAG_DEGRADED_EVENTS = 1000  # a read model this far behind the log reports the studio degraded
 QUARANTINE_SHOWN = 5  # the newest quarantined events that readiness names
 
 
+@contract(response={"type": "object", "required": ["status"]})
 @guard(Access(Scope.PUBLIC))
 async def healthz(request: Request) -> Response:
     return Json({"status": "ok"})
 
 
+@contract(response=READINESS, answers={503: READINESS})
 @guard(Access(Scope.PUBLIC))
 async def readyz(request: Request) -> Response:
     res = resources(request)

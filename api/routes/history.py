@@ -11,9 +11,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import Access, Scope, current_user, guard
-from api.jsonbody import Json, field, json_object
+from api.jsonbody import Json, parse_body
+from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
+from api.schemas import VersionTag
 from core.crdt import document
 from core.errors import InvalidInput
 from core.events.roles import Role
@@ -31,10 +33,10 @@ def _project_id(request: Request) -> UUID:
     return project_id
 
 
+@contract(body=VersionTag, status=201)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def tag_version(request: Request) -> Response:
-    data = await json_object(request)
-    message = field(data, "message", str)
+    message = (await parse_body(request, VersionTag)).message
     res = resources(request)
     version_id, position = await asyncio.to_thread(
         res.studio.tag_version, _project_id(request), message, current_user(request).key)
@@ -52,6 +54,10 @@ async def list_versions(request: Request) -> Response:
          "author": r["author"], "created_at": r["created_at"]} for r in rows]})
 
 
+@contract(query=(
+    Query("at", {"type": "integer", "minimum": 1}, "A log position: the state then."),
+    Query("version", {"type": "string"}, "A tagged version: the state it tagged."),
+))
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def get_state(request: Request) -> Response:
     res = resources(request)
@@ -70,6 +76,7 @@ async def get_state(request: Request) -> Response:
     return Json(_project_body(project) | {"scene": scene})
 
 
+@contract()
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def revert(request: Request) -> Response:
     res = resources(request)
@@ -81,6 +88,10 @@ async def revert(request: Request) -> Response:
     return Json({"reverted_to": version_id, "position": position} | _state_body(state))
 
 
+@contract(query=(
+    Query("from", {"type": "string"}, "A version id or a log position.", required=True),
+    Query("to", {"type": "string"}, "A version id or a log position.", required=True),
+))
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def diff(request: Request) -> Response:
     res = resources(request)
@@ -110,6 +121,12 @@ async def diff(request: Request) -> Response:
     return Json({"from": start, "to": end, "project": project} | changes)
 
 
+@contract(query=(
+    Query("after", {"type": "integer", "minimum": 0, "default": 0},
+          "Events after this log position (the previous page's `next`)."),
+    Query("limit", {"type": "integer", "minimum": 1, "maximum": TIMELINE_MAX_PAGE,
+                    "default": TIMELINE_PAGE}, "Events per page."),
+))
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def timeline(request: Request) -> Response:
     params = request.query_params

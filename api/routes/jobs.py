@@ -14,6 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json
+from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
 from core.errors import NotFound
@@ -39,6 +40,7 @@ async def undo_job(request: Request) -> Response:
     return Json({"job_id": job_id, "undone": True, "position": position})
 
 
+@contract(status=204)
 @guard(Access(Scope.JOB, Role.EDITOR))
 async def cancel_job(request: Request) -> Response:
     """Cancel a queued or running job; a worker stops at its next stage."""
@@ -49,6 +51,9 @@ async def cancel_job(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
+@contract(media_types=("model/gltf-binary",), query=(
+    Query("encoding", {"type": "string", "enum": ["meshopt"]},
+          "meshopt: the GLB's geometry packed (EXT_meshopt_compression)."),))
 @guard(Access(Scope.JOB, Role.VIEWER))
 async def stage_mesh(request: Request) -> Response:
     """One stage's mesh as GLB, streamed from the blob store."""

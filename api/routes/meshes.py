@@ -16,10 +16,22 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
-from api.jsonbody import Json, json_object
+from api.jsonbody import MAX_JSON_BYTES, Json, json_object, read_limited
+from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.jobs import job_body, wait_for_job
 from api.routes.projects import asset_body
+from api.schemas import QUEUED
+from core.contracts.mesh_params import (
+    TEXTURE_SIZES,
+    AnalysisParams,
+    MaterialParams,
+    OptimiseParams,
+    RepairParams,
+    StyleParams,
+    check_mesh_params,
+    material_catalogue,
+)
 from core.crdt import document
 from core.errors import InvalidInput, NotFound
 from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
@@ -28,10 +40,16 @@ from core.meshio import load_mesh
 from core.meshopt_glb import compress_glb, encoding_wanted
 from workers.mesh.export import EXPORT_FORMATS, Exported
 from workers.mesh.export import export_mesh as export
-from workers.mesh.materials import TEXTURE_SIZES, material_catalogue
-from workers.mesh.operations import check_params
 
 MAX_WAIT_S = 300.0
+WAIT = (Query("wait", {"type": "string", "enum": ["true", "false", "1", "0"]},
+              "true: answer when the job has ended (or at the timeout, with 202)."),
+        Query("timeout", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_S},
+              "Seconds to wait with wait=true (default and most: 300)."))
+EXPORT_MEDIA_TYPES = ("model/gltf-binary", "model/stl", "model/obj", "model/ply", "model/off",
+                      "model/gltf+json", "model/3mf", "application/zip",
+                      "application/vnd.ms-package.3dmanufacturing-3dmodel+xml")
+JOB: dict[str, Any] = {"type": "object", "required": ["id", "state"]}
 
 
 async def _mesh(request: Request) -> dict[str, Any]:
@@ -55,11 +73,16 @@ async def get_mesh(request: Request) -> Response:
     return Json(asset_body(await _mesh(request)))
 
 
+@contract(body=AnalysisParams, body_optional=True, query=WAIT, status=202, response=QUEUED,
+          answers={200: JOB})
 @guard(Access(Scope.ASSET, Role.EDITOR))
 async def request_analysis(request: Request) -> Response:
     return await _request(request, MESH_ANALYSE)
 
 
+@contract(per="operation", bodies={"repair": RepairParams, "style": StyleParams,
+                                   "material": MaterialParams, "optimise": OptimiseParams},
+          body_optional=True, query=WAIT, status=202, response=QUEUED, answers={200: JOB})
 @guard(Access(Scope.ASSET, Role.EDITOR))
 async def request_operation(request: Request) -> Response:
     """``POST /meshes/{id}/<operation>``: queue a job that makes a new mesh from this one."""
@@ -77,9 +100,11 @@ async def _request(request: Request, kind: str) -> Response:
     res = resources(request)
     asset = await _mesh(request)
     wait_s = _wait_seconds(request)
-    data = await json_object(request) if await request.body() else {}
-    data.setdefault("units", asset.get("units", "mm")) if kind == MESH_ANALYSE else None
-    params = check_params(kind, data)
+    raw = await read_limited(request, MAX_JSON_BYTES)
+    data = json_object(raw) if raw.strip() else {}
+    if kind == MESH_ANALYSE:
+        data.setdefault("units", asset.get("units", "mm"))
+    params = check_mesh_params(kind, data)
     if "object_id" in params:
         await _check_object(res, asset["project_id"], params["object_id"])
     inputs = {
@@ -134,6 +159,7 @@ def _made_mesh(job: dict[str, Any]) -> str | None:
     return made.get("asset_id") if isinstance(made, dict) else None
 
 
+@contract(answers={202: JOB})
 @guard(Access(Scope.ASSET, Role.VIEWER))
 async def get_analysis(request: Request) -> Response:
     asset = await _mesh(request)
@@ -154,6 +180,7 @@ async def get_analysis(request: Request) -> Response:
                 status_code=HTTPStatus.ACCEPTED)
 
 
+@contract(media_types=("application/octet-stream",))
 @guard(Access(Scope.ASSET, Role.VIEWER))
 async def face_maps(request: Request) -> Response:
     """The last analysis's per-face maps (overhang, wall thickness) for the viewer's heat
@@ -170,6 +197,11 @@ async def face_maps(request: Request) -> Response:
                     headers={"Cache-Control": "private, no-cache"})  # a new analysis replaces it
 
 
+@contract(media_types=EXPORT_MEDIA_TYPES, query=(
+    Query("format", {"type": "string", "enum": ["original", *EXPORT_FORMATS]},
+          "original (the default): the file as uploaded; else converted."),
+    Query("encoding", {"type": "string", "enum": ["meshopt"]},
+          "meshopt: the GLB's geometry packed (EXT_meshopt_compression).")))
 @guard(Access(Scope.ASSET, Role.VIEWER))
 async def export_mesh(request: Request) -> Response:
     """``?format=glb|stl|obj|3mf`` converts; ``original`` (the default) sends the file as

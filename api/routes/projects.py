@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import Access, Scope, current_user, guard
-from api.jsonbody import Json, field, json_object
+from api.jsonbody import Json, parse_body
+from api.openapi import contract
 from api.resources import resources
+from api.schemas import PROJECT, PROJECT_LIST, Invitation, ProjectName
 from core.events.roles import Role
 
 # Lists wait this long at most for the read models to include the caller's latest writes.
@@ -24,19 +26,19 @@ def _project_id(request: Request) -> UUID:
     return project_id
 
 
+@contract(body=ProjectName, status=201, response=PROJECT)
 @guard(Access(Scope.USER))
 async def create_project(request: Request) -> Response:
-    data = await json_object(request)
+    name = (await parse_body(request, ProjectName)).name
     user = current_user(request)
     studio = resources(request).studio
-    project_id = await asyncio.to_thread(
-        studio.create_project, field(data, "name", str), user.key
-    )
+    project_id = await asyncio.to_thread(studio.create_project, name, user.key)
     body = await _project_body(request, project_id)
     return Json(body, status_code=HTTPStatus.CREATED,
                 headers={"Location": f"/api/v1/projects/{project_id}"})
 
 
+@contract(response=PROJECT_LIST)
 @guard(Access(Scope.USER))
 async def list_projects(request: Request) -> Response:
     user = current_user(request)
@@ -46,22 +48,25 @@ async def list_projects(request: Request) -> Response:
     return Json({"projects": [_summary(r) for r in rows]})
 
 
+@contract(response=PROJECT)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def get_project(request: Request) -> Response:
     return Json(await _project_body(request, _project_id(request)))
 
 
+@contract(body=ProjectName, response=PROJECT)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def rename_project(request: Request) -> Response:
-    data = await json_object(request)
+    body = await parse_body(request, ProjectName)
     studio = resources(request).studio
     await asyncio.to_thread(
-        studio.rename_project, _project_id(request), field(data, "name", str),
+        studio.rename_project, _project_id(request), body.name,
         current_user(request).key,
     )
     return Json(await _project_body(request, _project_id(request)))
 
 
+@contract(status=204)
 @guard(Access(Scope.PROJECT, Role.OWNER))
 async def delete_project(request: Request) -> Response:
     studio = resources(request).studio
@@ -69,14 +74,14 @@ async def delete_project(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
+@contract(body=Invitation, status=201)
 @guard(Access(Scope.PROJECT, Role.OWNER))
 async def invite(request: Request) -> Response:
     """Add a member (or change a member's role) by user name, email or id."""
-    data = await json_object(request)
+    body = await parse_body(request, Invitation)
     res = resources(request)
-    who = field(data, "email" if "user" not in data else "user", str)
-    role = Role.parse(field(data, "role", str))
-    invitee = await res.accounts.find(who)
+    role = Role.parse(body.role)
+    invitee = await res.accounts.find(body.who)
     await asyncio.to_thread(
         res.studio.invite, _project_id(request), invitee.key, role, current_user(request).key
     )

@@ -57,7 +57,8 @@ def test_every_route_declares_its_access():
     assert len(ALL) >= 15
     public = {str(e) for e in ALL if e.access.scope is Scope.PUBLIC}
     assert public == {"GET /healthz", "GET /readyz", "POST /api/v1/auth/tokens",
-                      "POST /api/v1/auth/session"}
+                      "POST /api/v1/auth/session", "GET /api/v1/openapi.json",
+                      "GET /api/v1/docs"}
 
 
 @pytest.fixture

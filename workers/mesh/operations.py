@@ -9,12 +9,12 @@ material; its coordinates are float32 there, as in STL and every slicer.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import trimesh
 
+from core.contracts.mesh_params import check_mesh_params
 from core.errors import InvalidInput
 from core.events.job_kinds import (
     MESH_ANALYSE,
@@ -25,23 +25,21 @@ from core.events.job_kinds import (
 )
 from core.meshio import load_mesh
 from workers.mesh.analysis import basic_stats
-from workers.mesh.materials import MATERIALS, apply_material, validate_material_params
+from workers.mesh.materials import apply_material
 from workers.mesh.optimise import optimise_for_print
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
 from workers.mesh.repair import assess, repair
-from workers.mesh.styles import STYLES, apply_style, is_closed, validate_style_params, welded
+from workers.mesh.styles import apply_style, is_closed, welded
 
 GLB_MEDIA_TYPE = "model/gltf-binary"
 
 
 def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The canonical parameters of a ``kind`` job (defaults filled in), or InvalidInput."""
-    try:
-        checker = _CHECKERS[kind]
-    except KeyError:
-        raise InvalidInput(f"unknown mesh operation {kind!r}") from None
-    return checker(dict(params))
+    """The canonical parameters of a ``kind`` job (defaults filled in), or InvalidInput: the
+    contract the API checked before recording the command, applied again to what the log
+    holds (:mod:`core.contracts.mesh_params`)."""
+    return check_mesh_params(kind, params)
 
 
 def analyse(data: bytes, file_type: str,
@@ -78,82 +76,11 @@ def operate(kind: str, data: bytes, file_type: str,
     return cast(bytes, made.export(file_type="glb")), report
 
 
-# -- parameters ---------------------------------------------------------------------------
-
-UNITS = ("mm", "cm", "m", "in")
-
-
-def _units(params: dict[str, Any]) -> str:
-    units = params.pop("units", "mm")
-    if units not in UNITS:
-        raise InvalidInput(f"units must be one of {', '.join(UNITS)}")
-    return str(units)
-
-
-def _object_id(params: dict[str, Any]) -> dict[str, Any]:
-    object_id = params.pop("object_id", None)
-    if object_id is not None and (not isinstance(object_id, str) or not object_id
-                                  or len(object_id) > 100):
-        raise InvalidInput("object_id must be a scene object id")
-    return {} if object_id is None else {"object_id": object_id}
-
-
-def _no_more(params: dict[str, Any], kind: str) -> None:
-    if params:
-        raise InvalidInput(f"{kind}: unknown parameter(s) {', '.join(sorted(params))}")
-
-
-def _number(params: dict[str, Any], name: str, default: float, low: float, high: float) -> float:
-    value = params.pop(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InvalidInput(f"{name} must be a number in [{low:g}, {high:g}]")
-    return float(value)
-
-
-def _check_analyse(params: dict[str, Any]) -> dict[str, Any]:
-    """``units``, ``printer`` (a printer profile, see :class:`PrinterProfile`) and ``up``."""
-    checked = {"units": _units(params),
-               "printer": PrinterProfile.from_json(params.pop("printer", None)).to_json(),
-               "up": _direction(params.pop("up", [0.0, 0.0, 1.0]))}
-    _no_more(params, "analysis")
-    return checked
-
-
-def _direction(value: Any) -> list[float]:
-    if (not isinstance(value, list) or len(value) != 3
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-            or not all(math.isfinite(v) for v in value) or not any(value)):
-        raise InvalidInput("up must be a non-zero direction [x, y, z]")
-    return [float(v) for v in value]
-
-
-def _check_repair(params: dict[str, Any]) -> dict[str, Any]:
-    checked = _object_id(params) | {
-        "debris_fraction": _number(params, "debris_fraction", 1e-4, 0.0, 0.5),
-    }
-    tolerance = params.pop("merge_tolerance", None)
-    if tolerance is not None and (isinstance(tolerance, bool)
-                                  or not isinstance(tolerance, int | float) or tolerance <= 0):
-        raise InvalidInput("merge_tolerance must be a positive number (mesh units) or null")
-    checked["merge_tolerance"] = tolerance
-    _no_more(params, "repair")
-    return checked
-
-
 def _repair(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Trimesh,
                                                                         dict[str, Any]]:
     repaired, report = repair(mesh, debris_fraction=params["debris_fraction"],
                               merge_tolerance=params["merge_tolerance"])
     return repaired, report.to_dict()
-
-
-def _check_style(params: dict[str, Any]) -> dict[str, Any]:
-    """``{"style": name, ...its parameters}``, see :func:`workers.mesh.styles.apply_style`."""
-    checked = _object_id(params)
-    style = params.pop("style", None)
-    if style not in STYLES:
-        raise InvalidInput(f"style must be one of {', '.join(STYLES)}")
-    return checked | {"style": style} | validate_style_params(style, params)
 
 
 def _style(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Trimesh,
@@ -169,48 +96,12 @@ def _options(params: dict[str, Any], *named: str) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k not in {"object_id", *named}}
 
 
-def _check_material(params: dict[str, Any]) -> dict[str, Any]:
-    """``{"material": kind, "seed": int, ...its parameters}``, see
-    :func:`workers.mesh.materials.apply_material`."""
-    checked = _object_id(params)
-    kind = params.pop("material", None)
-    if kind not in MATERIALS:
-        raise InvalidInput(f"material must be one of {', '.join(MATERIALS)}")
-    seed = params.pop("seed", 0)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:
-        raise InvalidInput("seed must be an integer in [0, 2^31)")
-    return checked | {"material": kind, "seed": seed} | validate_material_params(kind, params)
-
-
 def _material(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Trimesh,
                                                                           dict[str, Any]]:
     options = _options(params, "material", "seed")
     textured = apply_material(mesh, params["material"], options, seed=params["seed"])
     return textured, {"material": params["material"], "seed": params["seed"],
                       "options": options}
-
-
-def _check_optimise(params: dict[str, Any]) -> dict[str, Any]:
-    """``printer``, ``units``, and which steps: ``reorient`` (default on), ``thicken``,
-    ``scale_to_fit``, ``hollow`` (a resin wall in mm) with ``drain_holes``; see
-    :func:`workers.mesh.optimise.optimise_for_print`."""
-    checked = _object_id(params) | {
-        "units": _units(params),
-        "printer": PrinterProfile.from_json(params.pop("printer", None)).to_json(),
-    }
-    for step, default in (("reorient", True), ("thicken", False), ("scale_to_fit", False)):
-        value = params.pop(step, default)
-        if not isinstance(value, bool):
-            raise InvalidInput(f"{step} must be true or false")
-        checked[step] = value
-    hollow = params.pop("hollow", None)
-    checked["hollow"] = None if hollow is None else _number({"hollow": hollow}, "hollow",
-                                                             2.0, 0.3, 20.0)
-    checked["drain_holes"] = int(_number(params, "drain_holes", 2, 0, 8))
-    if checked["hollow"] is not None and checked["printer"]["technology"] != "resin":
-        raise InvalidInput("hollowing is for resin printers; set printer.technology to resin")
-    _no_more(params, "optimise")
-    return checked
 
 
 def _optimise(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Trimesh,
@@ -224,14 +115,6 @@ def _optimise(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Tr
                        "score_after": done.score_after, "before": done.report_before,
                        "after": done.report_after}
 
-
-_CHECKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    MESH_ANALYSE: _check_analyse,
-    MESH_REPAIR: _check_repair,
-    MESH_STYLE: _check_style,
-    MESH_MATERIAL: _check_material,
-    MESH_OPTIMISE: _check_optimise,
-}
 
 _OPERATIONS: dict[str, Callable[[trimesh.Trimesh, dict[str, Any]],
                                 tuple[trimesh.Trimesh, dict[str, Any]]]] = {

@@ -1,0 +1,124 @@
+"""The JSON request bodies of the API, one model each; the OpenAPI document shows the same
+models. The mesh operations' bodies are the job contracts of :mod:`core.contracts.mesh_params`,
+which the mesh worker applies again to the command it reads from the log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from core.contracts.validation import Input, text
+from core.events.project import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
+
+Username = Annotated[str, text(64, min_length=1)]
+Password = Annotated[str, text(1024, min_length=1)]
+MAX_SEED = 2**31 - 1
+MAX_FACE_BUDGET = 1_000_000
+
+
+class Credentials(Input):
+    """``POST /auth/session``: sign in for a browser session cookie."""
+
+    username: Username
+    password: Password
+
+
+class TokenRequest(Credentials):
+    """``POST /auth/tokens``: sign in for an API token (``name`` labels it)."""
+
+    name: Annotated[str, text(200)] | None = None
+
+
+class NewUser(Input):
+    """``POST /admin/users``: an account (site administrators only)."""
+
+    username: Username
+    password: Password
+    is_admin: bool = False
+    email: Annotated[str, text(320, min_length=3)] | None = None
+
+
+class ProjectName(Input):
+    """``POST /projects`` and ``PATCH /projects/{id}``: the project's name."""
+
+    name: Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
+
+
+class Invitation(Input):
+    """``POST /projects/{id}/invite``: a user (name, email or id) and the role to give; ``user``
+    and ``email`` are two names for the same field, give one."""
+
+    user: Annotated[str, text(320, min_length=1)] | None = None
+    email: Annotated[str, text(320, min_length=1)] | None = None
+    role: Annotated[str, text(20, min_length=1)] = Field(
+        description="owner, editor or viewer (any case)")
+
+    @model_validator(mode="after")
+    def _one_name(self) -> Invitation:
+        if (self.user is None) == (self.email is None):
+            raise ValueError("give the invitee as 'user' or as 'email' (one of them)")
+        return self
+
+    @property
+    def who(self) -> str:
+        who = self.user if self.user is not None else self.email
+        assert who is not None  # _one_name
+        return who
+
+
+class VersionTag(Input):
+    """``POST /projects/{id}/versions``: the message of the version tagged at the log's head."""
+
+    message: Annotated[str, Field(max_length=MAX_MESSAGE_LENGTH)]
+
+
+class GenerationParams(Input):
+    """``POST /projects/{id}/generate`` (and ``generate-progressive`` as JSON): an image
+    already uploaded to the project, the generator, its seed and face budget, and the name of
+    the scene object that will show the result."""
+
+    asset_id: Annotated[str, text(100, min_length=1)]
+    backend: Annotated[str, text(40)] | None = None
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
+    face_budget: Annotated[int, Field(ge=4, le=MAX_FACE_BUDGET)] | None = None
+    name: Annotated[str, text(1000)] | None = None
+
+
+# -- answers (JSON Schema of the success bodies the schemathesis test checks) ---------------
+
+USER: dict[str, Any] = {
+    "type": "object", "required": ["id", "username", "is_admin"],
+    "properties": {"id": {"type": "string", "format": "uuid"}, "username": {"type": "string"},
+                   "is_admin": {"type": "boolean"}}}
+TOKEN: dict[str, Any] = {
+    "type": "object", "required": ["token", "user"],
+    "properties": {"token": {"type": "string"}, "user": USER}}
+SIGNED_IN: dict[str, Any] = {
+    "type": "object", "required": ["user"], "properties": {"user": USER}}
+TIMESTAMP: dict[str, Any] = {"type": "string", "format": "date-time"}
+PROJECT: dict[str, Any] = {
+    "type": "object", "required": ["id", "name", "version", "members", "assets"],
+    "properties": {
+        "id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+        "version": {"type": "integer"}, "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
+        "members": {"type": "array", "items": {
+            "type": "object", "required": ["user_id", "role"],
+            "properties": {"user_id": {"type": "string"},
+                           "username": {"type": ["string", "null"]},
+                           "role": {"enum": ["owner", "editor", "viewer"]}}}},
+        "assets": {"type": "integer", "minimum": 0}}}
+PROJECT_LIST: dict[str, Any] = {
+    "type": "object", "required": ["projects"],
+    "properties": {"projects": {"type": "array", "items": {
+        "type": "object", "required": ["id", "name", "role"],
+        "properties": {"id": {"type": "string", "format": "uuid"}, "name": {"type": "string"},
+                       "role": {"enum": ["owner", "editor", "viewer"]},
+                       "created_at": TIMESTAMP, "updated_at": TIMESTAMP}}}}}
+QUEUED: dict[str, Any] = {
+    "type": "object", "required": ["job_id", "state", "job_url"],
+    "properties": {"job_id": {"type": "string", "format": "uuid"}, "state": {"type": "string"},
+                   "job_url": {"type": "string"}, "events_url": {"type": "string"}}}
+READINESS: dict[str, Any] = {
+    "type": "object", "required": ["status", "checks"],
+    "properties": {"status": {"type": "string"}, "checks": {"type": "object"}}}
