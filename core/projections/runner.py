@@ -55,10 +55,13 @@ BATCH_SIZE = 1000
 IDLE_WAIT_S = 1.0
 _LOCK_NAMESPACE = 0x0F_EA_5  # first key of pg_advisory_xact_lock(int, int)
 # SQLSTATE classes of failures that are the database's, not an event's: connection lost (08),
-# deadlock or serialisation (40), out of resources (53), lock not available (55), shut down or
-# cancelled (57), system error (58). Program limits (54: a value nested too deep, say) are the
-# event's.
-_TRANSIENT_CLASSES = frozenset({"08", "40", "53", "55", "57", "58"})
+# transaction state (25), no such database or schema (3D, 3F), deadlock or serialisation (40),
+# out of resources (53), lock not available (55), shut down or cancelled (57), system and
+# internal errors (58, XX). Program limits (54: a value nested too deep, say) are the event's.
+_TRANSIENT_CLASSES = frozenset({"08", "25", "3D", "3F", "40", "53", "55", "57", "58", "XX"})
+# And single states of a damaged schema (a table or column dropped by hand, a lost grant): every
+# event would fail alike, so none is quarantined; the runner stops as for an outage.
+_SCHEMA_STATES = frozenset({"42P01", "42703", "42501"})
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ class ProjectionRunner:
                         with self._conn.transaction():
                             self._apply(model, [(position, event)])
                     except Exception as error:
-                        self._reraise_transient(error)
+                        self._reraise_if_no_event_is_to_blame(error)
                         model.forget()
                         quarantine.record(self._conn, name, position, event, error)
                         outcomes.append(RetryOutcome(name, position, quarantine.describe(error),
@@ -241,7 +244,7 @@ class ProjectionRunner:
                 return len(events)
         except Exception as error:
             model.forget()  # its in-memory state may be ahead of the rolled-back tables
-            self._reraise_transient(error)
+            self._reraise_if_no_event_is_to_blame(error)
             log.warning("read model %s failed on a batch (%s); applying it event by event",
                         model.name, quarantine.describe(error))
         except BaseException:
@@ -267,7 +270,7 @@ class ProjectionRunner:
                         with self._conn.transaction():
                             self._apply(model, [(notification_id, event)])
                     except Exception as error:
-                        self._reraise_transient(error)
+                        self._reraise_if_no_event_is_to_blame(error)
                         model.forget()  # it may have taken the event in before it failed
                         self._quarantined(quarantine.record(
                             self._conn, model.name, notification_id, event, error))
@@ -293,17 +296,19 @@ class ProjectionRunner:
             sql.SQL("UPDATE {} SET position = %s WHERE name = %s").format(
                 sql.Identifier(TRACKING_TABLE)), (position, name))
 
-    def _reraise_transient(self, error: Exception) -> None:
-        """Re-raise a failure of the database or of the connection to it: no event is to
-        blame, and the step is tried again rather than an event quarantined."""
+    def _reraise_if_no_event_is_to_blame(self, error: Exception) -> None:
+        """Re-raise a failure of the database, of the connection to it or of the schema: no
+        event is to blame, so none is quarantined and the step is tried again later."""
         if self._conn.broken or isinstance(error, (psycopg.InterfaceError,
                                                    persistence.InterfaceError,
                                                    persistence.OperationalError)):
             raise error
-        if isinstance(error, psycopg.OperationalError):
-            state = error.sqlstate
-            if state is None or state[:2] in _TRANSIENT_CLASSES:
+        state = error.sqlstate if isinstance(error, psycopg.Error) else None
+        if state is None:
+            if isinstance(error, psycopg.OperationalError):
                 raise error
+        elif state[:2] in _TRANSIENT_CLASSES or state in _SCHEMA_STATES:
+            raise error
 
     @staticmethod
     def _quarantined(entry: Quarantined) -> None:

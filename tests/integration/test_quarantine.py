@@ -267,3 +267,50 @@ def test_the_live_runner_carries_on_after_a_bad_event(prepared: Settings, studio
     assert {r[0] for r in _rows(url, "SELECT id FROM rm_jobs")} == {bad, good}
     assert {r[0] for r in _rows(url, "SELECT id FROM rm_projects")} == {project, second}
     assert {m for m, *_ in _quarantine(url)} == {"catalogue", "history"}
+
+
+def test_a_damaged_schema_quarantines_nothing(prepared: Settings, studio: Studio) -> None:
+    """A table dropped by hand fails every event alike: that is the database's fault, not an
+    event's, so the runner stops as for an outage instead of skipping the whole log."""
+    url = _url(prepared)
+    runner = ProjectionRunner(url)
+    try:
+        with psycopg.connect(url) as conn:
+            conn.execute("DROP TABLE rm_members")
+        studio.create_project("P", actor="alice")
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            runner.catch_up()
+    finally:
+        runner.close()
+    assert _quarantine(url) == []
+    assert _positions(url)["catalogue"] == 0
+
+
+def test_readiness_is_degraded_while_a_model_lags_past_the_threshold(
+        prepared: Settings, studio: Studio, client: TestClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.routes import health
+
+    url = _url(prepared)
+    monkeypatch.setattr(health, "LAG_DEGRADED_EVENTS", 3)
+    project = studio.create_project("P", actor="alice")
+    for i in range(3):
+        studio.rename_project(project, f"P{i}", actor="alice")
+    head = _head(url)
+    assert head > 3
+    behind = client.get("/readyz")  # no runner: every model is the whole log behind
+    assert behind.status_code == 200, behind.text
+    body = behind.json()
+    assert body["status"] == "degraded", body
+    check = body["checks"]["projections"]
+    assert check["lag"] == {name: head for name in READ_MODEL_NAMES}
+    assert check["lag_threshold"] == 3
+
+    runner = ProjectionRunner(url)
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+    caught_up = client.get("/readyz").json()
+    assert caught_up["status"] == "ready", caught_up
+    assert set(caught_up["checks"]["projections"]["lag"].values()) == {0}
