@@ -74,8 +74,10 @@ async def orfeas_error(request: Request, exc: Exception) -> Response:
     status = status_for(exc)
     if status >= 500:
         log.error("%s %s: %s", request.method, request.url.path, exc)
-    response = problem(status, str(exc), instance=request.url.path)
-    retry_after_s = getattr(exc, "retry_after_s", None)  # Throttled, Overloaded
+    service = getattr(exc, "service", None)  # which backing service is missing
+    extra = {"service": service} if service else {}
+    response = problem(status, str(exc), instance=request.url.path, **extra)
+    retry_after_s = getattr(exc, "retry_after_s", None)  # Throttled, ServiceError
     if retry_after_s is not None:
         response.headers["Retry-After"] = str(retry_after_s)
     return response

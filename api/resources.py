@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from core.accounts import AccountStore
 from core.crdt.fanout import Fanout
 from core.crdt.rooms import SceneRooms
+from core.database import DatabasePool
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.progress import JobProgress
@@ -73,8 +74,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        pool = AsyncConnectionPool(database_url, min_size=1, max_size=10, open=False,
-                                   kwargs={"autocommit": True})
+        pool = DatabasePool(database_url, min_size=1, max_size=10)
         await pool.open(wait=True, timeout=30)
         studio = await asyncio.to_thread(Studio.connect, database_url)
         blobs = BlobStore(s3)

@@ -17,7 +17,15 @@ class ConfigurationError(OrfeasError):
 
 
 class ServiceError(OrfeasError):
-    """A backing service (PostgreSQL, NATS, S3) could not be started or reached."""
+    """A backing service (PostgreSQL, NATS, S3) could not be started or reached.
+
+    Over HTTP it is a 503 with ``Retry-After``: a supervisor restarts a dead service within
+    seconds, so the same request is worth sending again soon; ``service`` names the one that
+    failed, so a client (and an operator reading the answer) knows what is missing.
+    """
+
+    service: str | None = None
+    retry_after_s: int | None = 5
 
 
 class DomainError(OrfeasError):
@@ -75,13 +83,19 @@ class Forbidden(AuthError):
 class BlobStoreError(ServiceError):
     """The object store refused or failed a request."""
 
+    service = "s3"
+
 
 class EventStoreError(ServiceError):
     """The event store refused or failed a request."""
 
+    service = "postgres"
+
 
 class MessagingError(ServiceError):
     """NATS refused or failed a request."""
+
+    service = "nats"
 
 
 class Overloaded(ServiceError):

@@ -26,6 +26,8 @@ from core.settings import S3Settings
 
 _KEY = re.compile(r"^blobs/sha256/[0-9a-f]{2}/[0-9a-f]{62}$")
 PART_SIZE = 16 * 1024 * 1024
+CONNECT_TIMEOUT_S = 1.0
+READ_TIMEOUT_S = 30.0
 
 
 def blob_key(sha256: str) -> str:
@@ -93,9 +95,12 @@ class BlobStore:
             secret_key=s3.secret_key,
             secure=s3.secure,
             region=s3.region,
+            # While the server is down a request fails within about a second (a refused
+            # connection is retried once), so the API answers 503 rather than hanging; the
+            # read limit is per socket read, so long transfers still work.
             http_client=urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=5, read=60),
-                retries=urllib3.Retry(total=3, backoff_factor=0.2,
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_S, read=READ_TIMEOUT_S),
+                retries=urllib3.Retry(total=2, connect=1, read=1, backoff_factor=0.1,
                                       status_forcelist=(500, 502, 503, 504)),
             ),
         )
@@ -158,7 +163,7 @@ class BlobStore:
         """Reachability and the server's own name for itself (its ``Server`` header)."""
         try:
             self._client.bucket_exists(self.bucket)
-            http = urllib3.PoolManager(timeout=urllib3.Timeout(total=3))
+            http = urllib3.PoolManager(timeout=urllib3.Timeout(total=1.5))
             response = http.request("HEAD", self._endpoint, retries=False)
         except (MinioException, urllib3.exceptions.HTTPError) as e:
             raise BlobStoreError(f"S3 at {self._endpoint} unreachable: {e}") from e

@@ -17,7 +17,8 @@ the rest of a batched append together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from copy import deepcopy
 from typing import Any, cast
 from uuid import UUID
@@ -25,12 +26,20 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import ProjectorFunction, Repository, project_aggregate
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import get_topic, retry
+from eventsourcing.persistence import (
+    InterfaceError,
+    OperationalError,
+    PersistenceError,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore, PostgresFactory
+from eventsourcing.utils import Environment, EnvType, get_topic, retry
 from psycopg import sql
-from psycopg.rows import tuple_row
+from psycopg.rows import DictRow, tuple_row
+from psycopg_pool import PoolTimeout
 
+from core.database import CONNECT_TIMEOUT_S, unavailable, unreachable
+from core.errors import EventStoreError
 from core.events.scene import Scene
 
 LATEST = 2**62  # a version past any aggregate's end
@@ -241,3 +250,45 @@ def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:
         [e.state for e in stored_events],
     )
 
+
+
+class DatabaseUnreachable(PersistenceError, EventStoreError):
+    """No connection to PostgreSQL within the pool's wait. Deliberately not one of the
+    library's ``OperationalError``: its recorders retry those ten times, 0.2 s apart, each
+    retry waiting for a connection again, which turned a down server into a 30 s hang. A
+    broken connection is still retried (the next one from the pool may well work)."""
+
+
+class StudioDatastore(PostgresDatastore):
+    """The library's datastore, failing at once with :class:`DatabaseUnreachable` when the
+    pool cannot hand out a connection."""
+
+    @contextmanager
+    def get_connection(self) -> Iterator[psycopg.Connection[DictRow]]:
+        try:
+            with super().get_connection() as conn:
+                yield conn
+        except OperationalError as e:
+            if isinstance(e.__cause__, PoolTimeout):
+                raise DatabaseUnreachable(str(unavailable(e.__cause__))) from e
+            if unreachable(e.__cause__):
+                # The server went away: every idle connection is as broken as this one, and
+                # the library's retries would meet them one by one, 0.2 s apart. Dropped
+                # here, the next retry waits for a new connection (or fails fast) instead.
+                with suppress(psycopg.Error):  # a pool closed meanwhile: nothing to drop
+                    self.pool.check()
+            raise
+
+
+class StudioFactory(PostgresFactory):
+    """The library's PostgreSQL factory (``PERSISTENCE_MODULE`` names it) with a
+    :class:`StudioDatastore` and a bounded connection attempt."""
+
+    def __init__(self, env: Environment | EnvType | None) -> None:
+        super().__init__(env)
+        # The library builds its datastore itself, with no hook for the class; this one only
+        # overrides a method and adds no state, so the built instance is re-classed.
+        self.datastore.__class__ = StudioDatastore
+        kwargs = self.datastore.pool.kwargs
+        assert isinstance(kwargs, dict)
+        kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
