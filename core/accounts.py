@@ -76,10 +76,15 @@ class PasswordHashing:
         self._pending = 0
         self._lock = threading.Lock()  # apps in several threads' loops share one pool
 
+    def refuse_if_full(self) -> None:
+        """Refuse before any other work for a sign-in that would find no room (a flood's
+        attempts then cost no database query either)."""
+        if self._pending >= self._capacity:
+            raise Overloaded("too many sign-ins are being checked; try again in a second", 1)
+
     async def run(self, call: Callable[..., _T], *args: Any) -> _T:
         with self._lock:
-            if self._pending >= self._capacity:
-                raise Overloaded("too many sign-ins are being checked; try again in a second", 1)
+            self.refuse_if_full()
             self._pending += 1
         future = self._executor.submit(call, *args)
         future.add_done_callback(self._release)  # also when cancelled: counts what still runs
@@ -161,6 +166,7 @@ class AccountStore:
         if not isinstance(username, str) or not isinstance(password, str):
             raise InvalidInput('send JSON {"username": ..., "password": ...}')
         await self._throttle.check(username, address)
+        _hashing.refuse_if_full()
         row = await self._one("SELECT * FROM accounts_users WHERE username = %s", username)
         stored = row["password_hash"] if row else _DUMMY_HASH
         try:

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -37,6 +38,9 @@ SCHEMA = (
 # Rows are pruned every this many recorded failures (per process): a row quiet for a window
 # plus the longest block behaves exactly like a missing one.
 _PRUNE_EVERY = 256
+# Blocks this node has seen, kept in memory so that a flood of blocked attempts costs no query
+# at all (a block is never lifted early, so the copy cannot be wrong); at most this many.
+_REMEMBERED_BLOCKS = 10_000
 
 
 @dataclass(frozen=True)
@@ -104,22 +108,27 @@ class LoginThrottle:
         self._pool = pool
         self.policy = policy
         self._recorded = 0
+        self._blocked: dict[str, float] = {}  # key -> time.monotonic() when its block ends
 
     async def check(self, username: str, address: str) -> None:
         """Refuse at once (:class:`Throttled`) while the account or the address is blocked."""
+        keys = [account_key(username), address_key(address)]
+        now = time.monotonic()
+        for key in keys:
+            if self._blocked.get(key, 0.0) > now:
+                _refuse(key, self._blocked[key] - now)
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT key, extract(epoch FROM blocked_until - now())"
                 " FROM accounts_login_failures WHERE key = ANY(%s) AND blocked_until > now()",
-                ([account_key(username), address_key(address)],),
+                (keys,),
             )
             blocked = await cur.fetchall()
-        if not blocked:
-            return
-        key, seconds = max(blocked, key=lambda row: row[1])
-        who = "this account" if key.startswith("account:") else "your address"
-        wait = max(1, math.ceil(seconds))
-        raise Throttled(f"too many failed sign-ins for {who}; try again in {wait} s", wait)
+        if blocked:
+            for key, seconds in blocked:
+                self._remember(key, float(seconds))
+            key, seconds = max(blocked, key=lambda row: row[1])
+            _refuse(key, float(seconds))
 
     async def record_failure(self, username: str, address: str) -> None:
         keys = sorted([(account_key(username), self.policy.account_failures),
@@ -140,9 +149,18 @@ class LoginThrottle:
                     " strikes = %s, blocked_until = %s WHERE key = %s",
                     (count.failures, count.window_start, count.strikes, count.blocked_until,
                      key))
+                if count.blocked_until is not None and count.blocked_until > row[4]:
+                    self._remember(key, (count.blocked_until - row[4]).total_seconds())
         self._recorded += 1
         if self._recorded % _PRUNE_EVERY == 0:
             await self._prune()
+
+    def _remember(self, key: str, seconds: float) -> None:
+        now = time.monotonic()
+        if len(self._blocked) >= _REMEMBERED_BLOCKS:
+            self._blocked = {k: end for k, end in self._blocked.items() if end > now}
+        if len(self._blocked) < _REMEMBERED_BLOCKS:
+            self._blocked[key] = now + seconds
 
     async def record_success(self, username: str) -> None:
         async with self._pool.connection() as conn:
@@ -156,3 +174,9 @@ class LoginThrottle:
                 "DELETE FROM accounts_login_failures WHERE window_start < now() - %s"
                 " AND coalesce(blocked_until, '-infinity') < now() - %s",
                 (quiet, timedelta(seconds=self.policy.max_block_s)))
+
+
+def _refuse(key: str, seconds: float) -> NoReturn:
+    who = "this account" if key.startswith("account:") else "your address"
+    wait = max(1, math.ceil(seconds))
+    raise Throttled(f"too many failed sign-ins for {who}; try again in {wait} s", wait)
