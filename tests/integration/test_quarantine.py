@@ -22,6 +22,7 @@ from uuid import UUID
 import psycopg
 import pytest
 from eventsourcing.utils import get_topic
+from pycrdt import Doc, Map
 from starlette.testclient import TestClient
 
 from core.events.job_kinds import MESH_REPAIR
@@ -314,3 +315,35 @@ def test_readiness_is_degraded_while_a_model_lags_past_the_threshold(
     caught_up = client.get("/readyz").json()
     assert caught_up["status"] == "ready", caught_up
     assert set(caught_up["checks"]["projections"]["lag"].values()) == {0}
+
+
+def test_a_stored_scene_edit_with_a_non_map_object_stops_no_read_model(
+        prepared: Settings, studio: Studio) -> None:
+    """Issue 19, reproduction 2 as old stored data: ``objects.set('evil', Uint8Array)`` made
+    the scene model crash-loop. Now it is applied without the object, or quarantined."""
+    url = _url(prepared)
+    project = studio.create_project("P", actor="alice")
+    studio.edit_scene(project, {"chair": {"name": "chair"}}, actor="alice", origin="test")
+    doc: Doc[Any] = Doc()
+    doc.apply_update(studio.scene(project).state)
+    before = doc.get_state()
+    objects = doc.get("objects", type=Map)
+    objects["evil"] = b"\x01\x02\x03"  # a stock Yjs client's Uint8Array, stored as it came
+    objects["number"] = 3.5
+    bad = studio.append_scene_updates(project, [(doc.get_update(before), "mallory", "test")])
+    studio.edit_scene(project, {"table": {"name": "table"}}, actor="alice", origin="test")
+    other = studio.create_project("Other", actor="bob")
+
+    runner = ProjectionRunner(url)
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+
+    assert set(_positions(url).values()) == {_head(url)}
+    assert {r[0] for r in _rows(url, "SELECT object_id FROM rm_scene_objects")} == {
+        "chair", "table"}
+    assert {(m, p) for m, p, *_ in _quarantine(url)} <= {("scene_objects", bad)}
+    assert {r[0] for r in _rows(url, "SELECT id FROM rm_projects")} == {project, other}
+    assert _rows(url, "SELECT actor FROM rm_timeline WHERE position = %s", bad) == [
+        ("mallory",)]
