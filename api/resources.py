@@ -9,7 +9,7 @@ import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 from nats.aio.client import Client as NATS
@@ -28,6 +28,7 @@ from core.events.studio import Studio
 from core.login_throttle import LoginPolicy
 from core.projections.queries import ReadModels
 from core.settings import Settings
+from core.upload_check import UploadChecker
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class Resources:
     rooms: SceneRooms
     progress: JobProgress
     max_upload_bytes: int = MAX_UPLOAD_BYTES
+    upload_checker: UploadChecker = field(default_factory=UploadChecker)
 
     @property
     def database_url(self) -> str:

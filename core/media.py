@@ -16,7 +16,7 @@ from typing import IO, Final, Literal, cast
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InvalidInput, TooLarge, UnsupportedMedia
-from core.meshio import load_mesh
+from core.meshio import check_mesh
 
 IMAGE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 """Pillow formats accepted as images. A whitelist of formats with a signature, so that the
@@ -113,7 +113,7 @@ def _sniff_image(path: Path, filename: str) -> MediaInfo | None:
 def _sniff_mesh(path: Path, filename: str, extension: str) -> MediaInfo:
     """Load the file as a mesh of its extension's format to prove it has faces."""
     try:
-        load_mesh(path, file_type=extension, name=filename)
+        check_mesh(path, file_type=extension, name=filename)
     except UnsupportedMedia:
         raise
     except InvalidInput as error:

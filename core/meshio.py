@@ -97,6 +97,29 @@ def load_mesh(
     UnsupportedMedia
         The format is not a mesh format the studio reads, or its reader is not installed.
     """
+    mesh, fmt = _load_unmerged(source, file_type, name, max_faces)
+    if fmt == "stl":
+        mesh.merge_vertices()
+    return mesh
+
+
+def check_mesh(
+    source: Path | bytes, *, file_type: str, name: str | None = None,
+    max_faces: int = MAX_FACES,
+) -> int:
+    """Refuse exactly what :func:`load_mesh` refuses, for less; return the face count.
+
+    The upload check needs the verdict, not the mesh, so an STL's vertices are not merged:
+    merging never refuses a mesh, and it is half of the cost (for a 60 MiB STL, 5.5 of 7 s
+    and 450 of 1,170 MB). Parameters and errors are :func:`load_mesh`'s.
+    """
+    mesh, _ = _load_unmerged(source, file_type, name, max_faces)
+    return len(mesh.faces)
+
+
+def _load_unmerged(source: Path | bytes, file_type: str, name: str | None,
+                   max_faces: int) -> tuple[trimesh.Trimesh, str]:
+    """:func:`load_mesh` up to the merging of an STL's vertices; also returns the format."""
     label = name or (source.name if isinstance(source, Path) else f"<{file_type} data>")
     fmt = _checked_format(file_type, label)
     data = source.read_bytes() if isinstance(source, Path) else source
@@ -105,9 +128,10 @@ def load_mesh(
     if fmt == "3mf":
         _check_zip(data, label)
     scene = _parse(data, fmt, label)
-    faces = sum(len(g.faces) for g in scene.geometry.values() if isinstance(g, trimesh.Trimesh))
+    faces = _placed_faces(scene)
     if faces > max_faces:  # counted before to_mesh() copies every instance
-        raise TooLarge(f"{label}: {faces} faces, more than the limit of {max_faces}")
+        raise TooLarge(f"{label}: {faces} faces once its instances are placed, more than the "
+                       f"limit of {max_faces}")
     mesh = scene.to_mesh()
     if len(mesh.faces) > max_faces:
         raise TooLarge(f"{label}: {len(mesh.faces)} faces once its instances are placed, "
@@ -115,9 +139,16 @@ def load_mesh(
     if len(mesh.faces) == 0:
         raise InvalidInput(f"{label}: no faces ({_describe_faceless(scene)})")
     _check_arrays(mesh, label)
-    if fmt == "stl":
-        mesh.merge_vertices()
-    return mesh
+    return mesh, fmt
+
+
+def _placed_faces(scene: trimesh.Scene) -> int:
+    """Faces of the one mesh the scene flattens to: each triangle mesh once per node that
+    places it. A small file can place one mesh thousands of times; counting the geometry
+    alone let such a file have to_mesh() build billions of faces before the limit applied."""
+    return sum(len(geometry.faces) * len(scene.graph.geometry_nodes.get(name, ()))
+               for name, geometry in scene.geometry.items()
+               if isinstance(geometry, trimesh.Trimesh))
 
 
 def _checked_format(file_type: str, label: str) -> str:
@@ -158,6 +189,8 @@ def _parse(data: bytes, fmt: str, label: str) -> trimesh.Scene:
     """
     try:
         return trimesh.load_scene(io.BytesIO(data), file_type=fmt, process=False)
+    except MemoryError:  # not the file's fault alone: the caller's memory limit decides
+        raise
     except Exception as error:
         reason = str(error) or type(error).__name__
         raise InvalidInput(f"{label}: not a readable .{fmt} file: {reason}") from error

@@ -13,10 +13,18 @@ Two details make that work:
 * Changing the user id clears the death signal. CPython's ``_posixsubprocess`` switches
   groups and user (``group=``, ``user=``) *before* it calls ``preexec_fn``, so setting the signal
   in ``preexec_fn`` keeps it, also for a child that runs as another user.
+
+The death signal reaches the child only, not what the child started in turn (the mesh worker's
+fork server and geometry processes, PostgreSQL's backends). Every child therefore leads a
+process group of its own, and stopping it ends with a SIGKILL to that group: whatever the child
+left behind goes with it, on a stop and on a restart after it died. A group of its own also
+keeps a terminal's Ctrl-C away from the children, so the supervisor alone decides the order in
+which they stop.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import pwd
@@ -137,6 +145,7 @@ class ChildProcess:
                     env=dict(env) if env is not None else None,
                     cwd=cwd,
                     preexec_fn=_die_with_parent(parent_pid),
+                    process_group=0,
                     **options,
                 )
 
@@ -164,15 +173,28 @@ class ChildProcess:
     def terminate(self, timeout: float = 10.0, sig: signal.Signals = signal.SIGTERM) -> int:
         """Send ``sig``, wait up to ``timeout`` seconds, then SIGKILL; returns the exit code.
 
-        Safe to call on a process that has already exited.
+        Whatever the child left running in its process group is killed once it has exited.
+        Safe to call on a process that has already exited: that only clears its group.
         """
         if self._popen.poll() is None:
             self._popen.send_signal(sig)
             try:
-                return self._popen.wait(timeout)
+                self._popen.wait(timeout)
             except subprocess.TimeoutExpired:
                 self._popen.kill()
-        return self._popen.wait()
+        code = self._popen.wait()
+        self._kill_group()
+        return code
+
+    def _kill_group(self) -> None:
+        """SIGKILL what is left in the child's process group (its id is the child's pid).
+
+        The id cannot go to another process while any member lives; an empty group answers
+        ESRCH (its id comes round again only once the pid space wraps, far later than the
+        moment between reaping the child and this call).
+        """
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._popen.pid, signal.SIGKILL)
 
     def log_tail(self, lines: int = 20) -> str:
         """The last ``lines`` lines this run wrote to its log (earlier runs left out)."""

@@ -166,7 +166,7 @@ class Supervisor:
                 if part.process is None or part.process.alive:
                     continue
                 if part.next_start == 0.0:
-                    code = part.process.returncode
+                    code = part.process.terminate()  # ends what it left in its process group
                     backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(part.restarts, 6))
                     if now - part.started_at > 60:  # it had been healthy: start over
                         backoff, part.restarts = 0.5, 0

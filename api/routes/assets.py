@@ -1,20 +1,25 @@
 """Uploading files into a project.
 
-The body (a multipart field ``file``, or the raw body with ``?filename=``) is spooled and
-hashed, checked to really be an image or a mesh, and only then stored under its content
+The body (a multipart field ``file``, or the raw body with ``?filename=``) is spooled to disk
+and hashed, checked to really be an image or a mesh, and only then stored under its content
 address and recorded as ``AssetUploaded``: a refused upload leaves no object and no event.
+
+The API process never holds an upload in memory: the size limit is enforced on the bytes as
+they arrive (a ``Content-Length`` is not needed, nor trusted), and the check, which parses the
+file, runs in a bounded child process (:mod:`core.upload_check`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import PurePosixPath
 from uuid import uuid4
 
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,13 +31,15 @@ from core.errors import InvalidInput, MalformedInput, TooLarge
 from core.events.blobs import SpooledBlob, spool
 from core.events.project import Asset
 from core.events.roles import Role
-from core.media import MediaInfo, sniff_media
+from core.media import MediaInfo
 
 UNITS = ("mm", "cm", "m", "in")
 """Length units a mesh may be uploaded in; the studio's figures are in them (mm by default)."""
 
 _SAFE_NAME = re.compile(r"[^\w.\- ()]+")
 MAX_FILENAME = 200
+ENVELOPE_BYTES = 64 * 1024
+"""Room for a multipart body's boundaries, headers and small fields beside the file."""
 
 
 @guard(Access(Scope.PROJECT, Role.EDITOR))
@@ -63,7 +70,7 @@ async def store_upload(
     try:
         if blob.size == 0:
             raise InvalidInput(f"{filename}: empty file")
-        media = await asyncio.to_thread(sniff_media, blob.path(), filename)
+        media = await res.upload_checker.sniff(blob.path(), filename)
         if check is not None:
             check(media)
         return await _store(request, blob, media, filename, units), media
@@ -86,21 +93,49 @@ async def _store(request: Request, blob: SpooledBlob, media: MediaInfo, filename
 
 async def _body(request: Request) -> tuple[str, AsyncIterator[bytes]]:
     content_type = request.headers.get("content-type", "")
+    limit = resources(request).max_upload_bytes
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_files=1, max_fields=10)
+        parser = MultiPartParser(request.headers, _limited(request.stream(), limit),
+                                 max_files=1, max_fields=10)
+        try:
+            form = await parser.parse()
+        except MultiPartException as error:
+            raise MalformedInput(error.message) from None
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
+            await form.close()
             raise MalformedInput("multipart upload without a 'file' field")
-        return clean_filename(upload.filename or ""), read_upload(upload)
+        return clean_filename(upload.filename or ""), _read_and_close(form, upload)
     filename = request.query_params.get("filename")
     if not filename:
         raise MalformedInput("send multipart field 'file', or a raw body with ?filename=")
-    return clean_filename(filename), request.stream()
+    return clean_filename(filename), _limited(request.stream(), limit)
+
+
+async def _limited(chunks: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+    """``chunks``, refused with 413 as soon as more than ``limit`` bytes (plus room for a
+    multipart envelope) have arrived: nothing further is read or spooled to disk."""
+    received = 0
+    async for chunk in chunks:
+        received += len(chunk)
+        if received > limit + ENVELOPE_BYTES:
+            raise TooLarge(f"upload larger than {limit} bytes")
+        yield chunk
 
 
 async def read_upload(upload: UploadFile, chunk: int = 1024 * 1024) -> AsyncIterator[bytes]:
     while data := await upload.read(chunk):
         yield data
+
+
+async def _read_and_close(form: FormData, upload: UploadFile) -> AsyncIterator[bytes]:
+    """The part's bytes; then its temporary file is closed (the parser was ours, so no
+    request teardown closes it)."""
+    try:
+        async for data in read_upload(upload):
+            yield data
+    finally:
+        await form.close()
 
 
 def clean_filename(raw: str) -> str:
@@ -114,5 +149,5 @@ def clean_filename(raw: str) -> str:
 
 def _check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 64 * 1024:
+    if declared and declared.isdigit() and int(declared) > limit + ENVELOPE_BYTES:
         raise TooLarge(f"upload larger than {limit} bytes")

@@ -6,7 +6,8 @@ server, the resource tracker and the geometry child running (~300 MiB each time)
 ``orfeas up`` had stopped. Here the worker is a real ``orfeas worker mesh`` process on the
 session's stack: it runs one job (so its pool exists), is SIGKILLed alone (not its process
 group, as a crash or the OOM killer would end it), and every process it had started must be
-gone within a few seconds.
+gone within a few seconds. ``orfeas up`` also ends whatever a stopped or dead part left in
+its process group, which reaches processes that no death signal covers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from core.events.outbox import OutboxDispatcher
 from core.events.project import Asset
 from core.events.studio import Studio
 from core.settings import Settings
+from infra.process import ChildProcess, wait_until
 from tests.integration.conftest import async_part
 from tests.integration.helpers import box_stl, poll
 
@@ -97,3 +99,22 @@ def test_sigkilled_mesh_worker_leaves_no_geometry_process(prepared: Settings,
         part.stop()
         dispatcher.close()
         studio.close()
+
+
+def test_a_dead_child_process_takes_its_process_group_along(tmp_path: Path) -> None:
+    """What a supervised child started (here a shell's background ``sleep``) outlives the
+    child's SIGKILL; :meth:`ChildProcess.terminate`, which the supervisor calls on a stop and
+    before a restart, ends it."""
+    log = tmp_path / "shell.log"
+    shell = ChildProcess.spawn(["sh", "-c", "sleep 60 & echo left=$!; wait"], log_path=log)
+    wait_until(lambda: "left=" in shell.log_tail(), timeout=10, what="shell")
+    left = psutil.Process(int(shell.log_tail().rsplit("left=", 1)[1].split()[0]))
+    try:
+        os.kill(shell.pid, signal.SIGKILL)
+        assert shell.wait(10) == -signal.SIGKILL
+        assert _living([left]), "the background process ended with the shell by itself"
+        shell.terminate()
+        left.wait(timeout=GONE_WITHIN_S)  # psutil.TimeoutExpired if it is still running
+    finally:
+        for process in _living([left]):
+            process.kill()
