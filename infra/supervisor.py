@@ -3,8 +3,10 @@
 The supervisor owns one data folder (an exclusive lock on ``DATA/up.lock`` keeps a second
 ``up`` out) and writes ``DATA/state.json`` so that ``orfeas status`` and ``orfeas admin`` can
 find what runs. A child that dies is restarted with back-off: its work is safe in PostgreSQL
-and JetStream, so a restart loses nothing acknowledged. SIGINT/SIGTERM stop the children
-first, then the services, and leave no process behind.
+and JetStream, so a restart loses nothing acknowledged. So is an embedded service (PostgreSQL,
+NATS, S3): on its own ports and data folder, so the children's clients reconnect to it where
+they were, and the children waiting out a back-off because it was gone start again at once.
+SIGINT/SIGTERM stop the children first, then the services, and leave no process behind.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any, TextIO
 
 from core.errors import ConfigurationError, ServiceError
 from core.settings import Settings
-from infra.embedded.stack import EmbeddedStack
+from infra.embedded.stack import EmbeddedService, EmbeddedStack
 from infra.process import ChildProcess, wait_until
 from infra.schema import prepare
 
@@ -46,6 +48,24 @@ class Part:
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class ServiceRestarts:
+    """How an embedded service has fared since ``up`` started it."""
+
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default_factory=time.monotonic)
+
+
+def backoff_for(restarts: int, started_at: float, now: float) -> tuple[float, int]:
+    """Seconds to wait before the next start, and the restart count to keep: doubling from
+    0.5 s up to MAX_BACKOFF_S, and from 0.5 s again after a run of a minute (it had been
+    healthy, so this is a new failure, not the same one again)."""
+    if now - started_at > 60:
+        return 0.5, 0
+    return min(MAX_BACKOFF_S, 0.5 * 2 ** min(restarts, 6)), restarts
 
 
 def parts(settings: Settings) -> list[Part]:
@@ -70,6 +90,7 @@ class Supervisor:
         self._stack: EmbeddedStack | None = None
         self._env: dict[str, str] = {}
         self._state_for: tuple[Settings, str] | None = None
+        self._service_restarts: dict[str, ServiceRestarts] = {}
 
     def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,15 +182,14 @@ class Supervisor:
 
     def _watch(self) -> None:
         while not self._stop.wait(0.5):
+            self._watch_services()
             now = time.monotonic()
             for part in self._parts:
                 if part.process is None or part.process.alive:
                     continue
                 if part.next_start == 0.0:
                     code = part.process.terminate()  # ends what it left in its process group
-                    backoff = min(MAX_BACKOFF_S, 0.5 * 2 ** min(part.restarts, 6))
-                    if now - part.started_at > 60:  # it had been healthy: start over
-                        backoff, part.restarts = 0.5, 0
+                    backoff, part.restarts = backoff_for(part.restarts, part.started_at, now)
                     part.next_start = now + backoff
                     self._say(f"{part.name}: exited with code {code}; restarting in {backoff:g}s"
                               f" (log: {part.process.log_path})")
@@ -181,6 +201,44 @@ class Supervisor:
                     self._say(f"{part.name}: restarted (pid {pid})")
                     if self._state_for is not None:  # so `orfeas status` sees the new pid
                         self._write_state(*self._state_for)
+
+    def _watch_services(self) -> None:
+        """Restart a dead embedded service in place, with back-off, and say so. The restart
+        runs here, in the watch loop (a few seconds), so a stop signal meanwhile waits for it
+        and then stops the service as usual."""
+        for service in self._stack.services if self._stack else []:
+            process = service.process
+            if process is not None and process.alive:
+                continue
+            now = time.monotonic()
+            fared = self._service_restarts.setdefault(service.name, ServiceRestarts())
+            if fared.next_start == 0.0:
+                delay, fared.restarts = backoff_for(fared.restarts, fared.started_at, now)
+                fared.next_start = now + delay
+                how = (f"exited with code {process.returncode}" if process is not None
+                       else "is not running")
+                self._say(f"{service.name}: {how}; restarting in {delay:g}s"
+                          f" (log: {service.log_path})")
+            elif now >= fared.next_start and not self._stop.is_set():
+                fared.restarts += 1
+                fared.next_start = 0.0
+                self._restart_service(service, fared)
+
+    def _restart_service(self, service: EmbeddedService, fared: ServiceRestarts) -> None:
+        try:
+            service.stop()  # reaps the dead process, frees what it held (a socket folder)
+            service.start()  # the same ports and data folder: clients reconnect
+        except ServiceError as e:
+            self._say(f"{service.name}: restart failed: {str(e).splitlines()[0]}")
+            return
+        fared.started_at = time.monotonic()
+        for part in self._parts:  # those backing off because it was gone: no more waiting
+            if part.next_start > fared.started_at:
+                part.next_start = fared.started_at
+        if self._state_for is not None:  # first, so `orfeas status` agrees with the line
+            self._write_state(*self._state_for)
+        pid = service.process.pid if service.process else "?"
+        self._say(f"{service.name}: restarted (pid {pid})")
 
     def _write_state(self, settings: Settings, url: str) -> None:
         state = {

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeout
 
 from core.errors import DomainError
@@ -41,6 +42,8 @@ from core.events.studio import Studio
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
+
+FETCH_RETRY_S = 0.5
 
 Handler = Callable[[Job], Awaitable[dict[str, Any]]]
 
@@ -95,6 +98,10 @@ class CommandConsumer:
                 try:
                     messages = await sub.fetch(1, timeout=1.0)
                 except NatsTimeout:
+                    continue
+                except NatsError as e:  # NATS restarting: the client reconnects on its own
+                    log.warning("%s: fetch failed (%s); retrying", self._identity.name, e)
+                    await asyncio.sleep(FETCH_RETRY_S)
                     continue
                 for msg in messages:
                     await self._process(msg)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import nats
 from nats.aio.client import Client as NATS
 from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
@@ -65,17 +64,33 @@ class CommandStream:
 
 
 async def connect(url: str, name: str) -> NATS:
-    """A client that reconnects forever; connection errors at start-up are translated."""
+    """A client that reconnects forever, also on its first connection: a server being
+    restarted (``orfeas up`` brings a dead one back on the same port, with its JetStream
+    data) is waited for, and subscriptions and pull consumers carry on once it is back.
+    Publishes made meanwhile wait in the client's buffer; requests time out and are retried
+    by their callers. Connection errors at start-up are translated."""
+    nc = NATS()
+
+    async def disconnected() -> None:
+        if not nc.is_closed:  # not our own close()
+            log.warning("%s: NATS connection lost; reconnecting to %s", name, url)
+
+    async def reconnected() -> None:
+        log.warning("%s: NATS reconnected to %s", name, url)
+
     try:
-        return await nats.connect(
+        await nc.connect(
             servers=url.split(","),
             name=name,
             max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            connect_timeout=5,
+            reconnect_time_wait=0.5,  # type: ignore[arg-type]  # a float works; the hint is int
+            connect_timeout=2,
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
         )
     except (NatsError, OSError) as e:
         raise MessagingError(f"NATS at {url} unreachable: {e}") from e
+    return nc
 
 
 async def ensure_stream(js: JetStreamContext, stream: CommandStream) -> None:

@@ -10,6 +10,7 @@ re-publishes at most the last few commands, which the stream's duplicate window 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -33,6 +34,9 @@ log = logging.getLogger(__name__)
 
 TRACKING_NAME = "outbox"
 JOB_REQUESTED_TOPIC = "core.events.job:Job.Requested"
+PUBLISH_TIMEOUT_S = 5.0
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 5.0
 
 
 def command_message(event: Job.Requested) -> tuple[str, dict[str, str], bytes]:
@@ -67,7 +71,7 @@ class OutboxDispatcher:
         return self._tracking.max_tracking_id(self._studio.name) or 0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish commands until ``stop`` is set. Raises if NATS stays unreachable."""
+        """Publish commands until ``stop`` is set; while NATS is away, wait for it."""
         nc = await connect(self._nats_url, "orfeas-dispatcher")
         try:
             js = nc.jetstream()
@@ -95,7 +99,7 @@ class OutboxDispatcher:
                     item = getter.result()
                     if item is None:
                         raise MessagingError("the event log subscription ended")
-                    await self._publish(js, *item)
+                    await self._publish_until_done(js, stop, *item)
             finally:
                 waiter.cancel()
                 subscription.stop()
@@ -103,11 +107,33 @@ class OutboxDispatcher:
         finally:
             await nc.close()
 
+    async def _publish_until_done(self, js: Any, stop: asyncio.Event, event: Job.Requested,
+                                  tracking: Tracking) -> None:
+        """Publish one command, retrying while NATS is away (restarted, reconnecting): the
+        dispatcher carries on where it was instead of exiting and starting over. The retry
+        carries the same ``Nats-Msg-Id``, so a publish that did land is not duplicated."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                await self._publish(js, event, tracking)
+                return
+            except MessagingError as e:
+                if stop.is_set():
+                    raise
+                log.warning("outbox: %s; retrying in %gs", e, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+            try:  # a server that lost its data lost the stream too
+                await ensure_stream(js, self._stream)
+            except MessagingError as e:
+                log.warning("outbox: %s", e)
+
     async def _publish(self, js: Any, event: Job.Requested, tracking: Tracking) -> None:
         relative, headers, body = command_message(event)
         try:
             ack = await js.publish(self._stream.subject(relative), body, headers=headers,
-                                   timeout=10)
+                                   timeout=PUBLISH_TIMEOUT_S)
         except NatsError as e:
             raise MessagingError(f"publish {headers['Nats-Msg-Id']}: {e}") from e
         await asyncio.to_thread(self._tracking.insert_tracking, tracking)

@@ -44,7 +44,9 @@ class EmbeddedNats:
         if self._process is not None and self._process.alive:
             return self.url
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.port, self.monitor_port = free_ports(2)
+        if self.port is None or self.monitor_port is None:
+            # Chosen once: a restarted server listens where its clients reconnect.
+            self.port, self.monitor_port = free_ports(2)
         argv: list[str | Path] = [
             nats_server_binary(),
             "--jetstream", "--store_dir", self.data_dir,

@@ -95,7 +95,8 @@ class EmbeddedPostgres:
         if not (self.data_dir / "PG_VERSION").exists():
             self._initdb()
         self._remove_stale_pid_file()
-        self.port = free_port()
+        if self.port is None:  # chosen once: a restarted server is where its clients look
+            self.port = free_port()
         self._socket_dir = self._make_socket_dir()
         self._process = ChildProcess.spawn(
             self._server_argv(), log_path=self.log_path, name=self.name, user=self._user

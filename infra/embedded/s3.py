@@ -81,7 +81,8 @@ class EmbeddedS3:
             return self._settings
         access_key, secret_key = self._credentials()
         self._write_config(access_key, secret_key)
-        self.ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
+        if not self.ports:  # chosen once: a restarted server is where its clients look
+            self.ports = dict(zip(_PORT_NAMES, free_ports(len(_PORT_NAMES)), strict=True))
         self._process = ChildProcess.spawn(
             self._server_argv(), log_path=self.log_path, name=self.name, cwd=self.data_dir
         )

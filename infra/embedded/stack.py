@@ -20,6 +20,7 @@ from infra.process import ChildProcess
 
 class EmbeddedService(Protocol):
     name: str
+    log_path: Path
 
     @property
     def process(self) -> ChildProcess | None: ...
