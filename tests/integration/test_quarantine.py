@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import jsonschema_rs  # schemathesis's validator
 import psycopg
 import pytest
 from eventsourcing.utils import get_topic
 from pycrdt import Doc, Map
 from starlette.testclient import TestClient
 
+from api.routes.admin import QUARANTINE
 from core.events.job_kinds import MESH_REPAIR
 from core.events.project import Project
 from core.events.roles import Role
@@ -166,6 +168,7 @@ def test_an_event_a_model_raises_on_is_quarantined_reported_and_retried_after_a_
     listed = client.get("/api/v1/admin/quarantine", headers=admin.headers)
     assert listed.status_code == 200, listed.text
     answer = listed.json()
+    jsonschema_rs.validate(QUARANTINE, answer)  # what the OpenAPI document promises
     assert answer["total"] == 1 and answer["by_model"] == {"catalogue": 1}
     [event] = answer["events"]
     assert (event["model"], event["position"], event["topic"], event["originator_id"],
