@@ -25,7 +25,12 @@ from core.errors import BlobStoreError, NotFound, TooLarge
 from core.settings import S3Settings
 
 _KEY = re.compile(r"^blobs/sha256/[0-9a-f]{2}/[0-9a-f]{62}$")
-PART_SIZE = 16 * 1024 * 1024
+PART_SIZE = 8 * 1024 * 1024
+PARALLEL_PARTS = 2
+"""A large object goes up in parts, each read whole into memory, and minio reads one part
+ahead of those in flight: (2 + 1) x 8 MiB = 24 MiB of the API's memory per upload at most.
+minio's defaults (3 parallel parts; 16 MiB here before) held 64 MiB, the whole of an upload's
+memory budget."""
 CONNECT_TIMEOUT_S = 1.0
 READ_TIMEOUT_S = 30.0
 
@@ -174,6 +179,7 @@ class BlobStore:
         try:
             self._client.put_object(self.bucket, key, cast(BinaryIO, data), size,
                                     content_type=media_type,
-                                    part_size=PART_SIZE)
+                                    part_size=PART_SIZE,
+                                    num_parallel_uploads=PARALLEL_PARTS)
         except (MinioException, urllib3.exceptions.HTTPError) as e:
             raise BlobStoreError(f"put {key}: {e}") from e
