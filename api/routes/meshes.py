@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from dataclasses import replace
 from http import HTTPStatus
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from starlette.concurrency import iterate_in_threadpool
@@ -235,5 +237,14 @@ async def export_mesh(request: Request) -> Response:
 
 
 def _download(filename: str) -> dict[str, str]:
-    return {"Content-Disposition": f'attachment; filename="{filename}"',
+    """Name the download as RFC 6266 says: a header is Latin-1, so a file name in any
+    other script goes as UTF-8 in ``filename*`` (RFC 5987, which browsers prefer), beside a
+    plain ASCII ``filename`` for clients that know only that one. Names come from users (an
+    upload's, a generation's), so the fallback keeps no quote, backslash, percent sign or
+    control character that could end the quoted string or the header."""
+    plain = "".join(c if " " <= c <= "~" and c not in '"\\%' else "_"
+                    for c in unicodedata.normalize("NFKD", filename)
+                    if not unicodedata.combining(c))
+    return {"Content-Disposition": f"attachment; filename=\"{plain}\";"
+                                   f" filename*=UTF-8''{quote(filename, safe='')}",
             "Cache-Control": "private, max-age=3600"}
