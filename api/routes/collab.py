@@ -78,6 +78,9 @@ async def _serve(websocket: WebSocket, res: Resources, project_id: UUID, user_id
             await peer.close(CloseCode.TOO_LARGE, _reason(e))
         except InvalidInput as e:
             await peer.close(CloseCode.BAD_MESSAGE, _reason(e))
+        except Exception:  # the server's fault, not the frame's: say so, not "bye"
+            log.exception("scene socket of %s in project %s failed", user_id, project_id)
+            await peer.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
             await room.leave(peer)
             await peer.close(1000, "bye")

@@ -17,6 +17,7 @@ export const MessageType = {
 export const CloseCode = {
   NORMAL: 1000,
   GOING_AWAY: 1001,
+  INTERNAL_ERROR: 1011,
   BAD_MESSAGE: 4400,
   UNAUTHENTICATED: 4401,
   FORBIDDEN: 4403,
@@ -43,7 +44,7 @@ export function describeClose(code: number, reason = ''): string {
     case CloseCode.NOT_FOUND:
       return `This project does not exist${why}.`
     case CloseCode.BAD_MESSAGE:
-      return `The server refused a malformed message${why}.`
+      return `The server refused a malformed message or an edit the scene cannot hold${why}.`
     case CloseCode.TOO_LARGE:
       return `An edit was too large to send${why}.`
     case CloseCode.STORAGE_FAILED:
