@@ -193,6 +193,13 @@ class YjsPeers:
     def set_meta(self, client: str, key: str, value: Any) -> None:
         self.send({"cmd": "set_meta", "client": client, "key": key, "value": value})
 
+    def set_hostile(self, client: str, object_id: str, kind: str, depth: int = 3000) -> None:
+        """Put what the scene cannot hold under ``object_id`` with the stock Yjs API: ``kind``
+        is "bytes" (a Uint8Array), "subdoc", "xml" (a Y.XmlFragment) or "deep" (an object
+        whose field nests arrays ``depth`` deep)."""
+        self.send({"cmd": "set_hostile", "client": client, "object": object_id, "kind": kind,
+                   "depth": depth})
+
     def delete(self, client: str, object_id: str, field: str | None = None) -> None:
         message: dict[str, Any] = {"cmd": "delete", "client": client, "object": object_id}
         if field is not None:

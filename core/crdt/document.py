@@ -1,11 +1,16 @@
 """The scene document: a Yjs doc with two top-level maps, and the pure operations on its bytes.
 
-Schema (mirrored by the browser):
+Schema (:mod:`core.crdt.scene_schema` has the rules, which the browser reads too):
 
 - ``objects``: object id → map of ``name`` (str), ``asset`` (asset id), ``blob`` (mesh blob key),
   ``transform`` ({position: [x,y,z], rotation: [x,y,z,w], scale: [x,y,z]}), ``material`` (map),
-  ``style`` (str), ``visible`` (bool), ``locked`` (bool), ``created_by`` (user id).
+  ``style`` (str), ``visible`` (bool), ``locked`` (bool), ``created_by`` (user id), ``stage``
+  and ``cached_from`` (a generated object's job), and plain-valued fields of a client's own.
 - ``meta``: free scene-wide settings (units, up axis, background).
+
+Documents stored before the schema was enforced may hold anything a Yjs client can write
+(binary values, sub-documents, XML, values nested thousands deep); the readers here take what
+conforms and leave the rest out, so such a scene still shows, reverts and edits.
 
 Everything here works on update bytes (the Yjs v1 encoding), so the event log, snapshots and
 the wire protocol all speak the same format.
@@ -18,12 +23,10 @@ from typing import Any
 
 from pycrdt import Doc, Map, merge_updates
 
+from core.crdt import scene_schema
+from core.crdt.scene_schema import META as META
+from core.crdt.scene_schema import OBJECTS as OBJECTS
 from core.errors import InvalidInput
-
-OBJECTS = "objects"
-META = "meta"
-OBJECT_FIELDS = ("name", "asset", "blob", "transform", "material", "style", "visible", "locked",
-                 "created_by")
 
 
 def load(*updates: bytes) -> Doc:
@@ -77,10 +80,9 @@ def merge(updates: Iterable[bytes]) -> bytes:
 
 
 def snapshot(state: bytes) -> dict[str, Any]:
-    """The document as plain JSON: ``{"objects": {...}, "meta": {...}}``."""
-    doc = load(state)
-    return {OBJECTS: doc.get(OBJECTS, type=Map).to_py() or {},
-            META: doc.get(META, type=Map).to_py() or {}}
+    """The document as plain JSON: ``{"objects": {...}, "meta": {...}}``, its conforming
+    objects, fields and settings only."""
+    return scene_schema.conforming_scene(load(state))
 
 
 def edit(state: bytes, changes: dict[str, dict[str, Any] | None], *, exact: bool = False,
@@ -109,13 +111,16 @@ def edit(state: bytes, changes: dict[str, dict[str, Any] | None], *, exact: bool
 
 
 def revert_update(current: bytes, target: bytes, origin: str = "revert") -> bytes:
-    """The update that makes a doc at ``current`` equal to ``target`` (no history removed)."""
-    now, then = snapshot(current), snapshot(target)
+    """The update that makes a doc at ``current`` equal to ``target`` (no history removed).
+    What does not conform, in either, is not restored and is removed."""
+    doc, then = load(current), snapshot(target)
+    present = doc.get(OBJECTS, type=Map)
+    now = scene_schema.conforming_objects(present)
     changes: dict[str, dict[str, Any] | None] = {
-        oid: None for oid in now[OBJECTS] if oid not in then[OBJECTS]
+        oid: None for oid in present if oid not in then[OBJECTS]
     }
     for oid, fields in then[OBJECTS].items():
-        if now[OBJECTS].get(oid) != fields:
+        if now.get(oid) != fields or len(present[oid]) != len(fields):
             changes[oid] = fields
     return edit(current, changes, exact=True, meta=then[META], origin=origin)
 
@@ -134,13 +139,20 @@ def _set_object(objects: Map, object_id: str, fields: dict[str, Any] | None,
 
 
 def _patch(target: Map, fields: dict[str, Any], exact: bool) -> None:
-    current = target.to_py() or {}
+    # Key by key, never ``to_py``: a value stored before the schema may not convert.
+    keys = list(target.keys())
     if exact:
-        for key in [k for k in current if k not in fields]:
+        for key in [k for k in keys if k not in fields]:
             del target[key]
     for key, value in fields.items():
-        if current.get(key) != value:
+        if key not in keys or not _equal(target[key], value):
             target[key] = value
+
+
+def _equal(stored: Any, value: Any) -> bool:
+    """Whether a stored value is ``value`` (a shared type or a value that does not conform
+    never is: it is to be replaced)."""
+    return scene_schema.plain_problem(stored) is None and stored == value
 
 
 def diff_objects(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

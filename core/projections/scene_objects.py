@@ -14,7 +14,7 @@ position on, its value as JSON text (NULL once deleted). The scene as it was at 
 then, for each key, its latest row at or before P: :data:`SCENE_AT` finds the keys with a loose
 index scan and probes the primary key once per key, so it costs the same deep into a long log
 as near its start, and never merges a Yjs document. JSON text rather than ``jsonb`` keeps a
-value exactly as the document gives it (``1.0`` stays a float, NaN survives).
+value exactly as the document gives it (``1.0`` stays a float).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from uuid import UUID
 
 from pycrdt import Doc, Map
 
-from core.crdt import document
+from core.crdt import document, scene_schema
 from core.events.scene import Scene
 from core.projections.readmodel import ReadModel, Statement
 
@@ -132,34 +132,31 @@ class SceneObjectsReadModel(ReadModel):
     @statements.register
     def _(self, e: Scene.Updated, position: int) -> list[Statement]:
         scene = self._doc(e.originator_id, e.originator_version)
+        try:
+            touched = _apply_observed(scene.doc, e.update)
+        except (RecursionError, SystemError):
+            # pycrdt builds change events in recursive Python: a value nested past the
+            # recursion limit (stored before the schema) breaks them. Apply the update to a
+            # fresh copy unobserved and compare every object instead (a rare, old event).
+            _, state = self._scene_at(e.originator_id, e.originator_version - 1)
+            scene.doc = document.load(state)
+            scene.doc.apply_update(e.update)
+            touched = {root: set(scene.doc.get(root, type=Map)) | set(getattr(scene, root))
+                       for root in (document.OBJECTS, document.META)}
         objects = scene.doc.get(document.OBJECTS, type=Map)
         meta = scene.doc.get(document.META, type=Map)
-        touched: dict[str, set[str]] = {document.OBJECTS: set(), document.META: set()}
-
-        def collector(root: str) -> Callable[[list[Any]], None]:
-            def collect(events: list[Any]) -> None:
-                for event in events:  # a nested change has the key first in its path
-                    touched[root].update([str(event.path[0])] if event.path else event.keys)
-            return collect
-
-        subscriptions = [(objects, objects.observe_deep(collector(document.OBJECTS))),
-                         (meta, meta.observe_deep(collector(document.META)))]
-        try:
-            scene.doc.apply_update(e.update)
-        finally:
-            for root, subscription in subscriptions:
-                root.unobserve(subscription)
         scene.version = e.originator_version
         rows: list[Statement] = []
         for object_id in sorted(touched[document.OBJECTS]):
             before = scene.objects.get(object_id)
-            if object_id not in objects:
+            fields = None if scene_schema.key_problem(object_id) else \
+                scene_schema.conforming_object(objects.get(object_id))
+            if fields is None:  # removed, or never an object
                 if before is not None:
                     del scene.objects[object_id]
                     rows.append((_DELETE, {"project": scene.project_id, "object": object_id}))
                     rows.append(_changed(scene, document.OBJECTS, object_id, position, _DELETED))
                 continue
-            fields: Any = _plain(objects[object_id])
             if before != fields:
                 scene.objects[object_id] = fields
                 rows.append((_UPSERT, {
@@ -170,12 +167,13 @@ class SceneObjectsReadModel(ReadModel):
                 }))
                 rows.append(_changed(scene, document.OBJECTS, object_id, position, fields))
         for key in sorted(touched[document.META]):
-            if key not in meta:
+            value = meta.get(key, _DELETED)
+            if value is _DELETED or scene_schema.key_problem(key) or \
+                    scene_schema.meta_problem(value):
                 if key in scene.meta:
                     del scene.meta[key]
                     rows.append(_changed(scene, document.META, key, position, _DELETED))
                 continue
-            value = _plain(meta[key])
             if key not in scene.meta or scene.meta[key] != value:
                 scene.meta[key] = value
                 rows.append(_changed(scene, document.META, key, position, value))
@@ -191,12 +189,26 @@ class SceneObjectsReadModel(ReadModel):
         return cached
 
     def _remember(self, scene_id: UUID, project_id: str, doc: Doc, version: int) -> _Scene:
-        objects = doc.get(document.OBJECTS, type=Map).to_py() or {}
-        meta = doc.get(document.META, type=Map).to_py() or {}
+        objects = scene_schema.conforming_objects(doc.get(document.OBJECTS, type=Map))
+        meta = scene_schema.conforming_meta(doc.get(document.META, type=Map))
         self._docs[scene_id] = scene = _Scene(project_id, doc, version, objects, meta)
         if len(self._docs) > CACHED_SCENES:
             self._docs.popitem(last=False)
         return scene
+
+
+def _apply_observed(doc: Doc, update: bytes) -> dict[str, set[str]]:
+    """Apply ``update``; the keys of ``objects`` and ``meta`` it changed."""
+    changes = scene_schema.SceneChanges()
+    objects, meta = doc.get(document.OBJECTS, type=Map), doc.get(document.META, type=Map)
+    subscriptions = [(objects, objects.observe_deep(changes.on_objects)),
+                     (meta, meta.observe_deep(changes.on_meta))]
+    try:
+        doc.apply_update(update)
+    finally:
+        for root, subscription in subscriptions:
+            root.unobserve(subscription)
+    return {document.OBJECTS: set(changes.objects), document.META: changes.meta}
 
 
 def scene_from_rows(rows: Iterable[tuple[Any, ...]], position: int) -> dict[str, Any] | None:
@@ -207,9 +219,21 @@ def scene_from_rows(rows: Iterable[tuple[Any, ...]], position: int) -> dict[str,
     reached = False
     for model_position, root, key, value in rows:
         reached = model_position >= position
-        if root is not None:
-            scene[root][key] = json.loads(value)
+        if root is not None and (plain := _conforming_row(root, value)) is not None:
+            scene[root][key] = plain
     return scene if reached else None
+
+
+def _conforming_row(root: str, text: str) -> Any:
+    """A history row's value, if it conforms; rows written before the schema was enforced
+    may hold values nested thousands deep (past what ``json`` reads) or not conform."""
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if root == document.OBJECTS:
+        return scene_schema.conforming_fields(value)
+    return None if scene_schema.meta_problem(value) else value
 
 
 def _text(value: Any) -> Any:
@@ -217,17 +241,10 @@ def _text(value: Any) -> Any:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
-def _plain(value: Any) -> Any:
-    """A document value as plain Python (shared types converted, as ``to_py`` does)."""
-    to_py = getattr(value, "to_py", None)
-    return to_py() if callable(to_py) else value
-
-
 def _changed(scene: _Scene, root: str, key: str, position: int, value: Any) -> Statement:
     # sort_keys: a map's key order depends on how its document was loaded (a rebuild loads
-    # compactions), and a rebuild must give the same rows. default=repr: a value JSON cannot
-    # hold (bytes) must not stop the runner; it reads back as its repr, the one place this
-    # model and a replay of the log can differ.
-    text = None if value is _DELETED else json.dumps(value, sort_keys=True, default=repr)
+    # compactions), and a rebuild must give the same rows. Values conform to the scene schema,
+    # so JSON holds them exactly.
+    text = None if value is _DELETED else json.dumps(value, sort_keys=True)
     return (_CHANGED, {"project": scene.project_id, "root": root, "key": key,
                        "position": position, "value": text})

@@ -128,3 +128,35 @@ describe('euler ↔ quaternion', () => {
     expect(Math.hypot(...q)).toBeCloseTo(1, 9)
   })
 })
+
+describe('reading what a document stored before the scene schema holds', () => {
+  it('skips values that are not objects and fields that do not conform', () => {
+    const doc = new Y.Doc()
+    const objects = doc.getMap<unknown>('objects')
+    let deep: unknown = []
+    for (let i = 0; i < 3000; i++) deep = [deep]
+    doc.transact(() => {
+      objects.set('evil', new Uint8Array([1, 2, 3]))
+      objects.set('sub', new Y.Doc())
+      objects.set('xml', new Y.XmlFragment())
+      objects.set('lamp', new Y.Map<unknown>([
+        ['name', 'lamp'], ['visible', 'yes'], ['blob', 'b'.repeat(5000)], ['tower', deep],
+        ['thumbnail', new Uint8Array([1])], ['parts', new Y.Map([['a', 1]])],
+        ['transform', { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [1, 1, 1] }],
+        ['caption', 'a note'],
+      ]))
+    })
+    const [lamp, ...rest] = objectsOf(doc)
+    expect(rest).toEqual([])
+    expect(lamp).toMatchObject({ id: 'lamp', name: 'lamp', visible: true, blob: null })
+    expect(lamp.transform.position).toEqual([1, 2, 3])
+  })
+
+  it('duplicates only the fields the server takes', () => {
+    const doc = docWith('o', { name: 'o', caption: 'kept', thumbnail: new Uint8Array([1]) })
+    expect(duplicateObject(doc, 'o', 'copy', 'u1')).toBe(true)
+    const copy = (doc.getMap('objects').get('copy') as Y.Map<unknown>).toJSON()
+    expect(copy.caption).toBe('kept')
+    expect('thumbnail' in copy).toBe(false)
+  })
+})

@@ -1,8 +1,12 @@
 /**
  * The shared scene as the server's core/crdt/document.py lays it out: `objects` is a Y.Map of
  * object id → Y.Map of fields; `transform` is a plain JSON value {position, rotation, scale}.
+ * The fields' types and limits come from `sceneSchema.json`, which the server's scene schema
+ * (core/crdt/scene_schema.py) generates: the server refuses edits that break it, and this
+ * module reads only what conforms, since a document stored before it did may hold anything.
  */
 import * as Y from 'yjs'
+import sceneSchema from './sceneSchema.json'
 
 export type Vec3 = [number, number, number]
 export type Quat = [number, number, number, number]
@@ -86,8 +90,46 @@ export function objectFromFields(id: string, fields: Record<string, unknown>): S
   }
 }
 
+type FieldSpec = { type: string | string[]; maxLength?: number }
+const FIELDS = sceneSchema.properties as Record<string, FieldSpec>
+const LIMITS = sceneSchema['x-limits']
+
+/** Whether `value` is plain JSON within the scene's limits (no Yjs types, no binary). */
+export function isPlain(value: unknown, depth: number = LIMITS.max_depth): boolean {
+  if (value === null || typeof value === 'boolean') return true
+  if (typeof value === 'number') return Number.isFinite(value)
+  if (typeof value === 'string') return value.length <= LIMITS.max_text_chars
+  if (depth <= 0 || typeof value !== 'object') return false
+  if (Array.isArray(value)) {
+    return value.length <= LIMITS.max_entries && value.every((v) => isPlain(v, depth - 1))
+  }
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false // Y types, Uint8Array
+  const entries = Object.entries(value)
+  return entries.length <= LIMITS.max_entries &&
+    entries.every(([k, v]) => k.length <= LIMITS.max_key_chars && isPlain(v, depth - 1))
+}
+
+function fieldConforms(name: string, value: unknown): boolean {
+  const spec = FIELDS[name]
+  if (!spec) return isPlain(value)
+  const types = Array.isArray(spec.type) ? spec.type : [spec.type]
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value
+  if (!types.includes(type) || !isPlain(value)) return false
+  return typeof value !== 'string' || value.length <= (spec.maxLength ?? Infinity)
+}
+
+/** An object's fields that conform to the scene schema, read one by one (never `toJSON`,
+ *  which would convert whatever an old document holds there). */
+export function fieldsOfYMap(map: Y.Map<unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {}
+  map.forEach((value, name) => {
+    if (name.length <= LIMITS.max_key_chars && fieldConforms(name, value)) fields[name] = value
+  })
+  return fields
+}
+
 export function objectFromYMap(id: string, map: Y.Map<unknown>): SceneObject {
-  return objectFromFields(id, map.toJSON() as Record<string, unknown>)
+  return objectFromFields(id, fieldsOfYMap(map))
 }
 
 export function objectsOf(doc: Y.Doc): SceneObject[] {
@@ -160,7 +202,7 @@ export function writeField(
 export function duplicateObject(doc: Y.Doc, id: string, newId: string, createdBy: string): boolean {
   const map = objectMap(doc, id)
   if (!map || objectMap(doc, newId)) return false
-  const fields = map.toJSON() as Record<string, unknown>
+  const fields = fieldsOfYMap(map) // a copy of what does not conform would be refused
   const source = objectFromFields(id, fields)
   const t = source.transform
   const copy: Record<string, unknown> = {

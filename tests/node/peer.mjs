@@ -92,6 +92,22 @@ const commands = {
     return {}
   },
 
+  // What a hostile collaborator can put into the scene with the stock API (the scene schema's
+  // tests): `kind` is bytes (a Uint8Array), subdoc, xml (a Y.XmlFragment), or deep (an
+  // object whose field holds arrays nested `depth` deep).
+  set_hostile: ({ client: name, object, kind, depth = 3000 }) => {
+    const objects = client(name).doc.getMap('objects')
+    if (kind === 'bytes') objects.set(object, new Uint8Array([1, 2, 3]))
+    else if (kind === 'subdoc') objects.set(object, new Y.Doc())
+    else if (kind === 'xml') objects.set(object, new Y.XmlFragment())
+    else if (kind === 'deep') {
+      let value = []
+      for (let i = 0; i < depth; i++) value = [value]
+      objects.set(object, new Y.Map([['floors', value]]))
+    } else throw new Error(`unknown hostile value ${JSON.stringify(kind)}`)
+    return {}
+  },
+
   set_meta: ({ client: name, key, value }) => {
     client(name).doc.getMap('meta').set(key, value)
     return {}
