@@ -9,6 +9,8 @@ signature, and the load itself proves the content matches.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import IO, Final, Literal, cast
@@ -148,12 +150,31 @@ def check_generation_image(source: Path | IO[bytes], filename: str, *,
     InvalidInput
         A side shorter than :data:`MIN_GENERATION_SIDE`, fully transparent, or blank.
     """
+    with _opened(source, filename) as image:
+        width, height = image.size
+        _check_dimensions(width, height, filename, max_pixels)
+        image.draft("RGB", (CHECK_SIDE, CHECK_SIDE))  # JPEG only; a no-op elsewhere
+        rgba = image.convert("RGBA")
+    _check_content(rgba, filename)
+    return width, height
+
+
+def generation_image_size(source: Path | IO[bytes], filename: str, *,
+                          max_pixels: int = MAX_GENERATION_PIXELS) -> tuple[int, int]:
+    """The checks of :func:`check_generation_image` that read the header alone; no pixel is
+    decoded, so this costs the same for any image. Returns (width, height)."""
+    with _opened(source, filename) as image:
+        width, height = image.size
+        _check_dimensions(width, height, filename, max_pixels)
+    return width, height
+
+
+@contextmanager
+def _opened(source: Path | IO[bytes], filename: str) -> Iterator[Image.Image]:
+    """The image open for reading, Pillow's errors turned into the studio's."""
     try:
         with Image.open(source, formats=IMAGE_FORMATS) as image:
-            width, height = image.size
-            _check_dimensions(width, height, filename, max_pixels)
-            image.draft("RGB", (CHECK_SIDE, CHECK_SIDE))  # JPEG only; a no-op elsewhere
-            rgba = image.convert("RGBA")
+            yield image
     except UnidentifiedImageError:
         raise UnsupportedMedia(f"{filename}: not an image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -162,8 +183,6 @@ def check_generation_image(source: Path | IO[bytes], filename: str, *,
         raise TooLarge(f"{filename}: image too large: {error}") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise UnsupportedMedia(f"{filename}: damaged or unsupported image: {error}") from error
-    _check_content(rgba, filename)
-    return width, height
 
 
 def _check_dimensions(width: int, height: int, filename: str, max_pixels: int) -> None:

@@ -33,13 +33,16 @@ import math
 import multiprocessing
 import os
 import resource
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import IO, Any, Final, TypeVar
 
+from core import media
 from core.errors import InvalidInput, MalformedInput, TooLarge, UnsupportedMedia
 from core.lifeline import die_with
 from core.media import MediaInfo, sniff_media
@@ -68,6 +71,15 @@ class CheckLimits:
     at_once: int = 2
 
 
+IN_PROCESS_PIXELS: Final = 4_000_000
+"""Largest image decoded in the API process for a generation check: 16 MB as RGBA."""
+
+IMAGE_LIMITS: Final = CheckLimits(memory_bytes=1024 * MIB, seconds=60.0)
+"""A generation image has at most 40 megapixels: ~300 MB to decode, convert and inspect."""
+
+COPY_CHUNK: Final = 1024 * 1024
+
+
 @dataclass
 class UploadChecker:
     """Runs upload checks in bounded children, :attr:`CheckLimits.at_once` at a time."""
@@ -86,6 +98,36 @@ class UploadChecker:
         async with self._slots:
             return await asyncio.to_thread(run_bounded, sniff_media, (path, filename),
                                            filename, self.limits)
+
+
+def check_generation_image(source: Path | IO[bytes], filename: str) -> tuple[int, int]:
+    """:func:`core.media.check_generation_image`, decoding a large image in a bounded child.
+
+    The header is read here (the size limits need no pixels). An image of at most
+    :data:`IN_PROCESS_PIXELS` is decoded here too, which is quicker than a child; a larger one
+    (up to 40 megapixels, 280 MB once decoded and converted) is decoded in a child within
+    :data:`IMAGE_LIMITS`, from the file itself or from a copy on disk. Blocks: call it in a
+    thread. An open ``source`` is read from its start and left open.
+    """
+    width, height = media.generation_image_size(_rewound(source), filename)
+    if width * height <= IN_PROCESS_PIXELS:
+        return media.check_generation_image(_rewound(source), filename)
+    if isinstance(source, Path):
+        return run_bounded(media.check_generation_image, (source, filename), filename,
+                           IMAGE_LIMITS)
+    with tempfile.NamedTemporaryFile(prefix="orfeas-image-") as copy:
+        source.seek(0)
+        shutil.copyfileobj(source, copy, COPY_CHUNK)
+        copy.flush()
+        source.seek(0)
+        return run_bounded(media.check_generation_image, (Path(copy.name), filename),
+                           filename, IMAGE_LIMITS)
+
+
+def _rewound(source: Path | IO[bytes]) -> Path | IO[bytes]:
+    if not isinstance(source, Path):
+        source.seek(0)
+    return source
 
 
 def run_bounded(fn: Callable[..., T], args: tuple[Any, ...], label: str,

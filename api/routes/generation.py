@@ -46,7 +46,8 @@ from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
 from core.generators import check_job_quota, list_generators
-from core.media import MediaInfo, check_generation_image
+from core.media import MediaInfo
+from core.upload_check import check_generation_image
 
 RECHECK_S = 1.0  # re-read the job even without a progress ping
 SINGLE_FLIGHT_LOCK = 0x6E4  # first key of the advisory lock taken per cache key
