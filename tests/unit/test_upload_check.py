@@ -1,5 +1,7 @@
-"""A generation image is decoded in a bounded child when decoding it would cost the API
-process more than its upload budget: a 36-megapixel PNG is 144 MB as RGBA."""
+"""What keeps an upload's check cheap for the API process: a generation image is decoded in a
+bounded child when decoding it would cost more than the upload budget (a 36-megapixel PNG is
+144 MB as RGBA), and a mesh that places one geometry thousands of times is refused by its
+count, before the placed copies are built."""
 
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trimesh
 from PIL import Image
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, TooLarge
+from core.meshio import check_mesh
 from core.upload_check import IN_PROCESS_PIXELS, MIB, check_generation_image
 from tests.images import huge_png, png
 
@@ -58,3 +62,19 @@ def test_large_and_small_images_are_accepted_and_measured_alike(tmp_path: Path) 
     assert check_generation_image(path, "dot.png") == (side, side)
     assert check_generation_image(io.BytesIO(path.read_bytes()), "dot.png") == (side, side)
     assert check_generation_image(io.BytesIO(_dot(64, 48)), "small.png") == (64, 48)
+
+
+def test_a_mesh_placed_thousands_of_times_is_refused_before_it_is_built() -> None:
+    """A 0.5 MB GLB whose 1,280-face sphere sits on 4,000 nodes is 5.1M faces once placed:
+    building them first took ~670 MB before the face limit applied."""
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    scene = trimesh.Scene()
+    scene.add_geometry(sphere, geom_name="ball", node_name="n0")
+    for i in range(1, 4_000):
+        scene.graph.update(frame_to=f"n{i}", frame_from=scene.graph.base_frame,
+                           geometry="ball",
+                           matrix=trimesh.transformations.translation_matrix([i, 0, 0]))
+    glb = scene.export(file_type="glb")
+    with peak_growth() as growth, pytest.raises(TooLarge, match="5120000 faces once"):
+        check_mesh(glb, file_type="glb", name="balls.glb")
+    assert growth[0] < ALLOWED_GROWTH, f"grew by {growth[0] / MIB:.0f} MiB"
