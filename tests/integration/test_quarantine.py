@@ -350,3 +350,24 @@ def test_a_stored_scene_edit_with_a_non_map_object_stops_no_read_model(
     assert {r[0] for r in _rows(url, "SELECT id FROM rm_projects")} == {project, other}
     assert _rows(url, "SELECT actor FROM rm_timeline WHERE position = %s", bad) == [
         ("mallory",)]
+
+
+def test_text_with_nul_from_old_events_is_stored_with_a_replacement_character(
+        prepared: Settings, studio: Studio) -> None:
+    """PostgreSQL text and jsonb cannot hold U+0000, which a stored event may."""
+    url = _url(prepared)
+    project = studio.create_project("P", actor="alice")
+    job = studio.request_job(project, MESH_REPAIR, {"asset_id": str(uuid.uuid4())},
+                             {"note\x00": "a\x00b"}, actor="mal\x00lory")
+
+    runner = ProjectionRunner(url)
+    try:
+        runner.catch_up()
+    finally:
+        runner.close()
+
+    assert _quarantine(url) == []
+    assert _rows(url, "SELECT params, requested_by FROM rm_jobs WHERE id = %s", job) == [
+        ({"note\ufffd": "a\ufffdb"}, "mal\ufffdlory")]
+    assert _rows(url, "SELECT actor FROM rm_timeline WHERE kind = 'Job.Requested'") == [
+        ("mal\ufffdlory",)]
