@@ -172,17 +172,9 @@ async def authorise(conn: HTTPConnection, user: User, access: Access) -> UUID | 
     if user.is_admin:
         return project_id
     role = await project_role(conn, project_id, user)
-    if role is None and access.scope is Scope.JOB and required == Role.VIEWER:
-        # A generation answered from another project's job (a cache hit or a shared run)
-        # shows that job's meshes in the caller's scene: members of the projects that
-        # reused it may read it, not change it.
-        job = await asyncio.to_thread(resources(conn).studio.job,
-                                      _uuid(conn.path_params["job_id"], "job"))
-        for reuser in job.reused_by:
-            if await project_role(conn, UUID(reuser), user) is not None:
-                return UUID(reuser)
-    if role is None:
-        raise Forbidden(f"you are not a member of project {project_id}")
+    if role is None:  # the project of a job or asset is named only to its members
+        where = f"project {project_id}" if access.scope is Scope.PROJECT else "its project"
+        raise Forbidden(f"you are not a member of {where}")
     if role < required:
         raise Forbidden(f"this needs the {required.label} role; you are {role.label}")
     return project_id

@@ -1,5 +1,5 @@
 """Which generators the GPU workers offer, as they report it, and who may start how many jobs
-(requests the dedup cache answers are recorded on the reused job: ``Studio.record_job_reuse``).
+(requests the dedup cache answers get jobs of their own: ``Studio.reuse_job``).
 
 Workers write their backends' availability here when they start (and refresh it), so the API
 can list generators with the real reason one is unavailable without importing torch itself.

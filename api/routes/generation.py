@@ -3,10 +3,13 @@ medium and final stages, each recorded as ``Job.StageCompleted`` with its GLB bl
 the project's scene.
 
 ``generate-progressive`` streams the job as it happens (NDJSON, or Server-Sent Events when
-asked for). Identical requests (same image bytes, parameters and generator version) are
-answered from the finished job at once, and identical requests in flight share one job; each
-such answer is recorded as ``Job.Reused``, which the generation analytics count. Finished jobs
-stop answering after ``Settings.generation_cache_ttl_s`` or a new generator version.
+asked for). Every request gets a job of its own project; an identical one (same image
+bytes, parameters and generator version) reuses an earlier job's results instead of running
+again: a finished job's at once, a queued or running job's when it ends (single flight). Such a
+job (``Job.ReuseRequested``) shows only the requesting project's image, parameters and
+requester, with stages pointing at the shared content-addressed blobs; the generation
+analytics count it as a hit or a join. Finished jobs stop answering after
+``Settings.generation_cache_ttl_s`` or a new generator version.
 
 An image no generator can use (not an image, too large, fully transparent, blank) is refused
 before anything is stored or queued; an image uploaded again to the same project is the asset
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http import HTTPStatus
 from typing import IO, Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -91,7 +94,7 @@ class GenerationRequest:
 async def request_generation(request: Request) -> Response:
     """Start a job for an image already uploaded; answers with the job (202)."""
     wanted = await _from_json(request, await parse_body(request, GenerationParams))
-    job_id, _ = await _job_for(request, wanted)
+    job_id = await _job_for(request, wanted)
     return Json({"job_id": job_id, "state": "requested", "job_url": f"/api/v1/jobs/{job_id}"},
                 status_code=HTTPStatus.ACCEPTED, headers={"Location": f"/api/v1/jobs/{job_id}"})
 
@@ -110,8 +113,7 @@ async def generate_progressive(request: Request) -> Response:
         wanted = await _from_form(request, form)
     else:
         wanted = await _from_json(request, await parse_body(request, GenerationParams))
-    job_id, reused = await _job_for(request, wanted)
-    return _streaming(request, resources(request), job_id, reused)
+    return _streaming(request, resources(request), await _job_for(request, wanted))
 
 
 @guard(Access(Scope.USER))
@@ -165,13 +167,13 @@ def _with_rates(row: dict[str, Any]) -> dict[str, Any]:
 async def job_events(request: Request) -> Response:
     """Follow any job as a stream, e.g. a collaborator's generation or a CLI reconnecting."""
     job_id = UUID(request.path_params["job_id"])
-    return _streaming(request, resources(request), job_id, reused=False)
+    return _streaming(request, resources(request), job_id)
 
 
-def _streaming(request: Request, res: Resources, job_id: UUID, reused: bool) -> Response:
+def _streaming(request: Request, res: Resources, job_id: UUID) -> Response:
     sse = "text/event-stream" in request.headers.get("accept", "")
     media_type = "text/event-stream" if sse else "application/x-ndjson"
-    return StreamingResponse(_stream(res, job_id, reused, sse), media_type=media_type,
+    return StreamingResponse(_stream(res, job_id, sse), media_type=media_type,
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no",
                                       "Location": f"/api/v1/jobs/{job_id}"})
 
@@ -272,9 +274,9 @@ def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> G
     return GenerationRequest(asset, backend, seed, budget, label[:200])
 
 
-async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, bool]:
-    """The job that answers the request: a finished or running identical one, else a new one.
-    Returns the job id and whether it was reused.
+async def _job_for(request: Request, wanted: GenerationRequest) -> UUID:
+    """The project's job that answers the request: one reusing a finished or running
+    identical job's results, else a new one that runs.
 
     Single flight across API nodes: the lookup and the request happen under a PostgreSQL
     advisory lock on the cache key, after the jobs read model has caught up with the log, so
@@ -295,73 +297,59 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> tuple[UUID, b
                                        (SINGLE_FLIGHT_LOCK, key))
             locked = await tried.fetchone()
             if locked is not None and locked[0]:
-                existing = await _find_or_request(res, wanted, key, project_id, user)
-                if isinstance(existing, UUID):
-                    return existing, False
+                job_id, how = await _find_or_request(res, wanted, key, project_id, user)
                 break
         await asyncio.sleep(wait)
         wait = min(2 * wait, MAX_LOCK_RETRY_S)
-    cached = existing["state"] == JobState.SUCCEEDED.value
-    recorded = asyncio.to_thread(res.studio.record_job_reuse, existing["id"], project_id,
-                                 Reuse.CACHE if cached else Reuse.SINGLE_FLIGHT, user)
-    if cached:  # two aggregates, two commits: let them overlap
-        await asyncio.gather(recorded, _show_cached(res, project_id, existing, wanted, user))
-    else:
-        await recorded
-    return existing["id"], True
+    if how is Reuse.CACHE:  # the hit is in the project's scene already
+        await announce_scene_change(res, project_id)
+    return job_id
 
 
 async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
-                           project_id: UUID, user: str) -> dict[str, Any] | UUID:
-    """Under the lock: the job that can answer (its read-model row), or a new job's id."""
+                           project_id: UUID, user: str) -> tuple[UUID, Reuse | None]:
+    """Under the lock: the project's new job, and how it reuses an identical job (None: it
+    runs)."""
+    inputs = {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key}
     await res.read_models.caught_up(names=("jobs",))
     existing = await res.read_models.job_by_cache_key(
         key, max_age_s=res.settings.generation_cache_ttl_s, version=wanted.version)
     if existing is not None:
-        return existing
+        reused = await asyncio.to_thread(res.studio.reuse_job, existing["id"], project_id,
+                                         inputs, wanted.params, user)
+        if reused is not None:
+            return reused
     await check_job_quota(res.pool, user)
     job_id: UUID = await asyncio.to_thread(
-        res.studio.request_job, project_id, GENERATE,
-        {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key},
-        wanted.params, user, key)
-    return job_id
-
-
-async def _show_cached(res: Resources, project_id: UUID, job: dict[str, Any],
-                       wanted: GenerationRequest, actor: str) -> None:
-    """A cache hit still lands in this project's scene, as a new object showing the result."""
-    final = job["stages"].get("final", {})
-    fields = {"name": wanted.name, "asset": wanted.asset.asset_id, "blob": final.get("blob"),
-              "stage": "final", "visible": True, "locked": False, "created_by": actor,
-              "style": "", "material": {}, "cached_from": str(job["id"]),
-              "transform": {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
-                            "scale": [1.0, 1.0, 1.0]}}
-    await asyncio.to_thread(res.studio.edit_scene, project_id, {str(uuid4()): fields}, actor,
-                            f"cache:{job['id']}")
-    await announce_scene_change(res, project_id)
+        res.studio.request_job, project_id, GENERATE, inputs, wanted.params, user, key)
+    return job_id, None
 
 
 # -- the stream --------------------------------------------------------------------------------
 
 
-async def _stream(res: Resources, job_id: UUID, reused: bool,
-                  sse: bool) -> AsyncIterator[bytes]:
+async def _stream(res: Resources, job_id: UUID, sse: bool) -> AsyncIterator[bytes]:
     sent: set[str] = set()
     async with res.progress.watch(job_id) as pinged:
         while True:
             pinged.clear()
             job = await asyncio.to_thread(res.studio.job, job_id)
-            for name, body in await _news(res, job, sent, reused):
+            for name, body in await _news(res, job, sent):
                 yield _frame(name, body | {"job_id": str(job_id)}, sse)
             if job.state.finished:
+                if job.reused_from is not None and job.state is JobState.SUCCEEDED \
+                        and "queued" in sent:
+                    # A joined run ended in another worker's transaction, which told only
+                    # its own project's rooms: tell this project's that its scene moved on.
+                    await announce_scene_change(res, UUID(job.project_id))
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pinged.wait(), RECHECK_S)
 
 
-async def _news(res: Resources, job: Job, sent: set[str],
-                reused: bool) -> list[tuple[str, dict[str, Any]]]:
+async def _news(res: Resources, job: Job, sent: set[str]) -> list[tuple[str, dict[str, Any]]]:
     news: list[tuple[str, dict[str, Any]]] = []
+    reused = job.reused_from is not None
 
     def once(name: str, body: dict[str, Any]) -> None:
         if name not in sent:
@@ -369,8 +357,11 @@ async def _news(res: Resources, job: Job, sent: set[str],
             news.append((name, body))
 
     if job.state is JobState.REQUESTED:
+        # A join waits where the run it joined waits (the reference stays on the server).
+        queued = job if job.reused_from is None else await asyncio.to_thread(
+            res.studio.job, UUID(job.reused_from))
         once("queued", {"position": await res.read_models.queue_position(
-            GENERATE, job.created_on), "shared": reused})
+            GENERATE, queued.created_on), "shared": reused})
     if job.worker is not None:
         once("started", {"worker": job.worker, "device": job.device, "shared": reused})
     for stage in STAGES:

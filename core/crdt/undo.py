@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pycrdt import Map, UndoManager
 
-from core.crdt import document
+from core.crdt import document, origins
 
 TARGET = "target"
 LATER = "later"
@@ -56,16 +56,22 @@ class LoggedChange:
     actor: str
     origin: str
 
+    @property
+    def parsed(self) -> origins.Origin:
+        return origins.parse(self.origin)
 
-UNDO = "undo:"
-REDO = "redo:"
+
+# What a user's undo stack holds besides their edits: their undos (taken back by redo) and
+# nothing else. A job's undo is the job's business (the job records it, and undoing the job
+# again is refused), so per-user undo and redo step over it.
+_NOT_EDITS = frozenset({origins.Kind.UNDO, origins.Kind.JOB_UNDO})
 
 
 def change_to_undo(history: Sequence[LoggedChange], user: str) -> LoggedChange | None:
     """The user's latest edit (or redo) that has not been undone; oldest first in ``history``."""
-    undone = {int(c.origin[len(UNDO):]) for c in history if c.origin.startswith(UNDO)}
+    undone = {c.parsed.version for c in history if c.parsed.kind is origins.Kind.UNDO}
     for change in reversed(history):
-        if change.actor == user and not change.origin.startswith(UNDO) \
+        if change.actor == user and change.parsed.kind not in _NOT_EDITS \
                 and change.version not in undone:
             return change
     return None
@@ -74,14 +80,15 @@ def change_to_undo(history: Sequence[LoggedChange], user: str) -> LoggedChange |
 def undo_to_redo(history: Sequence[LoggedChange], user: str) -> LoggedChange | None:
     """The user's latest undo not yet redone, unless the user has edited since (which, as in
     every editor, empties the redo stack)."""
-    redone = {int(c.origin[len(REDO):]) for c in history if c.origin.startswith(REDO)}
+    redone = {c.parsed.version for c in history if c.parsed.kind is origins.Kind.REDO}
     for change in reversed(history):
         if change.actor != user:
             continue
-        if change.origin.startswith(UNDO):
+        kind = change.parsed.kind
+        if kind is origins.Kind.UNDO:
             if change.version not in redone:
                 return change
             continue
-        if not change.origin.startswith(REDO):
+        if kind not in (origins.Kind.REDO, origins.Kind.JOB_UNDO):
             return None  # a fresh edit after the undos
     return None

@@ -46,6 +46,9 @@ class Reuse(StrEnum):
     SINGLE_FLIGHT = "single_flight"  # the job was still queued or running: the request joined it
 
 
+REUSE_ACTOR = "cache"  # who records a reuse job's results (it runs on no worker)
+
+
 class JobFinished(Conflict):
     """The job already ended; a redelivered message for it has nothing left to do."""
 
@@ -91,13 +94,43 @@ class Job(Aggregate):
         actor: str
 
     class Reused(Aggregate.Event):
+        """Stored before reuses made jobs of their own: another project's request was
+        answered by this very job. Still replayed; no longer written."""
+
         project_id: str
         how: str
         actor: str
 
-    # Class-level defaults, so that snapshots taken before jobs counted reuses still load.
+    class ReuseRequested(Aggregate.Created):
+        """A request answered by an identical job's results instead of running again: a job
+        of the requesting project (its inputs, parameters and requester), whose stages and
+        result are the reused job's content-addressed blobs. ``reused_from`` is the cache's
+        reference to that job, for analytics and for finishing a single-flight join; it is
+        never shown, since that job may belong to another project."""
+
+        project_id: str
+        kind: str
+        inputs: dict[str, Any]
+        params: dict[str, Any]
+        cache_key: str
+        actor: str
+        how: str
+        reused_from: str
+
+        def apply(self, aggregate: Aggregate) -> None:
+            assert isinstance(aggregate, Job)
+            aggregate.reused_from = self.reused_from
+
+    class Joined(Aggregate.Event):
+        """A reuse job waits for this job: when this one ends, so does that one."""
+
+        job_id: str
+        actor: str
+
+    # Class-level defaults, so that snapshots taken before these existed still load.
     reuses = 0
-    reused_by: tuple[str, ...] = ()  # projects answered by this job (they may read it)
+    reused_from: str | None = None  # the job whose results answer this one (a reuse job)
+    joiners: tuple[str, ...] = ()  # reuse jobs waiting for this job to end
 
     @event(Requested)
     def __init__(
@@ -165,11 +198,39 @@ class Job(Aggregate):
             raise Conflict(f"job {self.id} changed nothing that could be undone")
         self._undone(actor=actor)
 
-    def record_reuse(self, project_id: str, how: Reuse, actor: str) -> None:
-        """A request (possibly from another project) was answered by this job instead of
-        starting its own; analytics count these as cache hits and the GPU time they saved.
-        Allowed in any state: it records what the requester was given, not a transition."""
-        self._reused(project_id=project_id, how=Reuse(how).value, actor=actor)
+    @classmethod
+    def reusing(cls, source: Job, project_id: str, inputs: dict[str, Any],
+                params: dict[str, Any], actor: str) -> Job:
+        """A job of ``project_id`` answered by ``source``'s results: at once when ``source``
+        has succeeded (a cache hit), else when it ends (a single-flight join)."""
+        if source.state.finished and source.state is not JobState.SUCCEEDED:
+            raise Conflict(f"job {source.id} ended without a result to reuse")
+        how = Reuse.CACHE if source.state is JobState.SUCCEEDED else Reuse.SINGLE_FLIGHT
+        return cls._create(cls.ReuseRequested, project_id=project_id, kind=source.kind,
+                           inputs=inputs, params=params, cache_key=source.cache_key,
+                           actor=actor, how=how.value, reused_from=str(source.id))
+
+    def record_join(self, joiner: Job) -> None:
+        if self.state.finished:
+            raise JobFinished(f"job {self.id} already {self.state.value}")
+        self._joined(job_id=str(joiner.id), actor=joiner.requested_by)
+
+    def answer(self, source: Job, result: dict[str, Any],
+               scene_before: dict[str, Any], scene_after: dict[str, Any]) -> None:
+        """End this reuse job with ``source``'s stages and ``result`` (its own copy, which
+        names this job's mesh), and what showing it changed in this job's scene."""
+        if self.reused_from is None:
+            raise Conflict(f"job {self.id} reuses no other job")
+        if self.state.finished:
+            raise JobFinished(f"job {self.id} already {self.state.value}")
+        for stage in STAGES:
+            if stage in source.stages:
+                done = source.stages[stage]
+                self._stage_completed(stage=stage, blob=done["blob"], stats=done["stats"],
+                                      actor=REUSE_ACTOR)
+        if scene_after:
+            self._scene_changed(before=scene_before, after=scene_after, actor=REUSE_ACTOR)
+        self._succeeded(result=result, actor=REUSE_ACTOR)
 
     # -- guards -----------------------------------------------------------------------------
 
@@ -227,5 +288,7 @@ class Job(Aggregate):
     @event(Reused)
     def _reused(self, project_id: str, how: str, actor: str) -> None:
         self.reuses += 1
-        if project_id not in self.reused_by:
-            self.reused_by = (*self.reused_by, project_id)
+
+    @event(Joined)
+    def _joined(self, job_id: str, actor: str) -> None:
+        self.joiners = (*self.joiners, job_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from copy import deepcopy
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -30,9 +30,9 @@ from eventsourcing.utils import strtobool
 from psycopg.conninfo import conninfo_to_dict
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from core.crdt import document, undo
+from core.crdt import document, origins, undo
 from core.errors import ConfigurationError, Conflict, EventStoreError, InvalidInput, NotFound
-from core.events.job import Job, JobFinished, Reuse
+from core.events.job import REUSE_ACTOR, Job, JobFinished, JobState, Reuse
 from core.events.job_kinds import command_subject
 from core.events.project import Asset, Derivation, Project, Version
 from core.events.roles import Role
@@ -320,7 +320,7 @@ class Studio(Application[UUID]):
         before = self._load(scene_id, Scene, version=target.version - 1).state
         later = self.scene_updates_between(project_id, target.version)
         inverse = undo.inverse(before, change, later)
-        origin = f"{undo.REDO if redo else undo.UNDO}{target.version}"
+        origin = (origins.redo if redo else origins.undo)(target.version)
         return self.append_scene_batch(project_id, [(inverse, user, origin)])
 
     def scene(self, project_id: UUID) -> Scene:
@@ -380,9 +380,10 @@ class Studio(Application[UUID]):
         project = self.project(project_id)
         target = self.state_at(project_id, project.tagged_version(version_id).position)
         scene = self.scene(project_id)
-        undo = document.revert_update(scene.state, target.scene, origin=f"revert:{version_id}")
+        origin = origins.revert(version_id)
+        undo = document.revert_update(scene.state, target.scene, origin=origin)
         if not document.is_empty(undo):
-            scene.record(undo, actor, f"revert:{version_id}")
+            scene.record(undo, actor, origin)
         project.rename(target.name, actor)
         project.record_revert(version_id, actor)
         return self._save(project, scene)
@@ -400,12 +401,91 @@ class Studio(Application[UUID]):
 
     # -- jobs -------------------------------------------------------------------------------
 
-    def record_job_reuse(self, job_id: UUID, project_id: UUID, how: Reuse, actor: str) -> int:
-        """Record that a request was answered by an existing job (``Job.Reused``); returns the
-        event's log position. The reused job is usually being written by its worker at the
-        same moment, hence the load-apply-save with its retry on a concurrent write."""
-        return self._command(
-            job_id, Job, lambda job: job.record_reuse(str(project_id), how, actor))
+    def reuse_job(self, source_id: UUID, project_id: UUID, inputs: dict[str, Any],
+                  params: dict[str, Any], actor: str) -> tuple[UUID, Reuse] | None:
+        """Answer a request with an identical job's results, as a job of the requesting
+        project (``Job.ReuseRequested``), so that nothing of the reused job's project is
+        shown to the requester. It ends at once when the reused job has succeeded (a cache
+        hit), else in the same transaction that ends the reused one (a single-flight join).
+        Returns the new job and how it reuses; None when the reused job ended without a
+        result meanwhile, so the request needs a job of its own."""
+        made: list[tuple[UUID, Reuse]] = []
+
+        @_retrying
+        def attempt() -> int:
+            made.clear()
+            source = self.job(source_id)
+            if source.reused_from is not None:  # a reuse job's results are another job's
+                source = self.job(UUID(source.reused_from))
+            if source.state.finished and source.state is not JobState.SUCCEEDED:
+                return 0
+            job = Job.reusing(source, str(project_id), inputs, params, actor)
+            if source.state is JobState.SUCCEEDED:
+                made.append((job.id, Reuse.CACHE))
+                return self._save(*self._answer(job, source, {}), job)
+            # The reused job is usually being written by its worker at the same moment,
+            # hence the retry on a concurrent write.
+            source.record_join(job)
+            made.append((job.id, Reuse.SINGLE_FLIGHT))
+            return self._save(source, job)
+
+        attempt()
+        return made[0] if made else None
+
+    def _answer(self, job: Job, source: Job,
+                loaded: dict[UUID, Project | Scene]) -> list[Project | Scene]:
+        """End reuse ``job`` with ``source``'s results: the same stage blobs, a result whose
+        mesh (if any) is a new asset of ``job``'s project made from ``job``'s image, and an
+        object showing the final stage in that project's scene, undoable as the job.
+        ``loaded`` holds the aggregates this transaction already changed, by id."""
+        project_id = UUID(job.project_id)
+        project = loaded.get(project_id)
+        if not isinstance(project, Project):
+            project = loaded[project_id] = self.project(project_id)
+        scene = loaded.get(Scene.create_id(job.project_id))
+        if not isinstance(scene, Scene):
+            scene = loaded[Scene.create_id(job.project_id)] = self.scene(project_id)
+        result = dict(source.result or {})
+        name = str(job.params.get("name") or "generated")
+        if isinstance(result.get("mesh"), dict):
+            mesh = result["mesh"] = result["mesh"] | {
+                "asset_id": str(uuid5(job.id, "mesh")), "filename": f"{name}.glb"}
+            project.record_derived_asset(
+                derived_mesh(mesh, REUSE_ACTOR),
+                Derivation(str(job.inputs.get("asset_id")), str(job.id), job.kind), REUSE_ACTOR)
+        shown = {"name": name, "asset": str(job.inputs.get("asset_id") or ""),
+                 "blob": str(source.stages.get("final", {}).get("blob") or ""), "stage": "final",
+                 "transform": {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
+                               "scale": [1.0, 1.0, 1.0]},
+                 "material": {}, "style": "", "visible": True, "locked": False,
+                 "created_by": job.requested_by}
+        before, after = self._change_scene(job, scene, {str(job.id): shown}, REUSE_ACTOR)
+        job.answer(source, result, before, after)
+        return [project, scene]
+
+    def _end_joiners(self, job: Job,
+                     loaded: dict[UUID, Project | Scene]) -> list[Project | Job | Scene]:
+        """End the reuse jobs waiting for ``job``, which has just ended: with its results, or
+        failed as it failed (a cancelled run fails them, retryable: they did not cancel)."""
+        ended: list[Project | Job | Scene] = []
+        for joiner_id in job.joiners:
+            joiner = self.job(UUID(joiner_id))
+            if joiner.state.finished:  # cancelled by its requester meanwhile
+                continue
+            if job.state is JobState.SUCCEEDED:
+                try:
+                    ended += self._answer(joiner, job, loaded)
+                except NotFound as e:  # its project was deleted meanwhile
+                    joiner.fail(f"the result could not be shown: {e}", retryable=False,
+                                actor=REUSE_ACTOR)
+            elif job.state is JobState.FAILED:
+                joiner.fail(f"the identical request this one joined failed: {job.error}",
+                            retryable=True, actor=REUSE_ACTOR)
+            else:
+                joiner.fail("the identical request this one joined was cancelled; ask again",
+                            retryable=True, actor=REUSE_ACTOR)
+            ended.append(joiner)
+        return ended
 
     def request_job(
         self,
@@ -448,7 +528,8 @@ class Studio(Application[UUID]):
             job = self.job(job_id)
             scene = self.scene(UUID(job.project_id))
             job.complete_stage(stage, blob, stats)
-            self._change_scene(job, scene, scene_changes)
+            job.record_scene_change(
+                *self._change_scene(job, scene, scene_changes, job.worker or "worker"))
             return self._save(job, scene)
 
         return attempt()
@@ -464,7 +545,7 @@ class Studio(Application[UUID]):
             moved = sorted(o for o, after in job.scene_after.items() if current.get(o) != after)
             if moved:
                 raise Conflict(f"cannot undo job {job_id}: {', '.join(moved)} changed since")
-            origin = f"undo:{job_id}"
+            origin = origins.job_undo(job_id)
             scene.record(document.edit(scene.state, job.scene_before, exact=True, origin=origin),
                          actor, origin)
             return self._save(job, scene)
@@ -472,54 +553,64 @@ class Studio(Application[UUID]):
         return attempt()
 
     @staticmethod
-    def _change_scene(job: Job, scene: Scene,
-                      changes: dict[str, dict[str, Any] | None]) -> None:
-        origin = f"job:{job.id}"
+    def _change_scene(job: Job, scene: Scene, changes: dict[str, dict[str, Any] | None],
+                      actor: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Show what a job made in the scene; returns each changed object's value before and
+        after, which the job records so that it can be undone."""
+        origin = origins.job(job.id)
         before_objects = document.snapshot(scene.state)[document.OBJECTS]
-        update = document.edit(scene.state, changes, origin=origin)
-        scene.record(update, job.worker or "worker", origin)
+        scene.record(document.edit(scene.state, changes, origin=origin), actor, origin)
         after_objects = document.snapshot(scene.state)[document.OBJECTS]
-        job.record_scene_change(
-            before={o: before_objects.get(o) for o in changes},
-            after={o: after_objects.get(o) for o in changes},
-        )
+        return ({o: before_objects.get(o) for o in changes},
+                {o: after_objects.get(o) for o in changes})
 
     def succeed_job(self, job_id: UUID, result: dict[str, Any]) -> int:
         """Record a job's success. A result that names a new ``mesh`` (see
         :func:`derived_mesh`) also records that mesh as the project's asset and, when the job
         was asked to with ``params["object_id"]``, shows it on that scene object (undoable as
-        the job); all in one transaction, so a redelivered job cannot add a second mesh."""
-        if not isinstance(result.get("mesh"), dict):
-            return self._command(job_id, Job, lambda j: j.succeed(result))
-
+        the job); all in one transaction, so a redelivered job cannot add a second mesh.
+        Reuse jobs that joined this one end with it, in the same transaction."""
         @_retrying
         def attempt() -> int:
             job = self.job(job_id)
             if job.state.finished:
                 raise JobFinished(f"job {job_id} already {job.state.value}")
-            project = self.project(UUID(job.project_id))
-            asset = derived_mesh(result["mesh"], job.worker or "worker")
-            origin = Derivation(str(job.inputs["asset_id"]), str(job.id), job.kind)
-            project.record_derived_asset(asset, origin, job.worker or "worker")
-            changed: list[Project | Job | Scene] = [project]
-            object_id = str(job.params.get("object_id") or "")
-            scene = self.scene(project.id) if object_id else None
-            # An object deleted while the job ran stays deleted; the new mesh is still kept.
-            if scene is not None and object_id in document.snapshot(scene.state)[
-                    document.OBJECTS]:
-                self._change_scene(job, scene, {object_id: {
-                    "asset": asset.asset_id, "blob": asset.blob_key, "stage": ""}})
-                changed.append(scene)
+            loaded: dict[UUID, Project | Scene] = {}
+            if isinstance(result.get("mesh"), dict):
+                project = loaded[UUID(job.project_id)] = self.project(UUID(job.project_id))
+                asset = derived_mesh(result["mesh"], job.worker or "worker")
+                origin = Derivation(str(job.inputs["asset_id"]), str(job.id), job.kind)
+                project.record_derived_asset(asset, origin, job.worker or "worker")
+                object_id = str(job.params.get("object_id") or "")
+                scene = self.scene(project.id) if object_id else None
+                # An object deleted while the job ran stays deleted; the new mesh is kept.
+                if scene is not None and object_id in document.snapshot(scene.state)[
+                        document.OBJECTS]:
+                    loaded[scene.id] = scene
+                    job.record_scene_change(*self._change_scene(job, scene, {object_id: {
+                        "asset": asset.asset_id, "blob": asset.blob_key, "stage": ""}},
+                        job.worker or "worker"))
             job.succeed(result)
-            return self._save(*changed, job)  # the job's end is the last event
+            ended = self._end_joiners(job, loaded)
+            return self._save(*_distinct([*loaded.values(), *ended]), job)  # the job's end last
 
         return attempt()
 
     def fail_job(self, job_id: UUID, reason: str, retryable: bool, actor: str) -> int:
-        return self._command(job_id, Job, lambda j: j.fail(reason, retryable, actor))
+        return self._end_job(job_id, lambda j: j.fail(reason, retryable, actor))
 
     def cancel_job(self, job_id: UUID, actor: str) -> int:
-        return self._command(job_id, Job, lambda j: j.cancel(actor))
+        return self._end_job(job_id, lambda j: j.cancel(actor))
+
+    def _end_job(self, job_id: UUID, end: Callable[[Job], None]) -> int:
+        """End a job without a result, and the reuse jobs that joined it with it."""
+        @_retrying
+        def attempt() -> int:
+            job = self.job(job_id)
+            end(job)
+            return self._save(*self._end_joiners(job, {}), job)
+
+        return attempt()
 
     def job(self, job_id: UUID) -> Job:
         return self._load(job_id, Job)
@@ -639,6 +730,11 @@ def _retrying(command: Callable[[], int]) -> Callable[[], int]:
             raise Conflict("the project is changing too fast; retry") from None
 
     return run
+
+
+def _distinct(aggregates: Sequence[Project | Job | Scene]) -> list[Project | Job | Scene]:
+    """Each aggregate once, in first-seen order (several joiners may share a project)."""
+    return list({aggregate.id: aggregate for aggregate in aggregates}.values())
 
 
 def derived_mesh(fields: Mapping[str, Any], actor: str) -> Asset:

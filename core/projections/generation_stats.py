@@ -5,8 +5,9 @@ log like any read model:
 
 - ``rm_generation_jobs``: one row per ``generate`` job that ran or was asked to run, with the
   device seconds and peak memory its workers reported in the stage events;
-- ``rm_generation_reuses``: one row per request answered by an existing job (``Job.Reused``):
-  a cache hit on a finished job or a single-flight join of a running one.
+- ``rm_generation_reuses``: one row per request answered by an existing job's results
+  (``Job.ReuseRequested``, or ``Job.Reused`` as stored before): a cache hit on a finished job
+  or a single-flight join of a running one. Its ``job_id`` is the reused job's.
 
 Saved GPU seconds are worked out when read (a reuse saved what its job cost), not when the
 reuse is recorded: a request that joins a running job saves a cost nobody knows yet.
@@ -91,7 +92,22 @@ class GenerationStatsReadModel(ReadModel):
         return [_state(e, JobState.CANCELLED)]
 
     @statements.register
+    def _(self, e: Job.ReuseRequested, position: int) -> list[Statement]:
+        """A request answered by another job's results: a hit or join on that job (the
+        cost it saved is that job's), counted for the requesting project."""
+        if e.kind != GENERATE:
+            return []
+        return [(
+            "INSERT INTO rm_generation_reuses (position, job_id, project_id, how, actor, day,"
+            " at) VALUES (%(position)s, %(id)s, %(project)s, %(how)s, %(actor)s, %(day)s,"
+            " %(at)s)",
+            {"position": position, "id": e.reused_from, "project": e.project_id,
+             "how": e.how, "actor": e.actor, "day": e.timestamp.date(), "at": e.timestamp},
+        )]
+
+    @statements.register
     def _(self, e: Job.Reused, position: int) -> list[Statement]:
+        """The same, as stored before reuses made jobs of their own (on the reused job)."""
         return [(
             "INSERT INTO rm_generation_reuses (position, job_id, project_id, how, actor, day,"
             " at) VALUES (%(position)s, %(id)s, %(project)s, %(how)s, %(actor)s, %(day)s,"

@@ -49,6 +49,21 @@ class JobsReadModel(ReadModel):
         )]
 
     @statements.register
+    def _(self, e: Job.ReuseRequested, position: int) -> list[Statement]:
+        # No cache key: a reuse job holds none of the cache's entries (its results are
+        # another job's), so the cache never answers with it and no TTL restarts with it.
+        return [(
+            "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
+            " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s, %(kind)s,"
+            " %(state)s, %(inputs)s, %(params)s, '', %(actor)s, %(at)s, %(at)s)",
+            {
+                "id": e.originator_id, "project": e.project_id, "kind": e.kind,
+                "state": JobState.REQUESTED.value, "inputs": Jsonb(e.inputs),
+                "params": Jsonb(e.params), "actor": e.actor, "at": e.timestamp,
+            },
+        )]
+
+    @statements.register
     def _(self, e: Job.Started, position: int) -> list[Statement]:
         return [_update(e, "state = %(state)s, worker = %(worker)s, device = %(device)s,"
                            " attempts = attempts + 1",

@@ -26,7 +26,7 @@ from tests.integration.helpers import box_stl, bucket_keys, event_topics, poll
 from tests.renders import view
 
 REQUESTED = "core.events.job:Job.Requested"
-REUSED = "core.events.job:Job.Reused"
+REUSED = "core.events.job:Job.ReuseRequested"
 UPLOADED = "core.events.project:Project.AssetUploaded"
 
 
@@ -153,8 +153,8 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
     mesh = trimesh.load(io.BytesIO(glb.content), file_type="glb", force="mesh")
     assert mesh.is_watertight
 
-    # the same bytes and parameters again: answered from the finished job, no new job, and
-    # the image is the asset the project already has
+    # the same bytes and parameters again: answered from the finished job's results, nothing
+    # runs again, and the image is the asset the project already has
     requested_before = event_topics(gpu_worker).count("core.events.job:Job.Requested")
     uploads_before = event_topics(gpu_worker).count(UPLOADED)
     with client.stream("POST", url, files={"image": ("again.png", disc_png(), "image/png")},
@@ -171,20 +171,24 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
     assert len(objects) == 2  # the cache hit shows in the scene too
     assert {o["blob"] for o in objects.values()} == {final["blob"]}
 
-    # someone in another project sends the same image: the hit shows cleo's job's meshes in
-    # their scene, which they may read but not cancel or undo
+    # someone in another project sends the same image: a job of their own project answers
+    # at once with the same blobs; cleo's job stays out of their reach
     dan = make_account("dan")
     other = _project(client, dan)
-    assert client.get(final["url"], headers=dan.headers).status_code == 403  # not yet
     with client.stream("POST", f"/api/v1/projects/{other}/generate-progressive",
                        files={"image": ("mine.png", disc_png(), "image/png")},
                        data={"face_budget": "4000", "seed": "3"}, headers=dan.headers) as r:
-        assert '"cached": true' in r.read().decode()
-    assert client.get(final["url"], headers=dan.headers).status_code == 200
+        theirs = _events(r)
+    assert [e["event"] for e in theirs][-2:] == ["final", "succeeded"], theirs
+    assert theirs[-2]["cached"] is True and theirs[-2]["blob"] == final["blob"]
+    assert theirs[-2]["job_id"] != final["job_id"]
+    assert client.get(theirs[-2]["url"], headers=dan.headers).status_code == 200
     job_url = f"/api/v1/jobs/{final['job_id']}"
-    assert client.get(job_url, headers=dan.headers).status_code == 200
-    assert client.delete(job_url, headers=dan.headers).status_code == 403
-    assert client.post(f"{job_url}/undo", headers=dan.headers).status_code == 403
+    for refused in (client.get(final["url"], headers=dan.headers),
+                    client.get(job_url, headers=dan.headers),
+                    client.delete(job_url, headers=dan.headers),
+                    client.post(f"{job_url}/undo", headers=dan.headers)):
+        assert refused.status_code == 403, refused.text
 
 
 def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline: Settings,
@@ -202,18 +206,34 @@ def test_identical_requests_in_flight_share_one_job(client: TestClient, pipeline
 
     with ThreadPoolExecutor(10) as pool:  # ten at once, not one after another
         jobs = set(pool.map(request, range(10)))
-    assert len(jobs) == 1
-    (job_id,) = jobs
-    assert event_topics(pipeline).count("core.events.job:Job.Requested") == 1
-    assert event_topics(pipeline).count(REUSED) == 9  # nine joined the first one's job
-    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
-        first = next(line for line in r.iter_lines() if line)
-    assert '"event": "queued"' in first and '"position": 0' in first
-    # cancelling a queued job ends its stream
-    assert client.delete(f"/api/v1/jobs/{job_id}", headers=dana.headers).status_code == 204
-    with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
+    assert len(jobs) == 10  # each request has a job of its own...
+    assert event_topics(pipeline).count("core.events.job:Job.Requested") == 1  # ...one runs
+    assert event_topics(pipeline).count(REUSED) == 9  # nine joined the first one's run
+    assert pipeline.database_url is not None
+    studio = Studio.connect(pipeline.database_url)
+    try:
+        (ran,) = [j for j in jobs if studio.job(UUID(j)).reused_from is None]
+    finally:
+        studio.close()
+    cancelled, *joined = sorted(jobs - {ran})
+    for job_id in (ran, cancelled):  # a join waits where the run it joined waits
+        with client.stream("GET", f"/api/v1/jobs/{job_id}/events", headers=dana.headers) as r:
+            first = next(line for line in r.iter_lines() if line)
+        assert '"event": "queued"' in first and '"position": 0' in first
+    # cancelling a queued job ends its stream; a join cancelled leaves the run to the others
+    assert client.delete(f"/api/v1/jobs/{cancelled}", headers=dana.headers).status_code == 204
+    with client.stream("GET", f"/api/v1/jobs/{cancelled}/events", headers=dana.headers) as r:
         events = _events(r)
     assert [e["event"] for e in events] == ["cancelled"]
+    _finish(pipeline, ran)  # the run ends, and with it every join still waiting
+    for job_id in joined:
+        job = poll(lambda job_id=job_id: client.get(f"/api/v1/jobs/{job_id}",
+                                                    headers=dana.headers).json(),
+                   lambda j: j.get("state") not in (None, "requested"))
+        assert job["state"] == "succeeded" and job["scene_objects"] == [job_id], job
+        assert job["stages"]["final"]["blob"] == f"blobs/final-{ran}"
+    assert client.get(f"/api/v1/jobs/{cancelled}",
+                      headers=dana.headers).json()["state"] == "cancelled"
 
 
 def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Settings,
@@ -354,7 +374,7 @@ def test_cached_results_expire_after_their_ttl(client: TestClient, pipeline: Set
     asset_id = _image_asset(client, jo, project_id)
     first = _generate(client, jo, project_id, asset_id)
     _finish(pipeline, first)
-    assert _generate(client, jo, project_id, asset_id) == first  # a hit
+    assert _generate(client, jo, project_id, asset_id) != first  # a hit, as a job of its own
     with TestClient(create_app(pipeline.replace(generation_cache_ttl_s=0.0)),
                     raise_server_exceptions=False) as expired:
         again = _generate(expired, jo, project_id, asset_id)
@@ -373,10 +393,11 @@ def test_cached_results_expire_with_a_new_generator_version(
     current = _generate(client, kit, project_id, asset_id)
     assert current != made_by_old_release
     _finish(pipeline, current)
-    assert _generate(client, kit, project_id, asset_id) == current
+    assert _generate(client, kit, project_id, asset_id) != current  # a hit, nothing runs
+    assert event_topics(pipeline).count(REQUESTED) == 2
     monkeypatch.setitem(GENERATOR_VERSIONS, "inflate", "99")  # the next release
-    assert _generate(client, kit, project_id, asset_id) not in (made_by_old_release, current)
-    assert event_topics(pipeline).count(REQUESTED) == 3
+    _generate(client, kit, project_id, asset_id)
+    assert event_topics(pipeline).count(REQUESTED) == 3  # runs again
 
 
 def test_generation_analytics_from_the_log(client: TestClient, pipeline: Settings,
@@ -387,9 +408,9 @@ def test_generation_analytics_from_the_log(client: TestClient, pipeline: Setting
     project_id = _project(client, lee)
     asset_id = _image_asset(client, lee, project_id)
     shared = _generate(client, lee, project_id, asset_id)
-    assert {_generate(client, lee, project_id, asset_id) for _ in range(2)} == {shared}
+    assert shared not in {_generate(client, lee, project_id, asset_id) for _ in range(2)}
     _finish(pipeline, shared, seconds=(0.5, 1.0, 2.0))
-    assert _generate(client, lee, project_id, asset_id) == shared  # a cache hit
+    assert _generate(client, lee, project_id, asset_id) != shared  # a cache hit
     failed = _generate(client, lee, project_id, asset_id, seed=5)
     assert pipeline.database_url is not None
     studio = Studio.connect(pipeline.database_url)

@@ -171,7 +171,7 @@ def test_generation_shows_in_the_scene_and_undo_removes_it(client: TestClient,
                           headers=ivy.headers).json()["events"]
     last_two = [e["summary"] for e in timeline[-2:]]
     assert "undid generate" in last_two
-    assert any(s.startswith(f"edited the scene (undo:{job_id}") for s in last_two)
+    assert any(s.startswith(f"edited the scene (job-undo:{job_id}") for s in last_two)
     # undo appended events: the state just before it still shows the object
     before_undo = client.get(f"/api/v1/projects/{project_id}/state",
                              params={"at": undone.json()["position"] - 1},

@@ -20,7 +20,6 @@ import pytest
 from psycopg import sql
 
 from core.errors import NotFound
-from core.events.job import Reuse
 from core.events.job_kinds import GENERATE, MESH_ANALYSE
 from core.events.project import Asset
 from core.events.roles import Role
@@ -144,10 +143,13 @@ def build_history(studio: Studio) -> dict[str, Any]:
                               {"faces": len(stage), "seconds": 0.25 * len(stage),
                                "peak_memory_bytes": 1000 * len(stage), "device": "cuda:1"})
     studio.succeed_job(retried, {"blob": "blobs/final"})
-    studio.record_job_reuse(retried, a, Reuse.CACHE, actor="alice")  # a hit from another project
+    # a hit from another project, and a join of a queued job
+    assert studio.reuse_job(retried, a, {"image": assets[0].asset_id}, {"backend": "inflate"},
+                            actor="alice") is not None
     joined = studio.request_job(b, GENERATE, {"image": assets[1].asset_id},
                                 {"backend": "inflate", "seed": 3}, actor="bob")
-    studio.record_job_reuse(joined, b, Reuse.SINGLE_FLIGHT, actor="carol")
+    assert studio.reuse_job(joined, b, {"image": assets[1].asset_id}, {"backend": "inflate"},
+                            actor="carol") is not None
     studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[2].asset_id}, {}, actor="alice")
     cancelled = studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[3].asset_id}, {},
                                    actor="alice")
@@ -229,7 +231,7 @@ def _keep_writing(studio: Studio, projects: list[UUID], stop: threading.Event,
             job = studio.request_job(pid, GENERATE, {"i": i}, {}, actor="w")
             studio.start_job(job, "gpu", "cpu")
             studio.succeed_job(job, {"i": i})
-            studio.record_job_reuse(job, pid, Reuse.CACHE, actor="w")
+            studio.reuse_job(job, pid, {"i": i}, {}, actor="w")
         i += 1
     written.append(i)
 
