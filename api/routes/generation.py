@@ -356,7 +356,7 @@ async def _news(res: Resources, job: Job, sent: set[str]) -> list[tuple[str, dic
             sent.add(name)
             news.append((name, body))
 
-    if job.state is JobState.REQUESTED:
+    if job.state is JobState.REQUESTED and "queued" not in sent:
         # A join waits where the run it joined waits (the reference stays on the server).
         queued = job if job.reused_from is None else await asyncio.to_thread(
             res.studio.job, UUID(job.reused_from))
