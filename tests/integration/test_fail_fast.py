@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trimesh
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -29,6 +30,7 @@ from core.events.studio import Studio
 from core.settings import Settings
 from infra.admin import create_user
 from infra.embedded import EmbeddedStack
+from infra.embedded.s3 import EmbeddedS3
 from infra.schema import prepare
 
 HANGING_S = 10.0  # far below the 30 s of the bug, far above the ~1 s expected
@@ -163,6 +165,59 @@ def test_readyz_names_nats_while_it_is_down(
         assert body["down"] == ["nats"], body
         assert took < HANGING_S
         stack.nats.start()  # the same port: the client reconnects by itself
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline, client.get("/readyz").text
+            time.sleep(0.3)
+
+
+@pytest.fixture
+def own_s3(settings: Settings) -> Iterator[tuple[EmbeddedS3, Settings]]:
+    """An S3 server for this test alone, beside the session's PostgreSQL and NATS."""
+    folder = Path(tempfile.mkdtemp(prefix="orfeas-test-failfast-s3-"))
+    s3 = EmbeddedS3(folder / "s3")
+    try:
+        yield s3, settings.replace(s3=s3.start())
+    finally:
+        s3.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.timeout(180)
+def test_uploads_fail_fast_with_503_while_s3_is_down(
+        own_s3: tuple[EmbeddedS3, Settings]) -> None:
+    s3, settings = own_s3
+    prepare(settings)
+    create_user(settings, "sol", "sol-secret-pw", is_admin=False, email=None)
+    stl = trimesh.creation.box().export(file_type="stl")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        token = client.post("/api/v1/auth/tokens",
+                            json={"username": "sol", "password": "sol-secret-pw"}).json()["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        project = client.post("/api/v1/projects", json={"name": "Parts"}, headers=headers)
+        assert project.status_code == 201, project.text
+        assets = f"/api/v1/projects/{project.json()['id']}/assets"
+        upload = client.post(assets, files={"file": ("box.stl", stl)}, headers=headers)
+        assert upload.status_code == 201, upload.text
+
+        s3.stop()
+        began = time.monotonic()
+        other = trimesh.creation.icosphere().export(file_type="stl")
+        refused = client.post(assets, files={"file": ("other.stl", other)}, headers=headers)
+        took = time.monotonic() - began
+        timing("an upload with S3 down", took)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) > 0
+        assert refused.json()["service"] == "s3", refused.json()
+        assert took < HANGING_S
+
+        took, ready = timed_get(client, "/readyz")
+        timing("GET /readyz with S3 down", took)
+        assert ready.status_code == 503 and ready.json()["down"] == ["s3"], ready.text
+        assert took < HANGING_S
+
+        s3.start()  # the same port
         deadline = time.monotonic() + 30
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline, client.get("/readyz").text
