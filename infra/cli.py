@@ -57,11 +57,14 @@ def _parser() -> argparse.ArgumentParser:
     projections = sub.add_parser("projections", help="run the projection runner")
     projections.set_defaults(run=_projections)
     projections_sub = projections.add_subparsers(metavar="ACTION")
-    rebuild = projections_sub.add_parser("rebuild", help="drop a read model and replay the log")
+    rebuild = projections_sub.add_parser(
+        "rebuild", help="drop a read model and replay the log (its quarantine is cleared, and "
+                        "the events that still fail are quarantined again)")
     rebuild.add_argument("name", help="catalogue, jobs, history or scene_objects")
     rebuild.set_defaults(run=_rebuild)
     retry = projections_sub.add_parser(
-        "retry", help="re-apply the events a read model quarantined, after a fix",
+        "retry", help="re-apply quarantined events after a fix (right for per-key upserts;"
+                      " where later events depended on one, rebuild instead)",
         description="Apply each quarantined event again, oldest first; those that now succeed "
                     "leave the quarantine, the others stay with their new error. The model's "
                     "position does not move, so a retried event lands after the events that "

@@ -371,3 +371,24 @@ def test_text_with_nul_from_old_events_is_stored_with_a_replacement_character(
         ({"note\ufffd": "a\ufffdb"}, "mal\ufffdlory")]
     assert _rows(url, "SELECT actor FROM rm_timeline WHERE kind = 'Job.Requested'") == [
         ("mal\ufffdlory",)]
+
+
+def test_a_rebuild_quarantines_again_what_still_fails_and_releases_the_rest(
+        prepared: Settings, studio: Studio, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = _url(prepared)
+    project = studio.create_project("P", actor="alice")
+    bad = studio.invite(project, "mallory", Role.VIEWER, actor="alice")
+    monkeypatch.setattr(catalogue, "_member", _refusing_mallory(catalogue._member))
+    runner = ProjectionRunner(url, batch_size=2)
+    try:
+        runner.catch_up()
+        assert [(m, p) for m, p, *_ in _quarantine(url)] == [("catalogue", bad)]
+        runner.rebuild("catalogue")  # still broken: the same event, quarantined once
+        assert _rows(url, "SELECT model, position, attempts FROM rm_quarantine") == [
+            ("catalogue", bad, 1)]
+        monkeypatch.undo()
+        runner.rebuild("catalogue")
+    finally:
+        runner.close()
+    assert _quarantine(url) == []
+    assert _members(url, project) == {"alice", "mallory"}
