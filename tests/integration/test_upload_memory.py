@@ -61,8 +61,11 @@ class PeakMemory:
         self._done = threading.Event()
 
     def __enter__(self) -> PeakMemory:
-        with contextlib.suppress(OSError):
+        try:
             Path(f"/proc/{self.process.pid}/clear_refs").write_text("5")
+            self._high_water_mark = True
+        except OSError:  # the mark would be the process's whole life's: samples only
+            self._high_water_mark = False
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -75,6 +78,8 @@ class PeakMemory:
     def __exit__(self, *_: object) -> None:
         self._done.set()
         self._thread.join()
+        if not self._high_water_mark:
+            return
         with contextlib.suppress(OSError, ValueError):
             status = Path(f"/proc/{self.process.pid}/status").read_text()
             line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
