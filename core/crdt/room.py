@@ -30,7 +30,7 @@ import anyio
 from anyio.abc import TaskStatus
 from psycopg_pool import AsyncConnectionPool
 from pycrdt import Awareness as AwarenessStates
-from pycrdt import Doc, Map
+from pycrdt import Doc
 
 from core.crdt import document, protocol, scene_schema
 from core.crdt.fanout import Fanout, PresenceChange, SceneChange
@@ -111,6 +111,7 @@ class SceneRoom:
         self._owners: dict[int, int] = {}  # awareness client id -> peer id
         self._remote_users: dict[int, str] = {}  # awareness client id -> user (other nodes)
         self._pending: list[_Pending] = []
+        self._storing: list[bytes] = []  # the batch being stored (off the queue, not stored)
         self._pending_bytes = 0
         self._room_for_edits = asyncio.Event()
         self._room_for_edits.set()
@@ -261,32 +262,20 @@ class SceneRoom:
             if problem is None:
                 novel = [u for u in made if not document.is_empty(u)]
                 return document.merge(novel) if novel else b""
-            self._forget_unstored()
+            self._rebuild_accepted(keep_storing=True)
         raise InvalidInput(f"not part of the scene: {problem}")
 
     def _apply_checked(self, update: bytes) -> tuple[list[bytes], str | None]:
-        # The roots are observed for this apply only: pycrdt builds an event's values in
-        # recursive Python, and a value stored before the schema may be nested past the
-        # recursion limit (loading such a scene must still work).
         made = self._made = []
-        changes = scene_schema.SceneChanges()
-        objects = self._accepted.get(document.OBJECTS, type=Map)
-        meta = self._accepted.get(document.META, type=Map)
-        observed = [(objects, objects.observe_deep(changes.on_objects)),
-                    (meta, meta.observe_deep(changes.on_meta))]
         try:
-            self._accepted.apply_update(update)
-        except (RecursionError, SystemError):  # see above: an event pycrdt could not build
-            return made, ("it changes a value nested too deep to read, stored before the "
-                          "scene schema; revert to a version before it")
+            with scene_schema.changes_of(self._accepted) as changes:
+                self._accepted.apply_update(update)
         except Exception as e:  # pycrdt raises plain exceptions for bad encodings
-            self._forget_unstored()  # whatever of it got in
+            self._rebuild_accepted(keep_storing=True)  # whatever of it got in
             raise InvalidInput(f"not a Yjs update: {e}") from None
         finally:
             self._made = None
-            for shared, subscription in observed:
-                shared.unobserve(subscription)
-        return made, changes.problem(self._accepted)
+        return made, changes.problem()
 
     def _on_accepted(self, event: Any) -> None:
         if self._made is not None:
@@ -312,12 +301,14 @@ class SceneRoom:
     async def _store(self, batch: list[_Pending]) -> None:
         entries = _per_author(batch)
         began = time.perf_counter()
+        self._storing = [p.update for p in batch]
         try:
             stored = await self._writer.append(entries)
         except Exception as e:  # any failure: the authors must resend, nothing is broadcast
             log.error("could not store %d scene updates of %s: %s", len(batch),
                       self.project_id, e)
-            self._forget_unstored()
+            self._storing = []
+            self._rebuild_accepted(keep_storing=False)
             for peer in {p.peer.id: p.peer for p in batch}.values():
                 await peer.close(CloseCode.STORAGE_FAILED, "edit not stored; reconnect to resend")
             return
@@ -329,6 +320,7 @@ class SceneRoom:
         author = next(iter(authors)) if len(authors) == 1 else None
         await self._advance(stored.first_version, stored.last_version, merged, accepted=True,
                             author=author)
+        self._storing = []  # in the stored document now (see ``_stored``)
         # The edit is on the wire (an idle peer's socket is written during the broadcast)
         # before the stored document is brought up to date and the other nodes are told:
         # between edits this machine's caches go cold, and every step ahead of the socket
@@ -362,13 +354,15 @@ class SceneRoom:
             log.warning("could not tell other nodes about scene %s versions %d-%d: %s",
                         self.project_id, first, last, e)
 
-    def _forget_unstored(self) -> None:
-        """After a failed store or a refused edit: the accepted document is the stored one
-        plus what is still queued, so the edits of a failed batch count as new when their
-        authors resend, and nothing of a refused edit stays."""
+    def _rebuild_accepted(self, *, keep_storing: bool) -> None:
+        """The accepted document again: the stored one, the batch being stored unless its
+        store failed (its authors resend it, and it must count as new then), and the queue.
+        Nothing of a refused edit stays."""
         self._accepted.unobserve(self._accepted_subscription)
         self._accepted = Doc()
         self._accepted.apply_update(self._stored().get_update())
+        for update in self._storing if keep_storing else ():
+            self._accepted.apply_update(update)
         for pending in self._pending:
             self._accepted.apply_update(pending.update)
         self._accepted_subscription = self._accepted.observe(self._on_accepted)

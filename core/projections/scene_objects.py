@@ -132,17 +132,7 @@ class SceneObjectsReadModel(ReadModel):
     @statements.register
     def _(self, e: Scene.Updated, position: int) -> list[Statement]:
         scene = self._doc(e.originator_id, e.originator_version)
-        try:
-            touched = _apply_observed(scene.doc, e.update)
-        except (RecursionError, SystemError):
-            # pycrdt builds change events in recursive Python: a value nested past the
-            # recursion limit (stored before the schema) breaks them. Apply the update to a
-            # fresh copy unobserved and compare every object instead (a rare, old event).
-            _, state = self._scene_at(e.originator_id, e.originator_version - 1)
-            scene.doc = document.load(state)
-            scene.doc.apply_update(e.update)
-            touched = {root: set(scene.doc.get(root, type=Map)) | set(getattr(scene, root))
-                       for root in (document.OBJECTS, document.META)}
+        touched = _apply_observed(scene.doc, e.update)
         objects = scene.doc.get(document.OBJECTS, type=Map)
         meta = scene.doc.get(document.META, type=Map)
         scene.version = e.originator_version
@@ -199,15 +189,8 @@ class SceneObjectsReadModel(ReadModel):
 
 def _apply_observed(doc: Doc, update: bytes) -> dict[str, set[str]]:
     """Apply ``update``; the keys of ``objects`` and ``meta`` it changed."""
-    changes = scene_schema.SceneChanges()
-    objects, meta = doc.get(document.OBJECTS, type=Map), doc.get(document.META, type=Map)
-    subscriptions = [(objects, objects.observe_deep(changes.on_objects)),
-                     (meta, meta.observe_deep(changes.on_meta))]
-    try:
+    with scene_schema.changes_of(doc) as changes:
         doc.apply_update(update)
-    finally:
-        for root, subscription in subscriptions:
-            root.unobserve(subscription)
     return {document.OBJECTS: set(changes.objects), document.META: changes.meta}
 
 
@@ -219,21 +202,22 @@ def scene_from_rows(rows: Iterable[tuple[Any, ...]], position: int) -> dict[str,
     reached = False
     for model_position, root, key, value in rows:
         reached = model_position >= position
-        if root is not None and (plain := _conforming_row(root, value)) is not None:
+        if root is not None and (plain := _conforming_row(root, value)) is not _DELETED:
             scene[root][key] = plain
     return scene if reached else None
 
 
 def _conforming_row(root: str, text: str) -> Any:
-    """A history row's value, if it conforms; rows written before the schema was enforced
-    may hold values nested thousands deep (past what ``json`` reads) or not conform."""
+    """A history row's value if it conforms, else ``_DELETED``: rows written before the
+    schema was enforced may hold values nested thousands deep (past what ``json`` reads)."""
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):
-        return None
+        return _DELETED
     if root == document.OBJECTS:
-        return scene_schema.conforming_fields(value)
-    return None if scene_schema.meta_problem(value) else value
+        fields = scene_schema.conforming_fields(value)
+        return _DELETED if fields is None else fields
+    return _DELETED if scene_schema.meta_problem(value) else value
 
 
 def _text(value: Any) -> Any:

@@ -88,14 +88,9 @@ def _applied(base: bytes, update: bytes) -> str | None:
     """Apply ``update`` to a document at ``base``, as the room does, and judge what changed."""
     doc: Doc = Doc()
     doc.apply_update(base)
-    changes = scene_schema.SceneChanges()
-    objects, meta = _objects(doc), doc.get("meta", type=Map)
-    subscriptions = [(objects, objects.observe_deep(changes.on_objects)),
-                     (meta, meta.observe_deep(changes.on_meta))]
-    doc.apply_update(update)
-    for shared, subscription in subscriptions:
-        shared.unobserve(subscription)
-    return changes.problem(doc)
+    with scene_schema.changes_of(doc) as changes:
+        doc.apply_update(update)
+    return changes.problem()
 
 
 def test_what_depends_on_where_an_edit_lands_is_judged_once_applied() -> None:
