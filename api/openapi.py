@@ -78,8 +78,26 @@ def contract(**declared: Any) -> Callable[[F], F]:
 
 
 def contract_of(endpoint: Any) -> Contract:
-    found: Contract = getattr(endpoint, CONTRACT_ATTRIBUTE, None) or Contract()
+    found: Contract | None = getattr(endpoint, CONTRACT_ATTRIBUTE, None)
+    if found is None:
+        found = DECLARED_HERE.get(f"{endpoint.__module__}.{endpoint.__qualname__}", Contract())
     return found
+
+
+UPLOAD = Contract(
+    forms={"application/octet-stream": {"type": "string", "format": "binary"},
+           "multipart/form-data": {"type": "object", "required": ["file"], "properties": {
+               "file": {"type": "string", "format": "binary"}}}},
+    query=(Query("filename", {"type": "string"},
+                 "The file's name (its extension says the format); needed for a raw body."),
+           Query("units", {"type": "string", "enum": ["mm", "cm", "m", "in"], "default": "mm"},
+                 "The units a mesh is modelled in.")),
+    status=HTTPStatus.CREATED, errors=(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,))
+"""``POST /projects/{id}/assets``: an image or mesh file, raw or as multipart ``file``."""
+
+DECLARED_HERE: Mapping[str, Contract] = {"api.routes.assets.upload_asset": UPLOAD}
+"""Contracts of endpoints whose module is being reworked elsewhere (the upload moves out of
+the API process); each belongs beside its ``@guard`` once that module settles."""
 
 
 # -- the document ------------------------------------------------------------------------------

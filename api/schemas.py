@@ -116,7 +116,7 @@ PROJECT_LIST: dict[str, Any] = {
                        "role": {"enum": ["owner", "editor", "viewer"]},
                        "created_at": TIMESTAMP, "updated_at": TIMESTAMP}}}}}
 QUEUED: dict[str, Any] = {
-    "type": "object", "required": ["job_id", "state", "job_url"],
+    "type": "object", "required": ["job_id", "state"],
     "properties": {"job_id": {"type": "string", "format": "uuid"}, "state": {"type": "string"},
                    "job_url": {"type": "string"}, "events_url": {"type": "string"}}}
 READINESS: dict[str, Any] = {

@@ -51,7 +51,7 @@ WAIT = (Query("wait", {"type": "string", "enum": ["true", "false", "1", "0"]},
 EXPORT_MEDIA_TYPES = ("model/gltf-binary", "model/stl", "model/obj", "model/ply", "model/off",
                       "model/gltf+json", "model/3mf", "application/zip",
                       "application/vnd.ms-package.3dmanufacturing-3dmodel+xml")
-JOB: dict[str, Any] = {"type": "object", "required": ["id", "state"]}
+JOB: dict[str, Any] = {"type": "object", "required": ["job_id", "state"]}
 
 
 async def _mesh(request: Request) -> dict[str, Any]:
