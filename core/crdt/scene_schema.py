@@ -46,10 +46,10 @@ MAX_ID_CHARS = 1024  # asset ids, blob keys, user ids, stage and style names
 MAX_TEXT_CHARS = 2 * 1024 * 1024
 MAX_FIELDS = 256  # fields of one object, entries of one plain map or list
 MAX_ENTRIES = 10_000  # entries of one plain list or map
-# Structs and values one edit may carry. A client pasting 1,000 objects of eleven fields sends
-# ~10,000 structs (460 KB), read and judged here in 80 ms on a loaded 2-core machine, where
-# yrs applies them in 14 ms; 100,000 bounds a hostile edit to about a second of Python, which
-# the room spends off its event loop for big edits (``core.crdt.room.CHECK_IN_THREAD_BYTES``).
+# Structs and values one edit may carry. A client pasting 1,000 objects of eleven fields at once
+# (bench.workspace does) sends ~35,000 (460 KB), read and judged here in 80 ms on a loaded
+# 2-core machine, where yrs applies them in 14 ms. 100,000 bounds a hostile edit to ~0.3 s of
+# Python, which the room spends off its event loop (``core.crdt.room.CHECK_IN_THREAD_BYTES``).
 MAX_UPDATE_ITEMS = 100_000
 
 _Check = Callable[[Any], str | None]
