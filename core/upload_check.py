@@ -36,7 +36,8 @@ import resource
 import shutil
 import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -82,12 +83,16 @@ COPY_CHUNK: Final = 1024 * 1024
 
 @dataclass
 class UploadChecker:
-    """Runs upload checks in bounded children, :attr:`CheckLimits.at_once` at a time."""
+    """Runs upload checks in bounded children: :attr:`CheckLimits.at_once` at a time, and
+    one at a time per uploader, so that one user's slow files wait for each other and never
+    hold every check for everyone else."""
 
     limits: CheckLimits = field(default_factory=CheckLimits)
     _slots: asyncio.Semaphore | None = field(default=None, init=False, repr=False)
+    _turns: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict, init=False,
+                                                        repr=False)
 
-    async def sniff(self, path: Path, filename: str) -> MediaInfo:
+    async def sniff(self, path: Path, filename: str, *, uploader: str = "") -> MediaInfo:
         """:func:`core.media.sniff_media` of the file at ``path``, in a bounded child.
 
         Raises what ``sniff_media`` raises, and :class:`TooLarge` when the check needs more
@@ -95,9 +100,24 @@ class UploadChecker:
         """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.at_once)
-        async with self._slots:
+        async with self._turn_of(uploader), self._slots:
             return await asyncio.to_thread(run_bounded, sniff_media, (path, filename),
                                            filename, self.limits)
+
+    @asynccontextmanager
+    async def _turn_of(self, uploader: str) -> AsyncIterator[None]:
+        """Hold ``uploader``'s one turn; the lock is dropped once nobody waits for it."""
+        lock, users = self._turns.get(uploader, (asyncio.Lock(), 0))
+        self._turns[uploader] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._turns[uploader]
+            if users == 1:
+                del self._turns[uploader]
+            else:
+                self._turns[uploader] = (lock, users - 1)
 
 
 def check_generation_image(source: Path | IO[bytes], filename: str) -> tuple[int, int]:

@@ -70,7 +70,8 @@ async def store_upload(
     try:
         if blob.size == 0:
             raise InvalidInput(f"{filename}: empty file")
-        media = await res.upload_checker.sniff(blob.path(), filename)
+        media = await res.upload_checker.sniff(blob.path(), filename,
+                                               uploader=current_user(request).key)
         if check is not None:
             check(media)
         return await _store(request, blob, media, filename, units), media

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import psutil
 import pytest
 from starlette.testclient import TestClient
@@ -32,19 +31,12 @@ from infra.embedded.ports import free_port
 from infra.process import wait_until
 from tests.integration.conftest import Account
 from tests.integration.helpers import box_stl, bucket_keys, event_topics
+from tests.stl import binary_stl
 
 REPO = Path(__file__).resolve().parents[2]
 Upload = Callable[[str, bytes], Any]
 """Uploads a file under a name as a raw body; returns the response."""
 ALLOWED_GROWTH = 96 * MIB  # the goal is 64 MiB; bench.abuse measures it precisely
-
-
-def binary_stl(faces: int, seed: int) -> bytes:
-    """A valid binary STL of ``faces`` separate triangles (50 bytes each) at random places."""
-    record = np.dtype([("normal", "<f4", 3), ("corners", "<f4", (3, 3)), ("attr", "<u2")])
-    triangles = np.zeros(faces, dtype=record)
-    triangles["corners"] = np.random.default_rng(seed).random((faces, 3, 3), np.float32) * 100
-    return b"\0" * 80 + np.uint32(faces).tobytes() + triangles.tobytes()
 
 
 class PeakMemory:

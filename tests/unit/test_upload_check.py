@@ -1,10 +1,12 @@
 """What keeps an upload's check cheap for the API process: a generation image is decoded in a
 bounded child when decoding it would cost more than the upload budget (a 36-megapixel PNG is
-144 MB as RGBA), and a mesh that places one geometry thousands of times is refused by its
-count, before the placed copies are built."""
+144 MB as RGBA), a mesh that places one geometry thousands of times is refused by its count
+before the placed copies are built, and one uploader's checks wait for each other rather than
+for everyone's."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 from collections.abc import Iterator
@@ -16,8 +18,9 @@ from PIL import Image
 
 from core.errors import InvalidInput, TooLarge
 from core.meshio import check_mesh
-from core.upload_check import IN_PROCESS_PIXELS, MIB, check_generation_image
+from core.upload_check import IN_PROCESS_PIXELS, MIB, UploadChecker, check_generation_image
 from tests.images import huge_png, png
+from tests.stl import binary_stl
 
 ALLOWED_GROWTH = 64 * MIB
 
@@ -78,3 +81,33 @@ def test_a_mesh_placed_thousands_of_times_is_refused_before_it_is_built() -> Non
     with peak_growth() as growth, pytest.raises(TooLarge, match="5120000 faces once"):
         check_mesh(glb, file_type="glb", name="balls.glb")
     assert growth[0] < ALLOWED_GROWTH, f"grew by {growth[0] / MIB:.0f} MiB"
+
+
+def test_one_uploaders_checks_take_turns_and_leave_room_for_others(tmp_path: Path) -> None:
+    """Two checks may run at once. Uploader a sends two 20 MiB STLs, then b a small box: b's
+    check runs beside a's first and ends first. Had a's two checks taken both places, b's
+    would have waited for one of them."""
+    heavy = []
+    for seed in range(2):
+        heavy.append(tmp_path / f"heavy{seed}.stl")
+        heavy[-1].write_bytes(binary_stl(20 * MIB // 50, seed))
+    small = tmp_path / "box.stl"
+    small.write_bytes(trimesh.creation.box().export(file_type="stl"))
+    finished: list[str] = []
+
+    async def check(checker: UploadChecker, path: Path, uploader: str) -> None:
+        info = await checker.sniff(path, path.name, uploader=uploader)
+        assert info.kind == "mesh"
+        finished.append(f"{uploader}:{path.name}")
+
+    async def main() -> None:
+        checker = UploadChecker()
+        assert checker.limits.at_once == 2
+        await check(checker, small, "warm-up")  # the fork server starts once, before
+        finished.clear()
+        first = [asyncio.create_task(check(checker, path, "a")) for path in heavy]
+        await asyncio.sleep(0)  # a's first holds its turn and a place; its second waits
+        await asyncio.gather(*first, check(checker, small, "b"))
+
+    asyncio.run(main())
+    assert finished == ["b:box.stl", "a:heavy0.stl", "a:heavy1.stl"]
