@@ -68,6 +68,16 @@ class Throttled(QuotaExceeded):
         self.retry_after_s = retry_after_s
 
 
+class Overloaded(QuotaExceeded):
+    """This kind of work is at capacity right now (sign-ins being checked); nothing was done.
+    A 429 like a throttle, not a 503: it is the callers' volume, expected during a flood, not
+    a fault worth an error in the log per request."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class AuthError(OrfeasError):
     """Authentication or authorisation failed."""
 
@@ -96,11 +106,3 @@ class MessagingError(ServiceError):
     """NATS refused or failed a request."""
 
     service = "nats"
-
-
-class Overloaded(ServiceError):
-    """This kind of work is at capacity right now (sign-ins being checked); nothing was done."""
-
-    def __init__(self, message: str, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.retry_after_s = retry_after_s

@@ -110,13 +110,17 @@ class LoginThrottle:
         self._recorded = 0
         self._blocked: dict[str, float] = {}  # key -> time.monotonic() when its block ends
 
-    async def check(self, username: str, address: str) -> None:
-        """Refuse at once (:class:`Throttled`) while the account or the address is blocked."""
-        keys = [account_key(username), address_key(address)]
+    def check_remembered(self, username: str, address: str) -> None:
+        """Refuse (:class:`Throttled`) a key this node already knows to be blocked: no query."""
         now = time.monotonic()
-        for key in keys:
+        for key in (account_key(username), address_key(address)):
             if self._blocked.get(key, 0.0) > now:
                 _refuse(key, self._blocked[key] - now)
+
+    async def check(self, username: str, address: str) -> None:
+        """Refuse (:class:`Throttled`) while the account or the address is blocked."""
+        self.check_remembered(username, address)
+        keys = [account_key(username), address_key(address)]
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT key, extract(epoch FROM blocked_until - now())"
