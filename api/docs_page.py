@@ -8,6 +8,7 @@ parameters, body fields (type, range, default, meaning) and answers.
 from __future__ import annotations
 
 import json
+import re
 from html import escape
 from typing import Any
 
@@ -61,8 +62,8 @@ def _operation(path: str, method: str, operation: dict[str, Any],
     parts = [
         "<section>",
         f"<h3><span class='method {method}'>{method.upper()}</span> {escape(path)}</h3>",
-        f"<p><b>{escape(operation.get('summary', ''))}</b> "
-        f"{escape(operation.get('description', ''))}</p>",
+        f"<p><b>{_prose(operation.get('summary', ''))}</b> "
+        f"{_prose(operation.get('description', ''))}</p>",
     ]
     parameters = operation.get("parameters", [])
     if parameters:
@@ -70,7 +71,7 @@ def _operation(path: str, method: str, operation: dict[str, Any],
             f"<tr><td><code>{escape(p['name'])}</code></td><td>{escape(p['in'])}</td>"
             f"<td>{_type(p['schema'], document)}</td>"
             f"<td>{'required' if p.get('required') else 'optional'}</td>"
-            f"<td>{escape(p.get('description', ''))}</td></tr>" for p in parameters)
+            f"<td>{_prose(p.get('description', ''))}</td></tr>" for p in parameters)
         parts.append("<table><tr><th>parameter</th><th>in</th><th>type</th><th></th>"
                      f"<th>meaning</th></tr>{rows}</table>")
     body = operation.get("requestBody")
@@ -115,9 +116,9 @@ def _schema(schema: dict[str, Any], document: dict[str, Any], depth: int) -> str
             f"<tr><td><code>{escape(name)}</code></td><td>{_type(field, document)}</td>"
             f"<td>{'required' if name in required else 'optional'}</td>"
             f"<td>{_default(field)}</td>"
-            f"<td>{escape(field.get('description', ''))}{detail}</td></tr>")
+            f"<td>{_prose(field.get('description', ''))}{detail}</td></tr>")
     closed = " Other fields are refused." if schema.get("additionalProperties") is False else ""
-    title = escape(schema.get("description", "") or "")
+    title = _prose(schema.get("description", "") or "")
     return (f"<p class=muted>{title}{closed}</p><table><tr><th>field</th><th>type</th><th></th>"
             f"<th>default</th><th>meaning</th></tr>{''.join(rows)}</table>")
 
@@ -170,6 +171,14 @@ def _count(schema: dict[str, Any]) -> str:
     if low is not None and low == high:
         return f"{low} "
     return ""
+
+
+_LITERAL = re.compile(r"``?([^`]+)``?")
+
+
+def _prose(text: str) -> str:
+    """Escaped text with its ``literals`` (as docstrings write them) set as code."""
+    return _LITERAL.sub(r"<code>\1</code>", escape(text))
 
 
 def _json(value: Any) -> str:

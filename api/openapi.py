@@ -211,8 +211,11 @@ def _access_text(access: Access) -> str:
 
 
 def _tag(path: str) -> str:
+    """The resource an operation belongs to; health checks and this document are "service"."""
     parts = [p for p in path.split("/") if p and p not in ("api", "v1")]
-    return parts[0] if parts else "service"
+    if not path.startswith("/api/v1/") or parts[0] in ("openapi.json", "docs"):
+        return "service"
+    return parts[0]
 
 
 def _parameters(path: str, declared: Contract) -> list[dict[str, Any]]:

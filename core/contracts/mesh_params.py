@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.contracts.validation import Input, WholeNumber, text, validated
+from core.contracts.validation import WHOLE, Input, text, validated
 from core.errors import InvalidInput
 from core.events.job_kinds import (
     MESH_ANALYSE,
@@ -152,7 +152,7 @@ class OptimiseParams(Input):
     thicken: bool = False
     scale_to_fit: bool = False
     hollow: Annotated[float, Field(ge=0.3, le=20.0)] | None = None
-    drain_holes: Annotated[WholeNumber, Field(ge=0, le=8)] = 2
+    drain_holes: Annotated[int, Field(ge=0, le=8), WHOLE] = 2
 
     @model_validator(mode="after")
     def _hollow_is_for_resin(self) -> OptimiseParams:
@@ -198,7 +198,7 @@ class RepairParams(Input):
 STYLES = ("low_poly", "organic", "mechanical", "futuristic", "custom")
 MAX_STYLE_FACES = 2_000_000
 Ratio = Annotated[float, Field(ge=0.01, le=1.0)]
-FaceLimit = Annotated[WholeNumber, Field(ge=1, le=MAX_STYLE_FACES)]
+FaceLimit = Annotated[int, Field(ge=1, le=MAX_STYLE_FACES), WHOLE]
 
 
 class _Styled(Input):
@@ -219,8 +219,8 @@ class OrganicStyle(_Styled):
     """Loop subdivisions (fewer past ``max_faces``), then Taubin smoothing passes."""
 
     style: Literal["organic"]
-    iterations: Annotated[WholeNumber, Field(ge=0, le=100)] = 10
-    subdivisions: Annotated[WholeNumber, Field(ge=0, le=2)] = 1
+    iterations: Annotated[int, Field(ge=0, le=100), WHOLE] = 10
+    subdivisions: Annotated[int, Field(ge=0, le=2), WHOLE] = 1
     max_faces: FaceLimit = MAX_STYLE_FACES
 
 
@@ -231,7 +231,7 @@ class MechanicalStyle(_Styled):
     angle: Annotated[float, Field(ge=1.0, le=45.0)] = 12.0
     feature_angle: Annotated[float, Field(ge=1.0, le=90.0)] = 30.0
     ratio: Ratio = 0.5
-    iterations: Annotated[WholeNumber, Field(ge=1, le=10)] = 3
+    iterations: Annotated[int, Field(ge=1, le=10), WHOLE] = 3
 
 
 class FuturisticStyle(_Styled):

@@ -7,7 +7,7 @@ an error, not silently dropped) and finite (JSON has no NaN or Infinity, and Pos
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
@@ -30,8 +30,10 @@ def _whole(value: Any) -> Any:
     return value
 
 
-WholeNumber = Annotated[int, BeforeValidator(_whole)]
-"""An integer that may arrive written as ``2.0``."""
+WHOLE = BeforeValidator(_whole)
+"""Marks an integer that may arrive written as ``2.0``; it goes after the field's ``Field``
+constraints (placed before them, pydantic writes ``ge``/``le`` into the JSON Schema instead
+of ``minimum``/``maximum``)."""
 
 NO_NUL = r"^[^\x00]*$"
 """PostgreSQL stores no NUL character in ``text`` or ``jsonb``; one would fail the write."""
