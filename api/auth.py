@@ -110,8 +110,9 @@ def check_origin(conn: HTTPConnection) -> None:
     origin = conn.headers.get("origin")
     if origin is None or _is_allowed(conn, origin.strip().lower().rstrip("/")):
         return
-    raise Forbidden(f"requests from origin {origin[:60]!r} may not use the session cookie; "
-                    "add it to ORFEAS_ALLOWED_ORIGINS or use a bearer token")
+    shown = origin[:48].encode("ascii", "replace").decode()  # a close reason is 123 bytes
+    raise Forbidden(f"origin {shown!r} may not use the session cookie (list it in "
+                    "ORFEAS_ALLOWED_ORIGINS, or send a bearer token)")
 
 
 def _is_allowed(conn: HTTPConnection, origin: str) -> bool:
