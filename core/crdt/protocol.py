@@ -18,6 +18,7 @@ work is one pass over the frame.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -185,15 +186,23 @@ def parse(frame: bytes) -> Message | None:
     return message
 
 
+_LOW_BYTES = bytes(range(0x80))  # the last byte of a varint, and only that
+_TOO_LONG_VARINT = re.compile(rb"[\x80-\xff]{%d}" % MAX_VARINT_BYTES)
+
+
 def _check_state_vector(payload: bytes) -> None:
-    """A Yjs state vector: a count, then (client, clock) pairs, and nothing after."""
+    """A Yjs state vector: a count, then (client, clock) pairs, and nothing after. Counted
+    in C, not read varint by varint: an 8 MiB one of one-byte pairs took 2.5 s that way."""
     reader = FrameReader(payload)
     count = reader.var_uint()
-    if count * 2 > reader.remaining:
-        raise InvalidInput(f"a state vector of {count} clients in {len(payload)} bytes")
-    for _ in range(2 * count):
-        reader.var_uint()
-    reader.end()
+    pairs = payload[len(payload) - reader.remaining:]
+    if pairs and pairs[-1] >= 0x80:
+        raise InvalidInput("a state vector cut off inside a varint")
+    if _TOO_LONG_VARINT.search(pairs):
+        raise InvalidInput(f"a varint longer than {MAX_VARINT_BYTES} bytes in a state vector")
+    varints = len(pairs) - len(pairs.translate(None, _LOW_BYTES))
+    if varints != 2 * count:
+        raise InvalidInput(f"a state vector of {count} clients holding {varints} numbers")
 
 
 def _check_awareness(payload: bytes) -> None:

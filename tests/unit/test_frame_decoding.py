@@ -136,3 +136,17 @@ def test_the_awareness_check_accepts_what_pycrdt_writes() -> None:
     awareness.set_local_state({"name": "x" * 1000, "nested": json.loads("[[[1]]]")})
     frame = protocol.awareness(awareness.encode_awareness_update([awareness.client_id]))
     assert isinstance(protocol.parse(frame), protocol.Awareness)
+
+
+def test_a_state_vector_is_counted_whole() -> None:
+    pairs = 100_000
+    vector = write_var_uint(pairs) + b"\x01\x02" * pairs
+    assert protocol.parse(protocol.sync_step1(vector)) == protocol.SyncStep1(vector)
+    many = Doc[Any]()
+    for client in (1, 300, 2**40):
+        other = Doc[Any](client_id=client)
+        other.get("objects", type=Map)["o"] = Map({"name": "x"})
+        many.apply_update(other.get_update())
+    assert isinstance(protocol.parse(protocol.sync_step1(many.get_state())), protocol.SyncStep1)
+    with pytest.raises(InvalidInput, match="holding 199999 numbers"):
+        protocol.parse(protocol.sync_step1(vector[:-1]))
