@@ -251,7 +251,7 @@ class SceneRoom:
 
         What an update holds was checked before it is applied; where it lands (a plain value
         replacing an object, a field's type) only after. A refusal then rebuilds the accepted
-        document (the stored one plus the queue, as after a failed store) and tries once
+        document (the stored one, the batch being stored and the queue) and tries once
         more: an update can also integrate structs held back from an earlier one that waited
         for it, and if those were the offence the edit itself is accepted on the rebuilt
         document, where they are gone.
