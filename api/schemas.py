@@ -27,7 +27,8 @@ class Credentials(Input):
 class TokenRequest(Credentials):
     """``POST /auth/tokens``: sign in for an API token (``name`` labels it)."""
 
-    name: Annotated[str, text(200)] | None = None
+    name: Annotated[str, text(200)] | None = Field(
+        default=None, description="A label for the token (default: api token).")
 
 
 class NewUser(Input):
@@ -35,7 +36,8 @@ class NewUser(Input):
 
     username: Username
     password: Password
-    is_admin: bool = False
+    is_admin: bool = Field(default=False, description="Site administrator: owner rights on "
+                                                       "every project.")
     email: Annotated[str, text(320, min_length=3)] | None = None
 
 
@@ -78,11 +80,16 @@ class GenerationParams(Input):
     already uploaded to the project, the generator, its seed and face budget, and the name of
     the scene object that will show the result."""
 
-    asset_id: Annotated[str, text(100, min_length=1)]
-    backend: Annotated[str, text(40)] | None = None
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = None
-    face_budget: Annotated[int, Field(ge=4, le=MAX_FACE_BUDGET)] | None = None
-    name: Annotated[str, text(1000)] | None = None
+    asset_id: Annotated[str, text(100, min_length=1), Field(
+        description="An image uploaded to the project.")]
+    backend: Annotated[str, text(40)] | None = Field(
+        default=None, description="A generator of GET /generators (default: inflate).")
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] | None = Field(
+        default=None, description="Seeds the generator (default 0): same seed, same mesh.")
+    face_budget: Annotated[int, Field(ge=4, le=MAX_FACE_BUDGET)] | None = Field(
+        default=None, description="Most faces of the final mesh (default: the generator's).")
+    name: Annotated[str, text(1000)] | None = Field(
+        default=None, description="The scene object's name (default: the image's file name).")
 
 
 # -- answers (JSON Schema of the success bodies the schemathesis test checks) ---------------

@@ -35,7 +35,8 @@ from core.events.job_kinds import (
 )
 
 Units = Literal["mm", "cm", "m", "in"]
-ObjectId = Annotated[str, text(100, min_length=1)]
+ObjectId = Annotated[str, text(100, min_length=1), Field(
+    description="The scene object that shows this mesh: it is changed to show the result.")]
 Positive = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
@@ -71,21 +72,30 @@ class PrinterParams(Input):
     nozzle and ``volumetric_flow_mm3_s`` nozzle x layer height x speed; naming only the
     material sets the technology, and a resin profile starts from resin defaults."""
 
-    build_volume_mm: Annotated[list[Positive], Field(min_length=3, max_length=3)] = [
-        220.0, 220.0, 250.0]
-    technology: Literal["fdm", "resin"] = "fdm"
-    material: Annotated[str, text(20), AfterValidator(_material_key)] = "PLA"
-    nozzle_mm: Annotated[float, Field(gt=0, le=5)] = 0.4
-    layer_height_mm: Annotated[float, Field(gt=0, le=2)] = 0.2
-    min_wall_mm: Positive = 0.8
-    infill: Fraction = 0.2
-    perimeters: Annotated[int, Field(ge=0, le=50)] = 2
-    print_speed_mm_s: Positive = 60.0
-    volumetric_flow_mm3_s: Positive = 4.8
-    overhang_angle_deg: Annotated[float, Field(ge=0, le=89)] = 45.0
-    support_density: Fraction = 0.15
-    layer_overhead_s: Annotated[float, Field(ge=0, le=600)] = 1.0
-    resin_layer_s: Positive = 8.0
+    build_volume_mm: Annotated[list[Positive], Field(min_length=3, max_length=3)] = Field(
+        default=[220.0, 220.0, 250.0], description="Printable extent [x, y, z] in mm.")
+    technology: Literal["fdm", "resin"] = Field(
+        default="fdm", description="Extruded filament (fdm) or vat photopolymerisation (resin).")
+    material: Annotated[str, text(20), AfterValidator(_material_key)] = Field(
+        default="PLA", description="PLA, PETG, ABS or resin (any case), of the technology.")
+    nozzle_mm: Annotated[float, Field(gt=0, le=5)] = Field(
+        default=0.4, description="Nozzle diameter, taken as the extrusion width (FDM).")
+    layer_height_mm: Annotated[float, Field(gt=0, le=2)] = Field(
+        default=0.2, description="Layer thickness in mm.")
+    min_wall_mm: Positive = Field(default=0.8, description="Thinner walls are flagged thin.")
+    infill: Fraction = Field(default=0.2, description="Share of the interior extruded (FDM).")
+    perimeters: Annotated[int, Field(ge=0, le=50)] = Field(
+        default=2, description="Outline loops per layer (FDM).")
+    print_speed_mm_s: Positive = Field(default=60.0, description="Extrusion speed in mm/s.")
+    volumetric_flow_mm3_s: Positive = Field(
+        default=4.8, description="Sustained extrusion rate in mm³/s, what limits FDM print time.")
+    overhang_angle_deg: Annotated[float, Field(ge=0, le=89)] = Field(
+        default=45.0, description="Steepest angle from the vertical that prints without support.")
+    support_density: Fraction = Field(
+        default=0.15, description="Share of the space under overhangs that supports fill.")
+    layer_overhead_s: Annotated[float, Field(ge=0, le=600)] = Field(
+        default=1.0, description="FDM: seconds per layer that extrude nothing.")
+    resin_layer_s: Positive = Field(default=8.0, description="Resin: seconds of one layer's cycle.")
 
     @model_validator(mode="after")
     def _consistent(self) -> PrinterParams:
@@ -131,10 +141,11 @@ class AnalysisParams(Input):
     """``POST /meshes/{id}/analysis``: the units the mesh is modelled in, the printer to judge
     it against, and the build direction."""
 
-    units: Units = "mm"
-    printer: PrinterParams | None = None
+    units: Units = Field(default="mm", description="The unit of the mesh's coordinates.")
+    printer: PrinterParams | None = Field(default=None, description="Null: a common FDM printer.")
     up: Annotated[list[float], Field(min_length=3, max_length=3),
-                  AfterValidator(_non_zero)] = [0.0, 0.0, 1.0]
+                  AfterValidator(_non_zero)] = Field(
+        default=[0.0, 0.0, 1.0], description="The build direction [x, y, z] in mesh coordinates.")
 
     def canonical(self) -> dict[str, Any]:
         return {"units": self.units, "printer": _profile(self.printer),
@@ -146,13 +157,15 @@ class OptimiseParams(Input):
     ``hollow`` (a wall in mm) is for resin printers, with ``drain_holes``."""
 
     object_id: ObjectId | None = None
-    units: Units = "mm"
-    printer: PrinterParams | None = None
-    reorient: bool = True
-    thicken: bool = False
-    scale_to_fit: bool = False
-    hollow: Annotated[float, Field(ge=0.3, le=20.0)] | None = None
-    drain_holes: Annotated[int, Field(ge=0, le=8), WHOLE] = 2
+    units: Units = Field(default="mm", description="The unit of the mesh's coordinates.")
+    printer: PrinterParams | None = Field(default=None, description="Null: a common FDM printer.")
+    reorient: bool = Field(default=True, description="Turn the part to need the least support.")
+    thicken: bool = Field(default=False, description="Thicken walls below the printer's minimum.")
+    scale_to_fit: bool = Field(default=False, description="Scale down to fit the build volume.")
+    hollow: Annotated[float, Field(ge=0.3, le=20.0)] | None = Field(
+        default=None, description="Resin: hollow the part to walls this thick (mm).")
+    drain_holes: Annotated[int, Field(ge=0, le=8), WHOLE] = Field(
+        default=2, description="Drain holes of a hollowed part.")
 
     @model_validator(mode="after")
     def _hollow_is_for_resin(self) -> OptimiseParams:
@@ -185,8 +198,10 @@ class RepairParams(Input):
     and the distance within which vertices are merged (mesh units; null: automatic)."""
 
     object_id: ObjectId | None = None
-    debris_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = 1e-4
-    merge_tolerance: Positive | None = None
+    debris_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
+        default=1e-4, description="Loose parts with fewer faces than this share are removed.")
+    merge_tolerance: Positive | None = Field(
+        default=None, description="Merge vertices this close (mesh units); null: automatic.")
 
     def canonical(self) -> dict[str, Any]:
         return _with_object(self) | {"debris_fraction": float(self.debris_fraction),
