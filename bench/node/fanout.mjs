@@ -67,7 +67,7 @@ const startClient = (index, { url, room, token }, samples, firstSamples) => {
     params: token == null ? {} : { token },
     maxBackoffTime: 1000
   })
-  const map = doc.getMap('bench')
+  const map = doc.getMap('meta') // a scene setting: the studio refuses roots a scene does not have
   const awaited = new Set() // edits of the others sent and not yet in this document
   let arrived = 0
   let closes = 0
