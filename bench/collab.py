@@ -565,7 +565,7 @@ def store_updates(database_url: str, project_id: UUID, count: int, budget_s: flo
         updates.append(bytes(event.update))
 
     subscription = doc.observe(collect)
-    bench_map = doc.get("bench", type=Map)
+    bench_map = doc.get("meta", type=Map)  # a scene setting, as fanout.mjs writes
     store = Studio.connect(database_url)
     deadline = time.monotonic() + budget_s
     stored = 0
