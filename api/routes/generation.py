@@ -199,6 +199,7 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     _checked_params(values.get("backend"), _form_int(values, "seed"),
                     _form_int(values, "face_budget"))  # refuse before storing anything
+    _check_label(values.get("name"))
     digest = await asyncio.to_thread(_checked_digest, image.file, image.filename or "image")
     await image.seek(0)
     project = await asyncio.to_thread(resources(request).studio.project,
@@ -264,12 +265,16 @@ def _check_stored_image(blobs: BlobStore, asset: Asset) -> None:
         check_generation_image(spooled, asset.filename)
 
 
+def _check_label(name: Any) -> None:
+    if isinstance(name, str) and "\x00" in name:  # PostgreSQL stores no NUL in jsonb
+        raise InvalidInput("name must not contain NUL characters")
+
+
 def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> GenerationRequest:
     if asset.kind != "image":
         raise InvalidInput(f"asset {asset.asset_id} is a {asset.kind}, not an image")
     backend, seed, budget = _checked_params(backend, seed, budget)
-    if isinstance(name, str) and "\x00" in name:  # PostgreSQL stores no NUL in jsonb
-        raise InvalidInput("name must not contain NUL characters")
+    _check_label(name)
     label = name if isinstance(name, str) and name.strip() else asset.filename.rsplit(".", 1)[0]
     return GenerationRequest(asset, backend, seed, budget, label[:200])
 

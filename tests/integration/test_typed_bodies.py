@@ -182,3 +182,23 @@ def _read_head(sock: socket.socket) -> bytes:
             break
         received += data
     return received
+
+
+def test_a_generation_name_with_nul_is_refused_before_anything_is_stored(client, prepared,
+                                                                         make_account):
+    """PostgreSQL's jsonb takes no NUL: such a name, stored in a job's parameters, would fail
+    the write (or a read model). Refused as JSON and as a multipart field alike."""
+    from tests.integration.test_generation import disc_png
+
+    owner = make_account("namer")
+    project = client.post("/api/v1/projects", json={"name": "N"}, headers=owner.headers)
+    url = f"/api/v1/projects/{project.json()['id']}"
+    before = event_topics(prepared)
+    as_json = client.post(f"{url}/generate", headers=owner.headers,
+                          json={"asset_id": "anything", "name": "a\x00b"})
+    assert "name" in _problem(as_json, 422)
+    multipart = client.post(f"{url}/generate-progressive", headers=owner.headers,
+                            files={"image": ("disc.png", disc_png(), "image/png")},
+                            data={"name": "a\x00b"})
+    assert "NUL" in _problem(multipart, 422)
+    assert event_topics(prepared) == before
