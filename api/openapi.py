@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 
 from api.auth import Access, Scope, access_of
 from api.problems import PROBLEM_JSON
+from api.schemas import ASSET
 
 CONTRACT_ATTRIBUTE = "__orfeas_contract__"
 OPENAPI_VERSION = "3.1.0"
@@ -92,7 +93,7 @@ UPLOAD = Contract(
                  "The file's name (its extension says the format); needed for a raw body."),
            Query("units", {"type": "string", "enum": ["mm", "cm", "m", "in"], "default": "mm"},
                  "The units a mesh is modelled in.")),
-    status=HTTPStatus.CREATED, errors=(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,))
+    status=HTTPStatus.CREATED, response=ASSET, errors=(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,))
 """``POST /projects/{id}/assets``: an image or mesh file, raw or as multipart ``file``."""
 
 DECLARED_HERE: Mapping[str, Contract] = {"api.routes.assets.upload_asset": UPLOAD}

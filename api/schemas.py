@@ -129,3 +129,70 @@ QUEUED: dict[str, Any] = {
 READINESS: dict[str, Any] = {
     "type": "object", "required": ["status", "checks"],
     "properties": {"status": {"type": "string"}, "checks": {"type": "object"}}}
+
+
+def _listing(key: str, item: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``{key: [item, ...]}``."""
+    return {"type": "object", "required": [key],
+            "properties": {key: {"type": "array", "items": item or {"type": "object"}}}}
+
+
+ROLE: dict[str, Any] = {"enum": ["owner", "editor", "viewer"]}
+JOB_ROW: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "project_id", "kind", "state", "inputs", "params", "requested_by",
+                 "stages", "attempts", "undone"],
+    "properties": {"id": {"type": "string", "format": "uuid"},
+                   "project_id": {"type": "string", "format": "uuid"},
+                   "kind": {"type": "string"}, "state": {"type": "string"},
+                   "inputs": {"type": "object"}, "params": {"type": "object"},
+                   "stages": {"type": "object"}, "attempts": {"type": "integer"},
+                   "undone": {"type": "boolean"}}}
+ASSET: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "project_id", "filename", "kind", "media_type", "size", "sha256",
+                 "blob_key", "units"],
+    "properties": {"id": {"type": "string", "format": "uuid"},
+                   "project_id": {"type": "string", "format": "uuid"},
+                   "filename": {"type": "string"}, "kind": {"enum": ["image", "mesh"]},
+                   "media_type": {"type": "string"}, "size": {"type": "integer", "minimum": 0},
+                   "sha256": {"type": "string"}, "blob_key": {"type": "string"},
+                   "units": {"type": "string"}, "derived_from": {"type": ["object", "null"]}}}
+ASSET_LIST = _listing("assets", ASSET)
+VERSION: dict[str, Any] = {
+    "type": "object", "required": ["version_id", "position", "message", "author"],
+    "properties": {"version_id": {"type": "string"}, "position": {"type": "integer"},
+                   "message": {"type": "string"}, "author": {"type": "string"}}}
+VERSION_LIST = _listing("versions", VERSION)
+TIMELINE: dict[str, Any] = {
+    "type": "object", "required": ["events", "next"],
+    "properties": {"events": {"type": "array", "items": {
+        "type": "object", "required": ["position", "kind"],
+        "properties": {"position": {"type": "integer"}, "kind": {"type": "string"}}}},
+        "next": {"type": ["integer", "null"]}}}
+STATE: dict[str, Any] = {
+    "type": "object", "required": ["position", "project", "scene"],
+    "properties": {"position": {"type": "integer"}, "project": {"type": "object"},
+                   "scene": {"type": "object"}}}
+COLLABORATORS = _listing("collaborators", {
+    "type": "object", "required": ["user_id", "role", "online"],
+    "properties": {"user_id": {"type": "string"}, "role": ROLE,
+                   "online": {"type": "boolean"}}})
+INVITED: dict[str, Any] = {
+    "type": "object", "required": ["user", "role"], "properties": {"user": USER, "role": ROLE}}
+SCENE_CHANGE: dict[str, Any] = {
+    "type": "object", "required": ["position", "scene_version"],
+    "properties": {"position": {"type": "integer"}, "scene_version": {"type": "integer"}}}
+JOB_UNDONE: dict[str, Any] = {
+    "type": "object", "required": ["job_id", "undone", "position"],
+    "properties": {"job_id": {"type": "string", "format": "uuid"},
+                   "undone": {"const": True}, "position": {"type": "integer"}}}
+GENERATORS = _listing("generators")
+MATERIALS: dict[str, Any] = {
+    "type": "object", "required": ["materials", "texture_sizes"],
+    "properties": {"materials": {"type": "array", "items": {
+        "type": "object", "required": ["kind", "color", "roughness", "metallic"]}},
+        "texture_sizes": {"type": "array", "items": {"type": "integer"}}}}
+ROOMS: dict[str, Any] = {
+    "type": "object", "required": ["node", "rooms"],
+    "properties": {"node": {"type": "string"}, "rooms": {"type": "array"}}}

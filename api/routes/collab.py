@@ -17,6 +17,7 @@ from api.auth import Access, Scope, authenticate, current_user, guard, project_r
 from api.jsonbody import Json
 from api.openapi import contract
 from api.resources import Resources, resources
+from api.schemas import COLLABORATORS, ROOMS, SCENE_CHANGE
 from api.ws_peer import WebSocketPeer
 from core.crdt.protocol import CloseCode
 from core.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated
@@ -98,6 +99,7 @@ def _project_id(request: Request) -> UUID:
     return project_id
 
 
+@contract(response=COLLABORATORS)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def collaborators(request: Request) -> Response:
     res = resources(request)
@@ -121,11 +123,13 @@ async def remove_collaborator(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
+@contract(response=SCENE_CHANGE)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def undo(request: Request) -> Response:
     return await _invert(request, redo=False)
 
 
+@contract(response=SCENE_CHANGE)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def redo(request: Request) -> Response:
     return await _invert(request, redo=True)
@@ -140,6 +144,7 @@ async def _invert(request: Request, *, redo: bool) -> Response:
     return Json({"position": stored.position, "scene_version": stored.last_version})
 
 
+@contract(response=ROOMS)
 @guard(Access(Scope.ADMIN))
 async def rooms(request: Request) -> Response:
     """The rooms loaded on this node, with their peers and document size."""

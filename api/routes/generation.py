@@ -40,7 +40,7 @@ from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
 from api.routes.collab import announce_scene_change
-from api.schemas import MAX_FACE_BUDGET, MAX_SEED, QUEUED, GenerationParams
+from api.schemas import GENERATORS, MAX_FACE_BUDGET, MAX_SEED, QUEUED, GenerationParams
 from core.errors import InvalidInput, MalformedInput, NotFound, UnsupportedMedia
 from core.events.blobs import BlobStore
 from core.events.job import STAGES, Job, JobState, Reuse
@@ -116,6 +116,7 @@ async def generate_progressive(request: Request) -> Response:
     return _streaming(request, resources(request), await _job_for(request, wanted))
 
 
+@contract(response=GENERATORS)
 @guard(Access(Scope.USER))
 async def generators(request: Request) -> Response:
     """The generators, their versions, and whether a GPU worker can run them (and why not)."""

@@ -15,7 +15,7 @@ from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
-from api.schemas import VersionTag
+from api.schemas import STATE, TIMELINE, VERSION, VERSION_LIST, VersionTag
 from core.crdt import document
 from core.errors import InvalidInput
 from core.events.roles import Role
@@ -33,7 +33,7 @@ def _project_id(request: Request) -> UUID:
     return project_id
 
 
-@contract(body=VersionTag, status=201)
+@contract(body=VersionTag, status=201, response=VERSION)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def tag_version(request: Request) -> Response:
     message = (await parse_body(request, VersionTag)).message
@@ -44,6 +44,7 @@ async def tag_version(request: Request) -> Response:
                  "author": current_user(request).key}, status_code=HTTPStatus.CREATED)
 
 
+@contract(response=VERSION_LIST)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def list_versions(request: Request) -> Response:
     models = resources(request).read_models
@@ -57,7 +58,7 @@ async def list_versions(request: Request) -> Response:
 @contract(query=(
     Query("at", {"type": "integer", "minimum": 1}, "A log position: the state then."),
     Query("version", {"type": "string"}, "A tagged version: the state it tagged."),
-))
+), response=STATE)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def get_state(request: Request) -> Response:
     res = resources(request)
@@ -76,7 +77,7 @@ async def get_state(request: Request) -> Response:
     return Json(_project_body(project) | {"scene": scene})
 
 
-@contract()
+@contract(response=STATE)
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def revert(request: Request) -> Response:
     res = resources(request)
@@ -126,7 +127,7 @@ async def diff(request: Request) -> Response:
           "Events after this log position (the previous page's `next`)."),
     Query("limit", {"type": "integer", "minimum": 1, "maximum": TIMELINE_MAX_PAGE,
                     "default": TIMELINE_PAGE}, "Events per page."),
-))
+), response=TIMELINE)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def timeline(request: Request) -> Response:
     params = request.query_params

@@ -17,11 +17,13 @@ from api.jsonbody import Json
 from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.collab import announce_scene_change
+from api.schemas import JOB_ROW, JOB_UNDONE
 from core.errors import NotFound
 from core.events.roles import Role
 from core.meshopt_glb import compress_glb, encoding_wanted
 
 
+@contract(response=JOB_ROW)
 @guard(Access(Scope.JOB, Role.VIEWER))
 async def get_job(request: Request) -> Response:
     job = await resources(request).read_models.job(UUID(request.path_params["job_id"]))
@@ -30,6 +32,7 @@ async def get_job(request: Request) -> Response:
     return Json(job_body(job))
 
 
+@contract(response=JOB_UNDONE)
 @guard(Access(Scope.JOB, Role.EDITOR))
 async def undo_job(request: Request) -> Response:
     """Undo what a finished job did to the scene, by appending the inverse change."""

@@ -23,7 +23,7 @@ from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.jobs import job_body, wait_for_job
 from api.routes.projects import asset_body
-from api.schemas import QUEUED
+from api.schemas import ASSET, MATERIALS, QUEUED
 from core.contracts.mesh_params import (
     TEXTURE_SIZES,
     AnalysisParams,
@@ -63,6 +63,7 @@ async def _mesh(request: Request) -> dict[str, Any]:
     return asset
 
 
+@contract(response=MATERIALS)
 @guard(Access(Scope.USER))
 async def materials(request: Request) -> Response:
     """The material kinds with their defaults, and the texture sizes a bake may ask for: the
@@ -70,6 +71,7 @@ async def materials(request: Request) -> Response:
     return Json({"materials": material_catalogue(), "texture_sizes": list(TEXTURE_SIZES)})
 
 
+@contract(response=ASSET)
 @guard(Access(Scope.ASSET, Role.VIEWER))
 async def get_mesh(request: Request) -> Response:
     return Json(asset_body(await _mesh(request)))

@@ -14,7 +14,7 @@ from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, parse_body
 from api.openapi import contract
 from api.resources import resources
-from api.schemas import PROJECT, PROJECT_LIST, Invitation, ProjectName
+from api.schemas import ASSET_LIST, INVITED, PROJECT, PROJECT_LIST, Invitation, ProjectName
 from core.events.roles import Role
 
 # Lists wait this long at most for the read models to include the caller's latest writes.
@@ -74,7 +74,7 @@ async def delete_project(request: Request) -> Response:
     return Response(status_code=HTTPStatus.NO_CONTENT)
 
 
-@contract(body=Invitation, status=201)
+@contract(body=Invitation, status=201, response=INVITED)
 @guard(Access(Scope.PROJECT, Role.OWNER))
 async def invite(request: Request) -> Response:
     """Add a member (or change a member's role) by user name, email or id."""
@@ -89,6 +89,7 @@ async def invite(request: Request) -> Response:
     return Json({"user": invitee.public(), "role": role.label}, status_code=HTTPStatus.CREATED)
 
 
+@contract(response=ASSET_LIST)
 @guard(Access(Scope.PROJECT, Role.VIEWER))
 async def list_assets(request: Request) -> Response:
     models = resources(request).read_models
