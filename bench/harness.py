@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -16,9 +18,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from infra.embedded.ports import free_port
 from infra.embedded.postgres import EmbeddedPostgres
 from infra.embedded.scratch import scratch_database
+from infra.supervisor import read_state
+
+ROOT = Path(__file__).resolve().parents[1]
 
 Writer = Callable[[], int]
 """One call appends some events and returns how many."""
@@ -43,6 +50,32 @@ def postgres_server(*, durable: bool = True) -> Iterator[str]:
             yield url
         finally:
             server.stop()
+
+
+@contextmanager
+def orfeas_up(folder: Path, timeout: float = 300.0) -> Iterator[dict[str, Any]]:
+    """``orfeas up`` on ``folder``, as a user starts the studio: embedded services with their
+    durable defaults, then the API, projection runner, dispatcher and workers. Yields the
+    ``state.json`` it writes once the API is ready (URL, settings, every process's pid); stops
+    it (and everything it started) afterwards. Its output goes to ``folder/up.log``."""
+    with (folder / "up.log").open("wb") as log, subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "up", "--data", str(folder),
+             "--port", str(free_port())], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT) as up:
+        try:
+            deadline = time.monotonic() + timeout
+            while (state := read_state(folder)) is None:
+                if up.poll() is not None or time.monotonic() > deadline:
+                    tail = (folder / "up.log").read_text(errors="replace")[-3000:]
+                    how = "exited" if up.returncode is not None else f"not ready in {timeout} s"
+                    raise RuntimeError(f"orfeas up {how}:\n{tail}")
+                time.sleep(0.5)
+            yield state
+        finally:
+            up.terminate()
+            try:
+                up.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                up.kill()
 
 
 def fresh_database(server_url: str) -> AbstractContextManager[str]:

@@ -1,22 +1,22 @@
-// Fan-out latency of a y-websocket server, as the issue-4 workload defines it.
+// Fan-out latency of a y-websocket server, as issue 20 defines the workload.
 //
 //   node bench/node/fanout.mjs URL ROOM TOKEN N UPDATES INTERVAL_MS [WARMUP]
 //
 // N stock yjs clients (WebsocketProvider) in this one process join ROOM on URL (TOKEN "-" for
-// none). Once all are synced they take turns setting the key "k" of the Y.Map "bench" to
-// {sender, seq, t}, one update every INTERVAL_MS, UPDATES in all, after WARMUP updates (default
-// 0) on the same schedule that are not measured: the first edits in a fresh room run cold code
-// in every process (the clients' too), which is start-up, not fan-out. The sender notes the
-// time just before its local change and, after it, its own clock in the document's state
-// vector; an edit has arrived at another client once that client's state vector reaches the
-// clock, checked after every transaction the client applies from the server. So an edit that
-// reaches a client merged with a later edit of the same key (a server may store and send
-// edits that queued up together as one update) is timed when that update lands, though the
-// later value is the one the client's map shows. One clock, one process, so the samples need
-// no clock sync (the receivers share one event loop, as browsers on one machine would not: the
-// same for every server measured, so comparisons stay fair). With N = 1 there is nobody to
-// deliver to, so one extra client joins that only listens: "one collaborator" is one editor
-// watched by one other screen.
+// none). Once all are synced they take turns adding a new key to the Y.Map "meta" (a scene
+// setting, which the studio's scene schema allows: it refuses roots a scene does not have),
+// "e<seq>" set to {sender, seq, t}, one update every INTERVAL_MS, UPDATES in all, after WARMUP
+// updates (default 0) on the same schedule that are not measured: the first edits in a fresh
+// room run cold code in every process (the clients' too), which is start-up, not fan-out. Every
+// edit adds a key, so the document grows with each one, as a scene does when people add to it.
+// The sender notes the time just before its local change and, after it, its own clock in the
+// document's state vector; an edit has arrived at another client once that client's state
+// vector reaches the clock, checked after every transaction the client applies from the server
+// (a server may store and send edits that queued up together as one update: each is timed when
+// that update lands). One clock, one process, so the samples need no clock sync (the receivers
+// share one event loop, as browsers on one machine would not: the same for every server
+// measured, so comparisons stay fair). With N = 1 there is nobody to deliver to, so one extra
+// client joins that only listens: "one collaborator" is one editor watched by one other screen.
 //
 // stdout, one JSON object a line: {"event":"synced", first_synced_ms, all_synced_ms} when every
 // client is synced (client 0 connects first: its time is the room's load time),
@@ -110,7 +110,7 @@ const runUpdates = async (clients, { n, interval }, from, to, edits = []) => {
     if (wait > 0) await sleep(wait)
     const sender = clients[((seq % n) + n) % n]
     const t = performance.now()
-    sender.map.set('k', { sender: sender.index, seq, t })
+    sender.map.set(keyOf(seq), { sender: sender.index, seq, t })
     if (seq < 0) continue
     const edit = { client: sender.doc.clientID, clock: Y.getState(sender.doc.store, sender.doc.clientID), t, reached: false, arrivals: [] }
     edits.push(edit)
@@ -118,7 +118,14 @@ const runUpdates = async (clients, { n, interval }, from, to, edits = []) => {
   }
 }
 
-const same = (a, b) => a != null && b != null && a.sender === b.sender && a.seq === b.seq
+const keyOf = (seq) => `e${seq}`
+
+/** The edits' keys a client's map holds, each with its sender and number, as one string. */
+const editsHeld = (map) => Array.from(map.entries())
+  .filter(([key]) => /^e-?\d+$/.test(key))
+  .map(([key, value]) => `${key}=${value?.sender}/${value?.seq}`)
+  .sort()
+  .join(',')
 
 const delivered = (clients) => clients.reduce((sum, c) => sum + c.arrived(), 0)
 
@@ -167,6 +174,7 @@ const main = async () => {
   const expected = args.updates * (total - 1)
   await drain(clients, expected)
   samples.sort((a, b) => a - b)
+  const allKeys = Array.from({ length: args.warmup + args.updates }, (_, i) => keyOf(i - args.warmup))
   await emit({
     event: 'result',
     n: args.n,
@@ -174,11 +182,11 @@ const main = async () => {
     expected,
     received: samples.length,
     missed: expected - samples.length, // never arrived: lost
-    // Every client on the same value of the key (usually the last edit's; where an edit left
-    // its sender before the one before it arrived, the two were concurrent and Yjs orders them
-    // by client id, the same way everywhere). Compared by sender and number: a server that
-    // re-encodes the update, as pycrdt does, may hand the value's keys over in another order.
-    converged: clients.every((c) => same(c.map.get('k'), clients[0].map.get('k'))),
+    // Every client holds every edit's key (warm-up's included), with the same sender and
+    // number as client 0. Compared by sender and number: a server that re-encodes the update,
+    // as pycrdt does, may hand the value's keys over in another order.
+    converged: allKeys.every((key) => clients[0].map.has(key)) &&
+      clients.every((c) => editsHeld(c.map) === editsHeld(clients[0].map)),
     p50_ms: percentile(samples, 50),
     p99_ms: percentile(samples, 99),
     max_ms: samples.length ? samples[samples.length - 1] : null,
