@@ -42,13 +42,10 @@ class Json(JSONResponse):
         return json.dumps(content, default=_default, separators=(",", ":")).encode()
 
 
-async def parse_body(request: Request, model: type[M], *, empty: bool = False) -> M:
+async def parse_body(request: Request, model: type[M]) -> M:
     """The request body as ``model``: 400 if it is not a JSON object, 413 if it is too large,
-    422 naming the field if a value is wrong. With ``empty``, no body means ``model()``."""
-    raw = await read_limited(request, MAX_JSON_BYTES)
-    if not raw.strip() and empty:
-        return validated(model, {})
-    return validated(model, json_object(raw))
+    422 naming the field if a value is wrong."""
+    return validated(model, json_object(await read_limited(request, MAX_JSON_BYTES)))
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
