@@ -1,15 +1,14 @@
 """Section 2: ``Studio.state_at`` latency deep into one project's scene log.
 
-"With snapshots" is the studio as it ships: the scene resumes from its latest compaction (one
-every 200 updates, or once the tail holds a quarter of the document's bytes where that is more,
-at most 1,000)
-and the project from the library's snapshot (every 50 versions), so a trip back in time reads
-one compacted document and a bounded tail. The title says how the scene's log divides between
-the edits and the compactions' copies of the document. "Without" reads
-the very same log through a ``Studio`` that neither resumes scenes from compactions nor has a
-snapshot table, so every load replays the aggregate from version 1: it reads and decodes every
-event, every earlier compaction included. That costs seconds per sample deep into the log, so
-a cell whose first sample outruns its time budget keeps that one sample.
+"With snapshots" is the studio as it ships: the scene resumes from its latest compaction (once
+the tail holds 200 updates and a quarter of the last compaction's bytes: see
+``core.events.scene.compaction_due``) and the project from the library's snapshot (every 50
+versions), so a trip back in time reads one compacted document and a bounded tail. The title
+says how the scene's log divides between the edits and the compactions' copies of the document.
+"Without" reads the very same log through a ``Studio`` that neither resumes scenes from
+compactions nor has a snapshot table, so every load replays the aggregate from version 1: it
+reads and decodes every event, every earlier compaction included. That costs seconds per sample
+deep into the log, so a cell whose first sample outruns its time budget keeps that one sample.
 
 "merge p50" is the part of "with" that merges the compacted document and the tail into one
 update (``Scene.state``): it grows with the document, which keeps a tombstone for every value

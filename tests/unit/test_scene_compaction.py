@@ -16,10 +16,11 @@ from pycrdt import Doc, Map, TransactionEvent
 import core.events.scene
 from core.crdt import document
 from core.events.scene import (
-    COMPACT_AT_MOST_UPDATES,
+    COMPACT_EVERY_BYTES,
     COMPACT_EVERY_UPDATES,
     COMPACT_TAIL_FRACTION,
     Scene,
+    compaction_due,
 )
 
 
@@ -82,7 +83,7 @@ def test_a_big_scene_waits_until_its_tail_is_a_fair_share_of_the_document() -> N
     renames = [peer.rename_one(i) for i in range(COMPACT_EVERY_UPDATES * 8)]
     needed = next(i for i in range(len(renames))
                   if sum(map(len, renames[:i + 1])) >= COMPACT_TAIL_FRACTION * base)
-    assert COMPACT_EVERY_UPDATES <= needed < COMPACT_AT_MOST_UPDATES  # the fraction decides
+    assert needed >= COMPACT_EVERY_UPDATES  # the fraction decides
     run(scene, renames[:needed])
     assert len(scene.tail) == needed and not scene.needs_compaction
     assert document.snapshot(scene.state) == document.snapshot(
@@ -95,8 +96,8 @@ def test_a_big_scene_waits_until_its_tail_is_a_fair_share_of_the_document() -> N
 
 def test_on_a_big_scene_the_snapshots_stay_in_proportion_to_the_edits() -> None:
     """Every 200 edits, these 5,000 renames stored 25 copies of the document, 13 times the
-    edits' bytes; now the copies hold at most 1 / fraction of the edits' bytes (2.6 times),
-    plus the one document that the first compaction writes whatever the rule."""
+    edits' bytes; now the copies hold at most 1 / fraction times the edits' bytes, plus the
+    one document that the first compaction writes whatever the rule."""
     peer, scene = Peer(seed=3), Scene(project_id="p")
     first = peer.add_objects(1000)
     edits, snapshots = run(scene, [first] + [peer.rename_one(i) for i in range(5_000)])
@@ -105,18 +106,55 @@ def test_on_a_big_scene_the_snapshots_stay_in_proportion_to_the_edits() -> None:
     assert document.snapshot(scene.state) == document.snapshot(bytes(peer.doc.get_update()))
 
 
-def test_a_big_scene_compacts_at_the_cap_whatever_its_bytes(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tail is merged update by update on every load, so its length has a ceiling."""
-    monkeypatch.setattr(core.events.scene, "COMPACT_AT_MOST_UPDATES", 250)
+@pytest.mark.parametrize(("tail_updates", "tail_bytes", "snapshot_bytes", "due"), [
+    (0, 0, 0, False),
+    (COMPACT_EVERY_UPDATES - 1, 5_000, 0, False),  # under the floor: a small scene waits
+    (COMPACT_EVERY_UPDATES, 5_000, 0, True),
+    (COMPACT_EVERY_UPDATES, 5_000, 20_000, True),  # exactly the fraction
+    (COMPACT_EVERY_UPDATES, 4_999, 20_000, False),
+    (1, COMPACT_EVERY_BYTES, 0, True),  # one big edit is past the floor too
+    (1, COMPACT_EVERY_BYTES, 8 * COMPACT_EVERY_BYTES, False),
+    (1_000, 40_000, 800_000, False),  # no cap in updates: cb6eef0 compacted here
+    (50_000, 199_999, 800_000, False),
+    (50_000, 200_000, 800_000, True),
+])
+def test_a_tail_compacts_past_the_floor_once_it_is_a_fraction_of_the_snapshot(
+        tail_updates: int, tail_bytes: int, snapshot_bytes: int, due: bool) -> None:
+    assert COMPACT_TAIL_FRACTION == 0.25  # the table's bytes are written for a quarter
+    assert compaction_due(tail_updates, tail_bytes, snapshot_bytes) is due
+
+
+def test_a_big_scene_keeps_a_long_tail_of_small_edits_until_its_fraction() -> None:
+    """A rule capped at 1,000 updates copied a big document every 1,000 small edits, so a
+    document growing with its history was stored in quadratic bytes."""
     peer, scene = Peer(seed=6), Scene(project_id="p")
     run(scene, [peer.add_objects(3000)])
     scene.compact(actor="server")
-    run(scene, [peer.rename_one(i) for i in range(249)])
-    assert len(scene.tail) == 249
-    assert sum(map(len, scene.tail)) < COMPACT_TAIL_FRACTION * len(scene.base)
-    run(scene, [peer.rename_one(249)])
-    assert scene.tail == []
+    run(scene, [peer.rename_one(i) for i in range(1_500)])
+    assert len(scene.tail) == 1_500 and scene.tail_bytes < COMPACT_TAIL_FRACTION * len(
+        scene.base)
+    assert document.snapshot(scene.state) == document.snapshot(bytes(peer.doc.get_update()))
+
+
+def test_the_replayed_tail_stays_in_proportion_to_the_document() -> None:
+    """What a load or a trip back in time merges onto its snapshot: under the floor, or at
+    most the fraction of the snapshot plus the one update that crossed it, at every version
+    of a document that grows with each edit."""
+    doc: Doc = Doc()
+    settings = doc.get(document.META, type=Map)
+    sent: list[bytes] = []
+    subscription = doc.observe(lambda event: sent.append(bytes(event.update)))
+    scene = Scene(project_id="p")
+    for serial in range(6_000):
+        settings[f"k{serial}"] = serial
+        run(scene, [sent[-1]])
+        under_floor = (len(scene.tail) < COMPACT_EVERY_UPDATES
+                       and scene.tail_bytes < COMPACT_EVERY_BYTES)
+        assert under_floor or scene.tail_bytes < (
+            COMPACT_TAIL_FRACTION * len(scene.base) + len(sent[-1]))
+    doc.unobserve(subscription)
+    assert scene.base and len(scene.tail) > COMPACT_EVERY_UPDATES  # both cases were met
+    assert document.snapshot(scene.state) == document.snapshot(bytes(doc.get_update()))
 
 
 def test_the_byte_rule_still_compacts_a_tail_of_few_big_edits(
