@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import singledispatchmethod
 from typing import Any
 
-from core.events.job import Job
+from core.events.job import Job, Reuse
 from core.events.project import Project
 from core.events.scene import Scene
 from core.projections.readmodel import ReadModel, Statement, object_ids
@@ -141,6 +141,16 @@ class HistoryReadModel(ReadModel):
         return [
             (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind}),
             self._line(e, position, e.actor, "requested {kind}"),
+        ]
+
+    @statements.register
+    def _(self, e: Job.ReuseRequested, position: int) -> list[Statement]:
+        # Which job answered stays out of the line: it may belong to another project.
+        answered = ("answered from earlier results" if e.how == Reuse.CACHE.value
+                    else "joined an identical run")
+        return [
+            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind}),
+            self._line(e, position, e.actor, f"requested {{kind}} ({answered})"),
         ]
 
     @statements.register

@@ -88,6 +88,12 @@ def test_a_hit_from_another_project_is_a_job_of_that_project(
     assert made.status_code == 200, made.text
     _shows_none_of(made.json(), secrets)
 
+    timeline = poll(
+        lambda: client.get(f"/api/v1/projects/{second}/timeline", headers=ben.headers).json(),
+        lambda t: any("answered from earlier results" in e["summary"] for e in t["events"]),
+        timeout=30)
+    _shows_none_of(timeline, secrets)
+
     # amy's job stays hers
     amys = f"/api/v1/jobs/{amys_job}"
     for refused in (client.get(amys, headers=ben.headers),
