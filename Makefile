@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# For a CUDA build of torch on a GPU machine, e.g.
+# The studio's own machine runs every process, the GPU worker included, so both install the
+# [gpu] extra (torch, diffusers, transformers) beside [dev]. For a CUDA build of torch, e.g.
 #   make up TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
 TORCH_INDEX_URL ?=
 PYTEST_ARGS ?=
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	@if [ -n "$(TORCH_INDEX_URL)" ]; then \
 		$(PY) -m pip install --quiet torch==2.13.0 --index-url "$(TORCH_INDEX_URL)"; fi
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,gpu]'
 	@touch $(STAMP)
 
 # Real Yjs clients (yjs + y-websocket) that the CRDT tests drive; see tests/yjs_clients.py.
