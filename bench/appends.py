@@ -23,7 +23,8 @@ from bench.harness import Table, Writer, fresh_database, median, run_writers
 from bench.scene_edits import SceneEditor
 from bench.sizes import Sizes
 from core.errors import Conflict
-from core.events.studio import Studio, _VersionClash, eventstore_env
+from core.events.persistence import VersionClash, eventstore_env
+from core.events.studio import Studio
 
 Case = Callable[[str, int], AbstractContextManager[list[Writer]]]
 """(database URL, writers) → the writers, ready, and cleaned up on exit."""
@@ -63,7 +64,7 @@ class CountingStudio(Studio):
     def _save(self, *aggregates):  # type: ignore[no-untyped-def]
         try:
             return super()._save(*aggregates)
-        except _VersionClash:
+        except VersionClash:
             with self._clash_lock:
                 self.clashes += 1
             raise

@@ -15,9 +15,10 @@ import pytest
 import core.events.scene
 from core.crdt import document
 from core.errors import Conflict
+from core.events.persistence import VersionClash, eventstore_env
 from core.events.project import Project
 from core.events.scene import Scene
-from core.events.studio import Studio, _VersionClash, eventstore_env
+from core.events.studio import Studio
 from core.settings import Settings
 
 
@@ -160,7 +161,7 @@ def test_version_clash_rolls_back_and_the_connection_stays_usable(studio: Studio
     pool_size = studio.recorder.datastore.pool.max_size  # type: ignore[attr-defined]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no "rolling back" warning from the pool
-        with pytest.raises(_VersionClash):
+        with pytest.raises(VersionClash):
             studio._save(stale)
         names = [f"after{i}" for i in range(pool_size + 1)]  # every pooled connection
         for name in names:
@@ -175,7 +176,7 @@ def test_conflict_after_retries_is_reported_not_swallowed(studio: Studio,
     pid = studio.create_project("busy", actor="u")
 
     def always_clash(*aggregates: object) -> int:
-        raise _VersionClash("another writer")
+        raise VersionClash("another writer")
 
     monkeypatch.setattr(studio, "_save", always_clash)
     with pytest.raises(Conflict):
