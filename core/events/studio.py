@@ -20,6 +20,7 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from core.crdt import document, origins, undo
+from core.crdt.scene_object import scene_object, shown_mesh
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events.job import REUSE_ACTOR, Job, JobFinished, JobState, Reuse
 from core.events.job_kinds import command_subject
@@ -224,12 +225,9 @@ class Studio(TimeTravel):
             project.record_derived_asset(
                 derived_mesh(mesh, REUSE_ACTOR),
                 Derivation(str(job.inputs.get("asset_id")), str(job.id), job.kind), REUSE_ACTOR)
-        shown = {"name": name, "asset": str(job.inputs.get("asset_id") or ""),
-                 "blob": str(source.stages.get("final", {}).get("blob") or ""), "stage": "final",
-                 "transform": {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
-                               "scale": [1.0, 1.0, 1.0]},
-                 "material": {}, "style": "", "visible": True, "locked": False,
-                 "created_by": job.requested_by}
+        shown = scene_object(name=name, asset=str(job.inputs.get("asset_id") or ""),
+                             blob=str(source.stages.get("final", {}).get("blob") or ""),
+                             stage="final", created_by=job.requested_by)
         before, after = self._change_scene(job, scene, {str(job.id): shown}, REUSE_ACTOR)
         job.answer(source, result, before, after)
         return [project, scene]
@@ -358,8 +356,8 @@ class Studio(TimeTravel):
                 if scene is not None and object_id in document.snapshot(scene.state)[
                         document.OBJECTS]:
                     loaded[scene.id] = scene
-                    job.record_scene_change(*self._change_scene(job, scene, {object_id: {
-                        "asset": asset.asset_id, "blob": asset.blob_key, "stage": ""}},
+                    job.record_scene_change(*self._change_scene(job, scene, {
+                        object_id: shown_mesh(blob=asset.blob_key, asset=asset.asset_id)},
                         job.worker or "worker"))
             job.succeed(result)
             ended = self._end_joiners(job, loaded)

@@ -23,6 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.crdt.fanout import Fanout
+from core.crdt.scene_object import scene_object, shown_mesh
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore, digest_of
 from core.events.jetstream import connect
@@ -155,20 +156,11 @@ class GenerationJobs:
 def _scene_object(job: Job, stage: str, blob: str, *, first: bool) -> dict[str, Any]:
     """The scene object that shows the job's result: created by the first stage, and only
     its mesh (and stage) updated by later ones, so a collaborator may move it meanwhile."""
-    fields: dict[str, Any] = {"blob": blob, "stage": stage}
-    if first:
-        fields |= {
-            "name": job.params.get("name") or "generated",
-            "asset": job.inputs["asset_id"],
-            "transform": {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
-                          "scale": [1.0, 1.0, 1.0]},
-            "material": {},
-            "style": "",
-            "visible": True,
-            "locked": False,
-            "created_by": job.requested_by,
-        }
-    return fields
+    if not first:
+        return shown_mesh(blob=blob, stage=stage)
+    return scene_object(name=str(job.params.get("name") or "generated"),
+                        asset=job.inputs["asset_id"], blob=blob, stage=stage,
+                        created_by=job.requested_by)
 
 
 def _report(database_url: str, identity: WorkerIdentity,
