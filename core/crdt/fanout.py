@@ -92,7 +92,10 @@ class Fanout:
         users: set[str] = set()
 
         async def collect(msg: Msg) -> None:
-            users.update(json.loads(msg.data))
+            # With no room loaded anywhere, the server answers "no responders": a status
+            # message with an empty body, which names nobody.
+            if msg.data:
+                users.update(json.loads(msg.data))
 
         subscription = await self._nc.subscribe(inbox, cb=collect)
         try:
