@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import {
-  IDENTITY, addMeshObject, duplicateObject, eulerDegToQuat, meshUrl, objectFromFields, objectsOf, objectsOfSnapshot,
+  IDENTITY, addMeshObject, deleteObjects, duplicateObject, eulerDegToQuat, meshUrl, objectFromFields, objectsOf, objectsOfSnapshot,
   parseTransform, quatToEulerDeg, writeField, writeTransform,
 } from './scene'
 
@@ -87,7 +87,7 @@ describe('objects', () => {
                               transform: { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] } })
     expect(duplicateObject(doc, JOB, 'copy-1', 'bob')).toBe(true)
     const copy = objectsOf(doc).find((o) => o.id === 'copy-1')!
-    expect(copy.name).toBe('cup copy')
+    expect(copy.name).toBe('cup 2')
     expect(copy.transform.position).toEqual([2, 2, 3])
     expect(copy.transform.scale).toEqual([2, 2, 2])
     expect(copy.locked).toBe(false)
@@ -95,6 +95,43 @@ describe('objects', () => {
     expect(meshUrl(copy)).toBe(meshUrl(objectsOf(doc).find((o) => o.id === JOB)!))
     expect(duplicateObject(doc, 'missing', 'copy-2', 'bob')).toBe(false)
     expect(duplicateObject(doc, JOB, 'copy-1', 'bob')).toBe(false) // the id is taken
+  })
+
+  it('number copies of copies and move them by the offset given', () => {
+    const doc = docWith('o', { name: 'cube', transform: { position: [1, 0, 2] } })
+    expect(duplicateObject(doc, 'o', 'c1', 'bob', [30, 0])).toBe(true)
+    expect(duplicateObject(doc, 'c1', 'c2', 'bob', [30, 5])).toBe(true)
+    const byId = new Map(objectsOf(doc).map((o) => [o.id, o]))
+    expect(byId.get('c1')!.name).toBe('cube 2')
+    expect(byId.get('c2')!.name).toBe('cube 3')
+    expect(byId.get('c1')!.transform.position).toEqual([31, 0, 2])
+    expect(byId.get('c2')!.transform.position).toEqual([61, 0, 7])
+  })
+
+  it('number a second import of one file and place it where asked', () => {
+    const doc = new Y.Doc()
+    const mesh = { id: 'a', filename: 'cube.stl', blob_key: 'k' }
+    addMeshObject(doc, 'm1', mesh, 'alice')
+    addMeshObject(doc, 'm2', mesh, 'alice', [12, 0, -3])
+    const byId = new Map(objectsOf(doc).map((o) => [o.id, o]))
+    expect(byId.get('m1')!.name).toBe('cube')
+    expect(byId.get('m2')!.name).toBe('cube 2')
+    expect(byId.get('m2')!.transform.position).toEqual([12, 0, -3])
+  })
+
+  it('delete objects in one transaction, all but the locked ones', () => {
+    const doc = docWith('a', { name: 'a' })
+    const objects = doc.getMap('objects')
+    objects.set('b', new Y.Map(Object.entries({ name: 'b' })))
+    objects.set('c', new Y.Map(Object.entries({ name: 'c', locked: true })))
+    let transactions = 0
+    doc.on('afterTransaction', () => { transactions += 1 })
+    const result = deleteObjects(doc, ['a', 'b', 'c', 'gone'])
+    expect(result).toEqual({ deleted: ['a', 'b'], locked: ['c'] })
+    expect([...objects.keys()]).toEqual(['c'])
+    expect(transactions).toBe(1)
+    expect(deleteObjects(doc, ['c'])).toEqual({ deleted: [], locked: ['c'] })
+    expect(transactions).toBe(1) // nothing to delete: no transaction
   })
 
   it('show a mesh asset once a mesh job replaced the generated stage', () => {

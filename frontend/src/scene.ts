@@ -6,6 +6,7 @@
  * module reads only what conforms, since a document stored before it did may hold anything.
  */
 import * as Y from 'yjs'
+import { nextName } from './naming'
 import sceneSchema from './sceneSchema.json'
 
 export type Vec3 = [number, number, number]
@@ -194,21 +195,30 @@ export function writeField(
   return true
 }
 
+/** The names of the objects in the document, for naming a new one. */
+function namesOf(doc: Y.Doc): string[] {
+  return objectsOf(doc).map((o) => o.name)
+}
+
 /**
- * Adds a copy of an object under `newId`, one unit along X, named "… copy". It shows the same
- * mesh (a generated object's copy points at the original job with `cached_from`), so the
- * viewport draws both from one loaded geometry. Returns false if the object is gone.
+ * Adds a copy of an object under `newId`, moved by `offset` (X, Z; by default one unit along X)
+ * and named with the next free number ("cube 2"). It shows the same mesh (a generated object's
+ * copy points at the original job with `cached_from`), so the viewport draws both from one
+ * loaded geometry. Returns false if the object is gone.
  */
-export function duplicateObject(doc: Y.Doc, id: string, newId: string, createdBy: string): boolean {
+export function duplicateObject(
+  doc: Y.Doc, id: string, newId: string, createdBy: string, offset: [number, number] = [1, 0],
+): boolean {
   const map = objectMap(doc, id)
   if (!map || objectMap(doc, newId)) return false
   const fields = fieldsOfYMap(map) // a copy of what does not conform would be refused
   const source = objectFromFields(id, fields)
   const t = source.transform
+  const position: Vec3 = [t.position[0] + offset[0], t.position[1], t.position[2] + offset[1]]
   const copy: Record<string, unknown> = {
     ...fields,
-    name: `${source.name} copy`,
-    transform: transformToJson({ ...t, position: [t.position[0] + 1, t.position[1], t.position[2]] }),
+    name: nextName(source.name, namesOf(doc)),
+    transform: transformToJson({ ...t, position }),
     created_by: createdBy,
     locked: false,
   }
@@ -217,18 +227,19 @@ export function duplicateObject(doc: Y.Doc, id: string, newId: string, createdBy
   return true
 }
 
-/** Places an uploaded mesh in the scene as a new object at the origin. */
+/** Places an uploaded mesh in the scene as a new object at `position` (the origin by default),
+ *  named after its file, numbered if that name is taken ("bracket 2"). */
 export function addMeshObject(
   doc: Y.Doc, id: string, mesh: { id: string; filename: string; blob_key: string },
-  createdBy: string,
+  createdBy: string, position: Vec3 = [0, 0, 0],
 ): boolean {
   const objects = doc.getMap<unknown>('objects')
   if (objects.has(id)) return false
   const fields: Record<string, unknown> = {
-    name: mesh.filename.replace(/\.[^.]+$/, ''),
+    name: nextName(mesh.filename.replace(/\.[^.]+$/, ''), namesOf(doc)),
     asset: mesh.id,
     blob: mesh.blob_key,
-    transform: transformToJson(IDENTITY),
+    transform: transformToJson({ ...IDENTITY, position }),
     material: {},
     style: '',
     visible: true,
@@ -237,6 +248,29 @@ export function addMeshObject(
   }
   doc.transact(() => objects.set(id, new Y.Map(Object.entries(fields))))
   return true
+}
+
+export interface Deletion {
+  deleted: string[]
+  /** Ids that were not deleted because they are locked. */
+  locked: string[]
+}
+
+/** Removes objects from the scene in one transaction (one change in the log, one undo), all
+ *  but the locked ones, which stay until unlocked. */
+export function deleteObjects(doc: Y.Doc, ids: Iterable<string>): Deletion {
+  const objects = doc.getMap<unknown>('objects')
+  const result: Deletion = { deleted: [], locked: [] }
+  for (const id of new Set(ids)) {
+    const map = objectMap(doc, id)
+    if (!map) continue
+    if (map.get('locked') === true) result.locked.push(id)
+    else result.deleted.push(id)
+  }
+  if (result.deleted.length) {
+    doc.transact(() => { for (const id of result.deleted) objects.delete(id) })
+  }
+  return result
 }
 
 /** Euler angles in degrees (XYZ order) ↔ quaternion, for the numeric rotation fields. */
