@@ -20,6 +20,7 @@ from starlette.requests import HTTPConnection
 from core.accounts import AccountStore
 from core.crdt.fanout import Fanout
 from core.crdt.rooms import SceneRooms
+from core.crdt.scene_log import SceneLogFollower
 from core.database import DatabasePool
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
@@ -86,8 +87,10 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
         await accounts.ensure_schema()
         fanout = Fanout(nc, settings.namespace, node=f"{socket.gethostname()}:{os.getpid()}")
         try:
-            async with anyio.create_task_group() as rooms_tg:
+            async with anyio.create_task_group() as rooms_tg, \
+                    anyio.create_task_group() as log_tg:
                 rooms = SceneRooms(studio, pool, fanout, rooms_tg)
+                await log_tg.start(SceneLogFollower(database_url, rooms).run)
                 app.state.resources = Resources(
                     settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms,
                     JobProgress(nc, settings.namespace),
@@ -96,6 +99,7 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
                 try:
                     yield
                 finally:
+                    log_tg.cancel_scope.cancel()  # the log follower, which never ends alone
                     rooms.stop_all()  # each room stores what it has pending, then ends
         finally:
             if not nc.is_closed:  # NATS may have given up reconnecting long before

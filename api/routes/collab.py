@@ -139,8 +139,6 @@ async def _invert(request: Request, *, redo: bool) -> Response:
     res = resources(request)
     operation = res.studio.redo_user_change if redo else res.studio.undo_user_change
     stored = await asyncio.to_thread(operation, _project_id(request), current_user(request).key)
-    await res.fanout.scene_changed(_project_id(request), stored.first_version,
-                                   stored.last_version)
     return Json({"position": stored.position, "scene_version": stored.last_version})
 
 
@@ -151,8 +149,3 @@ async def rooms(request: Request) -> Response:
     return Json({"node": resources(request).fanout.node,
                  "rooms": [vars(s) for s in resources(request).rooms.stats()]})
 
-
-async def announce_scene_change(res: Resources, project_id: UUID) -> None:
-    """Tell every node's room that the stored scene moved on (rooms read what they miss)."""
-    version = (await asyncio.to_thread(res.studio.scene, project_id)).version
-    await res.fanout.scene_changed(project_id, version, version)

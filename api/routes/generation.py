@@ -39,11 +39,19 @@ from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
-from api.routes.collab import announce_scene_change
-from api.schemas import GENERATORS, MAX_FACE_BUDGET, MAX_SEED, QUEUED, GenerationParams
+from api.schemas import (
+    DEFAULT_HEIGHT_MM,
+    GENERATORS,
+    MAX_FACE_BUDGET,
+    MAX_HEIGHT_MM,
+    MAX_SEED,
+    MIN_HEIGHT_MM,
+    QUEUED,
+    GenerationParams,
+)
 from core.errors import InvalidInput, MalformedInput, NotFound, UnsupportedMedia
 from core.events.blobs import BlobStore
-from core.events.job import STAGES, Job, JobState, Reuse
+from core.events.job import STAGES, Job, JobState
 from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
@@ -68,12 +76,12 @@ class GenerationRequest:
     backend: str
     seed: int
     face_budget: int | None
+    height_mm: float
     name: str
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"backend": self.backend, "seed": self.seed, "face_budget": self.face_budget,
-                "name": self.name}
+        return self.cache_params | {"name": self.name}
 
     @property
     def cache_on(self) -> dict[str, Any]:
@@ -82,7 +90,10 @@ class GenerationRequest:
 
     @property
     def cache_params(self) -> dict[str, Any]:
-        return {"backend": self.backend, "seed": self.seed, "face_budget": self.face_budget}
+        """The parameters the stored meshes depend on; the height is one (the worker stores
+        the meshes at that size, so a request for another height is another result)."""
+        return {"backend": self.backend, "seed": self.seed, "face_budget": self.face_budget,
+                "height_mm": self.height_mm}
 
     @property
     def version(self) -> str:
@@ -103,7 +114,8 @@ async def request_generation(request: Request) -> Response:
     "type": "object", "required": ["image"],
     "properties": {"image": {"type": "string", "format": "binary"},
                    "backend": {"type": "string"}, "seed": {"type": "string"},
-                   "face_budget": {"type": "string"}, "name": {"type": "string"}}}},
+                   "face_budget": {"type": "string"}, "height_mm": {"type": "string"},
+                   "name": {"type": "string"}}}},
           media_types=("application/x-ndjson", "text/event-stream"), errors=(415,))
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def generate_progressive(request: Request) -> Response:
@@ -188,7 +200,8 @@ async def _from_json(request: Request, body: GenerationParams) -> GenerationRequ
     asset = project.assets.get(body.asset_id)
     if asset is None:
         raise NotFound(f"image {body.asset_id} not found in project {project.id}")
-    wanted = _checked(asset, body.backend, body.seed, body.face_budget, body.name)
+    wanted = _checked(asset, body.backend, body.seed, body.face_budget, body.height_mm,
+                      body.name)
     await asyncio.to_thread(_check_stored_image, res.blobs, asset)
     return wanted
 
@@ -200,6 +213,7 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     _checked_params(values.get("backend"), _form_int(values, "seed"),
                     _form_int(values, "face_budget"))  # refuse before storing anything
+    height = _checked_height(_form_float(values, "height_mm"))
     _check_label(values.get("name"))
     digest = await asyncio.to_thread(_checked_digest, image.file, image.filename or "image")
     await image.seek(0)
@@ -214,7 +228,7 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
         asset, _ = await store_upload(request, clean_filename(image.filename or "image.png"),
                                       read_upload(image), check=only_images)
     return _checked(asset, values.get("backend"), _form_int(values, "seed"),
-                    _form_int(values, "face_budget"), values.get("name"))
+                    _form_int(values, "face_budget"), height, values.get("name"))
 
 
 def _checked_digest(file: IO[bytes], filename: str) -> str:
@@ -241,6 +255,27 @@ def _form_int(values: dict[str, str], name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be an integer, got {raw!r}") from None
+
+
+def _form_float(values: dict[str, str], name: str) -> float | None:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, got {raw!r}") from None
+
+
+def _checked_height(height: Any) -> float:
+    """The object's height in mm (a generated mesh has no size of its own)."""
+    if height is None:
+        return DEFAULT_HEIGHT_MM
+    if (not isinstance(height, int | float) or isinstance(height, bool)
+            or not MIN_HEIGHT_MM <= height <= MAX_HEIGHT_MM):  # NaN fails both
+        raise InvalidInput(f"height_mm must be a number between {MIN_HEIGHT_MM:g} and "
+                           f"{MAX_HEIGHT_MM:g} (millimetres)")
+    return float(height)
 
 
 def _checked_params(backend: Any, seed: Any, budget: Any) -> tuple[str, int, int | None]:
@@ -271,13 +306,15 @@ def _check_label(name: Any) -> None:
         raise InvalidInput("name must not contain NUL characters")
 
 
-def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, name: Any) -> GenerationRequest:
+def _checked(asset: Asset, backend: Any, seed: Any, budget: Any, height: Any,
+             name: Any) -> GenerationRequest:
     if asset.kind != "image":
         raise InvalidInput(f"asset {asset.asset_id} is a {asset.kind}, not an image")
     backend, seed, budget = _checked_params(backend, seed, budget)
+    height_mm = _checked_height(height)
     _check_label(name)
     label = name if isinstance(name, str) and name.strip() else asset.filename.rsplit(".", 1)[0]
-    return GenerationRequest(asset, backend, seed, budget, label[:200])
+    return GenerationRequest(asset, backend, seed, budget, height_mm, label[:200])
 
 
 async def _job_for(request: Request, wanted: GenerationRequest) -> UUID:
@@ -303,19 +340,18 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> UUID:
                                        (SINGLE_FLIGHT_LOCK, key))
             locked = await tried.fetchone()
             if locked is not None and locked[0]:
-                job_id, how = await _find_or_request(res, wanted, key, project_id, user)
+                job_id = await _find_or_request(res, wanted, key, project_id, user)
                 break
         await asyncio.sleep(wait)
         wait = min(2 * wait, MAX_LOCK_RETRY_S)
-    if how is Reuse.CACHE:  # the hit is in the project's scene already
-        await announce_scene_change(res, project_id)
     return job_id
 
 
 async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
-                           project_id: UUID, user: str) -> tuple[UUID, Reuse | None]:
-    """Under the lock: the project's new job, and how it reuses an identical job (None: it
-    runs)."""
+                           project_id: UUID, user: str) -> UUID:
+    """Under the lock: the project's new job, reusing an identical job's results where there
+    is one (a cache hit's scene change is committed with it, and reaches the rooms from the
+    log)."""
     inputs = {"asset_id": wanted.asset.asset_id, "blob_key": wanted.asset.blob_key}
     await res.read_models.caught_up(names=("jobs",))
     existing = await res.read_models.job_by_cache_key(
@@ -324,11 +360,11 @@ async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
         reused = await asyncio.to_thread(res.studio.reuse_job, existing["id"], project_id,
                                          inputs, wanted.params, user)
         if reused is not None:
-            return reused
+            return reused[0]
     await check_job_quota(res.pool, user)
     job_id: UUID = await asyncio.to_thread(
         res.studio.request_job, project_id, GENERATE, inputs, wanted.params, user, key)
-    return job_id, None
+    return job_id
 
 
 # -- the stream --------------------------------------------------------------------------------
@@ -343,11 +379,6 @@ async def _stream(res: Resources, job_id: UUID, sse: bool) -> AsyncIterator[byte
             for name, body in await _news(res, job, sent):
                 yield _frame(name, body | {"job_id": str(job_id)}, sse)
             if job.state.finished:
-                if job.reused_from is not None and job.state is JobState.SUCCEEDED \
-                        and "queued" in sent:
-                    # A joined run ended in another worker's transaction, which told only
-                    # its own project's rooms: tell this project's that its scene moved on.
-                    await announce_scene_change(res, UUID(job.project_id))
                 return
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(pinged.wait(), RECHECK_S)

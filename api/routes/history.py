@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import tempfile
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -14,14 +16,12 @@ from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
 from api.resources import Resources, resources
-from api.routes.collab import announce_scene_change
 from api.schemas import STATE, TIMELINE, VERSION, VERSION_LIST, VersionTag
 from core.crdt import document
 from core.errors import InvalidInput
 from core.events.roles import Role
 from core.events.studio import ProjectState
-from core.meshio import load_mesh
-from core.projections.diff import scene_diff
+from core.geometry_tasks import blobs_to_compare, fetch_blobs, scene_geometry_diff
 
 TIMELINE_PAGE = 100
 TIMELINE_MAX_PAGE = 1000
@@ -84,7 +84,6 @@ async def revert(request: Request) -> Response:
     version_id = request.path_params["version_id"]
     position = await asyncio.to_thread(
         res.studio.revert, _project_id(request), version_id, current_user(request).key)
-    await announce_scene_change(res, _project_id(request))
     state = await asyncio.to_thread(res.studio.state_at, _project_id(request), position)
     return Json({"reverted_to": version_id, "position": position} | _state_body(state))
 
@@ -105,21 +104,27 @@ async def diff(request: Request) -> Response:
     old, new = await asyncio.gather(
         asyncio.to_thread(res.studio.state_at, project_id, start),
         asyncio.to_thread(res.studio.state_at, project_id, end))
-    formats = {}
-    for state in (old, new):
-        for fields in document.snapshot(state.scene)[document.OBJECTS].values():
-            blob = fields.get("blob")
-            if isinstance(blob, str) and blob not in formats:
-                formats[blob] = await res.read_models.format_of_blob(blob) or "glb"
-
-    def load(blob: str) -> Any:
-        return load_mesh(res.blobs.get_bytes(blob), file_type=formats.get(blob, "glb"))
-
-    changes = await asyncio.to_thread(scene_diff, old.scene, new.scene, load)
+    changes = await _geometry_diff(request, res, old.scene, new.scene)
     project = {}
     if old.name != new.name:
         project["name"] = {"from": old.name, "to": new.name}
     return Json({"from": start, "to": end, "project": project} | changes)
+
+
+async def _geometry_diff(request: Request, res: Resources, old: bytes,
+                         new: bytes) -> dict[str, Any]:
+    """The scenes' diff with the distances between changed meshes, measured in a bounded
+    child (:mod:`core.geometry_tasks`) from the blobs downloaded to files."""
+    blobs = await asyncio.to_thread(blobs_to_compare, old, new)
+    if not blobs:
+        return await asyncio.to_thread(scene_geometry_diff, old, new, {})
+    formats = {blob: await res.read_models.format_of_blob(blob) or "glb" for blob in blobs}
+    with tempfile.TemporaryDirectory(prefix="orfeas-diff-") as folder:
+        files = await asyncio.to_thread(fetch_blobs, res.blobs, blobs, Path(folder))
+        meshes = {blob: (files[blob], formats[blob]) for blob in blobs}
+        return await res.upload_checker.run(scene_geometry_diff, (old, new, meshes),
+                                            "the meshes compared",
+                                            user=current_user(request).key)
 
 
 @contract(query=(

@@ -16,7 +16,6 @@ from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json
 from api.openapi import Query, contract
 from api.resources import Resources, resources
-from api.routes.collab import announce_scene_change
 from api.schemas import JOB_ROW, JOB_UNDONE
 from core.errors import NotFound
 from core.events.roles import Role
@@ -39,7 +38,6 @@ async def undo_job(request: Request) -> Response:
     res = resources(request)
     job_id = UUID(request.path_params["job_id"])
     position = await asyncio.to_thread(res.studio.undo_job, job_id, current_user(request).key)
-    await announce_scene_change(res, request.state.project_id)
     return Json({"job_id": job_id, "undone": True, "position": position})
 
 

@@ -1,4 +1,5 @@
-"""The rooms loaded on this node: created on first join, unloaded when idle."""
+"""The rooms loaded on this node: created on first join, unloaded when idle, and told of every
+version the log announces for their scenes (from the moment they start loading)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from core.crdt.fanout import Fanout
 from core.crdt.room import RoomStats, SceneRoom
+from core.events.scene import Scene
 from core.events.studio import Studio
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ class SceneRooms:
         self._rooms: dict[UUID, SceneRoom] = {}
         self._loading: dict[UUID, asyncio.Lock] = {}
         self._unloads: dict[UUID, asyncio.TimerHandle] = {}
+        self._by_scene: dict[UUID, SceneRoom] = {}  # loaded or loading, by scene id
 
     async def room(self, project_id: UUID) -> SceneRoom:
         """The project's room, loading it (once, however many join at the same time)."""
@@ -43,13 +46,31 @@ class SceneRooms:
             if room is None:
                 room = SceneRoom(project_id, self._studio, self._pool, self._fanout,
                                  on_empty=self._schedule_unload)
-                await self._tg.start(room.run)
+                scene_id = Scene.create_id(str(project_id))
+                # Known to the log follower before the load reads the log: what is committed
+                # meanwhile is either in what the load reads or announced to the room after.
+                self._by_scene[scene_id] = room
+                try:
+                    await self._tg.start(room.run)
+                except BaseException:
+                    self._by_scene.pop(scene_id, None)
+                    raise
                 self._rooms[project_id] = room
                 log.info("loaded room %s at scene version %d", project_id, room.version)
         return room
 
     def loaded(self, project_id: UUID) -> SceneRoom | None:
         return self._rooms.get(project_id)
+
+    def log_moved(self, scene_id: UUID, version: int) -> None:
+        """The log holds scene ``scene_id`` up to ``version``; its room here, if any, follows."""
+        room = self._by_scene.get(scene_id)
+        if room is not None:
+            room.log_moved(version)
+
+    def scene_ids(self) -> list[UUID]:
+        """The scenes whose rooms are loaded or loading on this node."""
+        return list(self._by_scene)
 
     def stats(self) -> list[RoomStats]:
         return [room.stats() for room in self._rooms.values()]
@@ -78,5 +99,6 @@ class SceneRooms:
     def _unload(self, project_id: UUID) -> None:
         room = self._rooms.pop(project_id, None)
         if room is not None:
+            self._by_scene.pop(Scene.create_id(str(project_id)), None)
             room.stop()
             log.info("unloaded idle room %s", project_id)

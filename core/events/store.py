@@ -43,6 +43,13 @@ from core.errors import EventStoreError
 from core.events.scene import Scene
 
 LATEST = 2**62  # a version past any aggregate's end
+# Where every committed scene event is announced by the log itself (see ``_scene_notice``).
+SCENE_CHANNEL = "studio_scene_events"
+# Each of some scenes' latest version: what a listener that was away reads to catch up.
+SCENE_HEADS = (
+    "SELECT originator_id, max(originator_version) FROM studio_events"
+    " WHERE originator_id = ANY(%s) GROUP BY originator_id"
+)
 
 # Time travel asks "the last version of this aggregate at or before position p"; this index
 # answers it with one index probe instead of a scan of the aggregate.
@@ -175,6 +182,7 @@ class StudioRecorder(PostgresApplicationRecorder):
                              "SELECT * FROM unnest(ids, versions, topics, states)", names),
             _append_function(one, "id uuid, version int8, topic text, state bytea",
                              "VALUES (id, version, topic, state)", names),
+            *_scene_notice(datastore.schema, events_table_name),
         ]
         self._append = sql.SQL(
             "SELECT * FROM {function}(%b::uuid[], %b::int8[], %b::text[], %b::bytea[])"
@@ -240,6 +248,44 @@ def _append_function(function: sql.Identifier, parameters: str, rows: str,
         "   " + rows + " RETURNING notification_id;"
         " END $body$"
     ).format(function=function, **names)
+
+
+def _scene_notice(schema: str, table: str) -> list[sql.Composed]:
+    """A trigger that tells the listeners of :data:`SCENE_CHANNEL`, at commit, which scenes
+    moved on and to what version (``<scene id>:<version>``, one notice per scene and insert).
+
+    PostgreSQL delivers a notification only when its transaction commits, so every writer
+    (a room, a route, a worker killed right after its commit) tells the API nodes with no
+    code of its own and nothing a crash can skip; notifications stay within one database.
+    """
+    function = sql.Identifier(schema, f"{table}_scene_notice")
+    scene_topics = get_topic(Scene) + "."  # every Scene event's topic starts so
+    return [
+        sql.SQL(
+            "CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $body$"
+            " BEGIN"
+            "  PERFORM pg_notify({channel}, originator_id::text || ':' || max(originator_version))"
+            "   FROM inserted WHERE starts_with(topic, {topics}) GROUP BY originator_id;"
+            "  RETURN NULL;"
+            " END $body$"
+        ).format(function=function, channel=sql.Literal(SCENE_CHANNEL),
+                 topics=sql.Literal(scene_topics)),
+        sql.SQL(
+            "CREATE OR REPLACE TRIGGER {trigger} AFTER INSERT ON {table}"
+            " REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
+        ).format(trigger=sql.Identifier(f"{table}_scene_notice"),
+                 table=sql.Identifier(schema, table), function=function),
+    ]
+
+
+def parse_scene_notice(payload: str) -> tuple[UUID, int] | None:
+    """The scene id and version of one :data:`SCENE_CHANNEL` notification (None for anything
+    else on the channel)."""
+    scene_id, _, version = payload.partition(":")
+    try:
+        return UUID(scene_id), int(version)
+    except ValueError:
+        return None
 
 
 def _columns(stored_events: Sequence[StoredEvent]) -> tuple[list[Any], ...]:

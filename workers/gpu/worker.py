@@ -12,17 +12,17 @@ analytics (GPU seconds used and saved) and ``GET /jobs/{id}`` read them from the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any, cast
-from uuid import UUID, uuid5
+from uuid import uuid5
 
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.crdt.fanout import Fanout
 from core.crdt.scene_object import scene_object, shown_mesh
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore, digest_of
@@ -35,6 +35,7 @@ from core.generators import GeneratorReport, report_generators
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.gpu.backends import GeneratedMesh, GeneratorBackend, Stage
+from workers.gpu.mesh_finish import to_height
 from workers.gpu.registry import generator_backends
 from workers.gpu.vram import DeviceBudget, DevicePlan
 
@@ -52,13 +53,12 @@ def pick_device() -> torch.device:
 class GenerationJobs:
     def __init__(self, studio: Studio, blobs: BlobStore,
                  backends: dict[str, GeneratorBackend], device: torch.device,
-                 fanout: Fanout | None = None, progress: JobProgress | None = None,
+                 progress: JobProgress | None = None,
                  budget: DeviceBudget | None = None) -> None:
         self._studio = studio
         self._blobs = blobs
         self._backends = backends
         self._device = device
-        self._fanout = fanout
         self._progress = progress
         self._budget = budget or DeviceBudget(device)
 
@@ -70,6 +70,7 @@ class GenerationJobs:
         data = await asyncio.to_thread(self._blobs.get_bytes, job.inputs["blob_key"])
         image = _open_image(data)
         asked = job.params.get("face_budget")
+        height = job.params.get("height_mm")  # absent in jobs requested before sizes existed
         try:
             for stage in STAGES:
                 if stage in job.stages:
@@ -77,7 +78,8 @@ class GenerationJobs:
                 budget = DEFAULT_FACE_BUDGET[stage]
                 glb, stats = await asyncio.to_thread(
                     self._run_stage, backend, image, cast(Stage, stage),
-                    int(job.params.get("seed", 0)), min(int(asked), budget) if asked else budget)
+                    int(job.params.get("seed", 0)), min(int(asked), budget) if asked else budget,
+                    float(height) if height is not None else None)
                 started = time.perf_counter()
                 key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB)
                 stats["timings"]["store"] = round(time.perf_counter() - started, 4)
@@ -90,7 +92,8 @@ class GenerationJobs:
                     self._studio.complete_stage, job.id, stage, key, stats,
                     {str(job.id): shown},
                 )
-                await self._announce(job.id, UUID(job.project_id))
+                if self._progress is not None:  # the scene change reaches rooms from the log
+                    await self._progress.announce(job.id)
                 log.info("job %s: %s stored as %s", job.id, stage, key)
         finally:
             await asyncio.to_thread(self._budget.between_jobs)
@@ -119,28 +122,22 @@ class GenerationJobs:
         }
 
     def _run_stage(self, backend: GeneratorBackend, image: Image.Image, stage: Stage,
-                   seed: int, face_budget: int) -> tuple[bytes, dict[str, Any]]:
+                   seed: int, face_budget: int,
+                   height_mm: float | None) -> tuple[bytes, dict[str, Any]]:
         """One stage under the device budget (measured, retried smaller once on OOM), as GLB
-        bytes and the stats its event records."""
+        bytes, in millimetres at the asked height, and the stats its event records."""
         def generate(_: DevicePlan) -> GeneratedMesh:
             return backend.generate(image, stage=stage, seed=seed, device=self._device,
                                     face_budget=face_budget)
 
         generated, report = self._budget.run(generate)
+        if height_mm is not None:
+            generated = dataclasses.replace(generated, mesh=to_height(generated.mesh, height_mm))
         started = time.perf_counter()
         glb = _glb(generated)
         stats = _stats(generated, report)
         stats["timings"]["export"] = round(time.perf_counter() - started, 4)
         return glb, stats
-
-    async def _announce(self, job_id: UUID, project_id: UUID) -> None:
-        """Ping the job's watchers, and tell the API nodes' rooms that the scene moved on, so
-        collaborators see the stage."""
-        if self._progress is not None:
-            await self._progress.announce(job_id)
-        if self._fanout is not None:
-            version = (await asyncio.to_thread(self._studio.scene, project_id)).version
-            await self._fanout.scene_changed(project_id, version, version)
 
     def _backend(self, name: Any) -> GeneratorBackend:
         backend = self._backends.get(name) if isinstance(name, str) else None
@@ -238,14 +235,13 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
     device = pick_device()
     studio = Studio.connect(settings.database_url)
     identity = WorkerIdentity(POOL, device=str(device))
-    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
+    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-progress")
     try:
         budget = DeviceBudget(device)
         backends = generator_backends(settings.models_dir, budget,
                                       shap_e_int8=settings.shap_e_int8)
         await asyncio.to_thread(_report, settings.database_url, identity, list(backends.values()))
-        fanout = Fanout(nc, settings.namespace, node=identity.name)
-        jobs = GenerationJobs(studio, BlobStore(s3), backends, device, fanout,
+        jobs = GenerationJobs(studio, BlobStore(s3), backends, device,
                               JobProgress(nc, settings.namespace), budget)
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
         await consumer.run(stop)

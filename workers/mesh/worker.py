@@ -15,9 +15,8 @@ import hashlib
 import logging
 from pathlib import PurePosixPath
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import uuid5
 
-from core.crdt.fanout import Fanout
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
@@ -75,21 +74,15 @@ def made_mesh(job: Job, glb: bytes, key: str) -> dict[str, Any]:
     }
 
 
-class SceneNotice:
-    """After a job that put its mesh on a scene object, ping the job's watchers and tell the
-    API nodes' rooms that the scene moved on, so collaborators see the new mesh."""
+class JobNotice:
+    """After a job's result is committed, ping its watchers. A scene change committed with
+    the result reaches the API nodes' rooms from the log itself: nothing to announce."""
 
-    def __init__(self, studio: Studio, fanout: Fanout, progress: JobProgress) -> None:
-        self._studio = studio
-        self._fanout = fanout
+    def __init__(self, progress: JobProgress) -> None:
         self._progress = progress
 
     async def __call__(self, job: Job, result: dict[str, Any]) -> None:
         await self._progress.announce(job.id)
-        if isinstance(result.get("mesh"), dict) and job.params.get("object_id"):
-            project_id = UUID(job.project_id)
-            version = (await asyncio.to_thread(self._studio.scene, project_id)).version
-            await self._fanout.scene_changed(project_id, version, version)
 
 
 async def run_mesh_worker(settings: Settings, stop: asyncio.Event) -> None:
@@ -98,10 +91,9 @@ async def run_mesh_worker(settings: Settings, stop: asyncio.Event) -> None:
     studio = Studio.connect(settings.database_url)
     geometry = GeometryPool(settings.mesh_job_budget_s)
     identity = WorkerIdentity(POOL, device="cpu")
-    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-fanout")
+    nc = await connect(settings.nats_url or "", f"orfeas-{POOL}-progress")
     try:
-        notice = SceneNotice(studio, Fanout(nc, settings.namespace, node=identity.name),
-                             JobProgress(nc, settings.namespace))
+        notice = JobNotice(JobProgress(nc, settings.namespace))
         consumer = CommandConsumer(settings, identity, MESH_COMMANDS,
                                    MeshJobs(BlobStore(s3), geometry), studio,
                                    on_success=notice)
