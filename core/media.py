@@ -18,7 +18,6 @@ from typing import IO, Final, Literal, cast
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InvalidInput, TooLarge, UnsupportedMedia
-from core.meshio import check_mesh
 
 IMAGE_FORMATS: Final = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 """Pillow formats accepted as images. A whitelist of formats with a signature, so that the
@@ -113,7 +112,14 @@ def _sniff_image(path: Path, filename: str) -> MediaInfo | None:
 
 
 def _sniff_mesh(path: Path, filename: str, extension: str) -> MediaInfo:
-    """Load the file as a mesh of its extension's format to prove it has faces."""
+    """Load the file as a mesh of its extension's format to prove it has faces.
+
+    The loader is imported here, not with this module: the API imports this module for its
+    image checks and must not load trimesh (and SciPy, manifold3d with it), while a mesh is
+    only ever checked in a bounded child whose fork server has the loader imported already
+    (:mod:`core.upload_check`)."""
+    from core.meshio import check_mesh
+
     try:
         check_mesh(path, file_type=extension, name=filename)
     except UnsupportedMedia:

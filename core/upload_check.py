@@ -98,11 +98,20 @@ class UploadChecker:
         Raises what ``sniff_media`` raises, and :class:`TooLarge` when the check needs more
         memory or time than :attr:`limits` allow.
         """
+        return await self.run(sniff_media, (path, filename), filename, user=uploader)
+
+    async def run(self, fn: Callable[..., T], args: tuple[Any, ...], label: str, *,
+                  user: str = "") -> T:
+        """:func:`run_bounded` within :attr:`limits`, taking turns as :meth:`sniff` does.
+
+        Also what the API's other geometry runs in (a download's conversion, a diff's mesh
+        distances, :mod:`core.geometry_tasks`): the same children bound its memory, and the
+        same slots bound how many run at once.
+        """
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.at_once)
-        async with self._turn_of(uploader), self._slots:
-            return await asyncio.to_thread(run_bounded, sniff_media, (path, filename),
-                                           filename, self.limits)
+        async with self._turn_of(user), self._slots:
+            return await asyncio.to_thread(run_bounded, fn, args, label, self.limits)
 
     @asynccontextmanager
     async def _turn_of(self, uploader: str) -> AsyncIterator[None]:
@@ -176,14 +185,19 @@ def run_bounded(fn: Callable[..., T], args: tuple[Any, ...], label: str,
     return _result(outcome, label, limits)
 
 
+PRELOAD: Final = (__name__, "core.media", "core.meshio")
+"""What the fork server imports before it forks a child: the image and mesh readers (Pillow,
+trimesh, NumPy, SciPy), which the API process itself never imports."""
+
+
 def _context() -> Any:
-    """The fork server's context, asked to preload this module (and so the readers).
+    """The fork server's context, asked to preload :data:`PRELOAD` (and so the readers).
 
     The preload list is the process's one fork server's; it takes effect if no fork server runs
     yet. Otherwise each child imports what it needs itself: correct, only slower.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context.set_forkserver_preload(list(PRELOAD))
     return context
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 import unicodedata
-from dataclasses import replace
 from http import HTTPStatus
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -24,6 +24,7 @@ from api.resources import Resources, resources
 from api.routes.jobs import job_body, wait_for_job
 from api.routes.projects import asset_body
 from api.schemas import ASSET, MATERIALS, QUEUED
+from core.contracts.export import EXPORT_FORMATS
 from core.contracts.mesh_params import (
     TEXTURE_SIZES,
     AnalysisParams,
@@ -38,10 +39,8 @@ from core.crdt import document
 from core.errors import InvalidInput, NotFound
 from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
 from core.events.roles import Role
-from core.meshio import load_mesh
-from core.meshopt_glb import compress_glb, encoding_wanted
-from workers.mesh.export import EXPORT_FORMATS, Exported
-from workers.mesh.export import export_mesh as export
+from core.geometry_tasks import export_file, fetch_blobs
+from core.meshopt_glb import encoding_wanted
 
 MAX_WAIT_S = 300.0
 WAIT = (Query("wait", {"type": "string", "enum": ["true", "false", "1", "0"]},
@@ -209,8 +208,9 @@ async def face_maps(request: Request) -> Response:
 @guard(Access(Scope.ASSET, Role.VIEWER))
 async def export_mesh(request: Request) -> Response:
     """``?format=glb|stl|obj|3mf`` converts; ``original`` (the default) sends the file as
-    stored. Conversion is light next to the worker's jobs (load and write), so it runs here,
-    in a thread, and answers at once."""
+    stored. Conversion is light next to the worker's jobs (load and write), so the client
+    gets it at once; it runs in a bounded child process (:mod:`core.geometry_tasks`), which
+    bounds its memory and keeps the geometry stack out of the API process."""
     res = resources(request)
     asset = await _mesh(request)
     stored = asset["filename"].rsplit(".", 1)[-1].lower()
@@ -225,15 +225,14 @@ async def export_mesh(request: Request) -> Response:
                                  headers=_download(asset["filename"]))
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"format must be original or one of {', '.join(EXPORT_FORMATS)}")
-
-    def convert() -> Exported:
-        mesh = load_mesh(res.blobs.get_bytes(asset["blob_key"]), file_type=stored,
-                         name=asset["filename"])
-        inner = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "mesh"
-        exported = export(mesh, fmt, name=inner, units=asset.get("units", "mm"))
-        return replace(exported, data=compress_glb(exported.data)) if packed else exported
-
-    exported = await asyncio.to_thread(convert)
+    inner = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "mesh"
+    with tempfile.TemporaryDirectory(prefix="orfeas-export-") as folder:
+        files = await asyncio.to_thread(fetch_blobs, res.blobs, [asset["blob_key"]],
+                                        Path(folder))
+        exported = await res.upload_checker.run(
+            export_file, (files[asset["blob_key"]], stored, fmt, asset["filename"], inner,
+                          asset.get("units", "mm"), packed),
+            asset["filename"], user=current_user(request).key)
     return Response(exported.data, media_type=exported.media_type,
                     headers=_download(f"{stem}.{exported.extension}"))
 

@@ -1,4 +1,4 @@
-"""Mesh export (:mod:`workers.mesh.export`): every format read back by the studio's loader."""
+"""Mesh export (:mod:`core.mesh_export`): every format read back by the studio's loader."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 import trimesh
 from lxml import etree
 
+from core.contracts.export import EXPORT_FORMATS, Exported
 from core.errors import InvalidInput
+from core.mesh_export import export_mesh
 from core.meshio import load_mesh
-from workers.mesh.export import EXPORT_FORMATS, Exported, export_mesh
 from workers.mesh.materials import apply_material
 from workers.mesh.styles import welded
 

@@ -57,17 +57,20 @@ from PIL import Image
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from core.contracts.mesh_params import (
+    MATERIAL_DEFAULTS,
+    MATERIAL_KINDS,
+    TEXTURE_SIZES,
+)
 from core.errors import InvalidInput
 
 Points = NDArray[np.float64]
 Indices = NDArray[np.int64]
 Floats = NDArray[np.float64]
 
-MATERIALS: Final = ("metal", "plastic", "wood", "stone", "ceramic", "fabric")
-"""The material kinds, in the order the studio lists them."""
-
-TEXTURE_SIZES: Final = (128, 256, 512, 1024, 2048)
-"""Allowed texture sizes in texels (square, powers of two for mip-mapping)."""
+MATERIALS: Final = MATERIAL_KINDS
+"""The material kinds, in the order the studio lists them (:mod:`core.contracts.mesh_params`
+holds them, and :data:`TEXTURE_SIZES`, for the API too)."""
 
 XATLAS_MAX_FACES: Final = 20_000
 """Largest mesh unwrapped with xatlas; larger meshes get the box-projection atlas."""
@@ -117,29 +120,12 @@ class _Defaults:
     metallic: float = 0.0  # not a parameter: what the kind is made of
 
 
-_DEFAULTS: Final = {
-    "metal": _Defaults((0.72, 0.73, 0.75), (0.25, 0.45), metallic=1.0),
-    "plastic": _Defaults((0.80, 0.18, 0.16), (0.35, 0.50)),
-    "wood": _Defaults((0.63, 0.43, 0.24), (0.55, 0.80)),
-    "stone": _Defaults((0.54, 0.52, 0.49), (0.75, 0.95)),
-    "ceramic": _Defaults((0.95, 0.93, 0.89), (0.05, 0.15)),
-    "fabric": _Defaults((0.23, 0.36, 0.55), (0.80, 1.00)),
-}
+_DEFAULTS: Final = {kind: _Defaults(color, roughness, metallic)
+                   for kind, (color, roughness, metallic) in MATERIAL_DEFAULTS.items()}
 
 _PARAMETERS: Final = ("color", "roughness", "scale", "texture_size")
 
 _HEX_COLOR: Final = re.compile(r"#[0-9a-fA-F]{6}")
-
-
-def material_catalogue() -> list[dict[str, Any]]:
-    """Each kind's defaults as the workspace shows them before a bake: its colour
-    (``#rrggbb``, sRGB), roughness range and metalness. The browser draws its live preview
-    from these, so the preview and the baked textures start from the same numbers."""
-    return [{"kind": kind,
-             "color": "#" + "".join(f"{round(c * 255):02x}" for c in _DEFAULTS[kind].color),
-             "roughness": list(_DEFAULTS[kind].roughness),
-             "metallic": _DEFAULTS[kind].metallic}
-            for kind in MATERIALS]
 
 
 def validate_material_params(kind: str, params: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -23,6 +23,11 @@ with the unit asked for.
 The bytes depend only on the mesh and the arguments (fixed zip timestamps, 3MF object UUIDs
 derived from the geometry instead of random ones), so blobs stored under content addresses
 deduplicate and an export can be reproduced.
+
+It lives in ``core``, beside the loader (:mod:`core.meshio`), because the API converts a
+download on request: in a bounded child process (:mod:`core.geometry_tasks`), since ``api``
+imports nothing of ``workers`` and loads no geometry stack itself. The formats and the
+:class:`~core.contracts.export.Exported` answer are in :mod:`core.contracts.export`.
 """
 
 from __future__ import annotations
@@ -34,17 +39,14 @@ import re
 import uuid
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import trimesh
 from PIL import Image
 
+from core.contracts.export import EXPORT_FORMATS, Exported
 from core.errors import InvalidInput
-
-EXPORT_FORMATS: Final = ("glb", "stl", "obj", "3mf")
-"""Formats :func:`export_mesh` writes."""
 
 UNITS: Final = {
     "micron": "micron",
@@ -80,15 +82,6 @@ _MODEL_UNIT: Final = re.compile(rb"(<model\b[^>]*?)\bunit=\"[A-Za-z]*\"")
 
 _PRODUCTION_UUID: Final = re.compile(rb'p:UUID="[^"]*"')
 """The object UUIDs of 3MF's production extension, as trimesh writes them."""
-
-
-@dataclass(frozen=True)
-class Exported:
-    """One downloadable file: its bytes, media type and extension (no dot)."""
-
-    data: bytes
-    media_type: str
-    extension: str
 
 
 def export_mesh(
