@@ -15,6 +15,8 @@ Username = Annotated[str, text(64, min_length=1)]
 Password = Annotated[str, text(1024, min_length=1)]
 MAX_SEED = 2**31 - 1
 MAX_FACE_BUDGET = 1_000_000
+MIN_HEIGHT_MM, MAX_HEIGHT_MM = 1.0, 1000.0
+DEFAULT_HEIGHT_MM = 50.0
 
 
 class Credentials(Input):
@@ -77,8 +79,8 @@ class VersionTag(Input):
 
 class GenerationParams(Input):
     """``POST /projects/{id}/generate`` (and ``generate-progressive`` as JSON): an image
-    already uploaded to the project, the generator, its seed and face budget, and the name of
-    the scene object that will show the result."""
+    already uploaded to the project, the generator, its seed and face budget, the object's
+    height, and the name of the scene object that will show the result."""
 
     asset_id: Annotated[str, text(100, min_length=1), Field(
         description="An image uploaded to the project.")]
@@ -88,6 +90,9 @@ class GenerationParams(Input):
         default=None, description="Seeds the generator (default 0): same seed, same mesh.")
     face_budget: Annotated[int, Field(ge=4, le=MAX_FACE_BUDGET)] | None = Field(
         default=None, description="Most faces of the final mesh (default: the generator's).")
+    height_mm: Annotated[float, Field(ge=MIN_HEIGHT_MM, le=MAX_HEIGHT_MM)] | None = Field(
+        default=None, description="The generated object's height in millimetres (default "
+        f"{DEFAULT_HEIGHT_MM:g}): its meshes are stored at that size.")
     name: Annotated[str, text(1000)] | None = Field(
         default=None, description="The scene object's name (default: the image's file name).")
 

@@ -91,6 +91,11 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
     _assert_device_report(job)
 
 
+def _height(mesh: trimesh.Trimesh) -> float:
+    low, high = mesh.bounds
+    return float(high[1] - low[1])
+
+
 def _assert_device_report(job: dict) -> None:
     """Per stage: device, precision, peak memory and timings; per job: their totals."""
     stats = [job["stages"][stage]["stats"] for stage in STAGES]
@@ -152,6 +157,7 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
     assert glb.status_code == 200 and glb.headers["content-type"] == "model/gltf-binary"
     mesh = trimesh.load(io.BytesIO(glb.content), file_type="glb", force="mesh")
     assert mesh.is_watertight
+    assert _height(mesh) == pytest.approx(50.0)  # millimetres, the default height (y up)
 
     # the same bytes and parameters again: answered from the finished job's results, nothing
     # runs again, and the image is the asset the project already has
@@ -183,6 +189,16 @@ def test_progressive_stream_and_dedup(client: TestClient, gpu_worker: Settings, 
     assert theirs[-2]["cached"] is True and theirs[-2]["blob"] == final["blob"]
     assert theirs[-2]["job_id"] != final["job_id"]
     assert client.get(theirs[-2]["url"], headers=dan.headers).status_code == 200
+    # another height is another result (the stored meshes are sized): it runs, not a hit
+    with client.stream("POST", f"/api/v1/projects/{other}/generate-progressive",
+                       files={"image": ("mine.png", disc_png(), "image/png")},
+                       data={"face_budget": "4000", "seed": "3", "height_mm": "80"},
+                       headers=dan.headers) as r:
+        taller = _events(r)
+    assert taller[-2]["event"] == "final" and taller[-2]["cached"] is False, taller
+    tall = client.get(taller[-2]["url"], headers=dan.headers)
+    tall_mesh = trimesh.load(io.BytesIO(tall.content), file_type="glb", force="mesh")
+    assert _height(tall_mesh) == pytest.approx(80.0)
     job_url = f"/api/v1/jobs/{final['job_id']}"
     for refused in (client.get(final["url"], headers=dan.headers),
                     client.get(job_url, headers=dan.headers),
@@ -251,6 +267,10 @@ def test_bad_generation_requests_store_nothing(client: TestClient, prepared: Set
         ({"image": ("x.png", disc_png(), "image/png")}, {"face_budget": "2"}, 422),
         ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "-1"}, 422),
         ({"image": ("x.png", disc_png(), "image/png")}, {"seed": "abc"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"height_mm": "0.5"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"height_mm": "1001"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"height_mm": "nan"}, 422),
+        ({"image": ("x.png", disc_png(), "image/png")}, {"height_mm": "tall"}, 422),
         ({"picture": ("x.png", disc_png(), "image/png")}, {}, 400),
         ({"image": ("x.png", transparent_png(), "image/png")}, {}, 422),
         ({"image": ("x.png", blank_png(), "image/png")}, {}, 422),

@@ -1,4 +1,4 @@
-"""Finishing steps shared by the model-based backends: close, fit a face budget, reframe.
+"""Finishing steps shared by the model-based backends: close, fit a face budget, reframe, size.
 
 Model decoders (Shap-E's marching cubes, Hunyuan3D's octree extraction) return raw
 surfaces in their own frames. The studio wants closed, outward-wound meshes in its frame
@@ -86,3 +86,18 @@ def to_studio_frame(mesh: trimesh.Trimesh, *, z_up: bool) -> trimesh.Trimesh:
     if extent > 0:
         framed.apply_scale(1.0 / extent)
     return framed
+
+
+def to_height(mesh: trimesh.Trimesh, height_mm: float) -> trimesh.Trimesh:
+    """Scale a mesh in the studio's frame (y up) uniformly so that it stands `height_mm` tall.
+
+    Generators make shapes of no particular size (longest side 1); the studio stores meshes
+    in millimetres, which its analysis and exports read. A shape with no height (a flat
+    sheet) is sized by its longest side instead.
+    """
+    sized = mesh.copy()
+    low, high = sized.bounds
+    extent = float(high[1] - low[1]) or float((high - low).max())
+    if extent > 0:
+        sized.apply_scale(height_mm / extent)
+    return sized
