@@ -12,6 +12,12 @@ describe('shortcuts', () => {
     expect(actionFor(key('y', { ctrl: true }))).toBe('redo')
   })
 
+  it('delete with Delete or Backspace', () => {
+    expect(actionFor(key('Delete'))).toBe('delete')
+    expect(actionFor(key('Backspace'))).toBe('delete')
+    expect(actionFor(key('Backspace', { ctrl: true }))).toBeNull()
+  })
+
   it('leave other modified keys to the browser', () => {
     expect(actionFor(key('w', { ctrl: true }))).toBeNull()
     expect(actionFor(key('f', { alt: true }))).toBeNull()
@@ -19,7 +25,7 @@ describe('shortcuts', () => {
 
   it('cover every listed shortcut', () => {
     const listed = new Set(SHORTCUTS.map((s) => s.action))
-    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 's', 'i', 'Escape']
+    const pressed = ['?', 'w', 'e', 'r', 'f', 'h', 'l', 'x', 's', 'i', 'Escape', 'Delete']
       .map((k) => actionFor(key(k)))
     pressed.push(actionFor(key('z', { ctrl: true })), actionFor(key('z', { ctrl: true, shift: true })),
       actionFor(key('d', { ctrl: true })))

@@ -124,13 +124,35 @@ def square_png() -> bytes:
     return out.getvalue()
 
 
-def screen_point(box: dict[str, float], world: tuple[float, float, float]) -> tuple[float, float]:
-    """Where a world point appears in the viewport with the workspace's initial camera
-    (ArcRotateCamera alpha=pi/4, beta=pi/3, radius 6 at the origin, vertical fov 0.8;
-    right-handed, Y up)."""
-    alpha, beta, radius, fov = math.pi / 4, math.pi / 3, 6.0, 0.8
-    eye = (radius * math.cos(alpha) * math.sin(beta), radius * math.cos(beta),
-           radius * math.sin(alpha) * math.sin(beta))
+def camera_of(page: Page) -> dict[str, Any]:
+    """The viewport's camera as the page says it looks (the canvas's ``data-camera``)."""
+    raw = page.get_by_test_id("viewport").get_attribute("data-camera")
+    assert raw, "the viewport has not reported its camera"
+    camera: dict[str, Any] = json.loads(raw)
+    return camera
+
+
+def eye_distance(camera: dict[str, Any]) -> float:
+    """How far the camera's eye is from the world's origin."""
+    a, b, r = camera["alpha"], camera["beta"], camera["radius"]
+    tx, ty, tz = camera["target"]
+    eye = (tx + r * math.cos(a) * math.sin(b), ty + r * math.cos(b),
+           tz + r * math.sin(a) * math.sin(b))
+    return math.sqrt(sum(x * x for x in eye))
+
+
+def screen_point(box: dict[str, float], world: tuple[float, float, float],
+                 camera: dict[str, Any] | None = None) -> tuple[float, float]:
+    """Where a world point appears in the viewport with ``camera`` (alpha, beta, radius,
+    target of the ArcRotateCamera, as ``camera_of`` reads it), by default the workspace's
+    initial one (alpha=pi/4, beta=pi/3, radius 6 at the origin); vertical fov 0.8,
+    right-handed, Y up."""
+    view = camera or {"alpha": math.pi / 4, "beta": math.pi / 3, "radius": 6.0,
+                      "target": [0.0, 0.0, 0.0]}
+    alpha, beta, radius, fov = view["alpha"], view["beta"], view["radius"], 0.8
+    tx, ty, tz = view["target"]
+    eye = (tx + radius * math.cos(alpha) * math.sin(beta), ty + radius * math.cos(beta),
+           tz + radius * math.sin(alpha) * math.sin(beta))
 
     def unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
         n = math.sqrt(sum(x * x for x in v))
@@ -143,7 +165,7 @@ def screen_point(box: dict[str, float], world: tuple[float, float, float]) -> tu
     def dot(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
         return sum(x * y for x, y in zip(a, b, strict=True))
 
-    forward = unit((-eye[0], -eye[1], -eye[2]))
+    forward = unit((tx - eye[0], ty - eye[1], tz - eye[2]))
     right = unit(cross(forward, (0.0, 1.0, 0.0)))
     up = cross(right, forward)
     d = (world[0] - eye[0], world[1] - eye[1], world[2] - eye[2])
@@ -325,8 +347,11 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
         alice.get_by_role("tab", name="Properties").click()
         box = alice.get_by_test_id("viewport").bounding_box()
         assert box is not None
-        start = screen_point(box, (0.6, 0.0, 0.0))  # on the X arrow of the object at 0,0,0
-        end = screen_point(box, (1.6, 0.0, 0.0))
+        camera = camera_of(alice)  # framed on the object when time travel came back
+        # the gizmo keeps its size on screen: its X arrow reaches about 0.6 units at 6 away
+        reach = 0.6 * eye_distance(camera) / 6.0
+        start = screen_point(box, (reach, 0.0, 0.0), camera)  # on the X arrow at 0,0,0
+        end = screen_point(box, (reach + 1.0, 0.0, 0.0), camera)
         halfway = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
         alice.mouse.move(*start)
         alice.mouse.down()

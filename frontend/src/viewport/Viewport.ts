@@ -40,6 +40,7 @@ import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
 import { FrameTimes, type RenderStats } from './stats'
+import type { Footprint } from '../placement'
 
 export type GizmoMode = 'move' | 'rotate' | 'scale'
 
@@ -52,7 +53,9 @@ export interface MeshState {
 }
 
 export interface ViewportEvents {
-  onPick(id: string | null): void
+  /** A click picked an object (null: the empty background); `additive` when Shift or Ctrl
+   *  was held, to add it to the selection or take it out. */
+  onPick(id: string | null, additive: boolean): void
   /** A gizmo moved an object; `final` is true when the drag ended. */
   onTransform(id: string, transform: Transform, final: boolean): void
   onMeshState(id: string, state: MeshState): void
@@ -206,7 +209,9 @@ export class Viewport {
     this.pointerObserver = scene.onPointerObservable.add((info) => {
       if (info.type !== PointerEventTypes.POINTERTAP || this.dragging) return
       const pick = info.pickInfo
-      this.events.onPick(pick?.pickedMesh ? this.objectIdOf(pick.pickedMesh, pick.thinInstanceIndex) : null)
+      const e = info.event as PointerEvent
+      this.events.onPick(pick?.pickedMesh ? this.objectIdOf(pick.pickedMesh, pick.thinInstanceIndex) : null,
+                         e.shiftKey || e.ctrlKey || e.metaKey)
     }, PointerEventTypes.POINTERTAP)
 
     // Render on demand: after a change, while the user interacts, and while the camera
@@ -802,6 +807,20 @@ export class Viewport {
     this.camera.setTarget(center, false, false, true) // keep the angle of view
     this.camera.radius = size * 1.6
     this.invalidate()
+  }
+
+  /** Each object's footprint on the bed (its world box seen from above), for placing new
+   *  objects beside them; an object whose mesh is not on screen yet counts as a unit square
+   *  around its position. */
+  footprints(): Map<string, Footprint> {
+    const all = new Map<string, Footprint>()
+    for (const [id, entry] of this.entries) {
+      const b = this.boundsOf(entry)
+      const [x, , z] = entry.object.transform.position
+      all.set(id, b ? { minX: b.min.x, maxX: b.max.x, minZ: b.min.z, maxZ: b.max.z }
+        : { minX: x - 0.5, maxX: x + 0.5, minZ: z - 0.5, maxZ: z + 0.5 })
+    }
+    return all
   }
 
   /** An object's box in world space, whether drawn as an instance or by its own nodes. */

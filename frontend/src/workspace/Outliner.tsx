@@ -4,10 +4,12 @@ import type { MeshState } from '../viewport/Viewport'
 interface Props {
   objects: SceneObject[]
   selection: string | null
+  /** Objects selected besides `selection` (Shift- or Ctrl-click). */
+  alsoSelected: string[]
   meshStates: Record<string, MeshState>
   /** Object id → colours of collaborators who selected it. */
   remoteSelections: Map<string, string>
-  onSelect: (id: string) => void
+  onSelect: (id: string, additive: boolean) => void
 }
 
 function meshNote(o: SceneObject, s: MeshState | undefined): string {
@@ -19,7 +21,9 @@ function meshNote(o: SceneObject, s: MeshState | undefined): string {
   return s.shown ?? ''
 }
 
-export function Outliner({ objects, selection, meshStates, remoteSelections, onSelect }: Props) {
+export function Outliner(
+  { objects, selection, alsoSelected, meshStates, remoteSelections, onSelect }: Props,
+) {
   return (
     <nav className="outliner" aria-label="Scene objects">
       <h2>Scene</h2>
@@ -30,10 +34,11 @@ export function Outliner({ objects, selection, meshStates, remoteSelections, onS
           return (
             <li key={o.id}>
               <button type="button" className="outliner-item" aria-current={o.id === selection}
+                data-selected={o.id === selection || alsoSelected.includes(o.id)}
                 data-object-id={o.id} data-stage={meshStates[o.id]?.shown ?? ''}
                 style={remote ? { boxShadow: `inset 3px 0 0 ${remote}` } : undefined}
-                onClick={() => onSelect(o.id)}>
-                <span className="object-name">{o.name}</span>
+                onClick={(e) => onSelect(o.id, e.shiftKey || e.ctrlKey || e.metaKey)}>
+                <span className="object-name" title={o.name}>{o.name}</span>
                 <span className="object-meta">
                   {!o.visible && <span title="Hidden">hidden</span>}
                   {o.locked && <span title="Locked">locked</span>}

@@ -7,11 +7,16 @@ interface Props {
   stats: boolean
   canEdit: boolean
   canDuplicate: boolean
+  /** How many objects a Delete would remove (0: nothing selected). */
+  deletable: number
+  /** Why Delete is refused here (a viewer, time travel), or null. */
+  deleteRefusal: string | null
   onMode: (mode: GizmoMode) => void
   onWireframe: (on: boolean) => void
   onFlat: (on: boolean) => void
   onStats: (on: boolean) => void
   onDuplicate: () => void
+  onDelete: () => void
   onFrame: () => void
   onUndo: () => void
   onRedo: () => void
@@ -51,6 +56,10 @@ export function Toolbar(p: Props) {
       <button type="button" disabled={!p.canDuplicate} title="Duplicate the selection (Ctrl+D)"
         onClick={p.onDuplicate}>
         Duplicate
+      </button>
+      <button type="button" disabled={p.deletable === 0 || p.deleteRefusal !== null}
+        title={p.deleteRefusal ?? 'Delete the selection (Delete)'} onClick={p.onDelete}>
+        {p.deletable > 1 ? `Delete ${p.deletable}` : 'Delete'}
       </button>
       <span className="spacer" />
       <button type="button" disabled={!p.canEdit} title="Undo your last change (Ctrl+Z)"

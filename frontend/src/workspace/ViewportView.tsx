@@ -32,7 +32,9 @@ interface Props {
   onHeatMapShown: (shown: boolean) => void
   /** Bumped to ask for a frame-all. */
   frameRequest: number
-  onPick: (id: string | null) => void
+  onPick: (id: string | null, additive: boolean) => void
+  /** The viewport once made (null once gone), for what is asked of it rather than given. */
+  onViewport?: (viewport: Viewport | null) => void
   onTransform: (id: string, transform: Transform, final: boolean) => void
   onMeshState: (id: string, state: MeshState) => void
   cameraMarkers: CameraMarker[]
@@ -57,17 +59,23 @@ export function ViewportView(props: Props) {
     const canvas = canvasRef.current
     if (!canvas) return
     const viewport = new Viewport(canvas, {
-      onPick: (id) => handlers.current.onPick(id),
+      onPick: (id, additive) => handlers.current.onPick(id, additive),
       onTransform: (id, t, final) => handlers.current.onTransform(id, t, final),
       onMeshState: (id, s) => handlers.current.onMeshState(id, s),
-      onCamera: (view) => handlers.current.onCamera(view),
+      onCamera: (view) => {
+        // Where the camera looks, readable from the page (end-to-end tests aim clicks by it).
+        canvas.dataset.camera = JSON.stringify(view)
+        handlers.current.onCamera(view)
+      },
       onStats: (s) => setRenderStats(s),
     }, { instancing: instancingWanted() })
     const take = (): void => handlers.current.onTakeCamera()
     canvas.addEventListener('pointerdown', take)
     canvas.addEventListener('wheel', take, { passive: true })
     viewportRef.current = viewport
+    handlers.current.onViewport?.(viewport)
     return () => {
+      handlers.current.onViewport?.(null)
       canvas.removeEventListener('pointerdown', take)
       canvas.removeEventListener('wheel', take)
       viewportRef.current = null

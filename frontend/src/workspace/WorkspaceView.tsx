@@ -4,10 +4,11 @@ import { cameraPosition, withDrags, type CameraView, type SceneSession } from '.
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { decodeFaceMaps } from '../faceMaps'
+import { copySpot, freeSpot } from '../placement'
 import {
-  addMeshObject, duplicateObject, writeField, writeTransform, type Transform,
+  addMeshObject, deleteObjects, duplicateObject, writeField, writeTransform, type Transform,
 } from '../scene'
-import type { GizmoMode, HeatMap, MeshState } from '../viewport/Viewport'
+import type { GizmoMode, HeatMap, MeshState, Viewport } from '../viewport/Viewport'
 import { ConnectionBanner } from './ConnectionBanner'
 import { GenerationPanel } from './GenerationPanel'
 import { HelpDialog } from './HelpDialog'
@@ -47,6 +48,11 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
   const liveObjects = useSceneObjects(session)
   const peers = usePeers(session)
   const [selection, setSelection] = useState<string | null>(null)
+  // Objects selected besides `selection` (Shift- or Ctrl-click); the gizmo and panels follow
+  // `selection`, Delete takes them all.
+  const [alsoSelected, setAlsoSelected] = useState<string[]>([])
+  const viewport = useRef<Viewport | null>(null)
+  const onViewport = useCallback((v: Viewport | null) => { viewport.current = v }, [])
   const [mode, setMode] = useState<GizmoMode>('move')
   const [wireframe, setWireframe] = useState(false)
   const [flat, setFlat] = useState(false)
@@ -73,6 +79,22 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     [preview, liveObjects, peers],
   )
   const selected = objects.find((o) => o.id === selection) ?? null
+  const selectedIds = useMemo(
+    () => (selection ? [selection, ...alsoSelected.filter((id) => id !== selection)] : alsoSelected)
+      .filter((id) => objects.some((o) => o.id === id)),
+    [selection, alsoSelected, objects])
+  // A click selects one object; with Shift or Ctrl it adds the object or takes it out.
+  const select = useCallback((id: string | null, additive = false) => {
+    if (!additive || !id) {
+      setSelection(id)
+      setAlsoSelected([])
+      return
+    }
+    const all = selection ? [selection, ...alsoSelected] : [...alsoSelected]
+    const next = all.includes(id) ? all.filter((x) => x !== id) : [...all, id]
+    setSelection(next.length ? next[next.length - 1] : null)
+    setAlsoSelected(next.slice(0, -1))
+  }, [selection, alsoSelected])
   const names = useMemo(
     () => new Map(project.members.map((m) => [m.user_id, m.username ?? m.user_id])),
     [project.members],
@@ -88,6 +110,13 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     for (const p of peers) if (!p.self && p.selection) map.set(p.selection, p.user.color)
     return map
   }, [peers, diff])
+  // The viewport outlines the rest of one's own selection in one's own colour.
+  const outlines = useMemo(() => {
+    if (!alsoSelected.length) return remoteSelections
+    const map = new Map(remoteSelections)
+    for (const id of alsoSelected) if (id !== selection) map.set(id, color)
+    return map
+  }, [remoteSelections, alsoSelected, selection, color])
 
   const cameraMarkers = useMemo(() => peers
     .filter((p) => !p.self && p.camera && p.clientId !== following)
@@ -125,21 +154,98 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     if (selection && !readOnly) writeField(session.doc, selection, field, value)
   }, [session, selection, readOnly])
 
+  // A copy lands one of its own widths beside its source (further while that is taken).
   const duplicate = useCallback(() => {
     if (!selection || readOnly) return
     const id = crypto.randomUUID()
-    if (duplicateObject(session.doc, selection, id, user.id)) setSelection(id)
-  }, [session, selection, readOnly, user.id])
+    const footprints = viewport.current?.footprints() ?? new Map()
+    const source = footprints.get(selection)
+    const offset = source ? copySpot(source, [...footprints.values()]) : undefined
+    if (duplicateObject(session.doc, selection, id, user.id, offset)) {
+      select(id)
+      setMessage(null)
+    }
+  }, [session, selection, readOnly, user.id, select])
 
-  // An imported mesh is framed once it is on screen (its size is only known then).
+  const deletion = !canEdit ? 'Viewers cannot delete objects.'
+    : preview ? 'Go back to live to delete objects.' : readOnly ? 'Not connected to the scene.' : null
+  const remove = useCallback(() => {
+    if (!selectedIds.length) return
+    if (deletion) {
+      setMessage(deletion)
+      return
+    }
+    const { deleted, locked } = deleteObjects(session.doc, selectedIds)
+    const keep = selectedIds.filter((id) => !deleted.includes(id))
+    setSelection(keep.length ? keep[keep.length - 1] : null)
+    setAlsoSelected(keep.slice(0, -1))
+    if (locked.length) {
+      const lockedNames = locked.map((id) => objects.find((o) => o.id === id)?.name ?? id)
+      setMessage(`Not deleted: ${lockedNames.map((n) => `"${n}"`).join(', ')} ` +
+        `${locked.length > 1 ? 'are' : 'is'} locked. Unlock (L) to delete.`)
+    } else {
+      setMessage(null)
+    }
+  }, [session, selectedIds, deletion, objects])
+
+  // Objects this user made in this session (imports, generations) are moved to a free spot of
+  // the bed once their mesh is on screen (their size is only known then), if they overlap
+  // another; an imported mesh is then framed.
   const frameWhenShown = useRef<string | null>(null)
+  const placeWhenShown = useRef(new Set<string>())
   const onImported = useCallback((mesh: UploadedMesh) => {
     const id = crypto.randomUUID()
-    if (addMeshObject(session.doc, id, mesh, user.id)) {
-      setSelection(id)
+    const footprints = viewport.current?.footprints() ?? new Map()
+    const unit = { minX: -0.5, maxX: 0.5, minZ: -0.5, maxZ: 0.5 }
+    const [x, z] = freeSpot(unit, [...footprints.values()])
+    if (addMeshObject(session.doc, id, mesh, user.id, [x, 0, z])) {
+      select(id)
+      setMessage(null)
       frameWhenShown.current = id
+      placeWhenShown.current.add(id)
     }
-  }, [session, user.id])
+  }, [session, user.id, select])
+
+  // What arrived since the scene was first synced: one's own generations get placed; others'
+  // additions are announced while the scene already shows something (the camera stays put
+  // while the user works; an empty scene is framed instead, below).
+  const known = useRef<Set<string> | null>(null)
+  const [arrivals, setArrivals] = useState<string[]>([])
+  useEffect(() => {
+    if (!collab.synced) return
+    if (!known.current) {
+      known.current = new Set(liveObjects.map((o) => o.id))
+      return
+    }
+    const seen = known.current
+    const fresh = liveObjects.filter((o) => !seen.has(o.id))
+    for (const o of fresh) {
+      seen.add(o.id)
+      if (o.createdBy === user.id) placeWhenShown.current.add(o.id)
+    }
+    const byOthers = fresh.filter((o) => o.createdBy !== user.id)
+    if (byOthers.length && seen.size > byOthers.length) {
+      setArrivals((a) => [...a, ...byOthers.map((o) =>
+        `${names.get(o.createdBy ?? '') ?? 'someone'} added ${o.name}`)])
+    }
+  }, [collab.synced, liveObjects, user.id, names])
+
+  const frame = useCallback(() => {
+    setArrivals([])
+    setFrameRequest((n) => n + 1)
+  }, [])
+
+  const place = useCallback((id: string) => {
+    const footprints = viewport.current?.footprints()
+    const own = footprints?.get(id)
+    const object = liveObjects.find((o) => o.id === id)
+    if (!footprints || !own || !object || readOnly) return
+    footprints.delete(id)
+    const [dx, dz] = freeSpot(own, [...footprints.values()])
+    if (dx === 0 && dz === 0) return
+    const [x, y, z] = object.transform.position
+    writeTransform(session.doc, id, { ...object.transform, position: [x + dx, y, z + dz] })
+  }, [liveObjects, readOnly, session])
 
   // The heat map follows the selection: another object, or none, clears it.
   useEffect(() => {
@@ -173,16 +279,52 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
 
   const onMeshState = useCallback((id: string, state: MeshState) => {
     setMeshStates((all) => ({ ...all, [id]: state }))
+    if (state.shown && placeWhenShown.current.delete(id)) place(id)
     if (id === frameWhenShown.current && state.shown && !state.loading) {
       frameWhenShown.current = null
-      setFrameRequest((n) => n + 1)
+      frame()
     }
-  }, [])
+  }, [place, frame])
+
+  // Framing: when the project opens (once the meshes there then are on screen), after time
+  // travel (likewise), and whenever the view goes from nothing shown to something (a
+  // collaborator's first import into an empty scene).
+  const [frameOnLoad, setFrameOnLoad] = useState<Set<string> | null>(null)
+  const openFramed = useRef(false)
+  useEffect(() => {
+    if (!collab.synced || openFramed.current) return
+    openFramed.current = true // the objects of the first sync are the ones to wait for
+    setFrameOnLoad(new Set(liveObjects.map((o) => o.id)))
+  }, [collab.synced, liveObjects])
+  const previewPosition = preview?.position ?? null
+  const framedPosition = useRef<number | null>(null)
+  useEffect(() => {
+    if (previewPosition === framedPosition.current) return
+    framedPosition.current = previewPosition // time travel (or back to live) frames what it shows
+    setFrameOnLoad(new Set(objects.map((o) => o.id)))
+  }, [previewPosition, objects])
+  const shownBefore = useRef(0)
+  useEffect(() => {
+    const settled = (id: string): boolean => {
+      const s = meshStates[id]
+      return s !== undefined && !s.loading // shown, failed, or a placeholder
+    }
+    const present = new Set(objects.map((o) => o.id))
+    if (frameOnLoad && frameOnLoad.size > 0 &&
+        [...frameOnLoad].every((id) => !present.has(id) || settled(id))) {
+      setFrameOnLoad(new Set())
+      frame()
+    }
+    const shown = objects.filter((o) => o.visible && meshStates[o.id]?.shown).length
+    if (shownBefore.current === 0 && shown > 0) frame()
+    shownBefore.current = shown
+  }, [meshStates, objects, frameOnLoad, frame])
 
   const undoRedo = useCallback(async (redo: boolean) => {
     if (!canEdit || preview) return
     try {
       await (redo ? api.redo(project.id) : api.undo(project.id))
+      setMessage(null) // an earlier refusal no longer holds
     } catch (e) {
       setMessage(errorMessage(e))
     }
@@ -196,16 +338,17 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
       case 'move': setMode('move'); break
       case 'rotate': setMode('rotate'); break
       case 'scale': setMode('scale'); break
-      case 'frame': setFrameRequest((n) => n + 1); break
+      case 'frame': frame(); break
       case 'wireframe': setWireframe((w) => !w); break
       case 'flat': setFlat((f) => !f); break
       case 'stats': setStatsOn((on) => !on); break
       case 'duplicate': duplicate(); break
-      case 'deselect': setSelection(null); break
+      case 'delete': remove(); break
+      case 'deselect': select(null); break
       case 'hide': if (selected) onToggle('visible', !selected.visible); break
       case 'lock': if (selected) onToggle('locked', !selected.locked); break
     }
-  }, [undoRedo, selected, onToggle, duplicate])
+  }, [undoRedo, selected, onToggle, duplicate, remove, select, frame])
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent): void => {
@@ -236,21 +379,32 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
       {message && <ErrorMessage message={message} onDismiss={() => setMessage(null)} />}
       <Toolbar mode={mode} wireframe={wireframe} flat={flat} stats={statsOn} canEdit={canEdit && !preview}
         canDuplicate={!readOnly && selected !== null}
+        deletable={selectedIds.length} deleteRefusal={deletion} onDelete={remove}
         onMode={setMode} onWireframe={setWireframe} onFlat={setFlat} onStats={setStatsOn}
         onDuplicate={duplicate} onFrame={() => run('frame')}
         onUndo={() => run('undo')} onRedo={() => run('redo')} onHelp={() => setHelp(true)} />
       <div className="workspace-body">
-        <Outliner objects={objects} selection={selection} meshStates={meshStates}
-          remoteSelections={remoteSelections} onSelect={setSelection} />
+        <Outliner objects={objects} selection={selection} alsoSelected={alsoSelected}
+          meshStates={meshStates} remoteSelections={remoteSelections} onSelect={select} />
         <div className="viewport">
           <ViewportView objects={objects} readOnly={readOnly} selection={selection}
-            ownColor={color} remoteSelections={remoteSelections} mode={mode}
+            ownColor={color} remoteSelections={outlines} mode={mode}
             wireframe={wireframe} flat={flat} stats={statsOn}
             heatMap={heatMap} materialPreview={materialPreview} onHeatMapShown={onHeatMapShown}
             cameraMarkers={cameraMarkers} follow={followed} onCamera={onCamera}
             onTakeCamera={onTakeCamera}
-            frameRequest={frameRequest} onPick={setSelection}
+            frameRequest={frameRequest} onPick={select} onViewport={onViewport}
             onTransform={onGizmo} onMeshState={onMeshState} />
+          {arrivals.length > 0 && (
+            <div className="arrivals" role="status" data-testid="arrivals">
+              <span>{arrivals.length > 2
+                ? `${arrivals.slice(-2).join('; ')} and ${arrivals.length - 2} more`
+                : arrivals.join('; ')}</span>
+              <button type="button" className="small" onClick={frame}>Frame all (F)</button>
+              <button type="button" className="small ghost" aria-label="Dismiss"
+                onClick={() => setArrivals([])}>×</button>
+            </div>
+          )}
         </div>
         <aside className="side-panel">
           <div className="tabs" role="tablist" aria-label="Panels">

@@ -2,7 +2,7 @@
 
 export type Action =
   | 'help' | 'undo' | 'redo' | 'move' | 'rotate' | 'scale' | 'frame' | 'hide' | 'lock'
-  | 'wireframe' | 'flat' | 'duplicate' | 'deselect' | 'stats'
+  | 'wireframe' | 'flat' | 'duplicate' | 'deselect' | 'stats' | 'delete'
 
 export interface Shortcut {
   action: Action
@@ -24,6 +24,7 @@ export const SHORTCUTS: Shortcut[] = [
   { action: 'flat', keys: 'S', label: 'Toggle flat or smooth shading' },
   { action: 'stats', keys: 'I', label: 'Show render statistics (draw calls, triangles, frame time)' },
   { action: 'duplicate', keys: 'Ctrl+D', label: 'Duplicate the selected object (shares its mesh)' },
+  { action: 'delete', keys: 'Delete', label: 'Delete the selected objects (Shift- or Ctrl-click selects several)' },
   { action: 'deselect', keys: 'Esc', label: 'Clear the selection or close a dialog' },
 ]
 
@@ -54,6 +55,8 @@ export function actionFor(e: KeyLike): Action | null {
     case 'x': return 'wireframe'
     case 's': return 'flat'
     case 'i': return 'stats'
+    case 'delete': return 'delete'
+    case 'backspace': return 'delete'
     case 'escape': return 'deselect'
     default: return null
   }

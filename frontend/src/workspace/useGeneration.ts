@@ -46,7 +46,11 @@ export function useGeneration(projectId: string): Generation {
       }
       if (!isFinished(current)) setError('The progress stream ended before the job finished.')
     } catch (e) {
-      if (!controller.signal.aborted) setError(errorMessage(e))
+      if (!controller.signal.aborted) {
+        setError(errorMessage(e))
+        // A refused upload made no job: no progress line is left saying "uploading".
+        if (jobId.current === null) setProgress(IDLE)
+      }
     } finally {
       if (abort.current === controller) {
         abort.current = null
