@@ -248,6 +248,8 @@ def test_twenty_millimetre_cube() -> None:
         "fits_as_is": True,
         "fits_rotated": True,
         "scale_needed": 1.0,
+        "too_small": False,
+        "min_size_mm": pytest.approx(3.2),
     }
     assert report["watertight"] is True
     assert report["score"] >= 90
@@ -283,7 +285,8 @@ def test_score_formula() -> None:
     assert perfect.score() == 100.0
     broken = ScoreInputs(False, 0.1, 0.25, False, 3)
     assert broken.penalties() == pytest.approx(
-        {"defects": 25.0, "thin": 12.0, "overhang": 10.0, "fit": 20.0, "floating": 10.0}
+        {"defects": 25.0, "thin": 12.0, "overhang": 10.0, "fit": 20.0, "floating": 10.0,
+         "small": 0.0}
     )
     assert broken.score() == pytest.approx(23.0)
     assert ScoreInputs(False, 1.0, 1.0, False, 5).score() == 0.0
@@ -301,6 +304,36 @@ def test_oversized_part_is_recommended_a_scale() -> None:
     scaled = box.copy()
     scaled.apply_scale(scale["params"]["factor"])
     assert analyse_printability(scaled, FDM).report["score"] == scale["expected_score"]
+
+
+def test_a_part_too_small_to_print_says_so() -> None:
+    """A generated apple left at its unit size: 0.2 mm³, under a millimetre across. It used to
+    score 70 and "fit the printer"."""
+    apple = trimesh.creation.icosphere(subdivisions=3, radius=0.36)
+    report = analyse_printability(apple, FDM).report
+    assert report["volume_mm3"] == pytest.approx(0.2, rel=0.05)
+    assert report["build"]["too_small"] is True
+    assert report["build"]["fits_as_is"] is False and report["build"]["fits_rotated"] is False
+    assert report["penalties"]["small"] == 50.0
+    assert report["score"] <= 20
+    enlarge = next(r for r in report["recommendations"] if r["action"] == "enlarge")
+    assert "too small to print" in enlarge["reason"]
+    bigger = apple.copy()
+    bigger.apply_scale(enlarge["params"]["factor"])
+    assert max(bigger.extents) == pytest.approx(20.0)
+    after = analyse_printability(bigger, FDM).report
+    assert after["build"]["too_small"] is False and after["build"]["fits_as_is"] is True
+    assert after["score"] == enlarge["expected_score"]
+
+
+@pytest.mark.parametrize("size", [(4.0, 4.0, 4.0), (30.0, 30.0, 1.5), (40.0, 0.9, 0.9)])
+def test_small_but_printable_parts_are_not_too_small(size: tuple[float, float, float]) -> None:
+    """A 4 mm die, a coin, a pin: the size rule looks at the whole part, not its thinnest
+    side (thin walls have their own measure)."""
+    report = analyse_printability(trimesh.creation.box(size), FDM).report
+    assert report["build"]["too_small"] is False and report["penalties"]["small"] == 0.0
+    assert report["build"]["fits_as_is"] is True
+    assert all(r["action"] != "enlarge" for r in report["recommendations"])
 
 
 def test_reorient_recommendation_prices_what_it_proposes() -> None:
@@ -398,7 +431,9 @@ def test_open_meshes_are_analysed(name: str) -> None:
     assert report["volume_exact"] is False
     assert report["penalties"]["defects"] == 25.0
     repair = next(r for r in report["recommendations"] if r["action"] == "repair")
-    assert repair["expected_score"] == pytest.approx(min(100.0, report["score"] + 25.0))
+    others = sum(report["penalties"].values()) - 25.0  # what is left once it is repaired
+    assert repair["expected_score"] == pytest.approx(max(0.0, min(100.0, 100.0 - others)),
+                                                     abs=0.05)
     assert json.loads(json.dumps(report, allow_nan=False)) == report
     assert len(decode_face_maps(result.face_maps_bytes())["overhang"]) == len(mesh.faces)
 

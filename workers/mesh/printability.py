@@ -47,7 +47,11 @@ Score
     ``overhang`` = 20 · min(1, 2 · overhang area / area);
     ``fit`` = 20 when it does not fit the build volume as it stands;
     ``floating`` = 5 per shell whose lowest point is above the plate (cavities, i.e. shells
-    wound inwards, excepted), at most 10.
+    wound inwards, excepted), at most 10;
+    ``small`` = 50 when the part is too small to print: its largest extent is under
+    :data:`MIN_PART_WALLS` minimum walls (3.2 mm with a 0.4 mm nozzle), or its exact volume
+    under a cube of two minimum walls (4.1 mm³). Such a part is a blob or nothing on any printer, so
+    it does not fit the printer either (``build.fits_as_is`` is false).
     The weights follow what ruins a print: a slicer guesses at a broken mesh, thin walls vanish,
     overhangs sag, and a part that does not fit or floats does not print at all.
 """
@@ -83,6 +87,13 @@ SCALE_MARGIN_MM: Final = 5.0
 HOLLOW_WALL_MM: Final = 2.0
 """Wall left by the recommended hollowing of a resin part (a common resin guideline)."""
 
+MIN_PART_WALLS: Final = 4.0
+"""A part whose largest extent is under this many minimum walls is too small to print: the
+printer cannot draw its outline and fill (a generated object left at its unit size, 1 mm)."""
+
+ENLARGE_TO_MM: Final = 20.0
+"""The largest extent a too-small part is recommended to be enlarged to (a small figurine)."""
+
 _HOLLOW_MIN_VOLUME_MM3: Final = 10_000.0
 """Resin parts smaller than 10 cm³ are not worth hollowing: they cost little and drain badly."""
 
@@ -112,6 +123,7 @@ class ScoreInputs:
     overhang_fraction: float
     fits: bool
     floating_shells: int
+    too_small: bool = False
 
     def penalties(self) -> dict[str, float]:
         """The points each problem costs (see the module docstring for the formula)."""
@@ -121,6 +133,7 @@ class ScoreInputs:
             "overhang": 20.0 * min(1.0, 2.0 * self.overhang_fraction),
             "fit": 0.0 if self.fits else 20.0,
             "floating": 5.0 * min(2, self.floating_shells),
+            "small": 50.0 if self.too_small else 0.0,
         }
 
     def score(self) -> float:
@@ -691,7 +704,32 @@ class _Findings:
             overhang_fraction=overhang / self.area if self.area > 0 else 0.0,
             fits=_fit(self.extents, self.profile.build_volume_mm)["fits_as_is"],
             floating_shells=self.bodies.floating,
+            too_small=self.too_small,
         )
+
+    @property
+    def min_size_mm(self) -> float:
+        return MIN_PART_WALLS * self.profile.min_wall_mm
+
+    @property
+    def too_small(self) -> bool:
+        """Under the smallest printable size (module docstring, *Score*)."""
+        smallest_volume = (2.0 * self.profile.min_wall_mm) ** 3
+        exact = self.frame.volume is not None  # an open mesh's estimate may read near zero
+        return bool(self.extents.max() < self.min_size_mm
+                    or (exact and self.volume < smallest_volume))
+
+    def _build(self) -> dict[str, Any]:
+        """Whether it fits the build volume, and whether it is large enough to print at all:
+        a part too small to print does not fit the printer as it is, nor turned."""
+        build = _fit(self.extents, self.profile.build_volume_mm)
+        small = self.too_small
+        return build | {
+            "fits_as_is": build["fits_as_is"] and not small,
+            "fits_rotated": build["fits_rotated"] and not small,
+            "too_small": small,
+            "min_size_mm": self.min_size_mm,
+        }
 
     def report(self, *, rays: int, units: str, up: Floats, mesh: trimesh.Trimesh) -> dict[str, Any]:
         inputs = self.score_inputs()
@@ -716,7 +754,7 @@ class _Findings:
             "thin": self._thin(mesh),
             "overhang": self._overhang(),
             "support": {"volume_mm3": self.support},
-            "build": _fit(self.extents, self.profile.build_volume_mm),
+            "build": self._build(),
             "print": estimate,
             "score": inputs.score(),
             "penalties": inputs.penalties(),
@@ -767,6 +805,7 @@ class _Findings:
             self._repair(inputs),
             self._reorient(inputs),
             self._scale(inputs),
+            self._enlarge(inputs),
             self._thicken(inputs),
             self._hollow(inputs, estimate),
         ]
@@ -817,6 +856,28 @@ class _Findings:
         reason = f"{size} mm does not fit the build volume; scaled by {factor:.3f} it does"
         params = {"factor": factor, "margin_mm": SCALE_MARGIN_MM}
         return _Proposal("scale", params, reason, priced)
+
+    def _enlarge(self, inputs: ScoreInputs) -> _Proposal | None:
+        if not inputs.too_small:
+            return None
+        largest = float(self.extents.max())
+        room = scale_to_fit_factor(self.extents * (ENLARGE_TO_MM / largest),
+                                   self.profile.build_volume_mm) if largest > 0 else 1.0
+        factor = ENLARGE_TO_MM / largest * room if largest > 0 else 1.0
+        # Scaled up, less of it lies within a layer of the plate: overhangs and floating
+        # shells are measured again at the new size (a layer the factor thinner).
+        layer = self.profile.layer_height_mm / factor
+        severity = overhang_severity(self.frame, self.profile.overhang_angle_deg, layer)
+        overhang = float(self.frame.areas[severity > 0].sum())
+        priced = replace(inputs, too_small=False, thin_fraction=self.thin_fraction(factor),
+                         overhang_fraction=overhang / self.area if self.area > 0 else 0.0,
+                         floating_shells=shells(self.frame, layer).floating)
+        reason = (
+            f"the part is {largest:.2g} mm at its largest and {self.volume:.2g} mm³: too small "
+            f"to print (under {self.min_size_mm:g} mm, {MIN_PART_WALLS:g} minimum walls); "
+            f"enlarge it, e.g. {factor:.3g} times to {largest * factor:.0f} mm"
+        )
+        return _Proposal("enlarge", {"factor": factor}, reason, priced)
 
     def _thicken(self, inputs: ScoreInputs) -> _Proposal | None:
         if inputs.thin_fraction <= 0:
