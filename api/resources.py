@@ -18,9 +18,9 @@ from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from core.accounts import AccountStore
-from core.crdt.fanout import Fanout
-from core.crdt.rooms import SceneRooms
-from core.crdt.scene_log import SceneLogFollower
+from core.collab.fanout import Fanout
+from core.collab.rooms import SceneRooms
+from core.collab.scene_log import SceneLogFollower
 from core.database import DatabasePool
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect

@@ -13,7 +13,7 @@ Three measurements, each printed beside its baseline from the same run (issue 19
   during each flood.
 - **Mesh uploads**: the API process's resident memory before, at its peak during and after an
   upload of a valid binary STL of 1, 10 and 60 MiB. Goal: grows by at most 64 MiB.
-- **Hostile frames**: the scene protocol decoder (``core.crdt.protocol.parse``, what the socket
+- **Hostile frames**: the scene protocol decoder (``core.collab.protocol.parse``, what the socket
   runs on every frame) on 10 KiB to 8 MiB frames: the issue's unterminated varint, a length
   claiming far more than the frame holds, a state vector of one-byte pairs filling the frame
   (every byte a varint to read) and a presence state of JSON nested as deep as the frame
@@ -48,7 +48,7 @@ import numpy as np
 import psutil
 
 from bench.harness import Table, median, percentile
-from core.crdt import protocol
+from core.collab import protocol
 from core.errors import OrfeasError
 from core.settings import Settings
 from infra.admin import create_user

@@ -2,7 +2,7 @@
 
 Each update is what a browser peer sends over y-websocket: the bytes of one transaction, from a
 doc that lives across edits (a stable Yjs client id). The edit itself follows
-``core.crdt.document.edit``: whole object maps set or deleted under ``objects``.
+``core.scene.document.edit``: whole object maps set or deleted under ``objects``.
 
 ``document.edit`` itself is not used to mass-produce updates: it loads the whole state into a
 new doc (a new client id) and returns ``get_update(before)``, which carries the document's whole
@@ -16,7 +16,7 @@ from typing import Any
 
 from pycrdt import Doc, Map, TransactionEvent
 
-from core.crdt import document
+from core.scene import document
 
 SCENE_OBJECTS = 40
 OBJECTS_PER_EDIT = (1, 4)

@@ -35,11 +35,11 @@ import psycopg
 from bench.harness import Table, fresh_database, median, percentile, timed
 from bench.scene_edits import SceneEditor, edit_update_sizes
 from bench.sizes import Sizes
-from core.crdt import document
 from core.events.scene import Scene
 from core.events.studio import Studio, eventstore_env
 from core.projections.runner import ProjectionRunner
 from core.projections.scene_objects import SCENE_AT, scene_from_rows
+from core.scene import document
 
 WINDOW = 200  # positions sampled below each checkpoint: one compaction cycle of tail lengths
 GOAL_P50_MS = 20.0
@@ -226,7 +226,7 @@ def _goal(checkpoint: int, p50_ms: float) -> str:
 def _edit_size_table(sizes: Sizes) -> Table:
     table = Table(
         "2b. Bytes of one server-made update (one object set) after n edits:"
-        " core.crdt.document.edit vs a live peer doc",
+        " core.scene.document.edit vs a live peer doc",
         ["edits so far", "document.edit bytes", "live peer bytes", "edit ÷ peer"])
     for n, (edit_bytes, live_bytes) in edit_update_sizes(list(sizes.edit_sizes)).items():
         table.add(n, edit_bytes, live_bytes, f"{edit_bytes / live_bytes:.1f}x")

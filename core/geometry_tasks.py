@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from core.contracts.export import Exported
-from core.crdt import document
 from core.events.blobs import BlobStore
+from core.scene import document
 
 
 def fetch_blobs(blobs: BlobStore, keys: Iterable[str], folder: Path) -> dict[str, Path]:

@@ -19,7 +19,7 @@ from api.openapi import contract
 from api.resources import Resources, resources
 from api.schemas import COLLABORATORS, ROOMS, SCENE_CHANGE
 from api.ws_peer import WebSocketPeer
-from core.crdt.protocol import CloseCode
+from core.collab.protocol import CloseCode
 from core.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated
 from core.events.project import project_uuid
 from core.events.roles import Role

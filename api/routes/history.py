@@ -17,11 +17,11 @@ from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.schemas import STATE, TIMELINE, VERSION, VERSION_LIST, VersionTag
-from core.crdt import document
 from core.errors import InvalidInput
 from core.events.roles import Role
 from core.events.studio import ProjectState
 from core.geometry_tasks import blobs_to_compare, fetch_blobs, scene_geometry_diff
+from core.scene import document
 
 TIMELINE_PAGE = 100
 TIMELINE_MAX_PAGE = 1000

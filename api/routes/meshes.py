@@ -35,12 +35,12 @@ from core.contracts.mesh_params import (
     check_mesh_params,
     material_catalogue,
 )
-from core.crdt import document
 from core.errors import InvalidInput, NotFound
 from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
 from core.events.roles import Role
 from core.geometry_tasks import export_file, fetch_blobs
 from core.meshopt_glb import encoding_wanted
+from core.scene import document
 
 MAX_WAIT_S = 300.0
 WAIT = (Query("wait", {"type": "string", "enum": ["true", "false", "1", "0"]},

@@ -15,8 +15,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from core.crdt import document
 from core.errors import InvalidInput
+from core.scene import document
 from core.settings import WS_FRAME_CEILING_BYTES
 
 # The floor: a tail shorter than this (in updates and in bytes) never compacts, so a small
@@ -36,7 +36,7 @@ COMPACT_EVERY_BYTES = 1024 * 1024
 # time, merges the last snapshot and a tail of at most a quarter of its bytes plus one update
 # (or, under the floor, fewer than 200 updates). On a big scene edited in small steps that
 # tail is long in updates (11,900 of 34 bytes after the 100,000 edits above): merging goes in
-# groups (``core.crdt.document.merge``), so it costs 72 ms onto that 1.7 MB snapshot, against
+# groups (``core.scene.document.merge``), so it costs 72 ms onto that 1.7 MB snapshot, against
 # 25 ms for a tail of 200 updates, and 114 ms to compact.
 COMPACT_TAIL_FRACTION = 0.25
 MAX_UPDATE_BYTES = WS_FRAME_CEILING_BYTES  # one source: the socket's limit may only lower it

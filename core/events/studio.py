@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
-from core.crdt import document, origins, undo
-from core.crdt.scene_object import scene_object, shown_mesh
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events.job import REUSE_ACTOR, Job, JobFinished, JobState, Reuse
 from core.events.job_kinds import command_subject
@@ -29,6 +27,8 @@ from core.events.project import Asset, Derivation, Project
 from core.events.roles import Role
 from core.events.scene import Scene
 from core.events.time_travel import ProjectState, TimeTravel
+from core.scene import document, origins, undo
+from core.scene.scene_object import scene_object, shown_mesh
 
 __all__ = ["ProjectState", "SceneAppend", "Studio", "cache_key", "derived_mesh",
            "eventstore_env"]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import trimesh  # type: ignore[import-untyped]
 
-from core.crdt import document
+from core.scene import document
 
 SURFACE_SAMPLES = 4000
 

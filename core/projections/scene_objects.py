@@ -29,9 +29,9 @@ from uuid import UUID
 
 from pycrdt import Doc, Map
 
-from core.crdt import document, scene_schema
 from core.events.scene import Scene
 from core.projections.readmodel import ReadModel, Statement
+from core.scene import document, scene_schema
 
 SceneAt = Callable[[UUID, int], tuple[str, bytes]]
 """(scene id, aggregate version) → (project id, document state at that version)."""
@@ -195,7 +195,7 @@ def _apply_observed(doc: Doc, update: bytes) -> dict[str, set[str]]:
 
 
 def scene_from_rows(rows: Iterable[tuple[Any, ...]], position: int) -> dict[str, Any] | None:
-    """The scene as :func:`core.crdt.document.snapshot` gives it, from the rows of
+    """The scene as :func:`core.scene.document.snapshot` gives it, from the rows of
     :data:`SCENE_AT`; None where the read model has not reached ``position`` (or has no
     tracking row yet), so the caller replays the log instead."""
     scene: dict[str, Any] = {document.OBJECTS: {}, document.META: {}}

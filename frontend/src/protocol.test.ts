@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { CloseCode, MessageType, describeClose, isRetryable, parseNotice } from './protocol'
 
-const PY = fileURLToPath(new URL('../../core/crdt/protocol.py', import.meta.url))
+const PY = fileURLToPath(new URL('../../core/collab/protocol.py', import.meta.url))
 
 /** `NAME = 123` lines of one IntEnum class in the server's protocol module. */
 function pythonEnum(source: string, cls: string): Record<string, number> {

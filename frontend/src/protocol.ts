@@ -1,5 +1,5 @@
 /**
- * The scene WebSocket's protocol constants, mirroring core/crdt/protocol.py: y-websocket
+ * The scene WebSocket's protocol constants, mirroring core/collab/protocol.py: y-websocket
  * message types plus the studio's NOTICE extension, and the close codes the server uses.
  */
 

@@ -1,8 +1,8 @@
 /**
- * The shared scene as the server's core/crdt/document.py lays it out: `objects` is a Y.Map of
+ * The shared scene as the server's core/scene/document.py lays it out: `objects` is a Y.Map of
  * object id → Y.Map of fields; `transform` is a plain JSON value {position, rotation, scale}.
  * The fields' types and limits come from `sceneSchema.json`, which the server's scene schema
- * (core/crdt/scene_schema.py) generates: the server refuses edits that break it, and this
+ * (core/scene/scene_schema.py) generates: the server refuses edits that break it, and this
  * module reads only what conforms, since a document stored before it did may hold anything.
  */
 import * as Y from 'yjs'

@@ -25,13 +25,13 @@ from uuid import UUID
 import psycopg
 import pytest
 
-from core.crdt import document
 from core.errors import Conflict
 from core.events.project import Project
 from core.events.scene import Scene
 from core.events.studio import Studio
 from core.projections.registry import READ_MODEL_NAMES
 from core.projections.runner import ProjectionRunner
+from core.scene import document
 from core.settings import Settings
 
 WRITERS = 8

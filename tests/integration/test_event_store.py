@@ -13,12 +13,12 @@ from collections.abc import Iterator
 import pytest
 
 import core.events.scene
-from core.crdt import document
 from core.errors import Conflict
 from core.events.persistence import VersionClash, eventstore_env
 from core.events.project import Project
 from core.events.scene import Scene
 from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from core.crdt.fanout import Fanout, PresenceChange, SceneChange
+from core.collab.fanout import Fanout, PresenceChange, SceneChange
 from core.events.jetstream import connect
 from core.settings import Settings
 

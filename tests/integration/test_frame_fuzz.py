@@ -34,11 +34,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from core.crdt import protocol, scene_schema
-from core.crdt.room import SceneRoom
+from core.collab import protocol
+from core.collab.room import SceneRoom
 from core.errors import InvalidInput
 from core.events.scene import Scene
 from core.events.studio import Studio
+from core.scene import scene_schema
 from core.settings import Settings
 from tests.integration import test_yjs_interop as interop
 from tests.integration.test_yjs_interop import ApiNode, make_project, make_user

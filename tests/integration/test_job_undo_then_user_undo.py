@@ -14,8 +14,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from core.crdt import document, origins
 from core.events.studio import Studio
+from core.scene import document, origins
 from core.settings import Settings
 from tests.integration.test_mesh_operations import open_box_stl, upload
 

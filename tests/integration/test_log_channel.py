@@ -25,7 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from core.crdt.scene_log import APPLICATION_NAME
+from core.collab.scene_log import APPLICATION_NAME
 from core.settings import Settings
 from tests.integration.test_yjs_interop import ApiNode, User, make_project, make_user
 from tests.yjs_clients import ROOT, YjsPeers, ensure_node_modules, wait_converged

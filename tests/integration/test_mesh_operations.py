@@ -18,12 +18,12 @@ import pytest
 import trimesh
 from starlette.testclient import TestClient
 
-from core.crdt import document
 from core.events.job import JobState
 from core.events.job_kinds import MESH_REPAIR
 from core.events.outbox import OutboxDispatcher
 from core.events.studio import Studio
 from core.meshio import load_mesh
+from core.scene import document
 from core.settings import Settings
 from tests.integration.conftest import async_part
 from tests.integration.helpers import box_stl, event_topics, poll

@@ -12,8 +12,9 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from api.app import create_app
-from core.crdt import document, protocol
+from core.collab import protocol
 from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
 from tests.integration.helpers import event_topics
 

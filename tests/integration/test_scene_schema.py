@@ -21,8 +21,8 @@ from starlette.testclient import TestClient
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
-from core.crdt import scene_schema
 from core.events.studio import Studio
+from core.scene import scene_schema
 from core.settings import Settings
 from tests.integration import test_yjs_interop as interop
 from tests.integration.helpers import poll as poll_until

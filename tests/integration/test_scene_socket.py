@@ -16,13 +16,14 @@ from pycrdt import Decoder, Doc, Map, write_var_uint
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-import core.crdt.room
+import core.collab.room
 import core.events.scene
-from core.crdt import document, protocol
-from core.crdt.fanout import Fanout
+from core.collab import protocol
+from core.collab.fanout import Fanout
 from core.events.jetstream import connect
 from core.events.scene import Scene
 from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
 
 
@@ -302,7 +303,7 @@ def test_a_room_stops_reading_while_too_much_waits_for_a_store(
     pass the room's limit, the room reads no more of its frames until the store catches up,
     so what waits in memory stays near the limit; every edit is still stored and seen."""
     cap = 2000
-    monkeypatch.setattr(core.crdt.room, "MAX_PENDING_BYTES", cap)
+    monkeypatch.setattr(core.collab.room, "MAX_PENDING_BYTES", cap)
     admin = make_account("ada", admin=True)
     project_id = project[0]
     edits = [f"o{i}" for i in range(10)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from core.crdt import document
 from core.errors import InvalidInput, NotFound
 from core.events.scene import COMPACT_EVERY_UPDATES
 from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
 
 

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import core.events.scene
-from core.crdt import document
 from core.events.job import Job
 from core.events.project import Project
 from core.events.roles import Role
@@ -31,6 +30,7 @@ from core.events.scene import Scene
 from core.events.studio import Studio
 from core.projections.runner import ProjectionRunner
 from core.projections.scene_objects import SCENE_AT, scene_from_rows
+from core.scene import document
 from core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

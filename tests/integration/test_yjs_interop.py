@@ -29,9 +29,9 @@ from pycrdt import Doc, Map
 from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
-from core.crdt import document
 from core.events.scene import Scene
 from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
 from infra.admin import create_user
 from tests.yjs_clients import (

@@ -1,6 +1,6 @@
 """The scene socket's frames are read with bounded work: varints of at most 10 bytes, every
 length checked against the frame before it is read, exactly one message per frame, and the
-Yjs update inside read the same way (:mod:`core.crdt.update_reader`)."""
+Yjs update inside read the same way (:mod:`core.scene.update_reader`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pycrdt import Awareness, Doc, Map, write_var_uint
 
-from core.crdt import protocol
-from core.crdt.protocol import FrameReader
-from core.crdt.update_reader import Content, TypeRef, read_update
+from core.collab import protocol
 from core.errors import InvalidInput
+from core.scene.lib0 import FrameReader
+from core.scene.update_reader import Content, TypeRef, read_update
 
 
 def _update() -> bytes:

@@ -7,9 +7,9 @@ from uuid import uuid4
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.crdt import origins
-from core.crdt.origins import Kind
-from core.crdt.undo import LoggedChange, change_to_undo, undo_to_redo
+from core.scene import origins
+from core.scene.origins import Kind
+from core.scene.undo import LoggedChange, change_to_undo, undo_to_redo
 
 
 def test_what_is_written_reads_back() -> None:

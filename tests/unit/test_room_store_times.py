@@ -1,7 +1,7 @@
 """A room's store times are a window of its latest stores: an old stall leaves the figures
 once enough stores came after it, and the window never grows."""
 
-from core.crdt.room import _nearest_rank, _RecentTimes
+from core.collab.room import _nearest_rank, _RecentTimes
 
 
 def test_the_window_keeps_the_latest_times_only():

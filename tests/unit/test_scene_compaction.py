@@ -14,7 +14,6 @@ import pytest
 from pycrdt import Doc, Map, TransactionEvent
 
 import core.events.scene
-from core.crdt import document
 from core.events.scene import (
     COMPACT_EVERY_BYTES,
     COMPACT_EVERY_UPDATES,
@@ -22,6 +21,7 @@ from core.events.scene import (
     Scene,
     compaction_due,
 )
+from core.scene import document
 
 
 class Peer:

@@ -1,4 +1,4 @@
-"""One constructor builds a scene object (:mod:`core.crdt.scene_object`): what it builds is an
+"""One constructor builds a scene object (:mod:`core.scene.scene_object`): what it builds is an
 object the room would take from a client, it refuses what the scene schema refuses, and no
 module of the server builds an object's fields by hand beside it."""
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from core.crdt import document
-from core.crdt.scene_object import identity_transform, scene_object, shown_mesh
 from core.errors import InvalidInput
+from core.scene import document
+from core.scene.scene_object import identity_transform, scene_object, shown_mesh
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ("scene_object.py", "scene_schema.py")  # the constructor, and the rules it follows

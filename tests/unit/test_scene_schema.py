@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pycrdt import Array, Doc, Map, Text, XmlFragment
 
-from core.crdt import document, scene_schema
 from core.errors import InvalidInput
+from core.scene import document, scene_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -166,8 +166,8 @@ def test_reverting_a_bad_document_removes_what_does_not_conform() -> None:
 
 
 def test_the_browser_reads_the_same_schema() -> None:
-    """``frontend/src/sceneSchema.json`` is what ``python -m core.crdt.scene_schema`` writes."""
+    """``frontend/src/sceneSchema.json`` is what ``python -m core.scene.scene_schema`` writes."""
     shipped = json.loads((ROOT / "frontend" / "src" / "sceneSchema.json").read_text())
     assert shipped == json.loads(json.dumps(scene_schema.json_schema())), \
-        "regenerate it: python -m core.crdt.scene_schema > frontend/src/sceneSchema.json"
+        "regenerate it: python -m core.scene.scene_schema > frontend/src/sceneSchema.json"
     assert set(shipped["properties"]) == set(scene_schema.FIELDS)

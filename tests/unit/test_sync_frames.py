@@ -1,6 +1,6 @@
 """The sync frames the studio writes are the ones a Yjs peer reads.
 
-``core.crdt.protocol`` writes sync step 1 and step 2 from pycrdt's public parts (pycrdt keeps
+``core.collab.protocol`` writes sync step 1 and step 2 from pycrdt's public parts (pycrdt keeps
 its own builders private); a pycrdt document answering them through its public
 ``handle_sync_message`` is the judge, at lengths on both sides of each varint width.
 """
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from pycrdt import Doc, Map, Text, handle_sync_message
 
-from core.crdt import protocol
+from core.collab import protocol
 
 
 def _doc_with_text(length: int) -> Doc[Any]:

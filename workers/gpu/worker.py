@@ -23,7 +23,6 @@ from uuid import uuid5
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core.crdt.scene_object import scene_object, shown_mesh
 from core.errors import InvalidInput
 from core.events.blobs import BlobStore, digest_of
 from core.events.jetstream import connect
@@ -32,6 +31,7 @@ from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS, GPU_COMMANDS
 from core.events.progress import JobProgress
 from core.events.studio import Studio
 from core.generators import GeneratorReport, report_generators
+from core.scene.scene_object import scene_object, shown_mesh
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.gpu.backends import GeneratedMesh, GeneratorBackend, Stage

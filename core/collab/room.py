@@ -1,7 +1,7 @@
 """One project's live scene on one API node: its document, its peers, their presence.
 
 The room's document only ever holds what is stored. An edit from a peer is checked against the
-scene schema (:mod:`core.crdt.scene_schema`: first the update itself, then what it changed in
+scene schema (:mod:`core.scene.scene_schema`: first the update itself, then what it changed in
 the accepted document; a refused edit is taken back out and its socket closed), queued,
 and appended to the event log together with whatever else arrived while the previous batch
 was being stored (one transaction per batch, one event per author); only after the commit is
@@ -9,7 +9,7 @@ it sent to the other peers (not back to its author, who has it), applied to the 
 and published to the other nodes.
 
 Every change stored elsewhere (another node's room, a route, a worker) reaches the room from the
-log: the node's :class:`~core.crdt.scene_log.SceneLogFollower` passes on each committed scene
+log: the node's :class:`~core.collab.scene_log.SceneLogFollower` passes on each committed scene
 version (:meth:`SceneRoom.log_moved`) and the room reads what it lacks. The other nodes' NATS
 messages carry the same edits as a fast path; nothing depends on them arriving.
 If the append fails, the authors' sockets are closed with ``STORAGE_FAILED``: their clients
@@ -37,13 +37,14 @@ from psycopg_pool import AsyncConnectionPool
 from pycrdt import Awareness as AwarenessStates
 from pycrdt import Doc
 
-from core.crdt import document, protocol, scene_schema
-from core.crdt.fanout import Fanout, PresenceChange, SceneChange
-from core.crdt.protocol import CloseCode
+from core.collab import protocol
+from core.collab.fanout import Fanout, PresenceChange, SceneChange
+from core.collab.protocol import CloseCode
 from core.errors import InvalidInput
 from core.events import scene as scene_events
 from core.events.scene_writer import SceneWriter
 from core.events.studio import Studio
+from core.scene import document, scene_schema
 
 log = logging.getLogger(__name__)
 

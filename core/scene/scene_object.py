@@ -3,7 +3,7 @@
 A generation's stages, a cache hit answered from another job and a mesh job shown on an object
 all write objects into the scene as server-made edits. Built by hand in each place, their
 fields drifted (a default transform here, no material there); built here, they are the same
-everywhere and hold to :mod:`core.crdt.scene_schema`, the rules the room holds every client's
+everywhere and hold to :mod:`core.scene.scene_schema`, the rules the room holds every client's
 edit to, so a server-made object is never one that a client could not have written.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from core.crdt.scene_schema import field_problem
 from core.errors import InvalidInput
+from core.scene.scene_schema import field_problem
 
 Vector = Sequence[float]
 

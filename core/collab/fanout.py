@@ -5,7 +5,7 @@ Document messages carry the scene versions they cover. A node that notices a gap
 message, or another node's concurrent append) reads the missing versions from the event
 store, so NATS being at-most-once never makes a room diverge from the log. They are a fast
 path only: every committed scene version also reaches every node from the log itself
-(:mod:`core.crdt.scene_log`), so a lost message delays nothing for long.
+(:mod:`core.collab.scene_log`), so a lost message delays nothing for long.
 """
 
 from __future__ import annotations

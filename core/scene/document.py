@@ -1,6 +1,6 @@
 """The scene document: a Yjs doc with two top-level maps, and the pure operations on its bytes.
 
-Schema (:mod:`core.crdt.scene_schema` has the rules, which the browser reads too):
+Schema (:mod:`core.scene.scene_schema` has the rules, which the browser reads too):
 
 - ``objects``: object id → map of ``name`` (str), ``asset`` (asset id), ``blob`` (mesh blob key),
   ``transform`` ({position: [x,y,z], rotation: [x,y,z,w], scale: [x,y,z]}), ``material`` (map),
@@ -23,10 +23,10 @@ from typing import Any
 
 from pycrdt import Doc, Map, merge_updates
 
-from core.crdt import scene_schema
-from core.crdt.scene_schema import META as META
-from core.crdt.scene_schema import OBJECTS as OBJECTS
 from core.errors import InvalidInput
+from core.scene import scene_schema
+from core.scene.scene_schema import META as META
+from core.scene.scene_schema import OBJECTS as OBJECTS
 
 
 def load(*updates: bytes) -> Doc:

@@ -19,8 +19,8 @@ import struct
 from enum import IntEnum
 from typing import Any, NamedTuple
 
-from core.crdt.protocol import FrameReader
 from core.errors import InvalidInput
+from core.scene.lib0 import FrameReader
 
 # Yjs's item info byte: the low five bits name the content; the high bits say what follows.
 _CONTENT_BITS = 0x1F

@@ -21,7 +21,7 @@ import psycopg
 from anyio.abc import TaskStatus
 from psycopg import sql
 
-from core.crdt.rooms import SceneRooms
+from core.collab.rooms import SceneRooms
 from core.database import CONNECT_TIMEOUT_S
 from core.events.store import SCENE_CHANNEL, SCENE_HEADS, parse_scene_notice
 

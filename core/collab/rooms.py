@@ -11,8 +11,8 @@ from uuid import UUID
 from anyio.abc import TaskGroup
 from psycopg_pool import AsyncConnectionPool
 
-from core.crdt.fanout import Fanout
-from core.crdt.room import RoomStats, SceneRoom
+from core.collab.fanout import Fanout
+from core.collab.room import RoomStats, SceneRoom
 from core.events.scene import Scene
 from core.events.studio import Studio
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from pycrdt import Map, UndoManager
 
-from core.crdt import document, origins
+from core.scene import document, origins
 
 TARGET = "target"
 LATER = "later"
