@@ -4,6 +4,7 @@
  * messages. y-websocket reconnects by itself and resends edits made while offline.
  */
 import * as decoding from 'lib0/decoding'
+import * as encoding from 'lib0/encoding'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { MessageType, describeClose, parseNotice, type Notice } from './protocol'
@@ -64,6 +65,21 @@ export interface CollabState {
   refusal: string | null
   /** Whether local edits are waiting to reach the server (made while offline). */
   pending: boolean
+  /** The connection was up and is lost: from the moment that is known until synced again. */
+  offline: boolean
+}
+
+/** A connection that has been silent this long is taken for dead (see `SceneSession.watch`):
+ *  the user is told within 2 s, not after y-websocket's own 30 s. */
+export const SILENT_MS = 1500
+/** After this long without a message, ask the server for presence (answered at once, so a
+ *  live connection is never silent for `SILENT_MS`); a busy connection sends nothing extra. */
+export const HEARTBEAT_MS = 500
+const WATCH_MS = 250
+
+/** Whether a connected socket that last heard from the server at `lastMessage` is dead. */
+export function isSilent(lastMessage: number, now: number): boolean {
+  return now - lastMessage > SILENT_MS
 }
 
 const PALETTE = ['#e91e63', '#2196f3', '#4caf50', '#ff9800', '#9c27b0', '#00bcd4', '#cddc39',
@@ -104,7 +120,10 @@ export function withDrags<T extends { id: string; transform: Transform }>(
 export class SceneSession {
   readonly doc = new Y.Doc()
   readonly provider: WebsocketProvider
-  private state: CollabState = { status: 'connecting', synced: false, refusal: null, pending: false }
+  private state: CollabState = { status: 'connecting', synced: false, refusal: null, pending: false,
+                                 offline: false }
+  private watchdog: ReturnType<typeof setInterval>
+  private readonly onBrowserOffline = (): void => this.drop()
   private listeners = new Set<Listener>()
   private noticeListeners = new Set<(n: Notice) => void>()
 
@@ -124,11 +143,15 @@ export class SceneSession {
         const awareness = this.provider.awareness
         awareness.setLocalState({ ...(awareness.getLocalState() ?? {}) })
       }
-      this.set({ status: status as ConnectionStatus })
+      const lost = status === 'disconnected' || this.state.offline
+      this.set({ status: status as ConnectionStatus, offline: lost })
     })
     this.provider.on('sync', (synced: boolean) => {
-      this.set({ synced, pending: synced ? false : this.state.pending })
+      this.set({ synced, pending: synced ? false : this.state.pending,
+                 offline: synced ? false : this.state.offline })
     })
+    this.watchdog = setInterval(() => this.watch(), WATCH_MS)
+    window.addEventListener('offline', this.onBrowserOffline)
     this.provider.on('closed', ({ code, reason }: { code: number; reason: string }) => {
       this.set({ status: 'refused', refusal: describeClose(code, reason) })
     })
@@ -183,7 +206,36 @@ export class SceneSession {
     return peers.sort((a, b) => Number(b.self) - Number(a.self) || a.user.name.localeCompare(b.user.name))
   }
 
+  /** Keeps a quiet connection talking (a presence query the server answers) and drops one
+   *  that stopped answering: a vanished network closes no socket, and y-websocket alone
+   *  notices only after 30 s of silence, showing others' presence all the while. */
+  private watch(): void {
+    const provider = this.provider
+    // Not before the first sync of a connection: a large scene may take a while to arrive.
+    if (!provider.wsconnected || !provider.synced || !provider.ws) return
+    const now = Date.now()
+    if (isSilent(provider.wsLastMessageReceived, now)) {
+      this.drop()
+    } else if (now - provider.wsLastMessageReceived > HEARTBEAT_MS &&
+               provider.ws.readyState === WebSocket.OPEN && provider.ws.bufferedAmount === 0) {
+      const query = encoding.createEncoder()
+      encoding.writeVarUint(query, MessageType.QUERY_AWARENESS)
+      provider.ws.send(encoding.toUint8Array(query))
+    }
+  }
+
+  /** Closes a dead connection at once and starts reconnecting: y-websocket then forgets the
+   *  others' presence and reports 'disconnected', and resends local edits once back. */
+  private drop(): void {
+    if (this.state.status === 'refused' || !this.provider.shouldConnect) return
+    this.set({ offline: true })
+    this.provider.disconnect()
+    this.provider.connect()
+  }
+
   destroy(): void {
+    clearInterval(this.watchdog)
+    window.removeEventListener('offline', this.onBrowserOffline)
     this.provider.awareness.setLocalState(null)
     this.provider.destroy()
     this.doc.destroy()
