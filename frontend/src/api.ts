@@ -149,7 +149,8 @@ export const api = {
 
 /** `POST .../generate-progressive` with the image; the response body is the NDJSON stream. */
 export async function startGeneration(
-  projectId: string, image: File, params: { faceBudget?: number; seed?: number; backend?: string },
+  projectId: string, image: File,
+  params: { faceBudget?: number; seed?: number; backend?: string; heightMm?: number },
   signal?: AbortSignal,
 ): Promise<ReadableStream<Uint8Array>> {
   const form = new FormData()
@@ -157,6 +158,7 @@ export async function startGeneration(
   if (params.faceBudget !== undefined) form.append('face_budget', String(params.faceBudget))
   if (params.seed !== undefined) form.append('seed', String(params.seed))
   if (params.backend) form.append('backend', params.backend)
+  if (params.heightMm !== undefined) form.append('height_mm', String(params.heightMm))
   const response = await fetch(`${p(projectId)}/generate-progressive`, {
     method: 'POST', body: form, credentials: 'same-origin', signal,
     headers: { Accept: 'application/x-ndjson' },

@@ -10,6 +10,10 @@ interface Props {
 }
 
 const STEPS = ['queued', 'started', ...STAGES] as const
+/** A generated mesh has no size of its own: it is stored this tall unless told otherwise. */
+export const DEFAULT_HEIGHT_MM = 50
+const MIN_HEIGHT_MM = 1
+const MAX_HEIGHT_MM = 1000
 
 export function GenerationPanel({ projectId, canEdit }: Props) {
   const { progress, error, running, start, cancel } = useGeneration(projectId)
@@ -17,6 +21,7 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
   const [backend, setBackend] = useState('inflate')
   const [faceBudget, setFaceBudget] = useState('')
   const [seed, setSeed] = useState('0')
+  const [height, setHeight] = useState(String(DEFAULT_HEIGHT_MM))
   const [over, setOver] = useState(false)
   const input = useRef<HTMLInputElement>(null)
 
@@ -27,7 +32,8 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
   function run(file: File | undefined): void {
     if (!file || !canEdit || running) return
     const budget = faceBudget.trim() === '' ? undefined : Number(faceBudget)
-    void start(file, { backend, faceBudget: budget, seed: Number(seed) || 0 })
+    const heightMm = height.trim() === '' ? undefined : Number(height)
+    void start(file, { backend, faceBudget: budget, seed: Number(seed) || 0, heightMm })
   }
 
   function onDrop(e: DragEvent): void {
@@ -59,6 +65,12 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
           Face budget
           <input type="number" min={4} max={1000000} placeholder="default" value={faceBudget}
             disabled={!canEdit || running} onChange={(e) => setFaceBudget(e.target.value)} />
+        </label>
+        <label>
+          Height (mm)
+          <input type="number" min={MIN_HEIGHT_MM} max={MAX_HEIGHT_MM} step="any" value={height}
+            placeholder={String(DEFAULT_HEIGHT_MM)} disabled={!canEdit || running}
+            onChange={(e) => setHeight(e.target.value)} />
         </label>
         <label>
           Seed

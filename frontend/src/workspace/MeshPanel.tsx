@@ -42,10 +42,15 @@ interface Printability {
   thin: { area_fraction: number; limit_mm: number }
   overhang: { area_mm2: number; angle_deg: number }
   support: { volume_mm3: number }
-  build: { fits_as_is: boolean; scale_needed: number | null }
+  build: { fits_as_is: boolean; scale_needed: number | null; too_small?: boolean;
+           min_size_mm?: number }
   print: { time_s: number; weight_g: number; material: string }
   recommendations: Recommendation[]
 }
+
+/** Recommendations a button applies; others (enlarge a part too small to print: generate it
+ *  taller, or scale the object) are advice only. */
+const APPLICABLE = new Set(['repair', 'reorient', 'scale', 'thicken', 'hollow'])
 
 const STYLES = ['low_poly', 'organic', 'mechanical', 'futuristic', 'custom'] as const
 const EXPORTS = ['glb', 'stl', 'obj', '3mf'] as const
@@ -237,7 +242,11 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
             <dt>Support</dt><dd>{(printability.support.volume_mm3 / 1000).toFixed(1)} cm³</dd>
             <dt>Print</dt>
             <dd>{formatTime(printability.print.time_s)} · {printability.print.weight_g.toFixed(1)} g {printability.print.material}</dd>
-            <dt>Fits the printer</dt><dd>{printability.build.fits_as_is ? 'yes' : 'no'}</dd>
+            <dt>Fits the printer</dt>
+            <dd data-testid="fits-printer">{printability.build.fits_as_is ? 'yes'
+              : printability.build.too_small
+                ? `no: too small to print (under ${printability.build.min_size_mm ?? '?'} mm)`
+                : 'no'}</dd>
           </>}
         </dl>
       )}
@@ -256,10 +265,12 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
               {printability.recommendations.map((r) => (
                 <li key={r.action}>
                   <span>{r.reason} (→ {Math.round(r.expected_score)})</span>
-                  <button type="button" className="small" disabled={disabled}
-                    onClick={() => applyRecommendation(r)}>
-                    {r.action}
-                  </button>
+                  {APPLICABLE.has(r.action) && (
+                    <button type="button" className="small" disabled={disabled}
+                      onClick={() => applyRecommendation(r)}>
+                      {r.action}
+                    </button>
+                  )}
                 </li>
               ))}
             </ul>

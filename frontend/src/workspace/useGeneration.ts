@@ -8,6 +8,8 @@ export interface GenerationParams {
   faceBudget?: number
   seed?: number
   backend?: string
+  /** The object's height in millimetres (the server's default: 50). */
+  heightMm?: number
 }
 
 export interface Generation {
