@@ -39,6 +39,8 @@ import type { MaterialPreview } from '../materialPreview'
 import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
+import { drawPrintBed, standOnBed } from './printBed'
+import { upAxisOf, type UpAxis } from './upAxis'
 import { FrameTimes, type RenderStats } from './stats'
 import type { Footprint } from '../placement'
 
@@ -198,6 +200,7 @@ export class Viewport {
     })
 
     this.buildGridAndAxes()
+    drawPrintBed(scene)
     this.highlight = new HighlightLayer('selection', scene, { isStroke: true, blurHorizontalSize: 1, blurVerticalSize: 1 })
     this.highlight.innerGlow = false
 
@@ -304,7 +307,7 @@ export class Viewport {
     const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
     const stale = (): boolean => entry.url !== url || this.entries.get(entry.object.id) !== entry
     try {
-      const container = await this.acquire(key, url)
+      const container = await this.acquire(key, url, await upAxisOf(entry.object))
       const model = this.sources.get(key)?.model
       if (stale() || !model) {
         this.release(key) // a newer stage arrived meanwhile, or the object is gone
@@ -367,7 +370,7 @@ export class Viewport {
     const far = { key, model: null as InstancedModel | null, active: false }
     entry.far = far
     try {
-      await this.acquire(key, url)
+      await this.acquire(key, url, 'y') // a generated object's preview stage
     } catch {
       if (entry.far === far) entry.far = null
       return // no preview stage: the object keeps its own stage at every distance
@@ -466,9 +469,9 @@ export class Viewport {
     }
   }
 
-  /** The loaded GLB of `url` (under `key`: URL and shading), loaded on first use and
-   *  counted until `release`. */
-  private acquire(key: string, url: string): Promise<AssetContainer> {
+  /** The loaded GLB of `url` (under `key`: URL and shading), loaded on first use, stood
+   *  upright (`up`: its file's up axis) on the bed, and counted until `release`. */
+  private acquire(key: string, url: string, up: UpAxis): Promise<AssetContainer> {
     let source = this.sources.get(key)
     if (!source) {
       const flat = this.flat
@@ -476,6 +479,7 @@ export class Viewport {
                                 model: null, users: 0 }
       created.container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
         .then((c) => {
+          standOnBed(c, up)
           if (flat) {
             for (const mesh of c.meshes) if (mesh instanceof Mesh) mesh.convertToFlatShadedMesh()
           }

@@ -1,0 +1,118 @@
+/**
+ * The print bed: the default printer profile's build volume (x, y, z in mm, z up) drawn in
+ * the viewer's Y-up frame as a plate at y = 0 centred on the origin with the volume's outline
+ * above it, and what stands a loaded mesh upright on it (see `standOnBed`).
+ */
+import type { AssetContainer } from '@babylonjs/core/assetContainer'
+import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
+import { Color3 } from '@babylonjs/core/Maths/math.color'
+import { Matrix, Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
+import { CreateGround } from '@babylonjs/core/Meshes/Builders/groundBuilder'
+import { CreateLineSystem } from '@babylonjs/core/Meshes/Builders/linesBuilder'
+import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
+import type { Scene } from '@babylonjs/core/scene'
+import printer from '../printerProfile.json'
+import { uprightRotation, zUpToYUp, type UpAxis } from './upAxis'
+
+type Vec3 = [number, number, number]
+
+export const BUILD_VOLUME_MM = printer.build_volume_mm as Vec3
+
+/** The build volume in the viewer's frame: its plate at y = 0, centred on the origin. */
+export function buildBox(volume: Vec3 = BUILD_VOLUME_MM): { min: Vec3; max: Vec3 } {
+  const [x, y, z] = volume
+  const corner = zUpToYUp([x / 2, y / 2, z]) // the far top corner: (x/2, z, -y/2)
+  return { min: [-corner[0], 0, corner[2]], max: [corner[0], corner[1], -corner[2]] }
+}
+
+/** The move that centres a box's footprint on the origin and sets its lowest point on the
+ *  plate (y = 0). */
+export function restOffset(min: Vec3, max: Vec3): Vec3 {
+  return [-(min[0] + max[0]) / 2, -min[1], -(min[2] + max[2]) / 2]
+}
+
+const PLATE_LINE_MM = 10
+
+/** Draws the plate (with a line every 10 mm) and the build volume's edges; nothing pickable. */
+export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void {
+  const { min, max } = buildBox(volume)
+  const [w, d] = [max[0] - min[0], max[2] - min[2]]
+  const plate = CreateGround('print-bed', { width: w, height: d }, scene)
+  plate.position.y = -0.05 // just under the objects that rest on it
+  plate.isPickable = false
+  const material = new StandardMaterial('print-bed', scene)
+  material.diffuseColor = new Color3(0.16, 0.17, 0.2)
+  material.specularColor = new Color3(0, 0, 0)
+  material.backFaceCulling = false
+  material.alpha = 0.85
+  plate.material = material
+
+  const lines: Vector3[][] = []
+  const y = -0.02
+  for (let x = Math.ceil(min[0] / PLATE_LINE_MM) * PLATE_LINE_MM; x <= max[0]; x += PLATE_LINE_MM) {
+    lines.push([new Vector3(x, y, min[2]), new Vector3(x, y, max[2])])
+  }
+  for (let z = Math.ceil(min[2] / PLATE_LINE_MM) * PLATE_LINE_MM; z <= max[2]; z += PLATE_LINE_MM) {
+    lines.push([new Vector3(min[0], y, z), new Vector3(max[0], y, z)])
+  }
+  const plateLines = CreateLineSystem('print-bed-lines', { lines }, scene)
+  plateLines.color = new Color3(0.24, 0.26, 0.3)
+  plateLines.isPickable = false
+
+  const c = (i: number, j: number, k: number): Vector3 =>
+    new Vector3(i ? max[0] : min[0], j ? max[1] : min[1], k ? max[2] : min[2])
+  const edges: Vector3[][] = []
+  for (const [p, q] of [[0, 0], [0, 1], [1, 0], [1, 1]] as const) {
+    edges.push([c(0, p, q), c(1, p, q)]) // along x
+    edges.push([c(p, 0, q), c(p, 1, q)]) // upright
+    edges.push([c(p, q, 0), c(p, q, 1)]) // along z
+  }
+  const outline = CreateLineSystem('build-volume', { lines: edges }, scene)
+  outline.color = new Color3(0.45, 0.5, 0.6)
+  outline.isPickable = false
+}
+
+/** Turns a loaded mesh file upright (`up`: its file's up axis) and rests it on the plate,
+ *  its footprint centred on the origin: the object's own transform then places it on the
+ *  bed. Done once per loaded file, before its nodes are copied or instanced. */
+export function standOnBed(container: AssetContainer, up: UpAxis): void {
+  const roots = container.rootNodes.filter((n): n is TransformNode => n instanceof TransformNode)
+  const turn = Matrix.Identity()
+  uprightRotation(up).toRotationMatrix(turn)
+  for (const root of roots) appendToLocal(root, turn)
+  let min: Vector3 | null = null
+  let max: Vector3 | null = null
+  for (const root of roots) {
+    root.computeWorldMatrix(true)
+    for (const node of root.getDescendants(false)) {
+      if (node instanceof TransformNode) node.computeWorldMatrix(true)
+    }
+  }
+  for (const mesh of container.meshes) {
+    if (mesh.getTotalVertices() === 0) continue
+    const box = mesh.getBoundingInfo()
+    box.update(mesh.getWorldMatrix())
+    min = min ? Vector3.Minimize(min, box.boundingBox.minimumWorld) : box.boundingBox.minimumWorld.clone()
+    max = max ? Vector3.Maximize(max, box.boundingBox.maximumWorld) : box.boundingBox.maximumWorld.clone()
+  }
+  if (!min || !max) return
+  const offset = restOffset(min.asArray() as Vec3, max.asArray() as Vec3)
+  const move = Matrix.Translation(...offset)
+  for (const root of roots) {
+    appendToLocal(root, move)
+    root.computeWorldMatrix(true)
+    for (const node of root.getDescendants(false)) {
+      if (node instanceof TransformNode) node.computeWorldMatrix(true)
+    }
+  }
+}
+
+/** Sets a root node's local transform to itself followed by `after` (row vectors). */
+function appendToLocal(node: TransformNode, after: Matrix): void {
+  const rotation = node.rotationQuaternion ?? Quaternion.FromEulerVector(node.rotation)
+  const local = Matrix.Compose(node.scaling, rotation, node.position)
+  const result = local.multiply(after)
+  const q = new Quaternion()
+  result.decompose(node.scaling, q, node.position)
+  node.rotationQuaternion = q
+}
