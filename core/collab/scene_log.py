@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 APPLICATION_NAME = "orfeas-scene-log"  # how the listening connection shows in pg_stat_activity
 RETRY_FIRST_S = 0.5
 RETRY_MOST_S = 5.0
+# A LISTEN connection only reads, so a server that vanished without closing it (a host gone, a
+# network cut) would leave it waiting for ever: TCP keepalives notice within about 11 s.
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                              "keepalives_count": 3}
 
 
 class SceneLogFollower:
@@ -66,7 +70,7 @@ class SceneLogFollower:
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(
             self._database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-            application_name=APPLICATION_NAME)
+            application_name=APPLICATION_NAME, **KEEPALIVES)
 
     async def _catch_up(self, conn: psycopg.AsyncConnection[Any]) -> None:
         """Every room here to its scene's latest version, as if the log had just said so."""
