@@ -229,8 +229,8 @@ def _failure(label: str, exitcode: int | None, limits: CheckLimits,
              *, timed_out: bool) -> TooLarge | UnsupportedMedia:
     """The error for a child that sent nothing: killed at the time limit, or died."""
     if timed_out or exitcode == -signal.SIGXCPU:
-        return TooLarge(f"{label}: checking it took longer than {limits.seconds:g} s; "
-                        "a file this complex cannot be accepted")
+        return TooLarge(f"{label}: processing it took longer than {limits.seconds:g} s; "
+                        "a file this complex is beyond this studio's limits")
     if exitcode == -signal.SIGKILL:  # nobody but the kernel's OOM killer sends it
         return _over_memory(label, limits)
     return UnsupportedMedia(f"{label}: could not be read (the reader ended with code "
@@ -238,8 +238,8 @@ def _failure(label: str, exitcode: int | None, limits: CheckLimits,
 
 
 def _over_memory(label: str, limits: CheckLimits) -> TooLarge:
-    return TooLarge(f"{label}: checking it needs more than {limits.memory_bytes // MIB} MiB "
-                    "of memory; a file this large or complex cannot be accepted")
+    return TooLarge(f"{label}: processing it needs more than {limits.memory_bytes // MIB} MiB "
+                    "of memory; a file this large or complex is beyond this studio's limits")
 
 
 def _child_main(sender: Connection, parent_pid: int, limits: CheckLimits,
