@@ -25,6 +25,7 @@ from api.routes import (
     meshes,
     projects,
     reference,
+    users,
 )
 from core.settings import Settings
 
@@ -42,6 +43,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/auth/session", accounts.delete_session, methods=["DELETE"]),
         Route(f"{V1}/me", accounts.me, methods=["GET"]),
         Route(f"{V1}/admin/users", accounts.create_user, methods=["POST"]),
+        Route(f"{V1}/admin/users/{{username}}/disabled", users.set_disabled, methods=["PUT"]),
         Route(f"{V1}/admin/rooms", collab.rooms, methods=["GET"]),
         Route(f"{V1}/admin/quarantine", admin.quarantine, methods=["GET"]),
         Route(f"{V1}/admin/analytics/generation", generation.generation_analytics,
@@ -58,6 +60,8 @@ def routes() -> list[BaseRoute]:
               methods=["GET"]),
         Route(f"{V1}/projects/{{project_id}}/collaborators/{{user_id}}",
               collab.remove_collaborator, methods=["DELETE"]),
+        Route(f"{V1}/projects/{{project_id}}/collaborators/{{user_id}}",
+              collab.change_role, methods=["PATCH"]),
         Route(f"{V1}/projects/{{project_id}}/operations/undo", collab.undo, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/operations/redo", collab.redo, methods=["POST"]),
         Route(f"{V1}/projects/{{project_id}}/assets", assets.upload_asset, methods=["POST"]),

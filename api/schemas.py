@@ -43,6 +43,21 @@ class NewUser(Input):
     email: Annotated[str, text(320, min_length=3)] | None = None
 
 
+class RoleChange(Input):
+    """``PATCH /projects/{id}/collaborators/{user_id}``: a member's new role."""
+
+    role: Annotated[str, text(20, min_length=1)] = Field(
+        description="owner, editor or viewer (any case)")
+
+
+class AccountAccess(Input):
+    """``PUT /admin/users/{username}/disabled``: refuse (or allow again) the account's
+    sign-ins and tokens."""
+
+    disabled: bool = Field(description="true: sign-in is refused and the user's tokens stop "
+                                       "working; false: allowed again.")
+
+
 class ProjectName(Input):
     """``POST /projects`` and ``PATCH /projects/{id}``: the project's name."""
 
@@ -183,6 +198,14 @@ COLLABORATORS = _listing("collaborators", {
     "type": "object", "required": ["user_id", "role", "online"],
     "properties": {"user_id": {"type": "string"}, "role": ROLE,
                    "online": {"type": "boolean"}}})
+MEMBER: dict[str, Any] = {
+    "type": "object", "required": ["user_id", "username", "role"],
+    "properties": {"user_id": {"type": "string"}, "username": {"type": ["string", "null"]},
+                   "role": ROLE}}
+USER_ACCESS: dict[str, Any] = {
+    "type": "object", "required": ["id", "username", "is_admin", "disabled"],
+    "properties": {"id": {"type": "string", "format": "uuid"}, "username": {"type": "string"},
+                   "is_admin": {"type": "boolean"}, "disabled": {"type": "boolean"}}}
 INVITED: dict[str, Any] = {
     "type": "object", "required": ["user", "role"], "properties": {"user": USER, "role": ROLE}}
 SCENE_CHANGE: dict[str, Any] = {

@@ -24,7 +24,7 @@ from api.schemas import SIGNED_IN, TOKEN, USER, Credentials, NewUser, TokenReque
 from core.accounts import SESSION_TTL
 
 
-@contract(body=TokenRequest, status=201, errors=(401,), response=TOKEN)
+@contract(body=TokenRequest, status=201, errors=(401, 403), response=TOKEN)
 @guard(Access(Scope.PUBLIC))
 async def create_token(request: Request) -> Response:
     body = await parse_body(request, TokenRequest)

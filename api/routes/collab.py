@@ -14,10 +14,10 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from api.auth import Access, Scope, authenticate, current_user, guard, project_role
-from api.jsonbody import Json
+from api.jsonbody import Json, parse_body
 from api.openapi import contract
 from api.resources import Resources, resources
-from api.schemas import COLLABORATORS, ROOMS, SCENE_CHANGE
+from api.schemas import COLLABORATORS, MEMBER, ROOMS, SCENE_CHANGE, RoleChange
 from api.ws_peer import WebSocketPeer
 from core.collab.protocol import CloseCode
 from core.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated
@@ -110,6 +110,22 @@ async def collaborators(request: Request) -> Response:
         {"user_id": uid, "username": names.get(uid), "role": role, "online": uid in online}
         for uid, role in sorted(project.members.items(), key=lambda m: -Role.parse(m[1]))
     ]})
+
+
+@contract(body=RoleChange, response=MEMBER, errors=(404, 409))
+@guard(Access(Scope.PROJECT, Role.OWNER))
+async def change_role(request: Request) -> Response:
+    """A member's new role (by id, as the members list gives it); someone not a member is
+    404 here, where ``POST .../invite`` would add them."""
+    body = await parse_body(request, RoleChange)
+    res = resources(request)
+    user_id = request.path_params["user_id"]
+    role = Role.parse(body.role)
+    await asyncio.to_thread(res.studio.change_role, _project_id(request), user_id, role,
+                            current_user(request).key)
+    await res.fanout.control(_project_id(request), {"user": user_id, "role": role.label})
+    names = await res.accounts.usernames([user_id])
+    return Json({"user_id": user_id, "username": names.get(user_id), "role": role.label})
 
 
 @contract(status=204)

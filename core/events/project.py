@@ -153,6 +153,17 @@ class Project(Aggregate):
             self._check_not_last_owner(user, role)
             self._member_role_changed(user=user, role=role.label, actor=actor)
 
+    def change_role(self, user: str, role: Role, actor: str) -> None:
+        """A member's new role; unlike :meth:`invite` it never adds anyone (a member removed
+        meanwhile stays removed)."""
+        self._check_alive()
+        current = self.role_of(user)
+        if current is None:
+            raise NotFound(f"user {user} is not a member of project {self.id}")
+        if current != role:
+            self._check_not_last_owner(user, role)
+            self._member_role_changed(user=user, role=role.label, actor=actor)
+
     def remove_member(self, user: str, actor: str) -> None:
         self._check_alive()
         if user not in self.members:
