@@ -143,6 +143,7 @@ export class SceneSession {
         const awareness = this.provider.awareness
         awareness.setLocalState({ ...(awareness.getLocalState() ?? {}) })
       }
+      if (status === 'disconnected') this.forgetOthers()
       const lost = status === 'disconnected' || this.state.offline
       this.set({ status: status as ConnectionStatus, offline: lost })
     })
@@ -221,6 +222,16 @@ export class SceneSession {
       const query = encoding.createEncoder()
       encoding.writeVarUint(query, MessageType.QUERY_AWARENESS)
       provider.ws.send(encoding.toUint8Array(query))
+    }
+  }
+
+  /** Forgets the others' presence clocks along with their states (y-websocket drops only the
+   *  states): otherwise their unchanged states, sent again on reconnection, read as old and
+   *  are ignored, and they stay invisible until their next renewal (up to 15 s). */
+  private forgetOthers(): void {
+    const awareness = this.provider.awareness
+    for (const id of [...awareness.meta.keys()]) {
+      if (id !== this.doc.clientID) awareness.meta.delete(id)
     }
   }
 
