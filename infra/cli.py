@@ -85,6 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     generate.add_argument("-o", "--output", type=Path, required=True, help="the GLB to write")
     generate.add_argument("--project", help="project id (default: a project named 'CLI')")
     generate.add_argument("--face-budget", type=int)
+    generate.add_argument("--height-mm", type=float,
+                          help="the object's height in millimetres (server default: 50)")
     generate.add_argument("--seed", type=int, default=0)
     _remote(generate)
     generate.set_defaults(run=_generate)
@@ -274,6 +276,8 @@ def _generate(args: argparse.Namespace, settings: Settings) -> int:
     fields = {"seed": str(args.seed)}
     if args.face_budget:
         fields["face_budget"] = str(args.face_budget)
+    if args.height_mm is not None:
+        fields["height_mm"] = str(args.height_mm)
     stages = ["queued", "started", "preview", "medium", "final"]
     final = None
     with tqdm(total=len(stages), desc=args.image.name, unit="stage", file=sys.stderr) as bar:
