@@ -6,12 +6,14 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from api.problems import EXCEPTION_HANDLERS
+from api.ratelimit import RateLimitHeaders
 from api.resources import lifespan_for
 from api.routes import (
     accounts,
@@ -22,6 +24,7 @@ from api.routes import (
     health,
     history,
     jobs,
+    limits,
     meshes,
     projects,
     reference,
@@ -42,7 +45,12 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/auth/session", accounts.create_session, methods=["POST"]),
         Route(f"{V1}/auth/session", accounts.delete_session, methods=["DELETE"]),
         Route(f"{V1}/me", accounts.me, methods=["GET"]),
+        Route(f"{V1}/me/usage", limits.usage, methods=["GET"]),
         Route(f"{V1}/admin/users", accounts.create_user, methods=["POST"]),
+        Route(f"{V1}/admin/users", limits.users, methods=["GET"]),
+        Route(f"{V1}/admin/users/{{username}}/tier", limits.set_user_tier, methods=["PUT"]),
+        Route(f"{V1}/admin/limits", limits.tier_limits, methods=["GET"]),
+        Route(f"{V1}/admin/limits/{{tier}}", limits.set_tier_limits, methods=["PUT"]),
         Route(f"{V1}/admin/users/{{username}}/disabled", users.set_disabled, methods=["PUT"]),
         Route(f"{V1}/admin/rooms", collab.rooms, methods=["GET"]),
         Route(f"{V1}/admin/quarantine", admin.quarantine, methods=["GET"]),
@@ -118,6 +126,7 @@ def frontend_routes(dist: Path = FRONTEND_DIST) -> list[BaseRoute]:
 def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes() + frontend_routes(),
+        middleware=[Middleware(RateLimitHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan_for(settings),
     )

@@ -27,11 +27,13 @@ from uuid import UUID
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
+from api.ratelimit import take
 from api.resources import resources
 from core.accounts import User
 from core.errors import Forbidden, NotFound, Unauthenticated
 from core.events.project import project_uuid
 from core.events.roles import Role
+from core.limits import Limits, Policy
 
 SESSION_COOKIE = "orfeas_session"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -70,6 +72,8 @@ def guard(access: Access) -> Callable[[Endpoint], Endpoint]:
             if access.scope is not Scope.PUBLIC:
                 user = await authenticate(request)
                 request.state.user = user
+                await take(request, Limits(resources(request).pool), user.key,
+                           Policy.REQUESTS, "requests")  # every signed-in route spends one
                 request.state.project_id = await authorise(request, user, access)
             return await endpoint(request)
 

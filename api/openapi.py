@@ -130,6 +130,9 @@ PATH_PARAMETERS: Mapping[str, tuple[Mapping[str, Any], str]] = {
     "version_id": ({"type": "string"}, "A tagged version's id."),
     "stage": ({"type": "string", "enum": ["preview", "medium", "final"]},
               "The generation stage."),
+    "username": ({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"},
+                 "The user's name."),
+    "tier": ({"type": "string", "enum": ["free", "pro", "enterprise"]}, "The tier."),
 }
 
 _PARAMETER = re.compile(r"{(\w+)(?::\w+)?}")

@@ -76,6 +76,7 @@ async def orfeas_error(request: Request, exc: Exception) -> Response:
         log.error("%s %s: %s", request.method, request.url.path, exc)
     service = getattr(exc, "service", None)  # which backing service is missing
     extra = {"service": service} if service else {}
+    extra |= getattr(exc, "problem_extra", {})  # what a refused quota says a client can do
     response = problem(status, str(exc), instance=request.url.path, **extra)
     retry_after_s = getattr(exc, "retry_after_s", None)  # Throttled, ServiceError
     if retry_after_s is not None:

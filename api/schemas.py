@@ -4,12 +4,13 @@ which the mesh worker applies again to the command it reads from the log."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from core.contracts.validation import Input, text
+from core.contracts.validation import WHOLE, Input, text
 from core.events.project import MAX_MESSAGE_LENGTH, MAX_NAME_LENGTH
+from core.limits import BOUNDS as LIMIT_BOUNDS
 
 Username = Annotated[str, text(64, min_length=1)]
 Password = Annotated[str, text(1024, min_length=1)]
@@ -41,6 +42,40 @@ class NewUser(Input):
     is_admin: bool = Field(default=False, description="Site administrator: owner rights on "
                                                        "every project.")
     email: Annotated[str, text(320, min_length=3)] | None = None
+    tier: TierName = Field(default="free", description="free (the default), pro or "
+                                                       "enterprise.")
+
+
+TierName = Literal["free", "pro", "enterprise"]
+
+
+class TierChange(Input):
+    """``PUT /admin/users/{username}/tier``: the user's new tier."""
+
+    tier: TierName
+
+
+def _bounded(name: str, description: str) -> Any:
+    low, high = LIMIT_BOUNDS[name]
+    return Annotated[int, Field(ge=low, le=high, description=description), WHOLE]
+
+
+class TierLimitsBody(Input):
+    """``PUT /admin/limits/{tier}``: every allowance of one tier (all of them, so a typo
+    cannot leave one unset); each within its bounds, else 422 and nothing changes."""
+
+    billable_per_window: _bounded("billable_per_window",  # type: ignore[valid-type]
+                                  "Generation and mesh jobs that run, per window.")
+    billable_window_s: _bounded("billable_window_s",  # type: ignore[valid-type]
+                                "The billable window in seconds (the plan's: 3600).")
+    concurrent_jobs: _bounded("concurrent_jobs",  # type: ignore[valid-type]
+                              "Jobs queued or running at once.")
+    storage_bytes: _bounded("storage_bytes",  # type: ignore[valid-type]
+                            "Bytes of uploaded files.")
+    requests_per_window: _bounded("requests_per_window",  # type: ignore[valid-type]
+                                  "Signed-in requests of any kind, per window.")
+    requests_window_s: _bounded("requests_window_s",  # type: ignore[valid-type]
+                                "The request window in seconds (the plan's: 60).")
 
 
 class RoleChange(Input):
@@ -224,3 +259,30 @@ MATERIALS: dict[str, Any] = {
 ROOMS: dict[str, Any] = {
     "type": "object", "required": ["node", "rooms"],
     "properties": {"node": {"type": "string"}, "rooms": {"type": "array"}}}
+TIER_LIMITS: dict[str, Any] = {
+    "type": "object", "required": list(LIMIT_BOUNDS),
+    "properties": {name: {"type": "integer"} for name in LIMIT_BOUNDS}}
+LIMITS_TABLE: dict[str, Any] = {
+    "type": "object", "required": ["tiers"],
+    "properties": {"tiers": {"type": "object", "additionalProperties": TIER_LIMITS}}}
+USER_TIER: dict[str, Any] = {
+    "type": "object", "required": ["id", "username", "is_admin", "tier"],
+    "properties": {"id": {"type": "string", "format": "uuid"}, "username": {"type": "string"},
+                   "is_admin": {"type": "boolean"},
+                   "tier": {"enum": ["free", "pro", "enterprise"]},
+                   "disabled": {"type": "boolean"}, "created_at": TIMESTAMP}}
+USER_TIERS = _listing("users", USER_TIER)
+_RATE: dict[str, Any] = {
+    "type": "object", "required": ["limit", "window_s", "used", "remaining", "reset_s"],
+    "properties": {k: {"type": "integer"} for k in
+                   ("limit", "window_s", "used", "remaining", "reset_s")}}
+USAGE: dict[str, Any] = {
+    "type": "object", "required": ["tier", "limits", "billable", "requests", "jobs", "storage"],
+    "properties": {
+        "tier": {"enum": ["free", "pro", "enterprise"]}, "limits": TIER_LIMITS,
+        "billable": _RATE, "requests": _RATE,
+        "jobs": {"type": "object", "required": ["running", "limit"],
+                 "properties": {"running": {"type": "integer"}, "limit": {"type": "integer"}}},
+        "storage": {"type": "object", "required": ["used_bytes", "limit_bytes"],
+                    "properties": {"used_bytes": {"type": "integer"},
+                                   "limit_bytes": {"type": "integer"}}}}}

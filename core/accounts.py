@@ -34,6 +34,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Overloaded, Unauthenticated
+from core.limits import Limits
 from core.login_throttle import SCHEMA as THROTTLE_SCHEMA
 from core.login_throttle import LoginPolicy, LoginThrottle
 
@@ -158,6 +159,7 @@ class AccountStore:
         async with self._pool.connection() as conn:
             for statement in SCHEMA:
                 await conn.execute(statement)  # type: ignore[arg-type]
+        await Limits(self._pool).ensure_schema()  # the tiers' limits, seeded with defaults
 
     async def create_user(
         self, username: str, password: str, *, is_admin: bool = False, email: str | None = None
@@ -267,6 +269,19 @@ class AccountStore:
                 "SELECT id, username FROM accounts_users WHERE id = ANY(%s)", (uuids,)
             )
             return {str(r[0]): r[1] for r in await cur.fetchall()}
+
+    async def with_tiers(self) -> list[dict[str, Any]]:
+        """Every user with their tier as the log says (free where it says nothing)."""
+        async with self._pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(
+                "SELECT u.id, u.username, u.is_admin, u.disabled, u.created_at,"
+                " coalesce(t.tier, 'free') AS tier FROM accounts_users u"
+                " LEFT JOIN rm_user_tiers t ON t.user_id = u.id::text ORDER BY u.username")
+            return [{"id": str(r["id"]), "username": r["username"], "is_admin": r["is_admin"],
+                     "disabled": r["disabled"], "tier": r["tier"],
+                     "created_at": r["created_at"].isoformat()}
+                    for r in await cur.fetchall()]
 
     async def _one(self, sql: str, *params: Any) -> dict[str, Any] | None:
         async with self._pool.connection() as conn:

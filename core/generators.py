@@ -15,8 +15,8 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from core.errors import QuotaExceeded
 from core.events.job_kinds import GENERATOR_VERSIONS
+from core.limits import Decision, Limits, Policy
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS gpu_generators ("
@@ -26,7 +26,6 @@ SCHEMA = (
     " PRIMARY KEY (name, worker))"
 )
 FRESH_FOR = "10 minutes"  # a report older than this no longer counts
-MAX_CONCURRENT_JOBS = 4
 
 
 @dataclass(frozen=True)
@@ -79,15 +78,11 @@ async def list_generators(pool: AsyncConnectionPool) -> list[dict[str, Any]]:
     return listed
 
 
-async def check_job_quota(pool: AsyncConnectionPool, user_id: str,
-                          limit: int = MAX_CONCURRENT_JOBS) -> None:
-    """The one place that decides whether a user may start another job (rate limits and
-    quotas extend it); for now a limit on jobs queued or running at once."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "SELECT count(*) FROM rm_jobs WHERE requested_by = %s"
-            " AND state IN ('requested', 'started')", (user_id,))
-        row = await cur.fetchone()
-    running = row[0] if row else 0
-    if running >= limit:
-        raise QuotaExceeded(f"you have {running} jobs queued or running; the limit is {limit}")
+async def check_job_quota(pool: AsyncConnectionPool, user_id: str) -> Decision:
+    """The one place that decides whether a user may start another job: at most their tier's
+    jobs at once (:meth:`core.limits.Limits.check_jobs`, which says where the queue stands),
+    then one of the tier's billable requests per window (spent only when the job is let
+    through; answers from the generation cache never reach here)."""
+    limits = Limits(pool)
+    await limits.check_jobs(user_id)
+    return await limits.take(user_id, Policy.BILLABLE, "billable job")

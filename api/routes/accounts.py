@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from http import HTTPStatus
 
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from api.openapi import contract
 from api.resources import resources
 from api.schemas import SIGNED_IN, TOKEN, USER, Credentials, NewUser, TokenRequest
 from core.accounts import SESSION_TTL
+from core.events.account import set_tier
 
 
 @contract(body=TokenRequest, status=201, errors=(401, 403), response=TOKEN)
@@ -74,6 +76,11 @@ async def me(request: Request) -> Response:
 @guard(Access(Scope.ADMIN))
 async def create_user(request: Request) -> Response:
     body = await parse_body(request, NewUser)
-    user = await resources(request).accounts.create_user(
+    res = resources(request)
+    user = await res.accounts.create_user(
         body.username, body.password, is_admin=body.is_admin, email=body.email)
-    return Json(user.public(), status_code=HTTPStatus.CREATED)
+    if body.tier != "free":  # a user the log says nothing of is on the free tier
+        await asyncio.to_thread(set_tier, res.studio, user.key, user.username, body.tier,
+                                current_user(request).key)
+        await res.read_models.caught_up(names=("user_tiers",))
+    return Json(user.public() | {"tier": body.tier}, status_code=HTTPStatus.CREATED)

@@ -37,6 +37,7 @@ from starlette.responses import Response, StreamingResponse
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
+from api.ratelimit import charge_job, peek
 from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
 from api.schemas import (
@@ -56,7 +57,8 @@ from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
-from core.generators import check_job_quota, list_generators
+from core.generators import list_generators
+from core.limits import Limits, Policy
 from core.media import MediaInfo
 from core.upload_check import check_generation_image
 
@@ -340,15 +342,15 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> UUID:
                                        (SINGLE_FLIGHT_LOCK, key))
             locked = await tried.fetchone()
             if locked is not None and locked[0]:
-                job_id = await _find_or_request(res, wanted, key, project_id, user)
+                job_id = await _find_or_request(request, res, wanted, key, project_id, user)
                 break
         await asyncio.sleep(wait)
         wait = min(2 * wait, MAX_LOCK_RETRY_S)
     return job_id
 
 
-async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
-                           project_id: UUID, user: str) -> UUID:
+async def _find_or_request(request: Request, res: Resources, wanted: GenerationRequest,
+                           key: str, project_id: UUID, user: str) -> UUID:
     """Under the lock: the project's new job, reusing an identical job's results where there
     is one (a cache hit's scene change is committed with it, and reaches the rooms from the
     log)."""
@@ -359,9 +361,10 @@ async def _find_or_request(res: Resources, wanted: GenerationRequest, key: str,
     if existing is not None:
         reused = await asyncio.to_thread(res.studio.reuse_job, existing["id"], project_id,
                                          inputs, wanted.params, user)
-        if reused is not None:
+        if reused is not None:  # costs no GPU, so no billable request
+            await peek(request, Limits(res.pool), user, Policy.BILLABLE)
             return reused[0]
-    await check_job_quota(res.pool, user)
+    await charge_job(request, res.pool, user)
     job_id: UUID = await asyncio.to_thread(
         res.studio.request_job, project_id, GENERATE, inputs, wanted.params, user, key)
     return job_id

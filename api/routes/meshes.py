@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import MAX_JSON_BYTES, Json, json_object, read_limited
 from api.openapi import Query, contract
+from api.ratelimit import charge_job
 from api.resources import Resources, resources
 from api.routes.jobs import job_body, wait_for_job
 from api.routes.projects import asset_body
@@ -117,6 +118,7 @@ async def _request(request: Request, kind: str) -> Response:
         "filename": asset["filename"],
         "units": asset.get("units", "mm"),
     }
+    await charge_job(request, res.pool, current_user(request).key)
     job_id = await asyncio.to_thread(
         res.studio.request_job, asset["project_id"], kind, inputs, params,
         current_user(request).key,

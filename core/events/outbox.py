@@ -5,6 +5,13 @@ order) for ``Job.Requested`` events and publishes each to the command stream wit
 ``Nats-Msg-Id`` set to the event's id (``<job id>/<version>``). Its position is a tracking row
 written only after JetStream acknowledged the publish; after a crash it resumes from there and
 re-publishes at most the last few commands, which the stream's duplicate window discards.
+
+Fairness: commands pending together (a burst, or a backlog after NATS was away) are published
+round-robin by requester (:func:`fair_order`), not in log order, so one user's twenty jobs do
+not queue another user's one behind them all; the tracking row moves past a batch only once
+all of it is in the stream (a crash mid-batch re-publishes the batch within seconds, inside
+the duplicate window). Commands already in the stream stay in its order: the dispatcher does
+not hold commands back while workers are busy.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import contextlib
 import json
 import logging
 import threading
+from itertools import zip_longest
 from typing import Any, cast
 
 from eventsourcing.persistence import InfrastructureFactory, Tracking
@@ -35,6 +43,10 @@ log = logging.getLogger(__name__)
 TRACKING_NAME = "outbox"
 JOB_REQUESTED_TOPIC = "core.events.job:Job.Requested"
 PUBLISH_TIMEOUT_S = 5.0
+# Commands pending together are published round-robin by requester (fair_order): the
+# dispatcher takes what the log reader hands over within GATHER_S of the first, up to BATCH.
+GATHER_S = 0.02
+BATCH = 256
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 
@@ -52,6 +64,42 @@ def command_message(event: Job.Requested) -> tuple[str, dict[str, str], bytes]:
         "requested_at": event.timestamp.isoformat(),
     }
     return command_subject(event.kind), {"Nats-Msg-Id": event_id}, json.dumps(body).encode()
+
+
+Pending = tuple[Job.Requested, Tracking]
+
+
+async def _gather(queue: asyncio.Queue[Pending | None],
+                  first: Pending | None) -> list[Pending | None]:
+    """The commands pending now: ``first``, and what the log reader hands over within
+    :data:`GATHER_S` (a burst is read in well under that), up to :data:`BATCH`. A ``None``
+    (the subscription ended) ends the batch."""
+    batch: list[Pending | None] = [first]
+    deadline = asyncio.get_running_loop().time() + GATHER_S
+    while first is not None and len(batch) < BATCH:
+        try:
+            item = await asyncio.wait_for(queue.get(), max(0.0, deadline -
+                                                           asyncio.get_running_loop().time()))
+        except TimeoutError:
+            break
+        batch.append(item)
+        if item is None:
+            break
+    return batch
+
+
+def fair_order(batch: list[Pending | None]) -> list[Pending]:
+    """The batch's commands round-robin by requester: each user's first, then each one's
+    second, and so on (users in the order they first appear, each user's own in log order),
+    so that one user's burst does not queue every other user's job behind it."""
+    by_user: dict[str, list[Pending]] = {}
+    for item in batch:
+        if item is not None:
+            by_user.setdefault(item[0].actor, []).append(item)
+    ordered: list[Pending] = []
+    for round_ in zip_longest(*by_user.values()):
+        ordered += [item for item in round_ if item is not None]
+    return ordered
 
 
 class OutboxDispatcher:
@@ -76,7 +124,7 @@ class OutboxDispatcher:
         try:
             js = nc.jetstream()
             await ensure_stream(js, self._stream)
-            queue: asyncio.Queue[tuple[Job.Requested, Tracking] | None] = asyncio.Queue(64)
+            queue: asyncio.Queue[Pending | None] = asyncio.Queue(BATCH)
             subscription = ApplicationSubscription(
                 self._studio, gt=self.position, topics=[JOB_REQUESTED_TOPIC]
             )
@@ -96,10 +144,16 @@ class OutboxDispatcher:
                     if getter not in done:
                         getter.cancel()
                         break
-                    item = getter.result()
-                    if item is None:
+                    batch = await _gather(queue, getter.result())
+                    ordered = fair_order(batch)
+                    for event, _ in ordered:
+                        await self._publish_until_done(js, stop, event)
+                    if ordered:  # the whole batch is in the stream: move past its last event
+                        last = max((tracking for _, tracking in ordered),
+                                   key=lambda t: t.notification_id)
+                        await asyncio.to_thread(self._tracking.insert_tracking, last)
+                    if batch[-1] is None:
                         raise MessagingError("the event log subscription ended")
-                    await self._publish_until_done(js, stop, *item)
             finally:
                 waiter.cancel()
                 subscription.stop()
@@ -107,15 +161,15 @@ class OutboxDispatcher:
         finally:
             await nc.close()
 
-    async def _publish_until_done(self, js: Any, stop: asyncio.Event, event: Job.Requested,
-                                  tracking: Tracking) -> None:
+    async def _publish_until_done(self, js: Any, stop: asyncio.Event,
+                                  event: Job.Requested) -> None:
         """Publish one command, retrying while NATS is away (restarted, reconnecting): the
         dispatcher carries on where it was instead of exiting and starting over. The retry
         carries the same ``Nats-Msg-Id``, so a publish that did land is not duplicated."""
         delay = RETRY_FIRST_S
         while True:
             try:
-                await self._publish(js, event, tracking)
+                await self._publish(js, event)
                 return
             except MessagingError as e:
                 if stop.is_set():
@@ -129,14 +183,13 @@ class OutboxDispatcher:
             except MessagingError as e:
                 log.warning("outbox: %s", e)
 
-    async def _publish(self, js: Any, event: Job.Requested, tracking: Tracking) -> None:
+    async def _publish(self, js: Any, event: Job.Requested) -> None:
         relative, headers, body = command_message(event)
         try:
             ack = await js.publish(self._stream.subject(relative), body, headers=headers,
                                    timeout=PUBLISH_TIMEOUT_S)
         except NatsError as e:
             raise MessagingError(f"publish {headers['Nats-Msg-Id']}: {e}") from e
-        await asyncio.to_thread(self._tracking.insert_tracking, tracking)
         log.info("dispatched %s to %s (seq %s%s)", headers["Nats-Msg-Id"], relative, ack.seq,
                  ", duplicate" if ack.duplicate else "")
 

@@ -10,12 +10,13 @@ from core.projections.history import HistoryReadModel
 from core.projections.jobs import JobsReadModel
 from core.projections.readmodel import ReadModel
 from core.projections.scene_objects import SceneAt, SceneObjectsReadModel
+from core.projections.user_tiers import UserTiersReadModel
 
 EVENTS_TABLE = "studio_events"
 TRACKING_TABLE = "rm_tracking"
 
 READ_MODEL_NAMES: tuple[str, ...] = (
-    "catalogue", "jobs", "history", "scene_objects", "generation_stats")
+    "catalogue", "jobs", "history", "scene_objects", "generation_stats", "user_tiers")
 
 
 def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
@@ -25,6 +26,7 @@ def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
         "history": HistoryReadModel,
         "scene_objects": lambda: SceneObjectsReadModel(scene_at),
         "generation_stats": GenerationStatsReadModel,
+        "user_tiers": UserTiersReadModel,
     }
     assert tuple(factories) == READ_MODEL_NAMES
     return {name: make() for name, make in factories.items()}
