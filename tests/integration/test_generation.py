@@ -303,15 +303,18 @@ def test_generators_are_listed_as_the_workers_report_them(client: TestClient,
 
 
 def test_concurrent_job_quota(client: TestClient, pipeline: Settings, make_account):
-    """Without a GPU worker every job stays queued; the fifth at once is refused (429)."""
-    from core.generators import MAX_CONCURRENT_JOBS
+    """Without a GPU worker every job stays queued; one over the free tier's jobs at once is
+    refused (429)."""
+    from core.limits import DEFAULTS, Tier
+
+    at_once = DEFAULTS[Tier.FREE].concurrent_jobs
 
     gus = make_account("gus")
     project_id = _project(client, gus)
     image = client.post(f"/api/v1/projects/{project_id}/assets?filename=g.png",
                         content=disc_png(), headers=gus.headers).json()
     url = f"/api/v1/projects/{project_id}/generate"
-    for seed in range(MAX_CONCURRENT_JOBS):
+    for seed in range(at_once):
         started = client.post(url, json={"asset_id": image["id"], "seed": seed},
                               headers=gus.headers)
         assert started.status_code == 202, started.text

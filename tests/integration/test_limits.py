@@ -8,12 +8,14 @@ tests; no worker runs, so every job stays queued unless a test ends it itself.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
 from uuid import UUID
 
 import pytest
+from PIL import Image, ImageDraw
 from starlette.testclient import TestClient
 
 from api.app import create_app
@@ -27,9 +29,17 @@ from core.projections.runner import ProjectionRunner
 from core.settings import Settings
 from tests.integration.conftest import Account, BackgroundPart, async_part
 from tests.integration.helpers import box_stl, event_topics, poll
-from tests.integration.test_generation import disc_png
 
 HOUR = 3600
+
+
+def disc_png() -> bytes:
+    """An image a generator can use: a red disc on white."""
+    image = Image.new("RGB", (256, 256), "white")
+    ImageDraw.Draw(image).ellipse((48, 48, 208, 208), fill=(200, 40, 40))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
 
 
 @pytest.fixture
