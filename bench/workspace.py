@@ -90,8 +90,8 @@ def grid(fields: dict[str, Any], count: int, prefix: str) -> dict[str, dict[str,
         row, column = divmod(i, columns)
         objects[f"{prefix}-{i:04d}"] = {
             **fields, "name": f"{prefix} {i:04d}",
-            "transform": {"position": [1.0 * column, 0.0, 1.0 * row],
-                          "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]}}
+            "position": [1.0 * column, 0.0, 1.0 * row],
+            "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]}
     return objects
 
 
@@ -196,13 +196,11 @@ def remote_edits(browser: Any, studio: RunningStudio, project: str, peers: Any, 
         page.wait_for_function(f"document.querySelector('{SHOWN}') !== null", timeout=120_000)
         for i in range(plan.edits):
             x = float(i + 1)
-            transform = {"position": [x, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
-                         "scale": [1.0, 1.0, 1.0]}
             sent = time.time() * 1000
-            peers.set("editor", "ball-0000", "transform", transform)
+            peers.set("editor", "ball-0000", "position", [x, 0.0, 0.0])
             while True:
                 objects = peers.state("watcher")["objects"]
-                if objects["ball-0000"]["transform"]["position"][0] == x:
+                if objects["ball-0000"]["position"][0] == x:
                     fanned.append(time.time() * 1000 - sent)
                     break
             while float(overlay.get_attribute("data-last-change-drawn") or 0) < sent:

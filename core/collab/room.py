@@ -157,7 +157,8 @@ class SceneRoom:
             self.project_id, self._on_scene_change, self._on_presence, self._on_control,
             self.local_users)
         try:
-            scene = await asyncio.to_thread(self.studio.scene, self.project_id)
+            # Scenes stored with one ``transform`` value are split as they load, once.
+            scene = await asyncio.to_thread(self.studio.split_transforms, self.project_id)
             state = scene.state
             if state:
                 self._doc.apply_update(state)

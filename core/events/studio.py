@@ -27,7 +27,7 @@ from core.events.project import Asset, Derivation, Project
 from core.events.roles import Role
 from core.events.scene import Scene
 from core.events.time_travel import ProjectState, TimeTravel
-from core.scene import document, origins, undo
+from core.scene import document, origins, transform_keys, undo
 from core.scene.scene_object import scene_object, shown_mesh
 
 __all__ = ["ProjectState", "SceneAppend", "Studio", "cache_key", "derived_mesh",
@@ -129,6 +129,22 @@ class Studio(TimeTravel):
                 scene.compact(actor="server")
 
         return self._command(Scene.create_id(str(project_id)), Scene, apply)
+
+    def split_transforms(self, project_id: UUID) -> Scene:
+        """The scene, after one server-made update split its objects' legacy ``transform``
+        into position, rotation and scale (:mod:`core.scene.transform_keys`); unchanged, and
+        nothing written, where none has one. Rooms call it as they load a scene."""
+        scene = self.scene(project_id)
+        if transform_keys.split_update(scene.state, origins.SPLIT_TRANSFORMS) is None:
+            return scene
+
+        def apply(scene: Scene) -> None:
+            update = transform_keys.split_update(scene.state, origins.SPLIT_TRANSFORMS)
+            if update is not None:  # a racing node may have split them first
+                scene.record(update, "server", origins.SPLIT_TRANSFORMS)
+
+        self._command(scene.id, Scene, apply)
+        return self.scene(project_id)
 
     def undo_user_change(self, project_id: UUID, user: str) -> SceneAppend:
         """Take back the user's latest scene change that is not undone yet (nobody else's)."""

@@ -3,7 +3,8 @@
 Schema (:mod:`core.scene.scene_schema` has the rules, which the browser reads too):
 
 - ``objects``: object id → map of ``name`` (str), ``asset`` (asset id), ``blob`` (mesh blob key),
-  ``transform`` ({position: [x,y,z], rotation: [x,y,z,w], scale: [x,y,z]}), ``material`` (map),
+  ``position`` [x,y,z], ``rotation`` [x,y,z,w], ``scale`` [x,y,z] (each its own key, see
+  :mod:`core.scene.transform_keys`; older scenes hold one ``transform``), ``material`` (map),
   ``style`` (str), ``visible`` (bool), ``locked`` (bool), ``created_by`` (user id), ``stage``
   and ``cached_from`` (a generated object's job), and plain-valued fields of a client's own.
 - ``meta``: free scene-wide settings (units, up axis, background).

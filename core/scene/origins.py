@@ -45,6 +45,8 @@ class Origin:
 
 SOCKET = str(Origin(Kind.SOCKET))
 SERVER = str(Origin(Kind.SERVER))
+# The one update that splits a stored scene's legacy transforms (core.scene.transform_keys).
+SPLIT_TRANSFORMS = str(Origin(Kind.SERVER, "split-transforms"))
 
 
 def job(job_id: UUID) -> str:

@@ -14,14 +14,9 @@ from typing import Any
 
 from core.errors import InvalidInput
 from core.scene.scene_schema import field_problem
+from core.scene.transform_keys import KEYS, identity
 
 Vector = Sequence[float]
-
-
-def identity_transform() -> dict[str, list[float]]:
-    """At the origin, unrotated (the quaternion ``[x, y, z, w]``), at scale 1."""
-    return {"position": [0.0, 0.0, 0.0], "rotation": [0.0, 0.0, 0.0, 1.0],
-            "scale": [1.0, 1.0, 1.0]}
 
 
 def scene_object(*, name: str, asset: str | None, blob: str | None, created_by: str | None,
@@ -42,8 +37,9 @@ def scene_object(*, name: str, asset: str | None, blob: str | None, created_by: 
     stage
         ``preview``, ``medium`` or ``final`` for a generation's stage mesh, else ``""``.
     transform
-        ``position : (3,)``, ``rotation : (4,)`` quaternion ``[x, y, z, w]``, ``scale : (3,)``;
-        the identity when left out.
+        ``position : (3,)``, ``rotation : (4,)`` quaternion ``[x, y, z, w]``, ``scale : (3,)``
+        (any left out: the identity's), stored as three keys of the object
+        (:mod:`core.scene.transform_keys`).
     material, style, visible, locked
         As the workspace sets them; a new object has no material and no style.
 
@@ -52,10 +48,14 @@ def scene_object(*, name: str, asset: str | None, blob: str | None, created_by: 
     InvalidInput
         A field the scene schema refuses, named.
     """
+    unknown = sorted(set(transform or {}) - set(KEYS))
+    if unknown:
+        raise InvalidInput(f"not a scene object: a placement has position, rotation and "
+                           f"scale, not {unknown[0][:40]!r}")
+    placement = identity() | dict(transform or {})
     return checked_fields({
         "name": name, "asset": asset, "blob": blob, "stage": stage,
-        "transform": {key: [float(v) for v in vector]
-                      for key, vector in (transform or identity_transform()).items()},
+        **{key: [float(v) for v in vector] for key, vector in placement.items()},
         "material": dict(material or {}), "style": style, "visible": visible,
         "locked": locked, "created_by": created_by,
     })

@@ -38,7 +38,7 @@ OBJECTS = "objects"
 META = "meta"
 ROOTS = (OBJECTS, META)
 
-MAX_DEPTH = 8  # nesting of a plain value (a transform is 2 deep, a material map 2 or 3)
+MAX_DEPTH = 8  # nesting of a plain value (a legacy transform is 2 deep, a material 2 or 3)
 MAX_KEY_CHARS = 256  # object ids, field names, map keys, setting names
 MAX_ID_CHARS = 1024  # asset ids, blob keys, user ids, stage and style names
 # Free text (names, annotations). Bounded by what an edit can carry anyway (8 MiB frames);
@@ -118,7 +118,25 @@ def _flag(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"a {_kind(value)} where true or false belongs"
 
 
+# An object's placement: position (x, y, z), rotation (a quaternion x, y, z, w), scale
+# (x, y, z), each a key of its own so that concurrent edits of different parts all survive
+# (core.scene.transform_keys says why, and why no finer).
 VECTOR_LENGTHS = {"position": 3, "rotation": 4, "scale": 3}
+LEGACY_TRANSFORM = "transform"  # the three as one value, in scenes stored before
+
+
+def _vector(key: str) -> _Check:
+    length = VECTOR_LENGTHS[key]
+
+    def check(value: Any) -> str | None:
+        if isinstance(value, list) and len(value) == length and all(map(_is_number, value)):
+            return None
+        return f"a {key} is {length} finite numbers"
+    return check
+
+
+def _vector_schema(n: int) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "number"}, "minItems": n, "maxItems": n}
 
 
 def _transform(value: Any) -> str | None:
@@ -131,6 +149,20 @@ def _transform(value: Any) -> str | None:
         if not (isinstance(item, list) and len(item) == length and all(map(_is_number, item))):
             return f"a transform's {key} is {length} finite numbers"
     return None
+
+
+def split_transform(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with a legacy ``transform`` read into ``position``, ``rotation`` and
+    ``scale`` (keys already there win) and left out; ``fields`` itself where it has none.
+    Every reader of stored objects goes through this, so old scenes read as new ones."""
+    if LEGACY_TRANSFORM not in fields:
+        return fields
+    legacy = fields[LEGACY_TRANSFORM]
+    split = {name: value for name, value in fields.items() if name != LEGACY_TRANSFORM}
+    if isinstance(legacy, dict) and _transform(legacy) is None:
+        for key, vector in legacy.items():
+            split.setdefault(key, list(vector))
+    return split
 
 
 def _material(value: Any) -> str | None:
@@ -151,11 +183,12 @@ FIELDS: dict[str, tuple[_Check, dict[str, Any]]] = {
     "created_by": (_identifier, {"type": ["string", "null"], "maxLength": MAX_ID_CHARS}),
     "visible": (_flag, {"type": "boolean"}),
     "locked": (_flag, {"type": "boolean"}),
-    "transform": (_transform, {
-        "type": "object", "additionalProperties": False,
-        "properties": {key: {"type": "array", "items": {"type": "number"},
-                             "minItems": n, "maxItems": n}
-                       for key, n in VECTOR_LENGTHS.items()}}),
+    **{key: (_vector(key), _vector_schema(n)) for key, n in VECTOR_LENGTHS.items()},
+    LEGACY_TRANSFORM: (_transform, {
+        "type": "object", "additionalProperties": False, "deprecated": True,
+        "description": "scenes stored before position, rotation and scale were keys of their "
+                       "own; read as if split, written by nobody",
+        "properties": {key: _vector_schema(n) for key, n in VECTOR_LENGTHS.items()}}),
     "material": (_material, {"type": "object", "additionalProperties": {"$ref": "#/$defs/plain"}}),
 }
 
@@ -333,14 +366,15 @@ def conforming_object(value: Any) -> dict[str, Any] | None:
     for name, field in value.items():
         if field_problem(name, field) is None:
             fields[name] = field
-    return fields
+    return split_transform(fields)
 
 
 def conforming_fields(fields: Any) -> dict[str, Any] | None:
     """The conforming fields of an object given as plain JSON (a stored copy of one)."""
     if not isinstance(fields, dict):
         return None
-    return {name: value for name, value in fields.items() if field_problem(name, value) is None}
+    return split_transform({name: value for name, value in fields.items()
+                            if field_problem(name, value) is None})
 
 
 def conforming_meta(meta: Map) -> dict[str, Any]:

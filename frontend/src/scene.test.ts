@@ -14,10 +14,10 @@ function docWith(id: string, fields: Record<string, unknown>): Y.Doc {
 }
 
 describe('transform ↔ Y.Map', () => {
-  it('reads the transform the server writes', () => {
+  it('reads the placement keys the server writes', () => {
     const doc = docWith(JOB, {
       name: 'cat', stage: 'preview', blob: 'blobs/sha256/aa/bb',
-      transform: { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] },
+      position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2],
     })
     const [o] = objectsOf(doc)
     expect(o.transform).toEqual({ position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] })
@@ -32,6 +32,34 @@ describe('transform ↔ Y.Map', () => {
     expect(parseTransform({ scale: [1, 2] }).scale).toEqual([1, 1, 1])
   })
 
+  it('reads a legacy transform value as if split, the keys beside it winning', () => {
+    const legacy = { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [2, 2, 2] }
+    expect(objectsOf(docWith('o', { transform: legacy }))[0].transform).toEqual(legacy)
+    const both = objectsOf(docWith('o', { transform: legacy, position: [9, 9, 9] }))[0]
+    expect(both.transform).toEqual({ ...legacy, position: [9, 9, 9] })
+  })
+
+  it('writes only the parts that changed, each its own key', () => {
+    const a = docWith('o', { position: [0, 0, 0], rotation: [0, 0, 0, 1], scale: [1, 1, 1] })
+    const b = new Y.Doc()
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    // b scales while a moves, concurrently: both survive the merge
+    expect(writeTransform(a, 'o', { ...IDENTITY, position: [5, 0, 0] })).toBe(true)
+    expect(writeTransform(b, 'o', { ...IDENTITY, scale: [2, 2, 2] })).toBe(true)
+    Y.applyUpdate(a, Y.encodeStateAsUpdate(b))
+    Y.applyUpdate(b, Y.encodeStateAsUpdate(a))
+    for (const doc of [a, b]) {
+      expect(objectsOf(doc)[0].transform).toEqual({ position: [5, 0, 0], rotation: [0, 0, 0, 1], scale: [2, 2, 2] })
+    }
+  })
+
+  it('splits a legacy transform when it writes one', () => {
+    const doc = docWith('o', { transform: { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [1, 1, 1] } })
+    expect(writeTransform(doc, 'o', { position: [1, 2, 4], rotation: [0, 0, 0, 1], scale: [1, 1, 1] })).toBe(true)
+    const map = (doc.getMap('objects').get('o') as Y.Map<unknown>).toJSON()
+    expect(map).toEqual({ position: [1, 2, 4], rotation: [0, 0, 0, 1], scale: [1, 1, 1] })
+  })
+
   it('writes a transform as plain JSON another replica reads', () => {
     const a = docWith('o', { name: 'o' })
     const b = new Y.Doc()
@@ -39,13 +67,13 @@ describe('transform ↔ Y.Map', () => {
     a.on('update', (u: Uint8Array) => Y.applyUpdate(b, u))
     const t = { position: [4, 5, 6], rotation: [0, 0.7071, 0, 0.7071], scale: [1, 1, 3] } as const
     expect(writeTransform(a, 'o', { position: [4, 5, 6], rotation: [0, 0.7071, 0, 0.7071], scale: [1, 1, 3] })).toBe(true)
-    const stored = (b.getMap('objects').get('o') as Y.Map<unknown>).get('transform')
-    expect(stored).toEqual({ position: [...t.position], rotation: [...t.rotation], scale: [...t.scale] })
+    const stored = (b.getMap('objects').get('o') as Y.Map<unknown>).toJSON()
+    expect(stored).toEqual({ name: 'o', position: [...t.position], rotation: [...t.rotation], scale: [...t.scale] })
     expect(objectsOf(b)[0].transform.position).toEqual([4, 5, 6])
   })
 
   it('sends nothing when the transform did not change', () => {
-    const doc = docWith('o', { transform: { position: [0, 0, 0], rotation: [0, 0, 0, 1], scale: [1, 1, 1] } })
+    const doc = docWith('o', { position: [0, 0, 0], rotation: [0, 0, 0, 1], scale: [1, 1, 1] })
     let updates = 0
     doc.on('update', () => updates++)
     expect(writeTransform(doc, 'o', IDENTITY)).toBe(false)
@@ -90,6 +118,7 @@ describe('objects', () => {
     expect(copy.name).toBe('cup 2')
     expect(copy.transform.position).toEqual([2, 2, 3])
     expect(copy.transform.scale).toEqual([2, 2, 2])
+    expect((doc.getMap('objects').get('copy-1') as Y.Map<unknown>).has('transform')).toBe(false)
     expect(copy.locked).toBe(false)
     expect(copy.createdBy).toBe('bob')
     expect(meshUrl(copy)).toBe(meshUrl(objectsOf(doc).find((o) => o.id === JOB)!))

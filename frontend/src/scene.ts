@@ -1,6 +1,10 @@
 /**
  * The shared scene as the server's core/scene/document.py lays it out: `objects` is a Y.Map of
- * object id → Y.Map of fields; `transform` is a plain JSON value {position, rotation, scale}.
+ * object id → Y.Map of fields. An object's placement is three keys of its map, `position`
+ * [x,y,z], `rotation` (quaternion [x,y,z,w]) and `scale` [x,y,z], so that collaborators' concurrent
+ * edits of different parts all survive (Yjs keeps one of two concurrent writes to a key whole);
+ * scenes stored before hold them as one `transform` value, read here as if split
+ * (core/scene/transform_keys.py).
  * The fields' types and limits come from `sceneSchema.json`, which the server's scene schema
  * (core/scene/scene_schema.py) generates: the server refuses edits that break it, and this
  * module reads only what conforms, since a document stored before it did may hold anything.
@@ -61,16 +65,31 @@ export function parseTransform(value: unknown): Transform {
   }
 }
 
-/** The plain JSON written into the Y.Map (the shape the server and other clients read). */
-export function transformToJson(t: Transform): Record<string, number[]> {
+/** The placement keys of an object's Y.Map, in the order the server's schema lists them. */
+export const TRANSFORM_KEYS = ['position', 'rotation', 'scale'] as const
+type TransformKey = (typeof TRANSFORM_KEYS)[number]
+const LEGACY_TRANSFORM = 'transform'
+
+/** An object's placement from its fields: the three keys, or for what a key lacks, the legacy
+ *  `transform` value beside them; anything malformed falls back to identity. */
+export function transformOfFields(fields: Record<string, unknown>): Transform {
+  const legacy = fields[LEGACY_TRANSFORM]
+  const old = (legacy && typeof legacy === 'object' ? legacy : {}) as Record<string, unknown>
+  const part = (key: TransformKey): unknown => (key in fields ? fields[key] : old[key])
+  return parseTransform({ position: part('position'), rotation: part('rotation'), scale: part('scale') })
+}
+
+/** The plain JSON values of the placement keys (the shape the server and other clients read). */
+export function transformToJson(t: Transform): Record<TransformKey, number[]> {
   return { position: [...t.position], rotation: [...t.rotation], scale: [...t.scale] }
 }
 
+function sameVector(a: number[], b: number[], eps = 1e-6): boolean {
+  return a.length === b.length && a.every((v, i) => Math.abs(v - b[i]) <= eps)
+}
+
 export function sameTransform(a: Transform, b: Transform, eps = 1e-6): boolean {
-  const pairs: [number[], number[]][] = [
-    [a.position, b.position], [a.rotation, b.rotation], [a.scale, b.scale],
-  ]
-  return pairs.every(([x, y]) => x.every((v, i) => Math.abs(v - y[i]) <= eps))
+  return TRANSFORM_KEYS.every((key) => sameVector(a[key], b[key], eps))
 }
 
 /** One object's fields, from a Y.Map (live) or a plain object (a time-travel snapshot). */
@@ -82,7 +101,7 @@ export function objectFromFields(id: string, fields: Record<string, unknown>): S
     name: str(fields.name) ?? id.slice(0, 8),
     blob: str(fields.blob),
     stage: str(fields.stage),
-    transform: parseTransform(fields.transform),
+    transform: transformOfFields(fields),
     visible: fields.visible !== false,
     locked: fields.locked === true,
     createdBy: str(fields.created_by),
@@ -176,12 +195,22 @@ function objectMap(doc: Y.Doc, id: string): Y.Map<unknown> | null {
   return value instanceof Y.Map ? (value as Y.Map<unknown>) : null
 }
 
-/** Writes a transform into the object's Y.Map (one transaction; skipped if unchanged). */
+/** Writes the parts of a transform that changed into the object's Y.Map, each its own key, so
+ *  that a collaborator's concurrent edit of another part survives (one transaction; nothing
+ *  when nothing changed). An object still holding the legacy `transform` gets all three keys and
+ *  loses it, as the server's split would do. */
 export function writeTransform(doc: Y.Doc, id: string, t: Transform, origin?: unknown): boolean {
   const map = objectMap(doc, id)
   if (!map) return false
-  if (sameTransform(parseTransform(map.get('transform')), t)) return false
-  doc.transact(() => map.set('transform', transformToJson(t)), origin)
+  const legacy = map.has(LEGACY_TRANSFORM)
+  const now = transformOfFields(fieldsOfYMap(map))
+  const json = transformToJson(t)
+  const changed = TRANSFORM_KEYS.filter((key) => legacy || !map.has(key) || !sameVector(now[key], t[key]))
+  if (changed.length === 0) return false
+  doc.transact(() => {
+    for (const key of changed) map.set(key, json[key])
+    if (legacy) map.delete(LEGACY_TRANSFORM)
+  }, origin)
   return true
 }
 
@@ -215,10 +244,11 @@ export function duplicateObject(
   const source = objectFromFields(id, fields)
   const t = source.transform
   const position: Vec3 = [t.position[0] + offset[0], t.position[1], t.position[2] + offset[1]]
+  const { [LEGACY_TRANSFORM]: _legacy, ...current } = fields
   const copy: Record<string, unknown> = {
-    ...fields,
+    ...current,
     name: nextName(source.name, namesOf(doc)),
-    transform: transformToJson({ ...t, position }),
+    ...transformToJson({ ...t, position }),
     created_by: createdBy,
     locked: false,
   }
@@ -239,7 +269,7 @@ export function addMeshObject(
     name: nextName(mesh.filename.replace(/\.[^.]+$/, ''), namesOf(doc)),
     asset: mesh.id,
     blob: mesh.blob_key,
-    transform: transformToJson({ ...IDENTITY, position }),
+    ...transformToJson({ ...IDENTITY, position }),
     material: {},
     style: '',
     visible: true,

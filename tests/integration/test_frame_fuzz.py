@@ -157,8 +157,8 @@ def _valid_frame(base: bytes, rng: random.Random) -> bytes:
         object_id = f"o{rng.randrange(50)}"
         return protocol.update(_edit(base, _put(object_id, lambda: Map({
             "name": f"n{rng.randrange(999)}", "visible": rng.random() < 0.5,
-            "transform": {"position": [rng.random(), 0, 1], "rotation": [0, 0, 0, 1],
-                          "scale": [1, 1, 1]}})), rng))
+            "position": [rng.random(), 0, 1], "rotation": [0, 0, 0, 1],
+            "scale": [1, 1, 1]})), rng))
     if roll < 0.8:
         awareness = Awareness(Doc(client_id=rng.randrange(1, 2**32)))
         awareness.set_local_state({"user": f"u{rng.randrange(9)}", "cursor": [rng.random()]})

@@ -53,8 +53,8 @@ else:
                              {"asset_id": "a1", "blob_key": "blobs/sha256/ab/cd"}, {}, user)
     studio.start_job(job, "doomed-worker", "cpu")
     fields = {"blob": "blobs/sha256/ab/cd", "stage": "preview", "name": "generated",
-              "asset": "a1", "transform": {"position": [0.0, 0.0, 0.0],
-              "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]},
+              "asset": "a1", "position": [0.0, 0.0, 0.0],
+              "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0],
               "material": {}, "style": "", "visible": True, "locked": False,
               "created_by": user}
     position = studio.complete_stage(job, "preview", "blobs/sha256/ab/cd", {},

@@ -125,8 +125,7 @@ fields = st.fixed_dictionaries(
     optional={
         "visible": st.booleans(),
         "blob": st.sampled_from(["blobs/a", "blobs/b", ""]),
-        "transform": st.fixed_dictionaries(
-            {"position": st.lists(st.integers(-1000, 1000), min_size=3, max_size=3)}),
+        "position": st.lists(st.integers(-1000, 1000), min_size=3, max_size=3),
         "locked": st.booleans(),
     },
 )

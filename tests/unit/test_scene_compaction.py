@@ -42,8 +42,8 @@ class Peer:
             for i in range(count):
                 self.objects[f"o{i}"] = Map({
                     "name": f"object {i}", "style": "organic", "visible": True,
-                    "transform": {"position": [self.random.uniform(-5, 5) for _ in range(3)],
-                                  "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]}})
+                    "position": [self.random.uniform(-5, 5) for _ in range(3)],
+                    "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]})
         return self.sent[-1]
 
     def rename_one(self, serial: int) -> bytes:

@@ -11,7 +11,8 @@ import pytest
 
 from core.errors import InvalidInput
 from core.scene import document
-from core.scene.scene_object import identity_transform, scene_object, shown_mesh
+from core.scene.scene_object import scene_object, shown_mesh
+from core.scene.transform_keys import identity
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ("scene_object.py", "scene_schema.py")  # the constructor, and the rules it follows
@@ -25,7 +26,8 @@ def test_an_object_reads_back_as_it_was_built_and_conforms():
     state = document.edit(b"", {"lamp": fields}, origin="test")
     stored = document.snapshot(state)[document.OBJECTS]["lamp"]
     assert stored == fields
-    assert stored["transform"]["position"] == [1.0, 2.0, 3.0]
+    assert (stored["position"], stored["scale"]) == ([1.0, 2.0, 3.0], [2.0, 2.0, 2.0])
+    assert "transform" not in stored
     assert (stored["material"], stored["style"], stored["visible"], stored["locked"]) == (
         {}, "", True, False)
 
@@ -33,13 +35,13 @@ def test_an_object_reads_back_as_it_was_built_and_conforms():
 def test_the_default_transform_is_the_identity_and_not_shared():
     first = scene_object(name="a", asset=None, blob=None, created_by=None)
     second = scene_object(name="b", asset=None, blob=None, created_by=None)
-    assert first["transform"] == identity_transform()
-    first["transform"]["position"][0] = 5.0
-    assert second["transform"] == identity_transform()
+    assert {key: first[key] for key in ("position", "rotation", "scale")} == identity()
+    first["position"][0] = 5.0
+    assert second["position"] == identity()["position"]
 
 
 @pytest.mark.parametrize(("given", "named"), [
-    ({"transform": {"position": [0, 0]}}, "transform's position"),
+    ({"transform": {"position": [0, 0]}}, "position is 3 finite numbers"),
     ({"transform": {"skew": [0, 0, 0]}}, "skew"),
     ({"material": {"kind": float("nan")}}, "material"),
     ({"name": "x" * (2 * 1024 * 1024 + 1)}, "name"),
@@ -59,12 +61,12 @@ def test_showing_another_mesh_changes_the_mesh_fields_alone():
 
 
 def _hand_built_objects(path: Path) -> list[int]:
-    """Lines of dict literals that spell out a whole object (a transform beside its creator)."""
+    """Lines of dict literals that spell out a whole object (a placement beside its creator)."""
     lines = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Dict):
             keys = {key.value for key in node.keys if isinstance(key, ast.Constant)}
-            if {"transform", "created_by"} <= keys:
+            if "created_by" in keys and keys & {"position", "transform"}:
                 lines.append(node.lineno)
     return lines
 

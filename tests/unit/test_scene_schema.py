@@ -42,9 +42,11 @@ def _deep(levels: int) -> list[Any]:
 GOOD = {
     "an object as the studio writes it": _set("lamp", Map({
         "name": "lamp", "asset": "a1", "blob": "blobs/sha256/ab/cd", "stage": "final",
-        "transform": {"position": [0, 1.5, 2], "rotation": [0, 0, 0, 1], "scale": [1, 1, 1]},
+        "position": [0, 1.5, 2], "rotation": [0, 0, 0, 1], "scale": [1, 1, 1],
         "material": {"kind": "metal", "colour": [1, 0.5, 0]}, "style": "", "visible": True,
         "locked": False, "created_by": "u1", "cached_from": None})),
+    "an object as stored before its placement was split": _set("lamp", Map({
+        "transform": {"position": [0, 1.5, 2], "rotation": [0, 0, 0, 1], "scale": [1, 1, 1]}})),
     "a client's own fields": _set("lamp", Map({"caption": "x" * 100_000, "k0": [1, "a"]})),
     "a setting": lambda doc: doc.get("meta", type=Map).__setitem__("units", "m"),
 }
@@ -63,6 +65,9 @@ REFUSED = {
     "non-finite number": (_set("lamp", Map({"weight": float("inf")})), "non-finite"),
     "wrong type of a known field": (_set("lamp", Map({"visible": "yes"})), "'visible'"),
     "a bad transform": (_set("lamp", Map({"transform": {"position": [0, 1]}})), "transform"),
+    "a short position": (_set("lamp", Map({"position": [0, 1]})), "'position'"),
+    "a rotation of text": (_set("lamp", Map({"rotation": ["a", 0, 0, 1]})), "'rotation'"),
+    "a scale that is a map": (_set("lamp", Map({"scale": {"x": 1}})), "'scale'"),
     "a long id": (_set("lamp", Map({"blob": "b" * 5_000})), "'blob'"),
     "a huge name": (_set("lamp", Map({"name": "n" * (scene_schema.MAX_TEXT_CHARS + 1)})),
                     "'name'"),
