@@ -1,8 +1,11 @@
 """Which generators the GPU workers offer, as they report it, and who may start how many jobs
 (requests the dedup cache answers get jobs of their own: ``Studio.reuse_job``).
 
-Workers write their backends' availability here when they start (and refresh it), so the API
-can list generators with the real reason one is unavailable without importing torch itself.
+Workers write their backends' availability here when they start and again every
+:data:`HEARTBEAT_S` while they run (``workers.gpu.heartbeat``), so the API can list generators
+with the real reason one is unavailable without importing torch itself. A report counts while it
+is younger than :data:`MISSED_BEATS` intervals: written once at start and trusted for 10 minutes,
+it made the menu say "no worker" of a worker that was generating.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ SCHEMA = (
     " capabilities jsonb NOT NULL, seen_at timestamptz NOT NULL DEFAULT now(),"
     " PRIMARY KEY (name, worker))"
 )
-FRESH_FOR = "10 minutes"  # a report older than this no longer counts
+HEARTBEAT_S = 30.0  # how often a running GPU worker writes its report again
+MISSED_BEATS = 3  # a report older than this many intervals no longer counts
 
 
 @dataclass(frozen=True)
@@ -55,27 +59,38 @@ def report_generators(database_url: str, worker: str, reports: list[GeneratorRep
             )
 
 
-async def list_generators(pool: AsyncConnectionPool) -> list[dict[str, Any]]:
-    """Every known generator with the best recent report of any worker."""
+async def list_generators(pool: AsyncConnectionPool,
+                          fresh_for_s: float = MISSED_BEATS * HEARTBEAT_S
+                          ) -> list[dict[str, Any]]:
+    """Every known generator with the best current report of any worker (one younger than
+    ``fresh_for_s``); one whose workers all went quiet says since when."""
     async with pool.connection() as conn:
         await conn.execute(SCHEMA)  # type: ignore[arg-type]
         cur = conn.cursor(row_factory=dict_row)
         await cur.execute(
-            "SELECT DISTINCT ON (name) * FROM gpu_generators"
-            f" WHERE seen_at > now() - interval '{FRESH_FOR}'"
-            " ORDER BY name, available DESC, seen_at DESC")
+            "SELECT DISTINCT ON (name) *, seen_at > now() - make_interval(secs => %s) AS fresh,"
+            " extract(epoch FROM now() - seen_at)::float8 AS age_s FROM gpu_generators"
+            " ORDER BY name, fresh DESC, available DESC, seen_at DESC", (fresh_for_s,))
         reported = {row["name"]: row for row in await cur.fetchall()}
-    listed = []
-    for name, version in sorted(GENERATOR_VERSIONS.items()):
-        row = reported.get(name)
-        listed.append({
-            "name": name, "version": version,
-            "available": bool(row and row["available"]),
-            "reason": row["reason"] if row else "no GPU worker has reported this generator",
-            "device": row["device"] if row else None,
-            "capabilities": row["capabilities"] if row else {},
-        })
-    return listed
+    return [_listed(name, version, reported.get(name))
+            for name, version in sorted(GENERATOR_VERSIONS.items())]
+
+
+def _listed(name: str, version: str, row: dict[str, Any] | None) -> dict[str, Any]:
+    listed = {"name": name, "version": version, "available": False, "device": None,
+              "capabilities": {}}
+    if row is None:
+        return listed | {"reason": "no GPU worker has reported this generator"}
+    if not row["fresh"]:
+        return listed | {"reason": f"no GPU worker has reported it for {_ago(row['age_s'])}"}
+    return listed | {"available": row["available"], "reason": row["reason"],
+                     "device": row["device"], "capabilities": row["capabilities"]}
+
+
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.0f} h"
 
 
 async def check_job_quota(pool: AsyncConnectionPool, user_id: str) -> Decision:

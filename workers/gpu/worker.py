@@ -12,6 +12,7 @@ analytics (GPU seconds used and saved) and ``GET /jobs/{id}`` read them from the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import logging
@@ -35,6 +36,7 @@ from core.scene.scene_object import scene_object, shown_mesh
 from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.gpu.backends import GeneratedMesh, GeneratorBackend, Stage
+from workers.gpu.heartbeat import keep_reporting
 from workers.gpu.mesh_finish import to_height
 from workers.gpu.registry import generator_backends
 from workers.gpu.vram import DeviceBudget, DevicePlan
@@ -240,11 +242,19 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
         budget = DeviceBudget(device)
         backends = generator_backends(settings.models_dir, budget,
                                       shap_e_int8=settings.shap_e_int8)
-        await asyncio.to_thread(_report, settings.database_url, identity, list(backends.values()))
+        database_url = settings.database_url
+        await asyncio.to_thread(_report, database_url, identity, list(backends.values()))
+        heartbeat = asyncio.create_task(keep_reporting(
+            lambda: _report(database_url, identity, list(backends.values())), stop))
         jobs = GenerationJobs(studio, BlobStore(s3), backends, device,
                               JobProgress(nc, settings.namespace), budget)
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)
-        await consumer.run(stop)
+        try:
+            await consumer.run(stop)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
     finally:
         await nc.close()
         studio.close()
