@@ -3,6 +3,7 @@ import { api, errorMessage, type Project, type SceneDiff, type User } from '../a
 import { cameraPosition, withDrags, type CameraView, type SceneSession } from '../collab'
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
+import { MembersPanel } from '../components/MembersPanel'
 import { decodeFaceMaps } from '../faceMaps'
 import { copySpot, freeSpot } from '../placement'
 import {
@@ -35,12 +36,13 @@ interface Props {
 const DIFF_ADDED = '#4caf50'
 const DIFF_CHANGED = '#ff9800'
 
-type Tab = 'properties' | 'mesh' | 'generate' | 'history'
+type Tab = 'properties' | 'mesh' | 'generate' | 'history' | 'members'
 const TABS: { id: Tab; label: string }[] = [
   { id: 'properties', label: 'Properties' },
   { id: 'mesh', label: 'Mesh' },
   { id: 'generate', label: 'Generate' },
   { id: 'history', label: 'History' },
+  { id: 'members', label: 'Members' },
 ]
 
 export function WorkspaceView({ project, session, user, color, onSignOut }: Props) {
@@ -303,6 +305,18 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
     framedPosition.current = previewPosition // time travel (or back to live) frames what it shows
     setFrameOnLoad(new Set(objects.map((o) => o.id)))
   }, [previewPosition, objects])
+  // A mesh state outlives its object no longer: one that comes back (time travel, undo)
+  // counts as loading again, not as still on screen.
+  useEffect(() => {
+    const present = new Set(objects.map((o) => o.id))
+    setMeshStates((all) => {
+      const gone = Object.keys(all).filter((id) => !present.has(id))
+      if (!gone.length) return all
+      const kept = { ...all }
+      for (const id of gone) delete kept[id]
+      return kept
+    })
+  }, [objects])
   const shownBefore = useRef(0)
   useEffect(() => {
     const settled = (id: string): boolean => {
@@ -439,6 +453,9 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
               {t.id === 'history' && (
                 <HistoryPanel projectId={project.id} canEdit={canEdit} names={names}
                   changes={changes} preview={preview} onPreview={setPreview} onDiff={setDiff} />
+              )}
+              {t.id === 'members' && tab === 'members' && (
+                <MembersPanel projectId={project.id} canManage={role === 'owner'} selfId={user.id} />
               )}
             </div>
           ))}
