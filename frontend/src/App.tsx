@@ -3,6 +3,7 @@ import { ApiError, api, errorMessage, type User } from './api'
 import { ErrorMessage } from './components/ErrorMessage'
 import { ProjectsPage } from './components/ProjectsPage'
 import { SignIn } from './components/SignIn'
+import { UsersPage } from './components/UsersPage'
 import { navigate, useRoute } from './router'
 
 // The 3D workspace (Babylon.js) loads only when a project is opened.
@@ -54,6 +55,8 @@ export function App() {
           <Workspace key={route.projectId} projectId={route.projectId} user={session.user}
             onSignOut={signOut} />
         </Suspense>
+      ) : route.page === 'admin-users' ? (
+        <UsersPage user={session.user} onSignOut={signOut} />
       ) : (
         <ProjectsPage user={session.user} onSignOut={signOut} />
       )}

@@ -73,6 +73,24 @@ export interface Project {
   assets: number
 }
 
+/** `GET .../collaborators`: a member with their role and whether they are online now. */
+export interface Collaborator {
+  user_id: string
+  username: string | null
+  role: Role
+  online: boolean
+}
+
+/** `GET /admin/users`: an account as administrators see it. */
+export interface Account {
+  id: string
+  username: string
+  is_admin: boolean
+  disabled?: boolean
+  tier?: string
+  created_at?: string
+}
+
 export interface Version {
   version_id: string
   position: number
@@ -143,6 +161,19 @@ export const api = {
     request<SceneDiff>('GET', `${p(id)}/versions/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`),
   stateAt: (id: string, position: number) =>
     request<ProjectState>('GET', `${p(id)}/state?at=${position}`),
+  collaborators: (id: string) =>
+    request<{ collaborators: Collaborator[] }>('GET', `${p(id)}/collaborators`),
+  changeRole: (id: string, userId: string, role: Role) =>
+    request<Member>('PATCH', `${p(id)}/collaborators/${encodeURIComponent(userId)}`, { role }),
+  removeMember: (id: string, userId: string) =>
+    request<void>('DELETE', `${p(id)}/collaborators/${encodeURIComponent(userId)}`),
+  deleteProject: (id: string) => request<void>('DELETE', p(id)),
+  users: () => request<{ users: Account[] }>('GET', `${V1}/admin/users`),
+  createUser: (username: string, password: string, isAdmin: boolean) =>
+    request<User>('POST', `${V1}/admin/users`, { username, password, is_admin: isAdmin }),
+  setDisabled: (username: string, disabled: boolean) =>
+    request<Account>('PUT', `${V1}/admin/users/${encodeURIComponent(username)}/disabled`,
+      { disabled }),
   undo: (id: string) => request<{ position: number }>('POST', `${p(id)}/operations/undo`),
   redo: (id: string) => request<{ position: number }>('POST', `${p(id)}/operations/redo`),
 }

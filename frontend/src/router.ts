@@ -1,9 +1,11 @@
-/** A two-route client-side router on the History API: `/` and `/projects/{id}`. */
+/** A client-side router on the History API: `/`, `/projects/{id}` and `/admin/users`. */
 import { useEffect, useState } from 'react'
 
-export type Route = { page: 'projects' } | { page: 'workspace'; projectId: string }
+export type Route =
+  | { page: 'projects' } | { page: 'workspace'; projectId: string } | { page: 'admin-users' }
 
 export function parseRoute(pathname: string): Route {
+  if (/^\/admin\/users\/?$/.test(pathname)) return { page: 'admin-users' }
   const m = /^\/projects\/([^/]+)\/?$/.exec(pathname)
   return m ? { page: 'workspace', projectId: decodeURIComponent(m[1]) } : { page: 'projects' }
 }

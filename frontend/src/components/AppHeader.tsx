@@ -15,6 +15,11 @@ export function AppHeader({ user, onSignOut, children }: Props) {
         ORFEAS Studio
       </a>
       <div className="header-middle">{children}</div>
+      {user.is_admin && (
+        <a href="/admin/users" onClick={(e) => { e.preventDefault(); navigate('/admin/users') }}>
+          Users
+        </a>
+      )}
       <span className="muted" data-testid="signed-in-as">{user.username}</span>
       <button type="button" className="ghost" onClick={onSignOut}>Sign out</button>
     </header>

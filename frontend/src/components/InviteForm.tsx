@@ -4,11 +4,13 @@ import { ErrorMessage } from './ErrorMessage'
 
 interface Props {
   projectId: string
-  onDone: () => void
+  /** Shows a Close button that calls it. */
+  onDone?: () => void
+  onInvited?: () => void
 }
 
 /** Invite by user name or email (anything with an @) with a role; re-inviting changes the role. */
-export function InviteForm({ projectId, onDone }: Props) {
+export function InviteForm({ projectId, onDone, onInvited }: Props) {
   const [who, setWho] = useState('')
   const [role, setRole] = useState<Role>('editor')
   const [error, setError] = useState<string | null>(null)
@@ -22,6 +24,7 @@ export function InviteForm({ projectId, onDone }: Props) {
       await api.invite(projectId, who.trim(), role)
       setDone(`${who.trim()} now has the ${role} role.`)
       setWho('')
+      onInvited?.()
     } catch (e) {
       setError(errorMessage(e))
     }
@@ -31,7 +34,8 @@ export function InviteForm({ projectId, onDone }: Props) {
     <form className="inline-form invite" onSubmit={submit}>
       <label className="grow">
         <span className="visually-hidden">User name or email</span>
-        <input placeholder="User name or email" value={who} required autoFocus
+        <input placeholder="User name or email" value={who} required
+          autoFocus={onDone !== undefined /* opened on request; not inside a panel */}
           onChange={(e) => setWho(e.target.value)} />
       </label>
       <label>
@@ -43,7 +47,7 @@ export function InviteForm({ projectId, onDone }: Props) {
         </select>
       </label>
       <button type="submit" className="primary small">Invite</button>
-      <button type="button" className="ghost small" onClick={onDone}>Close</button>
+      {onDone && <button type="button" className="ghost small" onClick={onDone}>Close</button>}
       {error && <ErrorMessage message={error} />}
       {done && <p className="ok" role="status">{done}</p>}
     </form>

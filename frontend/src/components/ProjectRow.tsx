@@ -1,6 +1,7 @@
 import { useState, type FormEvent } from 'react'
 import { api, errorMessage, type ProjectSummary } from '../api'
 import { navigate } from '../router'
+import { ConfirmDialog } from './ConfirmDialog'
 import { InviteForm } from './InviteForm'
 
 interface Props {
@@ -13,6 +14,7 @@ export function ProjectRow({ project, onChanged, onError }: Props) {
   const [renaming, setRenaming] = useState(false)
   const [inviting, setInviting] = useState(false)
   const [name, setName] = useState(project.name)
+  const [deleting, setDeleting] = useState(false)
   const href = `/projects/${project.id}`
   const canEdit = project.role !== 'viewer'
 
@@ -21,6 +23,16 @@ export function ProjectRow({ project, onChanged, onError }: Props) {
     try {
       await api.renameProject(project.id, name)
       setRenaming(false)
+      await onChanged()
+    } catch (e) {
+      onError(errorMessage(e))
+    }
+  }
+
+  async function remove(): Promise<void> {
+    setDeleting(false)
+    try {
+      await api.deleteProject(project.id)
       await onChanged()
     } catch (e) {
       onError(errorMessage(e))
@@ -59,8 +71,23 @@ export function ProjectRow({ project, onChanged, onError }: Props) {
             Invite
           </button>
         )}
+        {project.role === 'owner' && (
+          <button type="button" className="ghost small danger-text"
+            onClick={() => setDeleting(true)}>
+            Delete
+          </button>
+        )}
       </div>
       {inviting && <InviteForm projectId={project.id} onDone={() => setInviting(false)} />}
+      {deleting && (
+        <ConfirmDialog open title="Delete the project" confirmLabel="Delete project"
+          onCancel={() => setDeleting(false)} onConfirm={() => void remove()}>
+          <p>
+            Delete <strong>{project.name}</strong>? It disappears for every member, with its
+            scene and history.
+          </p>
+        </ConfirmDialog>
+      )}
     </li>
   )
 }

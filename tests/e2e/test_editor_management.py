@@ -1,0 +1,211 @@
+"""Managing a project and the site in a real browser (issue 21, items 8 and 9).
+
+Members with their roles in the workspace's Members tab (an owner changes a role and removes a
+member after a confirmation; others only read), deleting a project from the projects page after
+a confirmation, and the administrators' users page (create an account, disable it: its sign-in
+is refused; enable it again).
+
+One ``orfeas up`` for the module: the fixtures of ``test_workspace`` (imported, so that pytest
+sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright import sync_api as playwright_sync
+
+from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
+    USERS,
+    _browser_and_build,
+    browser,
+    shot,
+    signed_in,
+    studio,
+)
+from tests.integration.test_up import Up, orfeas, token_for
+
+Browser = playwright_sync.Browser
+BrowserContext = playwright_sync.BrowserContext
+Page = playwright_sync.Page
+expect = playwright_sync.expect
+
+pytestmark = pytest.mark.slow
+
+ROOT = ("root", "root-secret-pw")
+
+
+def api_client(studio: Up, username: str, password: str) -> httpx.Client:  # noqa: F811
+    token = token_for(studio.url, username, password)
+    return httpx.Client(base_url=studio.url, timeout=60,
+                        headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def alice_api(studio: Up) -> Iterator[httpx.Client]:  # noqa: F811
+    with api_client(studio, "alice", USERS["alice"]) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def project(alice_api: httpx.Client) -> str:
+    """alice's project, bob its editor, carol its viewer."""
+    created = alice_api.post("/api/v1/projects", json={"name": "Managed"})
+    assert created.status_code == 201, created.text
+    project_id: str = created.json()["id"]
+    for user, role in (("bob", "editor"), ("carol", "viewer")):
+        invited = alice_api.post(f"/api/v1/projects/{project_id}/invite",
+                                 json={"user": user, "role": role})
+        assert invited.status_code == 201, invited.text
+    return project_id
+
+
+def roles(http: httpx.Client, project_id: str) -> dict[str, str]:
+    listed = http.get(f"/api/v1/projects/{project_id}/collaborators")
+    assert listed.status_code == 200, listed.text
+    return {c["username"]: c["role"] for c in listed.json()["collaborators"]}
+
+
+def sign_in(browser: Browser, studio: Up, username: str,  # noqa: F811
+            password: str) -> tuple[BrowserContext, Page]:
+    context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 860})
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    page.goto("/")
+    page.get_by_label("User name").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+    return context, page
+
+
+def members_tab(page: Page, project_id: str) -> Page:
+    page.goto(f"/projects/{project_id}")
+    expect(page.get_by_test_id("project-title")).to_have_text("Managed")
+    page.get_by_role("tab", name="Members").click()
+    expect(page.get_by_test_id("members-panel")).to_be_visible()
+    return page
+
+
+def test_members_roles_removal_and_project_deletion(
+        browser: Browser, studio: Up, project: str,  # noqa: F811
+        alice_api: httpx.Client) -> None:
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_c, carol = signed_in(browser, studio, "carol")
+    try:
+        members_tab(alice, project)
+        panel = alice.get_by_test_id("members-panel")
+        for name in ("alice", "bob", "carol"):
+            expect(panel.locator(f"[data-member={name}]")).to_be_visible()
+        expect(alice.get_by_test_id("role-bob")).to_have_value("editor")
+        expect(alice.get_by_test_id("role-carol")).to_have_value("viewer")
+
+        # -- alice makes carol an editor: the server holds it --------------------------------
+        alice.get_by_test_id("role-carol").select_option("editor")
+        expect(alice.get_by_test_id("role-carol")).to_have_value("editor")
+        assert roles(alice_api, project)["carol"] == "editor"
+        # the last owner cannot step down: refused with the server's reason, and undone
+        alice.get_by_test_id("role-alice").select_option("viewer")
+        expect(panel.get_by_role("alert")).to_contain_text("at least one owner")
+        expect(alice.get_by_test_id("role-alice")).to_have_value("owner")
+
+        # -- alice removes bob, after saying yes ---------------------------------------------
+        panel.get_by_role("button", name="Remove bob").click()
+        dialog = alice.get_by_role("dialog", name="Remove a member")
+        expect(dialog).to_be_visible()
+        dialog.get_by_role("button", name="Cancel").click()
+        expect(panel.locator("[data-member=bob]")).to_be_visible()
+        panel.get_by_role("button", name="Remove bob").click()
+        shot(alice, "21-09-members-remove-confirm")
+        dialog.get_by_role("button", name="Remove").click()
+        expect(panel.locator("[data-member=bob]")).to_have_count(0)
+        assert set(roles(alice_api, project)) == {"alice", "carol"}
+        shot(alice, "21-09-members-panel-owner")
+
+        # -- carol (an editor, not an owner) reads the roles and changes nothing ---------------
+        members_tab(carol, project)
+        carol_panel = carol.get_by_test_id("members-panel")
+        expect(carol_panel.locator("[data-member=alice] .role-owner")).to_be_visible()
+        expect(carol_panel.get_by_role("combobox")).to_have_count(0)
+        expect(carol_panel.get_by_role("button", name="Remove alice")).to_have_count(0)
+
+        # -- alice deletes another project from the projects page -----------------------------
+        doomed = alice_api.post("/api/v1/projects", json={"name": "Throwaway"}).json()["id"]
+        alice_api.post(f"/api/v1/projects/{doomed}/invite", json={"user": "carol",
+                                                                  "role": "editor"})
+        alice.goto("/")
+        row = alice.locator(f"[data-project-id='{doomed}']")
+        expect(row).to_be_visible()
+        row.get_by_role("button", name="Delete").click()
+        confirm = alice.get_by_role("dialog", name="Delete the project")
+        expect(confirm).to_contain_text("Throwaway")
+        shot(alice, "21-09-delete-project-confirm")
+        confirm.get_by_role("button", name="Delete project").click()
+        expect(row).to_have_count(0)
+        assert alice_api.get(f"/api/v1/projects/{doomed}").status_code == 404
+        # carol, a member, no longer finds it; her own page offers no Delete (not an owner)
+        carol.goto("/")
+        expect(carol.get_by_role("link", name="Managed")).to_be_visible()
+        expect(carol.get_by_role("link", name="Throwaway")).to_have_count(0)
+        expect(carol.locator(f"[data-project-id='{project}']")
+               .get_by_role("button", name="Delete")).to_have_count(0)
+    finally:
+        ctx_a.close()
+        ctx_c.close()
+
+
+def test_admins_create_disable_and_enable_accounts(browser: Browser, studio: Up) -> None:  # noqa: F811
+    made = orfeas("admin", "create-user", ROOT[0], "--password", ROOT[1], "--admin",
+                  "--data", str(studio.data_dir))
+    assert made.returncode == 0, made.stdout + made.stderr
+    ctx_r, root = sign_in(browser, studio, *ROOT)
+    ctx_d = None
+    try:
+        expect(root.get_by_role("heading", name="Projects")).to_be_visible()
+        root.get_by_role("link", name="Users").click()
+        expect(root.get_by_role("heading", name="Users")).to_be_visible()
+        assert root.url.endswith("/admin/users")
+        table = root.get_by_test_id("users-table")
+        for name in ("alice", "bob", "carol", "root"):
+            expect(table.locator(f"tr[data-user={name}]")).to_be_visible()
+        # an administrator cannot disable themself
+        expect(table.locator("tr[data-user=root]").get_by_role("button")).to_have_count(0)
+
+        # -- create dave; a bad password is refused with the server's reason -----------------
+        form = root.get_by_role("form", name="New user")
+        form.get_by_placeholder("User name").fill("dave")
+        form.get_by_placeholder("Password").fill("dave-secret-pw")
+        form.get_by_role("button", name="Create user").click()
+        expect(root.get_by_role("status")).to_have_text("Created dave.")
+        dave_row = table.locator("tr[data-user=dave]")
+        expect(dave_row).to_contain_text("active")
+        form.get_by_placeholder("User name").fill("dave")
+        form.get_by_placeholder("Password").fill("another-pw")
+        form.get_by_role("button", name="Create user").click()
+        expect(root.get_by_role("alert")).to_contain_text("already exists")
+
+        # -- disable dave (after saying yes): his sign-in is refused, said why -----------------
+        dave_row.get_by_role("button", name="Disable").click()
+        root.get_by_role("dialog", name="Disable an account").get_by_role(
+            "button", name="Disable").click()
+        expect(dave_row).to_contain_text("disabled")
+        expect(dave_row.get_by_role("button", name="Enable")).to_be_visible()
+        shot(root, "21-09-admin-users")
+        ctx_d, dave = sign_in(browser, studio, "dave", "dave-secret-pw")
+        expect(dave.get_by_role("alert")).to_contain_text("disabled")
+        ctx_d.close()
+
+        # -- enabled again, he signs in ------------------------------------------------------
+        dave_row.get_by_role("button", name="Enable").click()
+        expect(dave_row).to_contain_text("active")
+        ctx_d, dave = sign_in(browser, studio, "dave", "dave-secret-pw")
+        expect(dave.get_by_test_id("signed-in-as")).to_have_text("dave")
+        # not an administrator: no Users link, and the page says so
+        expect(dave.get_by_role("link", name="Users")).to_have_count(0)
+        dave.goto("/admin/users")
+        expect(dave.get_by_role("alert")).to_contain_text("Only site administrators")
+    finally:
+        ctx_r.close()
+        if ctx_d is not None:
+            ctx_d.close()
