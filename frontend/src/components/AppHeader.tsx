@@ -1,6 +1,7 @@
 import type { ReactNode } from 'react'
 import type { User } from '../api'
 import { navigate } from '../router'
+import { UsageLine } from './UsageLine'
 
 interface Props {
   user: User
@@ -20,6 +21,7 @@ export function AppHeader({ user, onSignOut, children }: Props) {
           Users
         </a>
       )}
+      <UsageLine />
       <span className="muted" data-testid="signed-in-as">{user.username}</span>
       <button type="button" className="ghost" onClick={onSignOut}>Sign out</button>
     </header>
