@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { cameraPosition, colorFor, parseCamera, withDrags, type Peer } from './collab'
+import {
+  SILENT_MS, WATCH_MS, cameraPosition, colorFor, isSilent, parseCamera, withDrags, type Peer,
+} from './collab'
 import { IDENTITY, type Transform } from './scene'
 
 const moved: Transform = { position: [1, 2, 3], rotation: [0, 0, 0, 1], scale: [1, 1, 1] }
@@ -47,5 +49,19 @@ describe('camera presence', () => {
     expect(p[2]).toBeCloseTo(3)
     const above = cameraPosition({ alpha: 0.3, beta: 0, radius: 2, target: [0, 0, 0] })
     expect(above[1]).toBeCloseTo(2)
+  })
+})
+
+describe('a dead connection', () => {
+  it('is one silent for SILENT_MS while the page could have heard it', () => {
+    expect(isSilent(1000, 0, 1000 + SILENT_MS)).toBe(false)
+    expect(isSilent(1000, 0, 1001 + SILENT_MS)).toBe(true)
+    // the page was busy until 2000: messages may wait behind the watch, so not yet
+    expect(isSilent(1000, 2000, 2000 + SILENT_MS)).toBe(false)
+    expect(isSilent(1000, 2000, 2001 + SILENT_MS)).toBe(true)
+  })
+
+  it('is said within 2 s of the last message', () => {
+    expect(SILENT_MS + WATCH_MS).toBeLessThanOrEqual(2000)
   })
 })

@@ -71,15 +71,18 @@ export interface CollabState {
 
 /** A connection that has been silent this long is taken for dead (see `SceneSession.watch`):
  *  the user is told within 2 s, not after y-websocket's own 30 s. */
-export const SILENT_MS = 1500
+export const SILENT_MS = 1800
 /** After this long without a message, ask the server for presence (answered at once, so a
  *  live connection is never silent for `SILENT_MS`); a busy connection sends nothing extra. */
-export const HEARTBEAT_MS = 500
-const WATCH_MS = 250
+export const HEARTBEAT_MS = 400
+export const WATCH_MS = 200
 
-/** Whether a connected socket that last heard from the server at `lastMessage` is dead. */
-export function isSilent(lastMessage: number, now: number): boolean {
-  return now - lastMessage > SILENT_MS
+/** Whether a connected socket is dead: silent for `SILENT_MS` since it last heard from the
+ *  server or since the page was last too busy to run the watch (a long task: messages that
+ *  came meanwhile may still wait behind the watch in the event loop, and a background tab
+ *  runs timers seldom), whichever is later. */
+export function isSilent(lastMessage: number, awakeSince: number, now: number): boolean {
+  return now - Math.max(lastMessage, awakeSince) > SILENT_MS
 }
 
 const PALETTE = ['#e91e63', '#2196f3', '#4caf50', '#ff9800', '#9c27b0', '#00bcd4', '#cddc39',
@@ -123,6 +126,8 @@ export class SceneSession {
   private state: CollabState = { status: 'connecting', synced: false, refusal: null, pending: false,
                                  offline: false }
   private watchdog: ReturnType<typeof setInterval>
+  private lastWatch = Date.now()
+  private awakeSince = Date.now()
   private readonly onBrowserOffline = (): void => this.drop()
   private listeners = new Set<Listener>()
   private noticeListeners = new Set<(n: Notice) => void>()
@@ -212,10 +217,12 @@ export class SceneSession {
    *  notices only after 30 s of silence, showing others' presence all the while. */
   private watch(): void {
     const provider = this.provider
+    const now = Date.now()
+    if (now - this.lastWatch > 2 * WATCH_MS) this.awakeSince = now
+    this.lastWatch = now
     // Not before the first sync of a connection: a large scene may take a while to arrive.
     if (!provider.wsconnected || !provider.synced || !provider.ws) return
-    const now = Date.now()
-    if (isSilent(provider.wsLastMessageReceived, now)) {
+    if (isSilent(provider.wsLastMessageReceived, this.awakeSince, now)) {
       this.drop()
     } else if (now - provider.wsLastMessageReceived > HEARTBEAT_MS &&
                provider.ws.readyState === WebSocket.OPEN && provider.ws.bufferedAmount === 0) {
