@@ -8,6 +8,7 @@ import {
   materialPreview, meanRoughness, roughnessRange, type MaterialPreview,
 } from '../materialPreview'
 import type { SceneObject } from '../scene'
+import { upAxisOf } from '../viewport/upAxis'
 import { useMeshJob } from './useMeshJob'
 
 export type HeatMapKind = 'none' | 'overhang' | 'wall_thickness_mm'
@@ -180,6 +181,13 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
     Record<string, unknown> | undefined : undefined
   const disabled = !canEdit || job.running
 
+  /** Judged standing as the viewer shows it: a Y-up mesh (generated, glTF, OBJ) is built
+   *  along +y, a Z-up file (STL, 3MF) along +z, the analysis' default. */
+  const analyse = async (): Promise<void> => {
+    const up = await upAxisOf(object)
+    await run('analysis', up === 'y' ? { up: [0, 1, 0] } : {})
+  }
+
   const applyRecommendation = (r: Recommendation): void => {
     if (r.action === 'repair') void run('repair', {})
     else if (r.action === 'reorient') void run('optimise', { reorient: true })
@@ -215,7 +223,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
       {error && <ErrorMessage message={error} onDismiss={() => setError(null)} />}
 
       <h4>Analysis</h4>
-      <button type="button" disabled={disabled} onClick={() => void run('analysis', {})}>
+      <button type="button" disabled={disabled} onClick={() => void analyse()}>
         {analysis ? 'Analyse again' : 'Analyse'}
       </button>
       {analysis && (
