@@ -83,7 +83,10 @@ SCHEMA = (
     " storage_bytes bigint NOT NULL, requests_per_window integer NOT NULL,"
     " requests_window_s integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),"
     " updated_by text NOT NULL DEFAULT 'defaults')",
-    "CREATE TABLE IF NOT EXISTS limits_gcra ("
+    # Unlogged: a decision writes no WAL, so its commit waits for no disk flush (7 ms p50
+    # on a durable server here, against 1 ms for a SELECT 1). After a server crash the table
+    # is empty and everyone starts with a full quota: a limiter may forget, it must not stall.
+    "CREATE UNLOGGED TABLE IF NOT EXISTS limits_gcra ("
     " user_id text NOT NULL, policy text NOT NULL, tat double precision NOT NULL,"
     " allowed boolean NOT NULL, PRIMARY KEY (user_id, policy))",
 )
