@@ -16,15 +16,19 @@ _INSERT_DIRECT = (
     "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
     " VALUES (%(position)s, %(project)s, %(at)s, %(actor)s, %(kind)s, %(summary)s)"
 )
+# A job's line may name what it makes (``{label}``: a generation's object name) and stand for
+# the person who asked (``actor`` NULL: its requester), not the worker that wrote the event.
 _INSERT_VIA_ORIGIN = (
     "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
-    " SELECT %(position)s, o.project_id, %(at)s, %(actor)s, %(kind)s,"
-    " replace(%(summary)s, '{kind}', o.kind) FROM rm_origins o"
-    " WHERE o.originator_id = %(origin)s"
+    " SELECT %(position)s, o.project_id, %(at)s,"
+    " coalesce(%(actor)s::text, o.requester, 'server'), %(kind)s,"
+    " replace(replace(%(summary)s, '{kind}', o.kind), '{label}', coalesce(o.label, o.kind))"
+    " FROM rm_origins o WHERE o.originator_id = %(origin)s"
 )
 _ORIGIN = (
-    "INSERT INTO rm_origins (originator_id, project_id, kind) VALUES (%(origin)s, %(project)s,"
-    " %(kind)s) ON CONFLICT (originator_id) DO NOTHING"
+    "INSERT INTO rm_origins (originator_id, project_id, kind, label, requester)"
+    " VALUES (%(origin)s, %(project)s, %(kind)s, %(label)s, %(requester)s)"
+    " ON CONFLICT (originator_id) DO NOTHING"
 )
 
 
@@ -47,6 +51,8 @@ class HistoryReadModel(ReadModel):
         "CREATE INDEX IF NOT EXISTS rm_versions_project ON rm_versions (project_id, position)",
         "CREATE TABLE IF NOT EXISTS rm_origins ("
         " originator_id uuid PRIMARY KEY, project_id uuid NOT NULL, kind text NOT NULL)",
+        "ALTER TABLE rm_origins ADD COLUMN IF NOT EXISTS label text",
+        "ALTER TABLE rm_origins ADD COLUMN IF NOT EXISTS requester text",
     )
 
     @singledispatchmethod
@@ -114,7 +120,7 @@ class HistoryReadModel(ReadModel):
 
     # -- scene and job events: the project comes from the origins table ------------------
 
-    def _line(self, e: Any, position: int, actor: str, summary: str) -> Statement:
+    def _line(self, e: Any, position: int, actor: str | None, summary: str) -> Statement:
         return (_INSERT_VIA_ORIGIN, {"position": position, "origin": e.originator_id,
                                      "at": e.timestamp, "actor": actor, "kind": _kind(e),
                                      "summary": summary})
@@ -122,7 +128,8 @@ class HistoryReadModel(ReadModel):
     @statements.register
     def _(self, e: Scene.Created, position: int) -> list[Statement]:
         return [
-            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": "scene"}),
+            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": "scene",
+                       "label": None, "requester": None}),
             self._line(e, position, "server", "created the scene"),
         ]
 
@@ -136,22 +143,24 @@ class HistoryReadModel(ReadModel):
         return [self._line(e, position, e.actor,
                            f"compacted the scene ({len(e.state)} bytes)")]
 
+    @staticmethod
+    def _job_origin(e: Job.Requested | Job.ReuseRequested) -> Statement:
+        name = e.params.get("name") if isinstance(e.params, dict) else None
+        return (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind,
+                          "label": str(name)[:200] if name else "an object",
+                          "requester": e.actor})
+
     @statements.register
     def _(self, e: Job.Requested, position: int) -> list[Statement]:
-        return [
-            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind}),
-            self._line(e, position, e.actor, "requested {kind}"),
-        ]
+        return [self._job_origin(e), self._line(e, position, e.actor, "requested {kind}")]
 
     @statements.register
     def _(self, e: Job.ReuseRequested, position: int) -> list[Statement]:
         # Which job answered stays out of the line: it may belong to another project.
         answered = ("answered from earlier results" if e.how == Reuse.CACHE.value
                     else "joined an identical run")
-        return [
-            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind}),
-            self._line(e, position, e.actor, f"requested {{kind}} ({answered})"),
-        ]
+        return [self._job_origin(e),
+                self._line(e, position, e.actor, f"requested {{kind}} ({answered})")]
 
     @statements.register
     def _(self, e: Job.Started, position: int) -> list[Statement]:
@@ -159,7 +168,8 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.StageCompleted, position: int) -> list[Statement]:
-        return [self._line(e, position, e.actor, f"{{kind}}: {e.stage} stage ready")]
+        # "alice generated apple (final)": the requester's, though a worker wrote it.
+        return [self._line(e, position, None, f"generated {{label}} ({e.stage})")]
 
     @statements.register
     def _(self, e: Job.Succeeded, position: int) -> list[Statement]:

@@ -19,6 +19,7 @@ from psycopg.errors import UndefinedTable
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from core.projections import timeline_lines
 from core.projections.registry import EVENTS_TABLE, READ_MODEL_NAMES, TRACKING_TABLE
 from core.projections.scene_objects import SCENE_AT, scene_from_rows
 
@@ -140,11 +141,19 @@ class ReadModels:
         )
 
     async def timeline(self, project_id: UUID, after: int, limit: int) -> list[dict[str, Any]]:
-        return await self._fetchall(
-            "SELECT position, at, actor, kind, summary FROM rm_timeline"
-            " WHERE project_id = %s AND position > %s ORDER BY position LIMIT %s",
+        """A page of the timeline in words: who by name (joined here, so a renamed account
+        reads as it is named now) and what each scene edit changed
+        (:mod:`core.projections.timeline_lines`)."""
+        rows = await self._fetchall(
+            "SELECT t.position, t.at, t.actor, u.username AS actor_name, t.kind, t.summary"
+            " FROM rm_timeline t LEFT JOIN accounts_users u ON u.id::text = t.actor"
+            " WHERE t.project_id = %s AND t.position > %s ORDER BY t.position LIMIT %s",
             project_id, after, limit,
         )
+        edits = [row["position"] for row in rows if row["kind"] == timeline_lines.SCENE_EDIT]
+        changes = await self._fetchall(timeline_lines.SCENE_CHANGES, project_id, edits) \
+            if edits else []
+        return timeline_lines.readable(rows, changes)
 
     async def format_of_blob(self, blob_key: str) -> str | None:
         """The file format an uploaded blob was stored as (None for generated ones)."""

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
-  EMPTY_TIMELINE, type TimelineEvent, type TimelinePage, eventAt, mergePage, readForward,
-  sliderStops,
+  EMPTY_TIMELINE, type TimelineEvent, type TimelinePage, actorLabel, eventAt, mergePage,
+  readForward, sliderStops,
 } from './timeline'
 
 const ev = (position: number): TimelineEvent => ({
@@ -64,5 +64,18 @@ describe('timeline paging', () => {
     expect(eventAt(state, -3)?.position).toBe(4)
     expect(eventAt(state, 9)?.position).toBe(6)
     expect(eventAt(EMPTY_TIMELINE, 0)).toBeNull()
+  })
+})
+
+describe('timeline lines', () => {
+  it('name the actor, never by a raw id', () => {
+    const names = new Map([['u-1', 'alice']])
+    const line = (actor: string | null, actorName?: string | null) =>
+      actorLabel({ ...ev(1), actor, actor_name: actorName }, names)
+    expect(line('u-2', 'bob')).toBe('bob')
+    expect(line('u-1')).toBe('alice')
+    expect(line('0b6f1c9e-6a39-4f44-9d67-4b3f8a0c2d11')).toBe('a former member')
+    expect(line('server')).toBe('the studio')
+    expect(line(null)).toBe('the studio')
   })
 })

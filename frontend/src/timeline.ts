@@ -4,8 +4,18 @@ export interface TimelineEvent {
   position: number
   at: string
   actor: string | null
+  /** The actor's username, joined by the server (null for the studio itself). */
+  actor_name?: string | null
   kind: string
   summary: string
+}
+
+/** Who did it, as a person reads it: the username the server joined, else the member's name,
+ *  else what they are; never a raw user id. */
+export function actorLabel(e: TimelineEvent, names: Map<string, string>): string {
+  if (e.actor_name) return e.actor_name
+  if (e.actor && names.has(e.actor)) return names.get(e.actor) as string
+  return !e.actor || e.actor === 'server' ? 'the studio' : 'a former member'
 }
 
 export interface TimelinePage {

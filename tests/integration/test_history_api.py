@@ -112,6 +112,10 @@ def test_timeline_pages_by_position(client: TestClient, history):
         cursor = page["next"]
     assert pages == everything["events"]
     assert all(e["summary"] for e in pages)
+    # scene edits say what they changed, by object name; people are named
+    edits = [e["summary"] for e in pages if e["kind"] == "Scene.Updated"]
+    assert edits == ["added shade", "added ball; changed the mesh of shade"], edits
+    assert {e["actor_name"] for e in pages if e["actor"] == owner.user_id} == {"hana"}
 
 
 def test_bad_history_requests_change_nothing(client: TestClient, history, pipeline):
@@ -171,7 +175,7 @@ def test_generation_shows_in_the_scene_and_undo_removes_it(client: TestClient,
                           headers=ivy.headers).json()["events"]
     last_two = [e["summary"] for e in timeline[-2:]]
     assert "undid generate" in last_two
-    assert any(s.startswith(f"edited the scene (job-undo:{job_id}") for s in last_two)
+    assert any(s.startswith("undid a job: deleted ") for s in last_two), last_two
     # undo appended events: the state just before it still shows the object
     before_undo = client.get(f"/api/v1/projects/{project_id}/state",
                              params={"at": undone.json()["position"] - 1},

@@ -2,6 +2,7 @@ import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
 import { api, errorMessage, type SceneDiff, type Version } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { objectsOfSnapshot, type SceneObject } from '../scene'
+import { actorLabel } from '../timeline'
 import { useTimeline } from './useTimeline'
 
 export interface Preview {
@@ -167,8 +168,8 @@ export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPr
       <ol className="timeline" reversed>
         {[...events].reverse().slice(0, 200).map((e) => (
           <li key={e.position}>
-            <span className="small-text muted">{when(e.at)} · {e.actor ? names.get(e.actor) ?? e.actor : 'system'}</span>
-            <span>{e.summary}</span>
+            <span className="small-text muted">{when(e.at)}</span>
+            <span>{actorLabel(e, names)} {e.summary}</span>
           </li>
         ))}
       </ol>
