@@ -447,7 +447,7 @@ def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) 
 
         network.cut()
         banner = bob.get_by_test_id("connection-banner")
-        expect(banner).to_contain_text("Connection lost")
+        expect(banner).to_contain_text("Offline")
         bob.get_by_label("Position Y").fill("1.5")
         bob.get_by_label("Position Y").press("Enter")
         expect(banner).to_contain_text("will be sent when the connection is back")
