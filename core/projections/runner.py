@@ -1,9 +1,11 @@
 """Follows the event log and keeps every read model up to date, in batches, exactly once.
 
-For each read model, one transaction per batch: take the model's advisory lock, read its
-position, turn up to ``batch_size`` following events into SQL, run it, and move the position
-— all or nothing. Because the writer serialises appends with a table lock, notification ids
-become visible in order, so "every id after my position" never skips a concurrent write.
+One transaction per batch for all the read models: take each model's advisory lock and read
+its position (one statement), read up to ``batch_size`` following events, turn them into each
+model's SQL, run it and move the positions (one pipeline), commit — all or nothing, so
+following a live scene costs a few round trips per step, not a transaction per model.
+Because the writer serialises appends with a table lock, notification ids become visible in
+order, so "every id after my position" never skips a concurrent write.
 
 The advisory lock makes it safe to run several runners (for availability: one works, the others
 wait) and lets ``rebuild`` drop and replay a model while a runner is live. Reading the position
@@ -11,8 +13,9 @@ inside the transaction, instead of keeping it in memory, is what lets a runner c
 correctly after someone else moved it.
 
 Nothing stops on one bad record: when a batch fails because of an event (its SQL is refused,
-the model's code raises on it, or it cannot even be decoded), the batch is rolled back and
-applied again one event at a time, each in a savepoint; an event that fails on its own is
+the model's code raises on it, or it cannot even be decoded), the batch is rolled back, each
+model takes it again in a transaction of its own, and a model that fails again applies it one
+event at a time, each in a savepoint; an event that fails on its own is
 quarantined for that model (core.projections.quarantine) in the transaction that moves the
 model past it, and the other events, and the other models, carry on. Failures of the database
 itself (a lost connection, a deadlock, a shutdown) are not the event's fault: they stop the
@@ -24,14 +27,16 @@ from __future__ import annotations
 import logging
 import select
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 from uuid import UUID
 
 import psycopg
 from eventsourcing import persistence
+from eventsourcing.persistence import Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg import sql
 
@@ -53,6 +58,11 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 IDLE_WAIT_S = 1.0
+FOLLOW_INTERVAL_S = 0.05  # a step's fixed cost, shared by the edits of 50 ms (lag goal: 1 s)
+_ADVANCE = (
+    f"UPDATE {TRACKING_TABLE} t SET position = m.position FROM unnest(%(names)s::text[],"
+    " %(positions)s::bigint[]) AS m(name, position) WHERE t.name = m.name"
+)
 _LOCK_NAMESPACE = 0x0F_EA_5  # first key of pg_advisory_xact_lock(int, int)
 # SQLSTATE classes of failures that are the database's, not an event's: connection lost (08),
 # transaction state (25), no such database or schema (3D, 3F), deadlock or serialisation (40),
@@ -84,9 +94,21 @@ class ProjectionRunner:
         self._url = database_url
         self._batch_size = batch_size
         self._studio = Studio(env=eventstore_env(database_url))
+        recorder = self._studio.recorder
+        assert isinstance(recorder, PostgresApplicationRecorder)
+        self._select = sql.SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {}"
+            " WHERE notification_id >= %s ORDER BY notification_id LIMIT %s").format(
+                sql.Identifier(recorder.datastore.schema, recorder.events_table_name))
         models = build_read_models(self._scene_at)
         self.models = {name: models[name] for name in names}
         self._conn = psycopg.connect(database_url)
+        # Read models are the log's derivatives: a commit the server loses in a crash (at most
+        # its last few hundred milliseconds, never a torn one) loses its rows and its position
+        # together, and the runner replays those events. So its commits do not wait for the
+        # WAL's flush, which on a live scene was one fsync per edit.
+        with self._conn.transaction():
+            self._conn.execute("SET synchronous_commit TO off")
         with schema_lock(database_url):
             self.create_tables()
 
@@ -173,12 +195,22 @@ class ProjectionRunner:
     # -- following the log ----------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Process batches until ``stop`` is set, sleeping on LISTEN/NOTIFY when idle."""
+        """Process batches until ``stop`` is set, sleeping on LISTEN/NOTIFY when idle.
+
+        A batch shorter than ``batch_size`` reached the head, so the runner goes back to the
+        listener rather than asking again: a notification sent meanwhile waits in its socket
+        and wakes the next ``select`` at once, so nothing committed is left behind. Steps
+        following a live scene start at least ``FOLLOW_INTERVAL_S`` apart, so a burst of
+        edits is taken in one step rather than one step per edit (the first edit after a
+        quiet spell is taken at once).
+        """
         with psycopg.connect(self._url, autocommit=True) as listener:
             listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(EVENTS_TABLE)))
             while not stop.is_set():
-                if self.step() == 0:
+                started = time.monotonic()
+                if self.step() < self._batch_size:
                     select.select([listener.fileno()], [], [], IDLE_WAIT_S)
+                    stop.wait(started + FOLLOW_INTERVAL_S - time.monotonic())
                     for _ in listener.notifies(timeout=0):
                         pass  # drain: one wake-up covers every notification so far
 
@@ -193,17 +225,84 @@ class ProjectionRunner:
         """One batch for each model; returns how many events were processed in all.
 
         The batch is read and decoded once for all models, from the position of the one
-        furthest behind; each model then takes the events past its own position.
+        furthest behind; each model then takes the events past its own position. Every model
+        takes it in one transaction (one lock statement, one position update, one commit:
+        following a live scene costs a few round trips per event, not a transaction per
+        model); when that fails because of an event, it is rolled back and every model takes
+        the batch again in a transaction of its own, as :meth:`_step_one` does.
         """
         chosen = [self.models[name] for name in (names or self.models)]
-        positions = self._positions([m.name for m in chosen])
-        batch = self._read(min(positions.values()) + 1)
+        try:
+            return self._step_together(chosen)
+        except NotFound:
+            for model in chosen:
+                model.forget()
+            raise  # a model without its tracking row: no event is to blame
+        except Exception as error:
+            for model in chosen:
+                model.forget()  # its in-memory state may be ahead of the rolled-back tables
+            self._reraise_if_no_event_is_to_blame(error)
+            log.warning("read models %s failed on a batch together (%s); taking it one model"
+                        " at a time", ", ".join(m.name for m in chosen),
+                        quarantine.describe(error))
+        except BaseException:
+            for model in chosen:
+                model.forget()
+            raise
+        with self._conn.transaction():
+            tracked = self._tracked([m.name for m in chosen])
+            batch = self._read(min(tracked.get(m.name, 0) for m in chosen) + 1)
         return sum(self._step_one(model, batch) for model in chosen)
 
-    def _read(self, start: int) -> list[tuple[int, Any]]:
-        notifications = self._studio.recorder.select_notifications(
-            start=start, limit=self._batch_size)
-        return [(n.id, self._decode(n)) for n in notifications]
+    def _step_together(self, chosen: list[ReadModel]) -> int:
+        with self._conn.transaction():
+            positions = self._claim([m.name for m in chosen])
+            if not positions:
+                return 0  # other runners or rebuilds hold every one
+            batch = self._read(min(positions.values()) + 1)
+            moved: dict[str, int] = {}
+            statements: list[Statement] = []
+            done = 0
+            for model in chosen:
+                if model.name not in positions:
+                    continue
+                events = [(i, e) for i, e in batch if i > positions[model.name]]
+                if events:
+                    statements.extend(self._statements(model, events))
+                    moved[model.name] = events[-1][0]
+                    done += len(events)
+            if moved:
+                statements.append((_ADVANCE, {"names": list(moved),
+                                              "positions": list(moved.values())}))
+                self._execute(statements)
+            return done
+
+    def _claim(self, names: list[str]) -> dict[str, int]:
+        """Take the advisory lock of each named model that no one else holds, and its
+        position (locked for update), in one statement: the positions of those taken."""
+        rows = self._conn.execute(
+            sql.SQL("WITH mine AS MATERIALIZED (SELECT name FROM unnest(%s::text[]) AS n(name)"
+                    " WHERE pg_try_advisory_xact_lock(%s, hashtext(name)))"
+                    " SELECT t.name, t.position FROM {} t JOIN mine USING (name)"
+                    " FOR UPDATE OF t").format(sql.Identifier(TRACKING_TABLE)),
+            (names, _LOCK_NAMESPACE)).fetchall()
+        positions: dict[str, int] = dict(rows)
+        if len(positions) < len(names):  # held elsewhere, or no tracking row at all
+            known = self._tracked(names)
+            for name in names:
+                if name not in known:
+                    raise NotFound(f"read model {name!r} has no tracking row;"
+                                   " run create_tables()")
+        return positions
+
+    def _read(self, start: int, limit: int | None = None) -> list[tuple[int, Any]]:
+        """Up to ``batch_size`` stored events from log position ``start`` on, decoded. Read
+        in the runner's transaction (always within one), on its own connection: a step's
+        read costs one round trip, not a pooled connection's three."""
+        rows = self._conn.execute(self._select, (start, limit or self._batch_size)).fetchall()
+        return [(row[0], self._decode(Notification(
+            id=row[0], originator_id=row[1], originator_version=row[2], topic=row[3],
+            state=bytes(row[4])))) for row in rows]
 
     def _decode(self, notification: Any) -> Any:
         """The domain event, or an :class:`Undecodable` that the models which handle its
@@ -221,10 +320,10 @@ class ProjectionRunner:
                                notification.originator_version, error, event_class)
 
     def _stored(self, position: int) -> Any:
-        found = self._studio.recorder.select_notifications(start=position, limit=1)
-        if not found or found[0].id != position:
+        found = self._read(position, limit=1)
+        if not found or found[0][0] != position:
             raise NotFound(f"no stored event at log position {position}")
-        return self._decode(found[0])
+        return found[0][1]
 
     def _step_one(self, model: ReadModel, batch: list[tuple[int, Any]]) -> int:
         """Apply the model's events of ``batch`` in one transaction; where that fails because
@@ -281,6 +380,11 @@ class ProjectionRunner:
             raise
 
     def _apply(self, model: ReadModel, events: list[tuple[int, Any]]) -> None:
+        self._execute(self._statements(model, events))
+
+    @staticmethod
+    def _statements(model: ReadModel, events: list[tuple[int, Any]]) -> list[Statement]:
+        """The model's SQL for ``events``, its appends last (see ``ReadModel.appends``)."""
         statements: list[Statement] = []
         for notification_id, event in events:
             if isinstance(event, Undecodable):
@@ -288,8 +392,8 @@ class ProjectionRunner:
                     raise event.error
                 continue
             statements.extend(model.statements(event, notification_id))
-        self._execute([s for s in statements if s[0] not in model.appends])
-        self._execute([s for s in statements if s[0] in model.appends])
+        return ([s for s in statements if s[0] not in model.appends]
+                + [s for s in statements if s[0] in model.appends])
 
     def _advance(self, name: str, position: int) -> None:
         self._conn.execute(
@@ -325,20 +429,19 @@ class ProjectionRunner:
             (origin, position)).fetchone()
         return int(row[0]) if row else 0
 
-    def _positions(self, names: list[str]) -> dict[str, int]:
-        with self._conn.transaction():
-            rows = self._conn.execute(
-                sql.SQL("SELECT name, position FROM {} WHERE name = ANY(%s)").format(
-                    sql.Identifier(TRACKING_TABLE)), (names,)).fetchall()
-        found = {name: position for name, position in rows}
-        return {name: found.get(name, 0) for name in names}
+    def _tracked(self, names: list[str]) -> dict[str, int]:
+        """The positions of those of the models that have a tracking row."""
+        return dict(self._conn.execute(
+            sql.SQL("SELECT name, position FROM {} WHERE name = ANY(%s)").format(
+                sql.Identifier(TRACKING_TABLE)), (names,)).fetchall())
 
     def _execute(self, statements: list[Statement]) -> None:
-        """Run in order; consecutive statements with the same SQL go as one pipelined batch."""
-        with self._conn.cursor() as cur:
-            for query, group in groupby(statements, key=lambda s: s[0]):
-                cur.executemany(query,  # type: ignore[arg-type]
-                                [storable(params) for _, params in group])
+        """Run in order, pipelined: one round trip for all of them."""
+        if not statements:
+            return
+        with self._conn.pipeline(), self._conn.cursor() as cur:
+            for query, params in statements:
+                cur.execute(query, storable(params))  # type: ignore[arg-type]
 
     def _position(self, name: str) -> int:
         row = self._conn.execute(
