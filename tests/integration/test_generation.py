@@ -91,7 +91,7 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
     _assert_device_report(job)
 
 
-def _height(mesh: trimesh.Trimesh) -> float:
+def _height(mesh: trimesh.parent.Geometry) -> float:
     low, high = mesh.bounds
     return float(high[1] - low[1])
 
