@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import singledispatchmethod
 from typing import Any, ClassVar
@@ -41,6 +41,13 @@ class ReadModel:
         """The SQL for one event at log ``position``; events a model ignores give none."""
         return []
 
+    def statements_of(self, event: Any, position: int) -> list[Statement]:
+        """:meth:`statements`, dispatched once per event class: ``singledispatchmethod``
+        builds a bound wrapper on every call, which replaying the log pays per event and
+        model; the models that ignore the event's class are not called at all."""
+        handler = _handler(type(self), type(event))
+        return [] if handler is None else handler(self, event, position)
+
     def forget(self) -> None:
         """Drop any in-memory state (after a rolled-back batch or a rebuild)."""
 
@@ -48,8 +55,21 @@ class ReadModel:
     def handles(cls, event_class: type) -> bool:
         """Whether events of ``event_class`` give this model statements (a stored event that
         cannot be decoded matters only to the models that handle its class)."""
-        dispatcher = inspect.getattr_static(cls, "statements").dispatcher
-        return bool(dispatcher.dispatch(event_class) is not dispatcher.dispatch(object))
+        return _handler(cls, event_class) is not None
+
+
+_HANDLERS: dict[tuple[type, type], Callable[..., Any] | None] = {}
+
+
+def _handler(model_class: type, event_class: type) -> Callable[..., Any] | None:
+    """The function the model's ``statements`` dispatches ``event_class`` to; None where
+    that is the default, which gives no statements."""
+    key = (model_class, event_class)
+    if key not in _HANDLERS:
+        dispatcher = inspect.getattr_static(model_class, "statements").dispatcher
+        found: Callable[..., Any] = dispatcher.dispatch(event_class)
+        _HANDLERS[key] = None if found is dispatcher.dispatch(object) else found
+    return _HANDLERS[key]
 
 
 def object_ids(objects: Any) -> list[str]:

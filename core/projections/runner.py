@@ -391,7 +391,7 @@ class ProjectionRunner:
                 if event.event_class is None or model.handles(event.event_class):
                     raise event.error
                 continue
-            statements.extend(model.statements(event, notification_id))
+            statements.extend(model.statements_of(event, notification_id))
         return ([s for s in statements if s[0] not in model.appends]
                 + [s for s in statements if s[0] in model.appends])
 
