@@ -20,6 +20,7 @@ import pytest
 from psycopg import sql
 
 from core.errors import NotFound
+from core.events.account import set_tier
 from core.events.job_kinds import GENERATE, MESH_ANALYSE
 from core.events.project import Asset
 from core.events.roles import Role
@@ -125,6 +126,9 @@ def build_history(studio: Studio) -> dict[str, Any]:
     studio.edit_scene(a, {"after": {"name": "after revert"}}, actor="alice", origin="test")
     studio.edit_scene(gone, {"x": {"name": "x"}}, actor="alice", origin="test")
     studio.delete_project(gone, actor="alice")
+    dora = str(uuid.uuid4())
+    set_tier(studio, dora, "dora", "pro", actor="root")  # the account opens on a tier
+    set_tier(studio, dora, "dora", "enterprise", actor="root")  # and moves
 
     analysed = studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[0].asset_id}, {},
                                   actor="alice")
