@@ -37,13 +37,16 @@ from core.contracts.mesh_params import (
     material_catalogue,
 )
 from core.errors import InvalidInput, NotFound
-from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS
+from core.events.job_kinds import MESH_ANALYSE, MESH_MATERIAL, MESH_OPERATIONS
 from core.events.roles import Role
 from core.geometry_tasks import export_file, fetch_blobs
 from core.meshopt_glb import encoding_wanted
 from core.scene import document
 
 MAX_WAIT_S = 300.0
+# Operations that rebuild the surface (and so lose its UVs and textures): a material the mesh
+# wore is made again on their result.
+_KEEPS_THE_MATERIAL = frozenset(MESH_OPERATIONS.values()) - {MESH_MATERIAL}
 WAIT = (Query("wait", {"type": "string", "enum": ["true", "false", "1", "0"]},
               "true: answer when the job has ended (or at the timeout, with 202)."),
         Query("timeout", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WAIT_S},
@@ -118,6 +121,10 @@ async def _request(request: Request, kind: str) -> Response:
         "filename": asset["filename"],
         "units": asset.get("units", "mm"),
     }
+    if kind in _KEEPS_THE_MATERIAL:
+        worn = await res.read_models.worn_material(UUID(str(asset["asset_id"])))
+        if worn is not None:  # made again on the result (workers.mesh.operations.operate)
+            inputs["material"] = {k: v for k, v in worn.items() if k != "object_id"}
     await charge_job(request, res.pool, current_user(request).key)
     job_id = await asyncio.to_thread(
         res.studio.request_job, asset["project_id"], kind, inputs, params,

@@ -22,7 +22,8 @@ _INSERT_VIA_ORIGIN = (
     "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
     " SELECT %(position)s, o.project_id, %(at)s,"
     " coalesce(%(actor)s::text, o.requester, 'server'), %(kind)s,"
-    " replace(replace(%(summary)s, '{kind}', o.kind), '{label}', coalesce(o.label, o.kind))"
+    " replace(replace(%(summary)s, '{kind}', replace(o.kind, 'mesh.', '')), '{label}',"
+    " coalesce(o.label, o.kind))"
     " FROM rm_origins o WHERE o.originator_id = %(origin)s"
 )
 _ORIGIN = (
@@ -34,6 +35,15 @@ _ORIGIN = (
 
 def _kind(event: Any) -> str:
     return type(event).__qualname__
+
+
+def _object_name(after: Any, before: Any, object_id: str) -> str:
+    for fields in (after, before):
+        value = fields.get(object_id) if isinstance(fields, dict) else None
+        name = value.get("name") if isinstance(value, dict) else None
+        if isinstance(name, str) and name.strip():
+            return name.strip()[:80]
+    return "an unnamed object"
 
 
 class HistoryReadModel(ReadModel):
@@ -185,8 +195,9 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.SceneChanged, position: int) -> list[Statement]:
-        objects = ", ".join(object_ids(e.after))
-        return [self._line(e, position, e.actor, f"{{kind}} showed its result as {objects}")]
+        # By the objects' names (the ids mean nothing to a reader), as they were after.
+        names = ", ".join(_object_name(e.after, e.before, oid) for oid in object_ids(e.after))
+        return [self._line(e, position, None, f"{{kind}} showed its result on {names}")]
 
     @statements.register
     def _(self, e: Job.Undone, position: int) -> list[Statement]:

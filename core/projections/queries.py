@@ -19,11 +19,13 @@ from psycopg.errors import UndefinedTable
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from core.events.job_kinds import MESH_MATERIAL
 from core.projections import timeline_lines
 from core.projections.registry import EVENTS_TABLE, READ_MODEL_NAMES, TRACKING_TABLE
 from core.projections.scene_objects import SCENE_AT, scene_from_rows
 
 CATCH_UP_TIMEOUT_S = 3.0
+MAX_LINEAGE = 64  # meshes made from meshes followed up to a material
 
 
 class ReadModels:
@@ -154,6 +156,23 @@ class ReadModels:
         changes = await self._fetchall(timeline_lines.SCENE_CHANGES, project_id, edits) \
             if edits else []
         return timeline_lines.readable(rows, changes)
+
+    async def worn_material(self, asset_id: UUID) -> dict[str, Any] | None:
+        """The parameters of the material job nearest up a mesh's lineage (the mesh itself, or
+        the mesh it was made from, and so on): what a later repair, style or optimise makes
+        again on its result, so that chained operations keep the look. None if none."""
+        row = await self._fetchone(
+            "WITH RECURSIVE lineage AS ("
+            " SELECT source_asset_id, job_id, operation, 0 AS depth FROM rm_assets"
+            " WHERE asset_id = %(asset)s"
+            " UNION ALL SELECT a.source_asset_id, a.job_id, a.operation, l.depth + 1"
+            " FROM rm_assets a JOIN lineage l ON a.asset_id = l.source_asset_id"
+            " WHERE l.depth < %(deepest)s)"
+            " SELECT j.params FROM lineage l JOIN rm_jobs j ON j.id = l.job_id"
+            " WHERE l.operation = %(material)s AND j.state = 'succeeded'"
+            " ORDER BY l.depth LIMIT 1",
+            {"asset": asset_id, "deepest": MAX_LINEAGE, "material": MESH_MATERIAL})
+        return None if row is None else dict(row["params"])
 
     async def format_of_blob(self, blob_key: str) -> str | None:
         """The file format an uploaded blob was stored as (None for generated ones)."""

@@ -76,6 +76,7 @@ describe('timeline lines', () => {
     expect(line('u-1')).toBe('alice')
     expect(line('0b6f1c9e-6a39-4f44-9d67-4b3f8a0c2d11')).toBe('a former member')
     expect(line('server')).toBe('the studio')
+    expect(line('mesh-worker-7')).toBe('the studio')
     expect(line(null)).toBe('the studio')
   })
 })

@@ -15,8 +15,11 @@ export interface TimelineEvent {
 export function actorLabel(e: TimelineEvent, names: Map<string, string>): string {
   if (e.actor_name) return e.actor_name
   if (e.actor && names.has(e.actor)) return names.get(e.actor) as string
-  return !e.actor || e.actor === 'server' ? 'the studio' : 'a former member'
+  // A user id no longer among the members; anything else is a part of the studio (a worker).
+  return e.actor && MEMBER_ID.test(e.actor) ? 'a former member' : 'the studio'
 }
+
+const MEMBER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 export interface TimelinePage {
   events: TimelineEvent[]

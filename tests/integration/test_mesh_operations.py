@@ -124,6 +124,11 @@ def test_a_repair_on_a_scene_object_shows_there_and_can_be_undone(
             return document.snapshot(studio.scene(uuid.UUID(project)).state)["objects"]["part"]
 
         assert shown()["asset"] == job["mesh_id"] and shown()["name"] == "part"
+        # the timeline names the object and the person who asked, never ids
+        lines = [f"{e['actor_name']} {e['summary']}" for e in client.get(
+            f"/api/v1/projects/{project}/timeline", headers=alice.headers).json()["events"]]
+        assert "alice repair showed its result on part" in lines, lines
+        assert any(line.endswith(" changed the mesh of part") for line in lines), lines
         undone = client.post(f"/api/v1/jobs/{job['id']}/undo", headers=alice.headers)
         assert undone.status_code == 200, undone.text
         assert shown()["asset"] == broken["id"] and shown()["blob"] == broken["blob_key"]
@@ -306,3 +311,45 @@ def test_style_and_material_make_new_meshes(client: TestClient, pipeline: Settin
     assert head["extensionsRequired"] == ["EXT_meshopt_compression"]
     assert len(head["images"]) == len(json.loads(
         glb.content[20:20 + struct.unpack_from("<I", glb.content, 12)[0]])["images"])
+
+
+def test_a_material_is_kept_through_later_operations(client: TestClient, pipeline: Settings,
+                                                      make_account):
+    """Reproduction (issue 21, item 12): optimising a textured mesh dropped its material. A
+    repair, style or optimise of a mesh that wears a material (on it, or up its lineage) makes
+    the material again on the new surface, with the same kind and seed."""
+    ema = make_account("ema")
+    project = client.post("/api/v1/projects", json={"name": "Chains"},
+                          headers=ema.headers).json()["id"]
+    sphere = upload(client, project, ema.headers, sphere_stl(), filename="ball.stl")
+
+    def run(mesh_id: str, operation: str, body: dict) -> dict:
+        r = client.post(f"/api/v1/meshes/{mesh_id}/{operation}?wait=true", json=body,
+                        headers=ema.headers)
+        assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
+        return r.json()
+
+    def textures(mesh_id: str) -> list[tuple[int, int]]:
+        glb = client.get(f"/api/v1/meshes/{mesh_id}/export?format=glb", headers=ema.headers)
+        scene = trimesh.load_scene(io.BytesIO(glb.content), file_type="glb")
+        return [g.visual.material.baseColorTexture.size for g in scene.geometry.values()
+                if getattr(g.visual, "material", None) is not None
+                and getattr(g.visual.material, "baseColorTexture", None) is not None]
+
+    wood = run(sphere["id"], "material", {"material": "wood", "seed": 7, "texture_size": 128})
+    assert textures(wood["mesh_id"]) == [(128, 128)]
+    styled = run(wood["mesh_id"], "style", {"style": "low_poly", "ratio": 0.5})
+    assert styled["result"]["report"]["material"]["material"] == "wood"
+    assert textures(styled["mesh_id"]) == [(128, 128)]
+    # two steps from the material, through the styled mesh
+    repaired = run(styled["mesh_id"], "repair", {})
+    assert repaired["result"]["report"]["material"] == {
+        "material": "wood", "seed": 7, "options": styled["result"]["report"]["material"][
+            "options"]}
+    assert textures(repaired["mesh_id"]) == [(128, 128)]
+    optimised = run(repaired["mesh_id"], "optimise", {})
+    assert optimised["result"]["report"]["material"]["material"] == "wood"
+    assert textures(optimised["mesh_id"]) == [(128, 128)]
+    # a mesh that never wore one gets none
+    plain = run(sphere["id"], "repair", {})
+    assert "material" not in plain["result"]["report"] and textures(plain["mesh_id"]) == []

@@ -60,18 +60,28 @@ def analyse(data: bytes, file_type: str,
     return stats, printability.face_maps_bytes()
 
 
-def operate(kind: str, data: bytes, file_type: str,
-            params: Mapping[str, Any]) -> tuple[bytes, dict[str, Any]]:
-    """Run a mesh-making operation: the new mesh as GLB, and its report."""
+def operate(kind: str, data: bytes, file_type: str, params: Mapping[str, Any],
+            material: Mapping[str, Any] | None = None) -> tuple[bytes, dict[str, Any]]:
+    """Run a mesh-making operation: the new mesh as GLB, and its report.
+
+    ``material`` is the material job's parameters the source mesh wore, if any. A repair,
+    style or optimise rebuilds faces, so the source's UVs (and with them its textures) do not
+    carry over; the material is made again on the new surface instead, with the same kind,
+    seed and options, and the report says so (``material``).
+    """
     params = check_params(kind, params)
     try:
         operation = _OPERATIONS[kind]
     except KeyError:
         raise InvalidInput(f"{kind!r} does not make a mesh") from None
+    worn = check_params(MESH_MATERIAL, material) \
+        if material is not None and kind != MESH_MATERIAL else None
     mesh = load_mesh(data, file_type=file_type)
     made, report = operation(mesh, params)
     if len(made.faces) == 0:
         raise InvalidInput(f"{kind}: nothing of the mesh was left to keep")
+    if worn is not None:
+        made, report["material"] = _material(made, worn)
     report["faces"] = len(made.faces)
     return cast(bytes, made.export(file_type="glb")), report
 

@@ -53,7 +53,8 @@ class MeshJobs:
             stats, face_maps = await self._geometry.run(analyse, data, file_type, job.params)
             key = await asyncio.to_thread(self._blobs.put_bytes, face_maps, FACE_MAPS_TYPE)
             return stats | {"face_maps": key}
-        glb, report = await self._geometry.run(operate, job.kind, data, file_type, job.params)
+        glb, report = await self._geometry.run(operate, job.kind, data, file_type, job.params,
+                                               job.inputs.get("material"))
         key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB_MEDIA_TYPE)
         return {"mesh": made_mesh(job, glb, key), "report": report}
 
