@@ -2,9 +2,10 @@
 
 Catch-up replays a log of mixed events (scene updates in batches, project renames, job
 requests) from position zero with the runner as configured (``batch_size`` 1000, one
-transaction per model per batch); its peer is the same runner with ``batch_size=1``, one
-transaction per model per event, run against a deadline on the same log. Lag is sampled every
-50 ms while one thread appends at a steady rate and another runs ``ProjectionRunner.run``.
+transaction per batch for every read model); its peer is the same runner with
+``batch_size=1``, one transaction per event, run against a deadline on the same log. Lag is
+sampled every 50 ms while one thread appends at a steady rate and another runs
+``ProjectionRunner.run``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bench.scene_edits import SceneEditor
 from bench.sizes import Sizes
 from core.events.job_kinds import MESH_ANALYSE
 from core.events.studio import Studio
-from core.projections.registry import EVENTS_TABLE, TRACKING_TABLE
+from core.projections.registry import EVENTS_TABLE, READ_MODEL_NAMES, TRACKING_TABLE
 from core.projections.runner import ProjectionRunner
 
 FILL_WRITERS = 4
@@ -219,8 +220,9 @@ def run_section(server_url: str, sizes: Sizes) -> Table:
 def _table(sizes: Sizes, head: int, fill_s: float, batched: tuple[int, float],
            single: tuple[int, float], lag: LagRun) -> Table:
     table = Table(
-        f"3. Projections (4 read models). Log: {head:,} mixed events (scene updates x10/call,"
-        f" renames, job requests; appended at {head / fill_s:,.0f}/s by {FILL_WRITERS} threads)",
+        f"3. Projections ({len(READ_MODEL_NAMES)} read models). Log: {head:,} mixed events"
+        f" (scene updates x10/call, renames, job requests; appended at {head / fill_s:,.0f}/s"
+        f" by {FILL_WRITERS} threads)",
         ["measure", "value", "peer", "peer value", "x peer", "goal"])
     rate, peer_rate = batched[0] / batched[1], single[0] / single[1]
     table.add(f"catch-up from 0, batch_size=1000 (events/s; {batched[0]:,} in"
