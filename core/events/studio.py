@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID, uuid5
 
+from core.contracts.mesh_params import check_mesh_params
 from core.errors import Conflict, InvalidInput, NotFound
 from core.events.job import REUSE_ACTOR, Job, JobFinished, JobState, Reuse
-from core.events.job_kinds import command_subject
+from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS, command_subject
 from core.events.persistence import distinct, eventstore_env, retrying
 from core.events.project import Asset, Derivation, Project
 from core.events.roles import Role
@@ -364,11 +365,14 @@ class Studio(TimeTravel):
             if job.state.finished:
                 raise JobFinished(f"job {job_id} already {job.state.value}")
             loaded: dict[UUID, Project | Scene] = {}
+            analyses: list[Job] = []
             if isinstance(result.get("mesh"), dict):
                 project = loaded[UUID(job.project_id)] = self.project(UUID(job.project_id))
                 asset = derived_mesh(result["mesh"], job.worker or "worker")
                 origin = Derivation(str(job.inputs["asset_id"]), str(job.id), job.kind)
                 project.record_derived_asset(asset, origin, job.worker or "worker")
+                if job.kind in MESH_MAKERS:
+                    analyses.append(_analysis_of(job, asset))
                 object_id = str(job.params.get("object_id") or "")
                 scene = self.scene(project.id) if object_id else None
                 # An object deleted while the job ran stays deleted; the new mesh is kept.
@@ -380,7 +384,8 @@ class Studio(TimeTravel):
                         job.worker or "worker"))
             job.succeed(result)
             ended = self._end_joiners(job, loaded)
-            return self._save(*distinct([*loaded.values(), *ended]), job)  # the job's end last
+            return self._save(*distinct([*loaded.values(), *ended]), *analyses,
+                              job)  # the job's end last
 
         return attempt()
 
@@ -415,6 +420,22 @@ def derived_mesh(fields: Mapping[str, Any], actor: str) -> Asset:
         )
     except (KeyError, TypeError, ValueError) as e:
         raise InvalidInput(f"a job result names a mesh without {e}") from e
+
+
+# A mesh operation's new mesh is analysed as it is recorded (the job in the same transaction):
+# its score and advice otherwise stayed those of the mesh it was made from until someone asked
+# again. Requested by the server, so it counts against nobody's jobs at once.
+MESH_MAKERS = frozenset(MESH_OPERATIONS.values())
+ANALYSIS_ACTOR = "server"
+
+
+def _analysis_of(job: Job, asset: Asset) -> Job:
+    inputs = {"asset_id": asset.asset_id, "blob_key": asset.blob_key,
+              "format": asset.filename.rsplit(".", 1)[-1].lower(), "filename": asset.filename,
+              "units": asset.units}
+    params = check_mesh_params(MESH_ANALYSE, {"units": asset.units})
+    return Job(project_id=job.project_id, kind=MESH_ANALYSE, inputs=inputs, params=params,
+               cache_key=cache_key(MESH_ANALYSE, inputs, params), actor=ANALYSIS_ACTOR)
 
 
 def cache_key(kind: str, inputs: dict[str, Any], params: dict[str, Any]) -> str:

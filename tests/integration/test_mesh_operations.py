@@ -353,3 +353,25 @@ def test_a_material_is_kept_through_later_operations(client: TestClient, pipelin
     # a mesh that never wore one gets none
     plain = run(sphere["id"], "repair", {})
     assert "material" not in plain["result"]["report"] and textures(plain["mesh_id"]) == []
+
+
+def test_a_mesh_an_operation_made_is_analysed_without_being_asked(
+        client: TestClient, pipeline: Settings, make_account):
+    """Reproduction (issue 21, item 12): after a repair the mesh panel kept the old mesh's
+    score until someone asked for a new analysis. The new mesh's analysis is requested with
+    the operation's result (by the server: nobody's job quota), in its units."""
+    finn = make_account("finn")
+    project = client.post("/api/v1/projects", json={"name": "Scores"},
+                          headers=finn.headers).json()["id"]
+    broken = upload(client, project, finn.headers, open_box_stl(), units="cm")
+    r = client.post(f"/api/v1/meshes/{broken['id']}/repair?wait=true", json={},
+                    headers=finn.headers)
+    assert r.status_code == 200 and r.json()["state"] == "succeeded", r.text
+    url = f"/api/v1/meshes/{r.json()['mesh_id']}/analysis"
+    analysis = poll(lambda: client.get(url, headers=finn.headers),
+                    lambda answer: answer.status_code == 200 and "stats" in answer.json(),
+                    timeout=60).json()
+    assert analysis["stats"]["units"] == "cm" and analysis["stats"]["watertight"] is True
+    # the source mesh, uploaded and never operated on, was not analysed by itself
+    source = client.get(f"/api/v1/meshes/{broken['id']}/analysis", headers=finn.headers)
+    assert source.status_code == 404, source.text
