@@ -532,7 +532,7 @@ def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -
             shot(carol, "failed-mesh-repair")
             raise
         expect(carol.get_by_test_id("repair-result")).to_contain_text("holes filled")
-        expect(carol.get_by_test_id("mesh-file")).to_contain_text("open-sphere-repair.glb")
+        expect(carol.get_by_test_id("mesh-file")).to_contain_text("open-sphere (repaired).glb")
         carol.get_by_role("button", name="Analyse", exact=True).click()
         expect(stats).to_contain_text("Watertight", timeout=120_000)
         expect(stats.locator("dd").nth(2)).to_have_text("yes")

@@ -70,13 +70,13 @@ def test_repair_waits_and_answers_with_the_new_mesh(client: TestClient, pipeline
     assert made.status_code == 200, made.text
     assert made.json()["derived_from"] == {"asset_id": broken["id"], "job_id": job["id"],
                                            "operation": MESH_REPAIR}
-    assert made.json()["units"] == "cm" and made.json()["filename"] == "part-repair.glb"
+    assert made.json()["units"] == "cm" and made.json()["filename"] == "part (repaired).glb"
     listed = client.get(f"/api/v1/projects/{project}/assets", headers=alice.headers).json()
     assert {a["id"] for a in listed["assets"]} == {broken["id"], mesh_id}  # the source stays
 
     exported = client.get(f"/api/v1/meshes/{mesh_id}/export?format=stl", headers=alice.headers)
     assert exported.status_code == 200, exported.text
-    assert 'filename="part-repair.stl"' in exported.headers["content-disposition"]
+    assert 'filename="part (repaired).stl"' in exported.headers["content-disposition"]
     repaired = load_mesh(exported.content, file_type="stl")
     assert repaired.is_watertight and repaired.is_winding_consistent and repaired.volume > 0
     original = client.get(f"/api/v1/meshes/{broken['id']}/export", headers=alice.headers)
@@ -100,7 +100,7 @@ def test_repair_waits_and_answers_with_the_new_mesh(client: TestClient, pipeline
 
     timeline = client.get(f"/api/v1/projects/{project}/timeline", headers=alice.headers)
     summaries = [e["summary"] for e in timeline.json()["events"]]
-    assert "repair: made part-repair.glb" in summaries
+    assert "repair: made part (repaired).glb" in summaries
     assert event_topics(pipeline).count("core.events.project:Project.AssetDerived") == 1
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from pathlib import PurePosixPath
 from typing import Any
 from uuid import uuid5
@@ -21,7 +22,15 @@ from core.errors import InvalidInput
 from core.events.blobs import BlobStore
 from core.events.jetstream import connect
 from core.events.job import Job
-from core.events.job_kinds import MESH_ANALYSE, MESH_COMMANDS, MESH_OPERATIONS
+from core.events.job_kinds import (
+    MESH_ANALYSE,
+    MESH_COMMANDS,
+    MESH_MATERIAL,
+    MESH_OPERATIONS,
+    MESH_OPTIMISE,
+    MESH_REPAIR,
+    MESH_STYLE,
+)
 from core.events.progress import JobProgress
 from core.events.studio import Studio
 from core.settings import Settings
@@ -59,18 +68,33 @@ class MeshJobs:
         return {"mesh": made_mesh(job, glb, key), "report": report}
 
 
+# What each operation did, as a result's name says it: "teapot (repaired, optimised)".
+DONE = {MESH_REPAIR: "repaired", MESH_STYLE: "styled", MESH_MATERIAL: "textured",
+        MESH_OPTIMISE: "optimised"}
+_STEP = "|".join(DONE.values())
+_MADE = re.compile(rf"^(?P<base>.+?) \((?P<done>(?:{_STEP})(?:, (?:{_STEP}))*)\)$")
+
+
+def made_name(filename: str, kind: str) -> str:
+    """The file name of a mesh ``kind`` made from ``filename``: its base name and, in
+    brackets, what was done to it so far (each step once, in order), never an id."""
+    stem = PurePosixPath(filename or "mesh").stem or "mesh"
+    made = _MADE.match(stem)
+    base, done = (made["base"], made["done"].split(", ")) if made else (stem, [])
+    step = DONE.get(kind, kind.removeprefix("mesh."))
+    return f"{base} ({', '.join([*done, step] if step not in done else done)}).glb"
+
+
 def made_mesh(job: Job, glb: bytes, key: str) -> dict[str, Any]:
     """The new asset's fields. Its id comes from the job's, so a redelivered job names the
     same asset and cannot record a second one."""
-    source = PurePosixPath(str(job.inputs.get("filename") or "mesh")).stem
-    operation = job.kind.removeprefix("mesh.")
     return {
         "asset_id": str(uuid5(job.id, "mesh")),
         "blob_key": key,
         "sha256": hashlib.sha256(glb).hexdigest(),
         "media_type": GLB_MEDIA_TYPE,
         "size": len(glb),
-        "filename": f"{source}-{operation}.glb",
+        "filename": made_name(str(job.inputs.get("filename") or "mesh"), job.kind),
         "units": job.inputs.get("units", "mm"),
     }
 
