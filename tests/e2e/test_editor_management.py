@@ -1,9 +1,12 @@
-"""Managing a project and the site in a real browser (issue 21, items 8 and 9).
+"""Managing a project and the site, and the viewport's aids, in a real browser (issue 21,
+items 9 and 8).
 
 Members with their roles in the workspace's Members tab (an owner changes a role and removes a
 member after a confirmation; others only read), deleting a project from the projects page after
 a confirmation, and the administrators' users page (create an account, disable it: its sign-in
-is refused; enable it again).
+is refused; enable it again). In the viewport: an imported (CAD) mesh is shaded flat, it turns
+about its centre, a heat map has a legend with its unit and range, and a collaborator's camera
+carries their name.
 
 One ``orfeas up`` for the module: the fixtures of ``test_workspace`` (imported, so that pytest
 sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e/``.
@@ -11,7 +14,11 @@ sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -209,3 +216,108 @@ def test_admins_create_disable_and_enable_accounts(browser: Browser, studio: Up)
         ctx_r.close()
         if ctx_d is not None:
             ctx_d.close()
+
+
+SPHERE_MM = 20.0
+
+
+def sphere_stl(folder: Path) -> Path:
+    """A 20 mm icosphere resting on its origin's plane: overhangs below, facets to see."""
+    import trimesh
+
+    path = folder / "ball.stl"
+    trimesh.creation.icosphere(subdivisions=2, radius=SPHERE_MM / 2).export(path)
+    return path
+
+
+def camera(page: Page) -> dict[str, Any]:
+    raw = page.get_by_test_id("viewport").get_attribute("data-camera")
+    assert raw, "the viewport reports no camera"
+    parsed: dict[str, Any] = json.loads(raw)
+    return parsed
+
+
+def framed_target(page: Page) -> list[float]:
+    """Where the camera looks once everything is framed (the scene's bounding-box centre)."""
+    page.get_by_role("button", name="Frame all").click()
+    page.wait_for_timeout(300)  # the framing is one camera move; let its report arrive
+    target: list[float] = camera(page)["target"]
+    return target
+
+
+def test_viewport_flat_cad_centre_pivot_legend_and_camera_names(
+        browser: Browser, studio: Up, alice_api: httpx.Client) -> None:  # noqa: F811
+    created = alice_api.post("/api/v1/projects", json={"name": "Viewport"})
+    assert created.status_code == 201, created.text
+    project_id = created.json()["id"]
+    invited = alice_api.post(f"/api/v1/projects/{project_id}/invite",
+                             json={"user": "bob", "role": "editor"})
+    assert invited.status_code == 201, invited.text
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_b, bob = signed_in(browser, studio, "bob")
+    try:
+        alice.goto(f"/projects/{project_id}")
+        expect(alice.get_by_test_id("project-title")).to_have_text("Viewport")
+        alice.get_by_role("tab", name="Generate").click()
+        alice.get_by_test_id("mesh-input").set_input_files(
+            str(sphere_stl(studio.data_dir.parent)))
+        ball = alice.locator(".outliner-item", has_text="ball")
+        expect(ball).to_have_attribute("data-stage", "mesh", timeout=60_000)
+
+        # -- an imported file's mesh is shaded flat by default -------------------------------
+        ball.click()
+        alice.get_by_role("tab", name="Properties").click()
+        expect(alice.get_by_role("region", name="Properties")).to_contain_text("flat shading")
+
+        # -- it turns about its centre: a quarter turn about X leaves the centre in place -----
+        before = framed_target(alice)
+        assert before[1] == pytest.approx(SPHERE_MM / 2, abs=0.5), before
+        rotation_x = alice.get_by_label("Rotation ° X")
+        rotation_x.fill("90")
+        rotation_x.press("Enter")
+        alice.wait_for_function("""() => {
+            const raw = document.querySelector('[data-testid=viewport]').dataset.camera
+            return raw !== undefined
+        }""")
+        after = framed_target(alice)
+        assert after == pytest.approx(before, abs=0.5), (before, after)
+
+        # -- bob comes in and looks from elsewhere: alice sees his camera with his name -------
+        bob.goto(f"/projects/{project_id}")
+        expect(bob.get_by_test_id("project-title")).to_have_text("Viewport")
+        box = bob.get_by_test_id("viewport").bounding_box()
+        assert box is not None
+        bob.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        bob.mouse.down()
+        bob.mouse.move(box["x"] + box["width"] / 2 + 180, box["y"] + box["height"] / 2 - 60,
+                       steps=8)
+        bob.mouse.up()
+        viewport = alice.get_by_test_id("viewport")
+        vbox = viewport.bounding_box()
+        assert vbox is not None
+        alice.mouse.move(vbox["x"] + vbox["width"] / 2, vbox["y"] + vbox["height"] / 2)
+        for _ in range(6):
+            alice.mouse.wheel(0, 400)  # step back to see where bob stands
+        label = alice.get_by_test_id("camera-label")
+        expect(label).to_have_text("bob")
+
+        # -- analysed, the overhang heat map has a legend in degrees with its range -----------
+        alice.get_by_role("tab", name="Mesh").click()
+        alice.get_by_role("button", name="Analyse", exact=True).click()
+        expect(alice.get_by_test_id("mesh-stats")).to_contain_text("Watertight", timeout=120_000)
+        alice.get_by_label("Heat map").select_option("overhang")
+        legend = alice.get_by_test_id("heat-legend")
+        expect(legend).to_contain_text("Overhang from vertical (degrees)")
+        # from faces needing no support (45° or less) to the steepest the ball has (its
+        # lowest facets lean about 80°; a flat ceiling would be 90°)
+        expect(legend).to_contain_text(re.compile(r"≤ 45°(4[6-9]|[5-8]\d|90)°"))
+        shot(alice, "21-08-viewport-flat-legend-camera-name")
+        alice.get_by_label("Heat map").select_option("wall_thickness_mm")
+        expect(legend).to_contain_text("Wall thickness (mm)")
+        expect(legend).to_contain_text(" mm")
+        shot(alice, "21-08-viewport-thickness-legend")
+        alice.get_by_label("Heat map").select_option("none")
+        expect(legend).to_have_count(0)
+    finally:
+        ctx_a.close()
+        ctx_b.close()

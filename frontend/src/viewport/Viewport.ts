@@ -22,7 +22,7 @@ import type { Material } from '@babylonjs/core/Materials/material'
 import { PBRMaterial } from '@babylonjs/core/Materials/PBR/pbrMaterial'
 import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
 import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
-import { Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
+import { Matrix, Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
 import { CreateBox } from '@babylonjs/core/Meshes/Builders/boxBuilder'
 import { CreateCylinder } from '@babylonjs/core/Meshes/Builders/cylinderBuilder'
 import { CreateLineSystem } from '@babylonjs/core/Meshes/Builders/linesBuilder'
@@ -41,6 +41,7 @@ import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
 import { drawPrintBed, standOnBed } from './printBed'
 import { upAxisOf, type UpAxis } from './upAxis'
+import { shadedFlat } from './shading'
 import { FrameTimes, type RenderStats } from './stats'
 import type { Footprint } from '../placement'
 
@@ -52,6 +53,8 @@ export interface MeshState {
   loading: boolean
   error: string | null
   triangles: number
+  /** Whether the mesh on screen is shaded flat (a file's, or all with the Flat switch). */
+  flat?: boolean
 }
 
 export interface ViewportEvents {
@@ -79,6 +82,8 @@ export interface CameraMarker {
   color: string
   position: [number, number, number]
   target: [number, number, number]
+  /** Who looks from there, written over the marker. */
+  name?: string
 }
 
 interface Entry {
@@ -304,10 +309,11 @@ export class Viewport {
   private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
     this.report(entry, { loading: true, error: null })
     let content: TransformNode | null = null
-    const key = `${this.flat ? 'flat' : 'smooth'} ${url}`
+    const flat = this.flat || await shadedFlat(entry.object)
+    const key = `${flat ? 'flat' : 'smooth'} ${url}`
     const stale = (): boolean => entry.url !== url || this.entries.get(entry.object.id) !== entry
     try {
-      const container = await this.acquire(key, url, await upAxisOf(entry.object))
+      const container = await this.acquire(key, url, await upAxisOf(entry.object), flat)
       const model = this.sources.get(key)?.model
       if (stale() || !model) {
         this.release(key) // a newer stage arrived meanwhile, or the object is gone
@@ -327,6 +333,9 @@ export class Viewport {
       // The previous stage stays on screen until this one's shaders are compiled.
       if (this.heat?.objectId === entry.object.id) this.clearHeatMap()
       this.dropShown(entry)
+      // Rotation (and scale) turn about the mesh's centre, not its file's origin; every
+      // client finds the same centre in the same mesh, so a stored rotation shows alike.
+      entry.root.setPivotPoint(centreOf(container))
       if (content) {
         content.setEnabled(true)
         entry.content = content
@@ -337,7 +346,7 @@ export class Viewport {
       const far = farMeshUrl(entry.object)
       if (far && this.instancing) void this.attachFar(entry, far)
       entry.shownUrl = url
-      this.report(entry, { shown: stage, loading: false, triangles: model.triangles })
+      this.report(entry, { shown: stage, loading: false, triangles: model.triangles, flat })
       this.refreshSelection()
       if (this.preview?.wanted.objectId === entry.object.id) this.setMaterialPreview(this.preview.wanted)
     } catch (error) {
@@ -370,7 +379,7 @@ export class Viewport {
     const far = { key, model: null as InstancedModel | null, active: false }
     entry.far = far
     try {
-      await this.acquire(key, url, 'y') // a generated object's preview stage
+      await this.acquire(key, url, 'y', this.flat) // a generated object's preview stage
     } catch {
       if (entry.far === far) entry.far = null
       return // no preview stage: the object keeps its own stage at every distance
@@ -471,10 +480,9 @@ export class Viewport {
 
   /** The loaded GLB of `url` (under `key`: URL and shading), loaded on first use, stood
    *  upright (`up`: its file's up axis) on the bed, and counted until `release`. */
-  private acquire(key: string, url: string, up: UpAxis): Promise<AssetContainer> {
+  private acquire(key: string, url: string, up: UpAxis, flat: boolean): Promise<AssetContainer> {
     let source = this.sources.get(key)
     if (!source) {
-      const flat = this.flat
       const created: Source = { container: Promise.resolve(null as never), loaded: null,
                                 model: null, users: 0 }
       created.container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
@@ -526,6 +534,7 @@ export class Viewport {
     box.material = this.placeholderMaterial
     box.metadata = { objectId: entry.object.id }
     box.parent = entry.root
+    entry.root.setPivotPoint(Vector3.Zero())
     entry.content = box
     entry.shownUrl = null
     this.report(entry, { shown: null, loading: false, triangles: 0 })
@@ -711,6 +720,20 @@ export class Viewport {
       }
     }
     this.invalidate()
+  }
+
+  /** Where a point of the scene shows on the canvas, in CSS pixels from its top left; null
+   *  when it is behind the camera or past its far plane. */
+  screenPoint(point: [number, number, number]): { x: number; y: number } | null {
+    const width = this.engine.getRenderWidth()
+    const height = this.engine.getRenderHeight()
+    const transform = this.camera.getViewMatrix().multiply(this.camera.getProjectionMatrix())
+    const projected = Vector3.Project(new Vector3(...point), Matrix.IdentityReadOnly, transform,
+      this.camera.viewport.toGlobal(width, height))
+    if (!(projected.z >= 0 && projected.z <= 1)) return null
+    const canvas = this.engine.getRenderingCanvas()
+    const scale = canvas && width > 0 ? canvas.clientWidth / width : 1
+    return { x: projected.x * scale, y: projected.y * scale }
   }
 
   /** Look from where a collaborator looks (following them). */
@@ -936,6 +959,22 @@ async function whenReady(
     if (meshes.every((m) => m.getTotalVertices() === 0 || ready(m))) return
     await new Promise((resolve) => setTimeout(resolve, 50))
   }
+}
+
+/** The centre of a loaded (and stood upright) GLB's bounding box. */
+function centreOf(container: AssetContainer): Vector3 {
+  let min: Vector3 | null = null
+  let max: Vector3 | null = null
+  for (const mesh of container.meshes) {
+    if (mesh.getTotalVertices() === 0) continue
+    const box = mesh.getBoundingInfo()
+    box.update(mesh.computeWorldMatrix(true))
+    min = min ? Vector3.Minimize(min, box.boundingBox.minimumWorld)
+      : box.boundingBox.minimumWorld.clone()
+    max = max ? Vector3.Maximize(max, box.boundingBox.maximumWorld)
+      : box.boundingBox.maximumWorld.clone()
+  }
+  return min && max ? min.add(max).scale(0.5) : Vector3.Zero()
 }
 
 function applyTransform(node: TransformNode, t: Transform): void {

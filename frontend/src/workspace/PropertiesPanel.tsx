@@ -49,6 +49,7 @@ export function PropertiesPanel({ object, mesh, readOnly, onTransform, onToggle 
       <p className="muted small-text">
         {object.stage ? `Stage: ${object.stage}` : object.asset ? 'Mesh' : 'No mesh'}
         {mesh?.triangles ? ` · ${mesh.triangles.toLocaleString('en')} triangles` : ''}
+        {mesh?.shown && mesh.flat !== undefined ? ` · ${mesh.flat ? 'flat' : 'smooth'} shading` : ''}
       </p>
       {mesh?.error && <p className="error-text">{mesh.error}</p>}
       <VectorRow title="Position" values={t.position} disabled={locked} step={0.1}

@@ -3,6 +3,7 @@ import type { CameraView } from '../collab'
 import type { SceneObject, Transform } from '../scene'
 import type { MaterialPreview } from '../materialPreview'
 import type { RenderStats } from '../viewport/stats'
+import { HeatLegend } from './HeatLegend'
 import { RenderStatsOverlay } from './RenderStatsOverlay'
 import {
   Viewport, type CameraMarker, type GizmoMode, type HeatMap, type MeshState,
@@ -12,6 +13,23 @@ import {
  *  instances: a diagnostic, and the peer the frame-time benchmark compares against. */
 function instancingWanted(): boolean {
   return new URLSearchParams(window.location.search).get('instancing') !== 'off'
+}
+
+interface CameraLabel {
+  key: string
+  name: string
+  color: string
+  x: number
+  y: number
+}
+
+function cameraLabels(viewport: Viewport, markers: CameraMarker[]): CameraLabel[] {
+  const labels: CameraLabel[] = []
+  for (const m of markers) {
+    const at = m.name ? viewport.screenPoint(m.position) : null
+    if (at && m.name) labels.push({ key: m.key, name: m.name, color: m.color, ...at })
+  }
+  return labels
 }
 
 interface Props {
@@ -50,6 +68,13 @@ export function ViewportView(props: Props) {
   const viewportRef = useRef<Viewport | null>(null)
   // Kept here, not in the workspace: a few updates a second re-render only this view.
   const [renderStats, setRenderStats] = useState<RenderStats | null>(null)
+  // Collaborators' names over their camera markers, placed again whenever either camera moves.
+  const [labels, setLabels] = useState<CameraLabel[]>([])
+  const placeLabels = useRef(() => {})
+  placeLabels.current = () => {
+    const viewport = viewportRef.current
+    setLabels(viewport ? cameraLabels(viewport, handlers.current.cameraMarkers) : [])
+  }
   const handlers = useRef(props)
   handlers.current = props
   const { objects, readOnly, selection, ownColor, remoteSelections, mode, wireframe, flat,
@@ -66,6 +91,7 @@ export function ViewportView(props: Props) {
         // Where the camera looks, readable from the page (end-to-end tests aim clicks by it).
         canvas.dataset.camera = JSON.stringify(view)
         handlers.current.onCamera(view)
+        placeLabels.current()
       },
       onStats: (s) => setRenderStats(s),
     }, { instancing: instancingWanted() })
@@ -103,7 +129,10 @@ export function ViewportView(props: Props) {
   useEffect(() => {
     if (frameRequest > 0) viewportRef.current?.frameAll()
   }, [frameRequest])
-  useEffect(() => { viewportRef.current?.setCameraMarkers(cameraMarkers) }, [cameraMarkers])
+  useEffect(() => {
+    viewportRef.current?.setCameraMarkers(cameraMarkers)
+    placeLabels.current()
+  }, [cameraMarkers])
   useEffect(() => {
     if (follow) viewportRef.current?.setCamera(follow)
   }, [follow])
@@ -113,6 +142,13 @@ export function ViewportView(props: Props) {
       <canvas ref={canvasRef} className="viewport-canvas" tabIndex={0} data-testid="viewport"
         aria-label="3D viewport: drag to orbit, right-drag to pan, wheel to zoom" />
       {stats && <RenderStatsOverlay stats={renderStats} />}
+      {heatMap && <HeatLegend map={heatMap} />}
+      {labels.map((l) => (
+        <span key={l.key} className="camera-label" data-testid="camera-label"
+          style={{ left: l.x, top: l.y, borderColor: l.color }}>
+          {l.name}
+        </span>
+      ))}
     </>
   )
 }

@@ -122,7 +122,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
 
   const cameraMarkers = useMemo(() => peers
     .filter((p) => !p.self && p.camera && p.clientId !== following)
-    .map((p) => ({ key: String(p.clientId), color: p.user.color,
+    .map((p) => ({ key: String(p.clientId), color: p.user.color, name: p.user.name,
                    position: cameraPosition(p.camera!), target: p.camera!.target })), [peers, following])
   const followed = peers.find((p) => p.clientId === following)?.camera ?? null
   useEffect(() => {
