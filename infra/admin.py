@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from psycopg_pool import AsyncConnectionPool
 
 from core.accounts import AccountStore, User
+from core.events.account import set_tier
+from core.events.studio import Studio
+from core.limits import Tier, check_tier
 from core.settings import Settings
 from infra.embedded.postgres import EmbeddedPostgres
 from infra.supervisor import read_state
@@ -34,10 +37,21 @@ def database_url_for(settings: Settings) -> Iterator[str]:
 
 
 def create_user(
-    settings: Settings, name: str, password: str, *, is_admin: bool, email: str | None
+    settings: Settings, name: str, password: str, *, is_admin: bool, email: str | None,
+    tier: str = "free",
 ) -> User:
+    """Create an account; a tier other than free is recorded as the account's first event,
+    as the admin route does (a user the log says nothing of is on the free tier)."""
+    chosen = check_tier(tier)
     with database_url_for(settings) as url:
-        return asyncio.run(_create(url, name, password, is_admin, email))
+        user = asyncio.run(_create(url, name, password, is_admin, email))
+        if chosen is not Tier.FREE:
+            studio = Studio.connect(url)
+            try:
+                set_tier(studio, user.key, user.username, chosen.value, "admin-cli")
+            finally:
+                studio.close()
+        return user
 
 
 async def _create(url: str, name: str, password: str, is_admin: bool, email: str | None) -> User:

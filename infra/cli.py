@@ -115,6 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--password", required=True)
     create.add_argument("--email")
     create.add_argument("--admin", action="store_true", help="make a site administrator")
+    create.add_argument("--tier", default="free", choices=("free", "pro", "enterprise"),
+                        help="the account's tier of limits (default free)")
     _data(create)
     create.set_defaults(run=_create_user)
     return parser
@@ -385,9 +387,9 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     from infra.admin import create_user
 
     user = create_user(settings, args.name, args.password, is_admin=args.admin,
-                       email=args.email)
+                       email=args.email, tier=args.tier)
     role = "administrator" if user.is_admin else "user"
-    print(f"created {role} {user.username} ({user.id})")
+    print(f"created {role} {user.username} ({user.id}), tier {args.tier}")
     return 0
 
 

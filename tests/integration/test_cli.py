@@ -6,6 +6,7 @@ import json
 import signal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.integration.test_up import (
@@ -44,9 +45,10 @@ def test_create_user_without_a_running_studio(tmp_path: Path):
     assert "Traceback" not in short.stderr
 
     admin = orfeas("admin", "create-user", "carol", "--password", "carol-secret-pw", "--admin",
-                   "--data", str(data))
+                   "--tier", "pro", "--data", str(data))
     assert admin.returncode == 0, admin.stdout + admin.stderr
     assert admin.stdout.startswith("created administrator carol ("), admin.stdout
+    assert admin.stdout.rstrip().endswith("tier pro"), admin.stdout
     assert not processes_naming(data), describe(processes_naming(data))
 
     up = Up(data)
@@ -54,7 +56,11 @@ def test_create_user_without_a_running_studio(tmp_path: Path):
         timing("up on a folder made by create-user, to the ready line", up.wait_ready())
         token = token_for(up.url, "alice", "alice-secret-pw")
         assert project_names(up.url, token) == []
-        assert token_for(up.url, "carol", "carol-secret-pw")
+        carol = token_for(up.url, "carol", "carol-secret-pw")
+        for who, tier in ((token, "free"), (carol, "pro")):  # a tier is read from the log
+            usage = httpx.get(f"{up.url}/api/v1/me/usage", timeout=15,
+                              headers={"Authorization": f"Bearer {who}"})
+            assert usage.status_code == 200 and usage.json()["tier"] == tier, usage.text
         failed = orfeas("admin", "create-user", "bob", "--password", "short",
                         "--data", str(data))
         assert failed.returncode != 0 and "at least 8 characters" in failed.stderr
