@@ -102,7 +102,8 @@ def running_studio(folder: Path) -> Iterator[RunningStudio]:
     with EmbeddedStack(Settings(data_dir=folder), fast=False) as stack:
         settings = stack.replace(port=free_port())
         prepare(settings)
-        create_user(settings, USERNAME, PASSWORD, is_admin=True, email=None)
+        # enterprise: the bench's hundreds of jobs an hour are what that tier allows
+        create_user(settings, USERNAME, PASSWORD, is_admin=True, email=None, tier="enterprise")
         with _parts(settings, folder) as url, httpx.Client(base_url=url, timeout=120) as http:
             token = http.post("/api/v1/auth/tokens",
                               json={"username": USERNAME, "password": PASSWORD}).json()["token"]
