@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import singledispatchmethod
+from pathlib import PurePosixPath
 from typing import Any
 
 from core.events.job import Job, Reuse
@@ -35,6 +36,22 @@ _ORIGIN = (
 
 def _kind(event: Any) -> str:
     return type(event).__qualname__
+
+
+def _scores(result: Any) -> tuple[float, float] | None:
+    """The printability score before and after, where a job's report gives them (a repair's
+    quality before and after, an optimiser's score_before and score_after)."""
+    report = result.get("report") if isinstance(result, dict) else None
+    if not isinstance(report, dict):
+        return None
+    pairs = [(report.get("score_before"), report.get("score_after"))]
+    before, after = report.get("before"), report.get("after")
+    if isinstance(before, dict) and isinstance(after, dict):
+        pairs.append((before.get("score"), after.get("score")))
+    for pair in pairs:
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair):
+            return float(pair[0]), float(pair[1])  # type: ignore[arg-type]
+    return None
 
 
 def _object_name(after: Any, before: Any, object_id: str) -> str:
@@ -155,10 +172,12 @@ class HistoryReadModel(ReadModel):
 
     @staticmethod
     def _job_origin(e: Job.Requested | Job.ReuseRequested) -> Statement:
+        # What the job is about, for its lines: a generation's name, else its mesh's file.
         name = e.params.get("name") if isinstance(e.params, dict) else None
+        source = e.inputs.get("filename") if isinstance(e.inputs, dict) else None
+        label = str(name) if name else PurePosixPath(str(source)).stem if source else ""
         return (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": e.kind,
-                          "label": str(name)[:200] if name else "an object",
-                          "requester": e.actor})
+                          "label": label[:200] or "an object", "requester": e.actor})
 
     @statements.register
     def _(self, e: Job.Requested, position: int) -> list[Statement]:
@@ -183,7 +202,10 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.Succeeded, position: int) -> list[Statement]:
-        return [self._line(e, position, e.actor, "{kind} finished")]
+        scores = _scores(e.result)
+        said = f"{{kind}} of {{label}}: score {scores[0]:.0f} → {scores[1]:.0f}" if scores \
+            else "{kind} finished"
+        return [self._line(e, position, e.actor, said)]
 
     @statements.register
     def _(self, e: Job.Failed, position: int) -> list[Statement]:

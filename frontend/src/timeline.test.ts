@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   EMPTY_TIMELINE, type TimelineEvent, type TimelinePage, actorLabel, eventAt, mergePage,
-  readForward, sliderStops,
+  readForward, sliderStops, timelineLine,
 } from './timeline'
 
 const ev = (position: number): TimelineEvent => ({
@@ -75,8 +75,15 @@ describe('timeline lines', () => {
     expect(line('u-2', 'bob')).toBe('bob')
     expect(line('u-1')).toBe('alice')
     expect(line('0b6f1c9e-6a39-4f44-9d67-4b3f8a0c2d11')).toBe('a former member')
-    expect(line('server')).toBe('the studio')
-    expect(line('mesh-worker-7')).toBe('the studio')
-    expect(line(null)).toBe('the studio')
+    expect(line('server')).toBe('')
+    expect(line('mesh-worker-7')).toBe('')
+    expect(line(null)).toBe('')
+  })
+
+  it('read as a sentence, with or without a person', () => {
+    const names = new Map([['u-1', 'alice']])
+    expect(timelineLine({ ...ev(1), actor: 'u-1', summary: 'moved Teapot' }, names)).toBe('alice moved Teapot')
+    expect(timelineLine({ ...ev(2), actor: 'mesh-1', summary: 'repair of teapot: score 58 → 82' }, names))
+      .toBe('Repair of teapot: score 58 → 82')
   })
 })

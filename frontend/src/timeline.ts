@@ -11,12 +11,18 @@ export interface TimelineEvent {
 }
 
 /** Who did it, as a person reads it: the username the server joined, else the member's name,
- *  else what they are; never a raw user id. */
+ *  else what they are; never a raw user id. Empty for the studio itself (a worker, the
+ *  server), whose lines read on their own ("repair of teapot: score 58 → 82"). */
 export function actorLabel(e: TimelineEvent, names: Map<string, string>): string {
   if (e.actor_name) return e.actor_name
   if (e.actor && names.has(e.actor)) return names.get(e.actor) as string
-  // A user id no longer among the members; anything else is a part of the studio (a worker).
-  return e.actor && MEMBER_ID.test(e.actor) ? 'a former member' : 'the studio'
+  return e.actor && MEMBER_ID.test(e.actor) ? 'a former member' : ''
+}
+
+/** The line as the timeline shows it: "alice moved Teapot". */
+export function timelineLine(e: TimelineEvent, names: Map<string, string>): string {
+  const who = actorLabel(e, names)
+  return who ? `${who} ${e.summary}` : e.summary.charAt(0).toUpperCase() + e.summary.slice(1)
 }
 
 const MEMBER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

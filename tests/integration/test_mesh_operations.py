@@ -101,6 +101,9 @@ def test_repair_waits_and_answers_with_the_new_mesh(client: TestClient, pipeline
     timeline = client.get(f"/api/v1/projects/{project}/timeline", headers=alice.headers)
     summaries = [e["summary"] for e in timeline.json()["events"]]
     assert "repair: made part (repaired).glb" in summaries
+    before, after = (job["result"]["report"][k]["score"] for k in ("before", "after"))
+    assert f"repair of part: score {before:.0f} → {after:.0f}" in summaries, summaries
+    assert before < after
     assert event_topics(pipeline).count("core.events.project:Project.AssetDerived") == 1
 
 

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState, type FormEvent } from 'react'
 import { api, errorMessage, type SceneDiff, type Version } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { objectsOfSnapshot, type SceneObject } from '../scene'
-import { actorLabel } from '../timeline'
+import { timelineLine } from '../timeline'
 import { useTimeline } from './useTimeline'
 
 export interface Preview {
@@ -169,7 +169,7 @@ export function HistoryPanel({ projectId, canEdit, names, changes, preview, onPr
         {[...events].reverse().slice(0, 200).map((e) => (
           <li key={e.position}>
             <span className="small-text muted">{when(e.at)}</span>
-            <span>{actorLabel(e, names)} {e.summary}</span>
+            <span>{timelineLine(e, names)}</span>
           </li>
         ))}
       </ol>
