@@ -155,7 +155,11 @@ class ReadModels:
         edits = [row["position"] for row in rows if row["kind"] == timeline_lines.SCENE_EDIT]
         changes = await self._fetchall(timeline_lines.SCENE_CHANGES, project_id, edits) \
             if edits else []
-        return timeline_lines.readable(rows, changes)
+        members = timeline_lines.member_ids(rows)
+        usernames = {row["id"]: row["username"] for row in await self._fetchall(
+            "SELECT id::text AS id, username FROM accounts_users WHERE id::text = ANY(%s)",
+            members)} if members else {}
+        return timeline_lines.named_members(timeline_lines.readable(rows, changes), usernames)
 
     async def worn_material(self, asset_id: UUID) -> dict[str, Any] | None:
         """The parameters of the material job nearest up a mesh's lineage (the mesh itself, or

@@ -50,6 +50,27 @@ def readable(rows: Iterable[dict[str, Any]], changes: Iterable[dict[str, Any]]
             if row["kind"] == SCENE_EDIT else row for row in rows]
 
 
+MEMBER_LINES = frozenset({"Project.MemberInvited", "Project.MemberRoleChanged",
+                          "Project.MemberRemoved"})
+_USER_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
+def member_ids(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The user ids the page's membership lines name (they store ids, not names)."""
+    return sorted({found for row in rows if row["kind"] in MEMBER_LINES
+                   for found in _USER_ID.findall(row["summary"])})
+
+
+def named_members(rows: Iterable[dict[str, Any]], usernames: Mapping[str, str]
+                  ) -> list[dict[str, Any]]:
+    """``rows`` with the user ids of membership lines replaced by usernames (looked up as the
+    page is read, so a renamed account reads as it is named now)."""
+    def name(found: re.Match[str]) -> str:
+        return usernames.get(found[0], "(a deleted account)")
+    return [row | {"summary": _USER_ID.sub(name, row["summary"])}
+            if row["kind"] in MEMBER_LINES else row for row in rows]
+
+
 def scene_edit_line(stored: str, changes: list[tuple[str, Any, Any]] | None) -> str:
     """What one scene edit did, from the objects it changed (object id, before, after)."""
     match = _STORED_EDIT.match(stored)

@@ -57,6 +57,8 @@ def test_scene_edits_read_as_who_did_what_to_which_object(
         _wait_for_line(node, project, alice, line)
     lines = _lines(node, project, bob)
     assert lines == [line for _, line in steps], lines
+    everything = node.call("GET", f"/api/v1/projects/{project}/timeline", bob.token).json()
+    assert "added member bob as editor" in [e["summary"] for e in everything["events"]]
 
 
 def test_a_generation_reads_as_its_requester_generating_the_object(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from core.projections.timeline_lines import describe, scene_edit_line
+from core.projections.timeline_lines import (
+    describe,
+    member_ids,
+    named_members,
+    scene_edit_line,
+)
 
 TEAPOT = {"name": "Teapot", "position": [0, 0, 0], "rotation": [0, 0, 0, 1],
           "scale": [1, 1, 1], "visible": True}
@@ -44,3 +49,14 @@ def test_the_stored_placeholder_gives_the_origin_and_never_shows() -> None:
     assert scene_edit_line("edited the scene (ws, 976 bytes)", None) == "edited the scene"
     assert "bytes" not in scene_edit_line("edited the scene (server:split-transforms, 9 bytes)",
                                           None)
+
+
+def test_membership_lines_name_people_not_ids() -> None:
+    bob, gone = "3f2a9c1e-1111-4f44-9d67-4b3f8a0c2d11", "3f2a9c1e-2222-4f44-9d67-4b3f8a0c2d11"
+    rows = [{"kind": "Project.MemberInvited", "summary": f"added member {bob} as editor"},
+            {"kind": "Project.MemberRemoved", "summary": f"removed member {gone}"},
+            {"kind": "Project.Renamed", "summary": f"renamed the project to “{bob}”"}]
+    assert member_ids(rows) == [bob, gone]
+    assert [r["summary"] for r in named_members(rows, {bob: "bob"})] == [
+        "added member bob as editor", "removed member (a deleted account)",
+        f"renamed the project to “{bob}”"]
