@@ -159,7 +159,12 @@ class ReadModels:
         usernames = {row["id"]: row["username"] for row in await self._fetchall(
             "SELECT id::text AS id, username FROM accounts_users WHERE id::text = ANY(%s)",
             members)} if members else {}
-        return timeline_lines.named_members(timeline_lines.readable(rows, changes), usernames)
+        versions = timeline_lines.reverted_versions(rows)
+        messages = {row["id"]: row["message"] for row in await self._fetchall(
+            "SELECT version_id::text AS id, message FROM rm_versions"
+            " WHERE version_id::text = ANY(%s)", versions)} if versions else {}
+        return timeline_lines.named_versions(timeline_lines.named_members(
+            timeline_lines.readable(rows, changes), usernames), messages)
 
     async def worn_material(self, asset_id: UUID) -> dict[str, Any] | None:
         """The parameters of the material job nearest up a mesh's lineage (the mesh itself, or

@@ -71,6 +71,27 @@ def named_members(rows: Iterable[dict[str, Any]], usernames: Mapping[str, str]
             if row["kind"] in MEMBER_LINES else row for row in rows]
 
 
+REVERT_LINE = "Project.RevertedTo"
+_REVERTED = re.compile(r"^reverted to version (?P<id>\S+) \(position \d+\)$")
+
+
+def reverted_versions(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The version ids the page's revert lines name."""
+    return sorted({found["id"] for row in rows if row["kind"] == REVERT_LINE
+                   and (found := _REVERTED.match(row["summary"]))})
+
+
+def named_versions(rows: Iterable[dict[str, Any]], messages: Mapping[str, str]
+                   ) -> list[dict[str, Any]]:
+    """``rows`` with revert lines naming the version by its message: reverted to “first”."""
+    def line(row: dict[str, Any]) -> dict[str, Any]:
+        found = _REVERTED.match(row["summary"]) if row["kind"] == REVERT_LINE else None
+        if found is None or found["id"] not in messages:
+            return row
+        return row | {"summary": f"reverted to the version “{messages[found['id']]}”"}
+    return [line(row) for row in rows]
+
+
 def scene_edit_line(stored: str, changes: list[tuple[str, Any, Any]] | None) -> str:
     """What one scene edit did, from the objects it changed (object id, before, after)."""
     match = _STORED_EDIT.match(stored)

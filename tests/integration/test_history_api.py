@@ -70,6 +70,12 @@ def test_versions_state_and_revert(client: TestClient, history):
     again = client.post(f"{url}/versions/{v2['version_id']}/revert", headers=owner.headers)
     assert again.status_code == 200
     assert client.get(f"{url}/state", headers=owner.headers).json()["scene"] == now["scene"]
+    summaries = [e["summary"] for e in poll(
+        lambda: client.get(f"{url}/timeline", headers=owner.headers).json()["events"],
+        lambda events: sum(e["kind"] == "Project.RevertedTo" for e in events) == 2,
+        timeout=10)]
+    assert "reverted to the version “first”" in summaries, summaries
+    assert "reverted to the version “second”" in summaries, summaries
 
 
 def test_diff_reports_objects_and_geometry(client: TestClient, history):

@@ -6,6 +6,8 @@ from core.projections.timeline_lines import (
     describe,
     member_ids,
     named_members,
+    named_versions,
+    reverted_versions,
     scene_edit_line,
 )
 
@@ -60,3 +62,12 @@ def test_membership_lines_name_people_not_ids() -> None:
     assert [r["summary"] for r in named_members(rows, {bob: "bob"})] == [
         "added member bob as editor", "removed member (a deleted account)",
         f"renamed the project to “{bob}”"]
+
+
+def test_a_revert_names_the_version_by_its_message() -> None:
+    version = "9d2a9c1e-1111-4f44-9d67-4b3f8a0c2d11"
+    rows = [{"kind": "Project.RevertedTo",
+             "summary": f"reverted to version {version} (position 12)"}]
+    assert reverted_versions(rows) == [version]
+    assert named_versions(rows, {version: "first"})[0]["summary"] == \
+        "reverted to the version “first”"
