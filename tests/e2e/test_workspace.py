@@ -571,8 +571,9 @@ def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -
         carol.get_by_role("button", name="Flat").click()
         expect(carol.get_by_role("button", name="Flat")).to_have_attribute("aria-pressed", "true")
         carol.get_by_role("button", name="Duplicate").click()
-        expect(carol.locator(".outliner-item", has_text="open-sphere copy")).to_have_count(1)
-        expect(carol.locator(".outliner-item", has_text="open-sphere copy")).to_have_attribute(
+        # a copy takes the next free number (issue 21: never "copy copy copy")
+        expect(carol.locator(".outliner-item", has_text="open-sphere 2")).to_have_count(1)
+        expect(carol.locator(".outliner-item", has_text="open-sphere 2")).to_have_attribute(
             "data-stage", "mesh", timeout=60_000)
         shot(carol, "12-flat-and-duplicate")
     except BaseException:
@@ -646,9 +647,9 @@ def grid_copies(fields: dict[str, Any], start: int, count: int,
     copies: dict[str, dict[str, Any]] = {}
     for i in range(start, start + count):
         row, column = divmod(i, columns)
-        transform = {"position": [1.0 * column, 0.0, 1.0 * row], "rotation": [0.0, 0.0, 0.0, 1.0],
-                     "scale": [1.0, 1.0, 1.0]}
-        copies[f"copy-{i:04d}"] = {**fields, "name": f"copy {i:04d}", "transform": transform}
+        copies[f"copy-{i:04d}"] = {**fields, "name": f"copy {i:04d}",
+                                   "position": [1.0 * column, 0.0, 1.0 * row],
+                                   "rotation": [0.0, 0.0, 0.0, 1.0], "scale": [1.0, 1.0, 1.0]}
     return copies
 
 
@@ -731,18 +732,20 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
             assert list(generated) == [job_id]
 
             # level of detail: far away, copies of the generated object show its preview
+            # (scaled to 1 mm and ten heights apart, so that framing all of them on the bed
+            # makes each one small)
             far = {f"far-{i:02d}": {**generated[job_id], "name": f"far {i:02d}",
-                                    "cached_from": job_id,
-                                    "transform": {**generated[job_id]["transform"],
-                                                  "position": [10.0 * i, 0.0, 0.0]}}
+                                    "cached_from": job_id, "position": [10.0 * i, 0.0, 0.0],
+                                    "scale": [0.02, 0.02, 0.02]}
                    for i in range(1, 21)}
+            far[job_id] = {**generated[job_id], "scale": [0.02, 0.02, 0.02]}
             peers.set_objects("bulk", far)
             wait_stats(alice, objects=21, instanced=21)
-            alice.keyboard.press("f")  # the camera backs off to take in 200 units
+            alice.keyboard.press("f")  # the camera backs off to take in 200 mm
             distant = wait_stats(alice, objects=21, instanced=21)
             assert distant["triangles"] == 21 * faces["preview"], (distant, faces)
             assert fetched.count("final") == 1, fetched
-            for object_id in [*far, job_id]:  # 150k faces a software renderer need not carry
+            for object_id in far:  # 150k faces a software renderer need not carry
                 peers.delete("bulk", object_id)
             wait_stats(alice, objects=0, instanced=0)
             peers.set_objects("bulk", grid_copies(ball, 0, 1, columns=32))

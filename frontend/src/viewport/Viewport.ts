@@ -39,7 +39,7 @@ import type { MaterialPreview } from '../materialPreview'
 import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
-import { drawPrintBed, standOnBed } from './printBed'
+import { drawPrintBed, FURNITURE, standOnBed } from './printBed'
 import { upAxisOf, type UpAxis } from './upAxis'
 import { shadedFlat } from './shading'
 import { FrameTimes, type RenderStats } from './stats'
@@ -886,7 +886,9 @@ export class Viewport {
     const active = this.scene.getActiveMeshes()
     for (let i = 0; i < active.length; i++) {
       const mesh = active.data[i]
-      if (mesh instanceof LinesMesh) lineIndices += mesh.getTotalIndices()
+      if (mesh instanceof LinesMesh || mesh.metadata === FURNITURE) {
+        lineIndices += mesh.getTotalIndices()
+      }
     }
     let instanced = 0
     for (const entry of this.entries.values()) if (entry.instanced) instanced += 1

@@ -33,6 +33,10 @@ export function restOffset(min: Vec3, max: Vec3): Vec3 {
 
 const PLATE_LINE_MM = 10
 
+/** Marks the bed's meshes: they are the room, not the scene, so render statistics leave them
+ *  out as they leave out the grid's lines. */
+export const FURNITURE = { furniture: true }
+
 /** Draws the plate (with a line every 10 mm) and the build volume's edges; nothing pickable. */
 export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void {
   const { min, max } = buildBox(volume)
@@ -40,6 +44,7 @@ export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void
   const plate = CreateGround('print-bed', { width: w, height: d }, scene)
   plate.position.y = -0.05 // just under the objects that rest on it
   plate.isPickable = false
+  plate.metadata = FURNITURE
   const material = new StandardMaterial('print-bed', scene)
   material.diffuseColor = new Color3(0.16, 0.17, 0.2)
   material.specularColor = new Color3(0, 0, 0)

@@ -9,7 +9,7 @@ export interface RenderStats {
   /** Objects drawn as thin instances of a shared mesh. */
   instanced: number
   drawCalls: number
-  /** Triangles drawn in the last frame (lines of the grid and axes left out). */
+  /** Triangles drawn in the last frame (lines of the grid and axes, and the bed, left out). */
   triangles: number
   /** Median time spent in `scene.render()` (JavaScript and WebGL calls), ms. */
   renderMs: number
