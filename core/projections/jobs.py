@@ -36,32 +36,13 @@ class JobsReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Job.Requested, position: int) -> list[Statement]:
-        return [(
-            "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
-            " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s, %(kind)s,"
-            " %(state)s, %(inputs)s, %(params)s, %(key)s, %(actor)s, %(at)s, %(at)s)",
-            {
-                "id": e.originator_id, "project": e.project_id, "kind": e.kind,
-                "state": JobState.REQUESTED.value, "inputs": Jsonb(e.inputs),
-                "params": Jsonb(e.params), "key": e.cache_key, "actor": e.actor,
-                "at": e.timestamp,
-            },
-        )]
+        return [_requested(e, e.cache_key)]
 
     @statements.register
     def _(self, e: Job.ReuseRequested, position: int) -> list[Statement]:
         # No cache key: a reuse job holds none of the cache's entries (its results are
         # another job's), so the cache never answers with it and no TTL restarts with it.
-        return [(
-            "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
-            " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s, %(kind)s,"
-            " %(state)s, %(inputs)s, %(params)s, '', %(actor)s, %(at)s, %(at)s)",
-            {
-                "id": e.originator_id, "project": e.project_id, "kind": e.kind,
-                "state": JobState.REQUESTED.value, "inputs": Jsonb(e.inputs),
-                "params": Jsonb(e.params), "actor": e.actor, "at": e.timestamp,
-            },
-        )]
+        return [_requested(e, "")]
 
     @statements.register
     def _(self, e: Job.Started, position: int) -> list[Statement]:
@@ -116,4 +97,19 @@ def _update(e: Any, assignments: str, **params: Any) -> Statement:
     return (
         f"UPDATE rm_jobs SET {assignments}, updated_at = %(at)s WHERE id = %(id)s",
         {"id": e.originator_id, "at": e.timestamp, **params},
+    )
+
+
+def _requested(e: Job.Requested | Job.ReuseRequested, cache_key: str) -> Statement:
+    """A job's row as it is asked for: the same for a run and for a reuse of one's results."""
+    return (
+        "INSERT INTO rm_jobs (id, project_id, kind, state, inputs, params, cache_key,"
+        " requested_by, requested_at, updated_at) VALUES (%(id)s, %(project)s, %(kind)s,"
+        " %(state)s, %(inputs)s, %(params)s, %(key)s, %(actor)s, %(at)s, %(at)s)",
+        {
+            "id": e.originator_id, "project": e.project_id, "kind": e.kind,
+            "state": JobState.REQUESTED.value, "inputs": Jsonb(e.inputs),
+            "params": Jsonb(e.params), "key": cache_key, "actor": e.actor,
+            "at": e.timestamp,
+        },
     )
