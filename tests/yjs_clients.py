@@ -226,6 +226,12 @@ class YjsPeers:
         """Destroy one client's provider and document; the name can be reused."""
         self.send({"cmd": "close", "client": client})
 
+    def notices(self, client: str) -> list[dict[str, Any]]:
+        """The studio's notices (``{"type", "detail", ...}``) received by a client connected
+        with ``notices=True``, oldest first (a stock client only logs them)."""
+        notices: list[dict[str, Any]] = self.send({"cmd": "notices", "client": client})["notices"]
+        return notices
+
     def awareness(self, client: str, state: dict[str, Any] | None) -> None:
         self.send({"cmd": "awareness", "client": client, "state": state})
 

@@ -22,8 +22,10 @@ Presence (awareness) is relayed and never stored.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
+import sys
 import time
 from array import array
 from collections.abc import Callable
@@ -35,7 +37,7 @@ import anyio
 from anyio.abc import TaskStatus
 from psycopg_pool import AsyncConnectionPool
 from pycrdt import Awareness as AwarenessStates
-from pycrdt import Doc
+from pycrdt import Doc, get_update
 
 from core.collab import protocol
 from core.collab.fanout import Fanout, PresenceChange, SceneChange
@@ -45,6 +47,7 @@ from core.events import scene as scene_events
 from core.events.scene_writer import SceneWriter
 from core.events.studio import Studio
 from core.scene import document, scene_schema
+from core.scene.update_reader import read_deletions
 
 log = logging.getLogger(__name__)
 
@@ -243,8 +246,10 @@ class SceneRoom:
         if document.is_empty(update):
             return
         if not peer.can_edit:
-            peer.send(protocol.notice("refused", "viewers cannot edit this project"))
-            log.info("refused an update from viewer %s in %s", peer.user_id, self.project_id)
+            if self._brings_news(update):
+                peer.send(protocol.notice("refused", "viewers cannot edit this project"))
+                log.info("refused an update from viewer %s in %s", peer.user_id,
+                         self.project_id)
             return
         if len(update) > CHECK_IN_THREAD_BYTES:
             await asyncio.to_thread(scene_schema.check_update, update)
@@ -257,6 +262,31 @@ class SceneRoom:
             if self._pending_bytes > MAX_PENDING_BYTES:
                 self._room_for_edits.clear()
             self._wakeup.set()
+
+    def _brings_news(self, update: bytes) -> bool:
+        """Whether ``update`` holds an item or a deletion the accepted document lacks, judged
+        without applying it (a viewer's update must change nothing, not even held back).
+
+        A stock client answers the room's sync step 1 with what the room's state vector
+        lacks plus, always, its whole delete set: a viewer reconnecting to a scene that ever
+        had a deletion sends a non-empty update that changes nothing, and must not be told
+        it cannot edit.
+        """
+        try:
+            unseen = get_update(update, self._accepted.get_state())
+        except Exception as e:  # pycrdt raises plain exceptions for bad encodings
+            raise InvalidInput(f"not a Yjs update: {e}") from None
+        structs, deleted = read_deletions(unseen, max_depth=scene_schema.MAX_DEPTH,
+                                          max_items=scene_schema.MAX_UPDATE_ITEMS)
+        if structs:
+            return True
+        if not deleted:
+            return False
+        everything = self._accepted.get_update(self._accepted.get_state())
+        _, known = read_deletions(everything, max_depth=scene_schema.MAX_DEPTH,
+                                  max_items=sys.maxsize)  # the room's own
+        return not all(_covered(ranges, known.get(client, []))
+                       for client, ranges in deleted.items())
 
     def _integrate(self, update: bytes) -> bytes:
         """Apply an update that passed :func:`scene_schema.check_update` to the accepted
@@ -548,6 +578,22 @@ class _RecentTimes:
 def _nearest_rank(ordered: list[float], percent: int) -> float | None:
     """The value ``percent`` % of ``ordered`` are at or below: a time that was measured."""
     return ordered[max(0, math.ceil(percent * len(ordered) / 100) - 1)] if ordered else None
+
+
+def _covered(ranges: list[tuple[int, int]], known: list[tuple[int, int]]) -> bool:
+    """Whether every ``(clock, length)`` range lies inside the union of ``known`` ranges."""
+    spans: list[tuple[int, int]] = []  # (start, end), sorted and merged
+    for start, length in sorted(known):
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], start + length))
+        else:
+            spans.append((start, start + length))
+    starts = [start for start, _ in spans]
+    for clock, length in ranges:
+        at = bisect.bisect_right(starts, clock) - 1
+        if length and (at < 0 or clock + length > spans[at][1]):
+            return False
+    return True
 
 
 def _per_author(batch: list[_Pending]) -> list[tuple[bytes, str, str]]:

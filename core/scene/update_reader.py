@@ -116,6 +116,26 @@ def read_update(update: bytes, *, max_depth: int, max_items: int) -> list[Insert
     return inserts
 
 
+def read_deletions(update: bytes, *, max_depth: int, max_items: int
+                   ) -> tuple[int, dict[int, list[tuple[int, int]]]]:
+    """How many structs ``update`` carries, and its delete set: client id -> deleted
+    ``(clock, length)`` ranges. Bounded and refused as :func:`read_update` is."""
+    reader = FrameReader(update)
+    budget = _Budget(max_items)
+    structs = 0
+    for _ in range(reader.var_uint()):  # clients
+        count = reader.var_uint()
+        budget.spend(count)
+        structs += count
+        reader.var_uint()  # client
+        reader.var_uint()  # first clock
+        for _ in range(count):
+            _read_struct(reader, budget, max_depth)
+    deleted = _read_delete_set(reader, budget)
+    reader.end()
+    return structs, deleted
+
+
 def _read_struct(reader: FrameReader, budget: _Budget, max_depth: int) -> Insert | None:
     info = reader.byte()
     kind = info & _CONTENT_BITS
@@ -228,13 +248,15 @@ def _read_var_int(reader: FrameReader) -> int:
     return -value if negative else value
 
 
-def _read_delete_set(reader: FrameReader, budget: _Budget) -> None:
+def _read_delete_set(reader: FrameReader, budget: _Budget) -> dict[int, list[tuple[int, int]]]:
+    deleted: dict[int, list[tuple[int, int]]] = {}
     for _ in range(reader.var_uint()):
-        reader.var_uint()  # client
+        client = reader.var_uint()
         ranges = reader.var_uint()
         if ranges * 2 > reader.remaining:
             raise InvalidInput(f"{ranges} deleted ranges declared where {reader.remaining} "
                                "bytes are left")
         budget.spend(ranges)
-        for _ in range(2 * ranges):
-            reader.var_uint()
+        deleted.setdefault(client, []).extend(
+            (reader.var_uint(), reader.var_uint()) for _ in range(ranges))
+    return deleted

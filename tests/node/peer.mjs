@@ -12,6 +12,7 @@ import readline from 'node:readline'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import * as decoding from 'lib0/decoding'
 
 const reply = (message) => process.stdout.write(JSON.stringify(message) + '\n')
 const log = (...args) => process.stderr.write(`[peer] ${args.join(' ')}\n`)
@@ -28,7 +29,13 @@ const client = (name) => {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const connect = ({ client: name, url, room, token, params = {}, max_backoff_ms: maxBackoff = 1000 }) => {
+// The studio's NOTICE extension (core/collab/protocol.py): a stock client logs it as an unknown
+// message type and carries on; a client connected with `notices: true` keeps each one instead.
+const NOTICE = 100
+
+const connect = ({
+  client: name, url, room, token, params = {}, max_backoff_ms: maxBackoff = 1000, notices = false
+}) => {
   if (clients.has(name)) throw new Error(`client ${JSON.stringify(name)} already exists`)
   if (!url || !room) throw new Error('connect needs url and room')
   const doc = new Y.Doc()
@@ -38,7 +45,12 @@ const connect = ({ client: name, url, room, token, params = {}, max_backoff_ms: 
     params: token == null ? { ...params } : { ...params, token: String(token) },
     maxBackoffTime: maxBackoff
   })
-  const entry = { doc, provider, closes: [], terminal: null, lastError: null }
+  const entry = { doc, provider, closes: [], terminal: null, lastError: null, notices: [] }
+  if (notices) {
+    provider.messageHandlers[NOTICE] = (encoder, decoder) => {
+      entry.notices.push(JSON.parse(new TextDecoder().decode(decoding.readVarUint8Array(decoder))))
+    }
+  }
   provider.on('status', ({ status }) => log(name, 'status', status))
   provider.on('connection-close', (event) => {
     // `event` is null when the client closed the socket itself (disconnect, watchdog)
@@ -186,6 +198,9 @@ const commands = {
       status: provider.wsconnected ? 'connected' : 'disconnected'
     }
   },
+
+  // The notices a client connected with `notices: true` received, oldest first.
+  notices: ({ client: name }) => ({ notices: client(name).notices }),
 
   quit: () => ({})
 }
