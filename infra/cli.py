@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import urllib.parse
@@ -51,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
 
     api = sub.add_parser("api", help="run one API node")
     _listen(api)
+    api.add_argument("--fd", type=int, help=argparse.SUPPRESS)  # a socket `orfeas up` holds
     api.set_defaults(run=_api)
 
     sub.add_parser("dispatcher", help="run the outbox dispatcher").set_defaults(run=_dispatcher)
@@ -168,9 +170,14 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     # up to twice the scene sockets' limit, so one somewhat over it reaches the route and is
     # refused with the studio's 4413 and reason; a bigger one is refused from its header by
     # the transport (1009, "message too big") before it is read into memory.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level="info", proxy_headers=True, ws_per_message_deflate=False,
-                ws_max_size=2 * settings.ws_max_frame_bytes)
+    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port,
+                            log_level="info", proxy_headers=True, ws_per_message_deflate=False,
+                            ws_max_size=2 * settings.ws_max_frame_bytes)
+    # Under `orfeas up` the supervisor binds the port before anything else starts and hands the
+    # listening socket down: no other server can take the port meanwhile, and connections made
+    # while this process restarts wait in the socket's backlog instead of being refused.
+    sockets = [socket.socket(fileno=args.fd)] if args.fd is not None else None
+    uvicorn.Server(config).run(sockets=sockets)
     return 0
 
 

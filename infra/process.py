@@ -118,6 +118,7 @@ class ChildProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         user: str | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> ChildProcess:
         """Start ``argv`` with stdout and stderr appended to ``log_path``.
 
@@ -146,6 +147,7 @@ class ChildProcess:
                     cwd=cwd,
                     preexec_fn=_die_with_parent(parent_pid),
                     process_group=0,
+                    pass_fds=tuple(pass_fds),
                     **options,
                 )
 

@@ -45,6 +45,7 @@ class Part:
     name: str
     argv: list[str]
     process: ChildProcess | None = None
+    pass_fds: tuple[int, ...] = ()
     restarts: int = 0
     next_start: float = 0.0
     started_at: float = field(default_factory=time.monotonic)
@@ -68,10 +69,13 @@ def backoff_for(restarts: int, started_at: float, now: float) -> tuple[float, in
     return min(MAX_BACKOFF_S, 0.5 * 2 ** min(restarts, 6)), restarts
 
 
-def parts(settings: Settings) -> list[Part]:
+def parts(settings: Settings, api_socket: socket.socket | None = None) -> list[Part]:
+    """The studio's processes; the API serves ``api_socket`` when given (see ``_hold_port``)."""
     cli = [sys.executable, "-m", "infra.cli"]
+    api = [*cli, "api", "--host", settings.host, "--port", str(settings.port)]
+    fds = (api_socket.fileno(),) if api_socket is not None else ()
     return [
-        Part("api", [*cli, "api", "--host", settings.host, "--port", str(settings.port)]),
+        Part("api", [*api, *(f"--fd={fd}" for fd in fds)], pass_fds=fds),
         Part("projections", [*cli, "projections"]),
         Part("dispatcher", [*cli, "dispatcher"]),
         Part("worker-mesh", [*cli, "worker", "mesh"]),
@@ -91,11 +95,12 @@ class Supervisor:
         self._env: dict[str, str] = {}
         self._state_for: tuple[Settings, str] | None = None
         self._service_restarts: dict[str, ServiceRestarts] = {}
+        self._api_socket: socket.socket | None = None
 
     def run(self) -> int:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._take_lock()
-        self._check_port()
+        self._hold_port()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: self._stop.set())
         stack = self._stack = EmbeddedStack(self.settings.replace(data_dir=self.data_dir),
@@ -127,6 +132,8 @@ class Supervisor:
                 if part.process is not None:
                     part.process.terminate(timeout=15)
             stack.stop()
+            if self._api_socket is not None:
+                self._api_socket.close()
             with suppress(FileNotFoundError):
                 (self.data_dir / STATE_FILE).unlink()
             self._say("stopped")
@@ -142,32 +149,43 @@ class Supervisor:
                 f"another `orfeas up` is running on {self.data_dir}; `orfeas status` shows it"
             ) from None
 
-    def _check_port(self) -> None:
-        """Refuse a port that something already listens on, before anything starts: the API
-        child would fail to bind it, and /readyz would be answered by whatever holds it."""
+    def _hold_port(self) -> None:
+        """Bind and listen on the API's port before anything starts, and keep it for the run.
+
+        The API child inherits this socket (``--fd``): a port merely checked and let go could be
+        taken by one of the embedded servers started next (they pick free ports too), and then
+        /readyz would be answered by whatever holds it. Held, it is ours from the first moment,
+        and an API restart never loses it.
+        """
         host, port = self.settings.host, self.settings.port
         try:
             family, kind, proto, _, address = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM)[0]
-            with socket.socket(family, kind, proto) as sock:
+            sock = socket.socket(family, kind, proto)
+            try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
                 sock.bind(address)
+                sock.listen(2048)  # uvicorn's default backlog
+            except OSError:
+                sock.close()
+                raise
         except OSError as e:
             raise ConfigurationError(
                 f"port {port} on {host} is in use or unavailable ({e.strerror or e}); "
                 "choose another with --port"
             ) from None
+        self._api_socket = sock
 
     def _start_parts(self, settings: Settings) -> None:
         self._env = dict(os.environ) | settings.to_env() | {"PYTHONUNBUFFERED": "1"}
-        self._parts = parts(settings)
+        self._parts = parts(settings, self._api_socket)
         for part in self._parts:
             self._spawn(part)
             self._say(f"{part.name}: started (pid {part.process.pid if part.process else '?'})")
 
     def _spawn(self, part: Part) -> None:
         part.process = ChildProcess.spawn(
-            part.argv, name=part.name, env=self._env, cwd=Path.cwd(),
+            part.argv, name=part.name, env=self._env, cwd=Path.cwd(), pass_fds=part.pass_fds,
             log_path=self.data_dir / "logs" / f"{part.name}.log",
         )
         part.started_at = time.monotonic()
