@@ -8,6 +8,9 @@ import { navigate, useRoute } from './router'
 
 // The 3D workspace (Babylon.js) loads only when a project is opened.
 const Workspace = lazy(() => import('./workspace/Workspace'))
+// The dashboards (uPlot) load only when opened.
+const AdminDashboard = lazy(() => import('./admin/AdminDashboard'))
+const MyActivity = lazy(() => import('./admin/MyActivity'))
 
 type Session = { state: 'checking' } | { state: 'signed-out' } | { state: 'signed-in'; user: User }
 
@@ -57,6 +60,12 @@ export function App() {
         </Suspense>
       ) : route.page === 'admin-users' ? (
         <UsersPage user={session.user} onSignOut={signOut} />
+      ) : route.page === 'admin' || route.page === 'my-activity' ? (
+        <Suspense fallback={<main className="center muted">Loading…</main>}>
+          {route.page === 'admin'
+            ? <AdminDashboard user={session.user} onSignOut={signOut} />
+            : <MyActivity user={session.user} onSignOut={signOut} />}
+        </Suspense>
       ) : (
         <ProjectsPage user={session.user} onSignOut={signOut} />
       )}

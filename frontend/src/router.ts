@@ -1,11 +1,15 @@
-/** A client-side router on the History API: `/`, `/projects/{id}` and `/admin/users`. */
+/** A client-side router on the History API: `/`, `/projects/{id}`, `/admin` (the dashboard),
+ * `/admin/users` and `/me/activity`. */
 import { useEffect, useState } from 'react'
 
 export type Route =
   | { page: 'projects' } | { page: 'workspace'; projectId: string } | { page: 'admin-users' }
+  | { page: 'admin' } | { page: 'my-activity' }
 
 export function parseRoute(pathname: string): Route {
   if (/^\/admin\/users\/?$/.test(pathname)) return { page: 'admin-users' }
+  if (/^\/admin\/?$/.test(pathname)) return { page: 'admin' }
+  if (/^\/me\/activity\/?$/.test(pathname)) return { page: 'my-activity' }
   const m = /^\/projects\/([^/]+)\/?$/.exec(pathname)
   return m ? { page: 'workspace', projectId: decodeURIComponent(m[1]) } : { page: 'projects' }
 }
