@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from 'react'
 import { api, errorMessage, type Project, type SceneDiff, type User } from '../api'
 import { cameraPosition, withDrags, type CameraView, type SceneSession } from '../collab'
+import { AssistantPanel } from '../assistant/AssistantPanel'
 import { AppHeader } from '../components/AppHeader'
 import { ErrorMessage } from '../components/ErrorMessage'
 import { MembersPanel } from '../components/MembersPanel'
@@ -36,11 +37,12 @@ interface Props {
 const DIFF_ADDED = '#4caf50'
 const DIFF_CHANGED = '#ff9800'
 
-type Tab = 'properties' | 'mesh' | 'generate' | 'history' | 'members'
+type Tab = 'properties' | 'mesh' | 'generate' | 'assistant' | 'history' | 'members'
 const TABS: { id: Tab; label: string }[] = [
   { id: 'properties', label: 'Properties' },
   { id: 'mesh', label: 'Mesh' },
   { id: 'generate', label: 'Generate' },
+  { id: 'assistant', label: 'Assistant' },
   { id: 'history', label: 'History' },
   { id: 'members', label: 'Members' },
 ]
@@ -449,6 +451,12 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
                   <GenerationPanel projectId={project.id} canEdit={canEdit} />
                   <ImportMesh projectId={project.id} canEdit={!readOnly} onImported={onImported} />
                 </>
+              )}
+              {t.id === 'assistant' && (
+                <AssistantPanel projectId={project.id} object={preview ? null : selected}
+                  active={tab === 'assistant'}
+                  applyRefusal={!canEdit ? 'Only editors apply suggestions; viewers can ask.'
+                    : preview ? 'Go back to live to apply suggestions.' : null} />
               )}
               {t.id === 'history' && (
                 <HistoryPanel projectId={project.id} canEdit={canEdit} names={names}

@@ -1,0 +1,60 @@
+import {
+  formatChange, predictedBesideActual, suggestionControl, type ApplyAccess, type Suggestion,
+  type SuggestionRun,
+} from './conversation'
+
+interface Props {
+  suggestion: Suggestion
+  run: SuggestionRun | undefined
+  access: ApplyAccess
+  onApply: (suggestion: Suggestion) => void
+}
+
+const PHASE_TEXT: Record<SuggestionRun['phase'], string> = {
+  idle: 'not started', queued: 'queued', started: 'running', measuring: 'measuring the result',
+  succeeded: 'done', failed: 'failed', cancelled: 'cancelled',
+}
+
+/** A suggestion as a button, with its predicted effect and, once its job is done, the real one. */
+export function SuggestionItem({ suggestion: s, run, access, onApply }: Props) {
+  const control = suggestionControl(s, run, access)
+  const rows = predictedBesideActual(s)
+  return (
+    <li className="suggestion" data-testid="assistant-suggestion" data-state={s.state}>
+      <div className="suggestion-head">
+        <button type="button" className="small" disabled={control.disabled} title={control.title}
+          onClick={() => onApply(s)}>
+          {s.title}
+        </button>
+        <span className="muted small-text">{s.reason}</span>
+      </div>
+      {rows.length > 0 && (
+        <table className="effects" data-testid="suggestion-effects">
+          <thead>
+            <tr><th scope="col">Figure</th><th scope="col">Predicted</th><th scope="col">Actual</th></tr>
+          </thead>
+          <tbody>
+            {rows.map((r) => (
+              <tr key={r.name}>
+                <th scope="row">{r.name}</th>
+                <td data-testid="effect-expected">{r.expected ? formatChange(r.expected) : '—'}</td>
+                <td data-testid="effect-actual">{r.actual ? formatChange(r.actual) : '—'}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {run && (
+        <div className="job" data-testid="suggestion-job" data-phase={run.phase}>
+          <progress max={1} value={run.fraction} aria-label={`${s.title} progress`} />
+          <p role="status" className="small-text">
+            {s.operation}: {PHASE_TEXT[run.phase]}{run.error ? ` — ${run.error}` : ''}
+          </p>
+        </div>
+      )}
+      {access.refusal && (
+        <p className="muted small-text" data-testid="apply-refusal">{access.refusal}</p>
+      )}
+    </li>
+  )
+}

@@ -1,0 +1,106 @@
+/** The project's conversation with the assistant: read (and kept current while shown), asked. */
+import { useCallback, useEffect, useRef, useState } from 'react'
+import { errorMessage } from '../api'
+import { readNdjson } from '../ndjson'
+import { askStreaming, assistantApi } from './assistantApi'
+import {
+  endDraft, foldLine, mergeMessages, startDraft, withSuggestion, type AssistantMessage, type Draft,
+  type Suggestion,
+} from './conversation'
+
+/** Collaborators' questions are events with no push channel to the browser; while the panel is
+ *  shown it reads the log forward this often (one indexed query from a cursor). */
+const POLL_MS = 2000
+
+export interface Conversation {
+  messages: AssistantMessage[]
+  /** The answer being streamed (null when none is). */
+  draft: Draft | null
+  error: string | null
+  dismiss: () => void
+  /** Resolves true once the answer is stored, false when it was refused or cut off. */
+  ask: (text: string, assetId: string | null) => Promise<boolean>
+  /** Put a suggestion as the server now reads it into its message. */
+  update: (suggestion: Suggestion) => void
+}
+
+export function useConversation(projectId: string, active: boolean): Conversation {
+  const [messages, setMessages] = useState<AssistantMessage[]>([])
+  const [draft, setDraft] = useState<Draft | null>(null)
+  const [error, setError] = useState<string | null>(null)
+  // A failed read of the log is its own error: the next read that works clears it, not an ask.
+  const [readError, setReadError] = useState<string | null>(null)
+  const cursor = useRef(0)
+  const abort = useRef<AbortController | null>(null)
+
+  useEffect(() => () => abort.current?.abort(), [])
+
+  const read = useCallback(async (from: number) => {
+    const page = await assistantApi.messages(projectId, from)
+    cursor.current = Math.max(cursor.current, page.next_after)
+    setMessages((known) => mergeMessages(known, page.messages))
+  }, [projectId])
+
+  // Shown: read everything once (suggestions' states are current in a full read), then forward.
+  useEffect(() => {
+    if (!active) return
+    let live = true
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const tick = async (from: number): Promise<void> => {
+      try {
+        await read(from)
+        if (live) setReadError(null)
+      } catch (e) {
+        if (live) setReadError(errorMessage(e))
+      }
+      if (live) timer = setTimeout(() => void tick(cursor.current), POLL_MS)
+    }
+    void tick(0)
+    return () => {
+      live = false
+      clearTimeout(timer)
+    }
+  }, [active, read])
+
+  const ask = useCallback(async (text: string, assetId: string | null): Promise<boolean> => {
+    abort.current?.abort()
+    const controller = new AbortController()
+    abort.current = controller
+    let current = startDraft(text)
+    setDraft(current)
+    try {
+      const stream = await askStreaming(projectId, text, assetId, controller.signal)
+      for await (const line of readNdjson(stream)) {
+        current = foldLine(current, line)
+        setDraft(current)
+      }
+      current = endDraft(current)
+      const answered = current.message
+      if (answered) {
+        setMessages((known) => mergeMessages(known, [answered]))
+        setError(null) // an earlier refusal no longer holds
+        return true
+      }
+      setError(current.error)
+      return false
+    } catch (e) {
+      if (!controller.signal.aborted) setError(errorMessage(e))
+      return false
+    } finally {
+      if (abort.current === controller) {
+        abort.current = null
+        setDraft(null)
+      }
+    }
+  }, [projectId])
+
+  const update = useCallback((suggestion: Suggestion) => {
+    setMessages((known) => withSuggestion(known, suggestion))
+  }, [])
+  const dismiss = useCallback(() => {
+    setError(null)
+    setReadError(null)
+  }, [])
+
+  return { messages, draft, error: error ?? readError, dismiss, ask, update }
+}
