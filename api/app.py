@@ -12,12 +12,14 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from api.activity import RequestSummaries
 from api.problems import EXCEPTION_HANDLERS
 from api.ratelimit import RateLimitHeaders
 from api.resources import lifespan_for
 from api.routes import (
     accounts,
     admin,
+    analytics,
     assets,
     collab,
     generation,
@@ -56,6 +58,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/admin/quarantine", admin.quarantine, methods=["GET"]),
         Route(f"{V1}/admin/analytics/generation", generation.generation_analytics,
               methods=["GET"]),
+        Route(f"{V1}/admin/analytics/platform", analytics.platform, methods=["GET"]),
+        Route(f"{V1}/admin/analytics/users/{{username}}", analytics.user_analytics_of,
+              methods=["GET"]),
+        Route(f"{V1}/me/analytics", analytics.my_analytics, methods=["GET"]),
         Route(f"{V1}/generators", generation.generators, methods=["GET"]),
         Route(f"{V1}/materials", meshes.materials, methods=["GET"]),
         Route(f"{V1}/projects", projects.create_project, methods=["POST"]),
@@ -126,7 +132,7 @@ def frontend_routes(dist: Path = FRONTEND_DIST) -> list[BaseRoute]:
 def create_app(settings: Settings) -> Starlette:
     return Starlette(
         routes=routes() + frontend_routes(),
-        middleware=[Middleware(RateLimitHeaders)],
+        middleware=[Middleware(RequestSummaries), Middleware(RateLimitHeaders)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan_for(settings),
     )

@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
+from api.activity import ActivityRecorder
 from core.accounts import AccountStore
 from core.collab.fanout import Fanout
 from core.collab.rooms import SceneRooms
@@ -50,6 +51,7 @@ class Resources:
     progress: JobProgress
     max_upload_bytes: int = MAX_UPLOAD_BYTES
     upload_checker: UploadChecker = field(default_factory=UploadChecker)
+    activity: ActivityRecorder | None = None  # usage facts for analytics (api.activity)
 
     @property
     def database_url(self) -> str:
@@ -91,9 +93,11 @@ def lifespan_for(settings: Settings):  # type: ignore[no-untyped-def]
                     anyio.create_task_group() as log_tg:
                 rooms = SceneRooms(studio, pool, fanout, rooms_tg)
                 await log_tg.start(SceneLogFollower(database_url, rooms).run)
+                recorder = ActivityRecorder(studio, fanout.node)
+                await log_tg.start(recorder.run)
                 app.state.resources = Resources(
                     settings, pool, studio, blobs, nc, accounts, ReadModels(pool), fanout, rooms,
-                    JobProgress(nc, settings.namespace),
+                    JobProgress(nc, settings.namespace), activity=recorder,
                 )
                 _freeze_startup_objects()
                 try:

@@ -8,6 +8,7 @@ from http import HTTPStatus
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.activity import record_usage
 from api.auth import (
     SESSION_COOKIE,
     Access,
@@ -22,19 +23,19 @@ from api.jsonbody import Json, parse_body
 from api.openapi import contract
 from api.resources import resources
 from api.schemas import SIGNED_IN, TOKEN, USER, Credentials, NewUser, TokenRequest
-from core.accounts import SESSION_TTL
+from core.accounts import SESSION_TTL, User
+from core.errors import Unauthenticated
 from core.events.account import set_tier
+from core.events.activity import sign_in_failed, signed_in
 
 
 @contract(body=TokenRequest, status=201, errors=(401, 403), response=TOKEN)
 @guard(Access(Scope.PUBLIC))
 async def create_token(request: Request) -> Response:
     body = await parse_body(request, TokenRequest)
-    accounts = resources(request).accounts
-    user = await accounts.authenticate(body.username, body.password,
-                                      client_address(request))
+    user = await _sign_in(request, body.username, body.password, "token")
     name = body.name or "api token"
-    token = await accounts.issue_token(user, "api", name)
+    token = await resources(request).accounts.issue_token(user, "api", name)
     return Json({"token": token, "user": user.public()}, status_code=HTTPStatus.CREATED)
 
 
@@ -44,8 +45,7 @@ async def create_session(request: Request) -> Response:
     check_origin(request)  # another site may not sign a browser in (to its own account)
     body = await parse_body(request, Credentials)
     accounts = resources(request).accounts
-    user = await accounts.authenticate(body.username, body.password,
-                                      client_address(request))
+    user = await _sign_in(request, body.username, body.password, "session")
     token = await accounts.issue_token(user, "session", "browser session", SESSION_TTL)
     response = Json({"user": user.public()}, status_code=HTTPStatus.CREATED)
     response.set_cookie(
@@ -53,6 +53,19 @@ async def create_session(request: Request) -> Response:
         samesite="lax", secure=request.url.scheme == "https", path="/",
     )
     return response
+
+
+async def _sign_in(request: Request, username: str, password: str, method: str) -> User:
+    """Check the password, and note the sign-in or its failure for analytics (a failure
+    names nobody: what was typed as the name may be a password)."""
+    try:
+        user = await resources(request).accounts.authenticate(username, password,
+                                                              client_address(request))
+    except Unauthenticated:
+        record_usage(request.scope, sign_in_failed(method))
+        raise
+    record_usage(request.scope, signed_in(user.key, method))
+    return user
 
 
 @contract(status=204)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from http import HTTPStatus
 from uuid import UUID
 
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
+from api.activity import record_usage
 from api.auth import Access, Scope, authenticate, current_user, guard, project_role
 from api.jsonbody import Json, parse_body
 from api.openapi import contract
@@ -21,6 +23,7 @@ from api.schemas import COLLABORATORS, MEMBER, ROOMS, SCENE_CHANGE, RoleChange
 from api.ws_peer import WebSocketPeer
 from core.collab.protocol import CloseCode
 from core.errors import Forbidden, InvalidInput, NotFound, TooLarge, Unauthenticated
+from core.events.activity import session_ended
 from core.events.project import project_uuid
 from core.events.roles import Role
 
@@ -63,6 +66,7 @@ async def _serve(websocket: WebSocket, res: Resources, project_id: UUID, user_id
     async with anyio.create_task_group() as tg:
         tg.start_soon(peer.write_forever)
         room.join(peer)
+        joined = time.monotonic()
         try:
             while True:
                 message = await websocket.receive()
@@ -83,6 +87,9 @@ async def _serve(websocket: WebSocket, res: Resources, project_id: UUID, user_id
             log.exception("scene socket of %s in project %s failed", user_id, project_id)
             await peer.close(CloseCode.INTERNAL_ERROR, "internal error")
         finally:
+            record_usage(websocket.scope, session_ended(user_id, str(project_id),
+                                                  round(time.monotonic() - joined, 3),
+                                                  res.fanout.node))
             await room.leave(peer)
             await peer.close(1000, "bye")
 

@@ -17,6 +17,7 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from api.activity import record_usage
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import MAX_JSON_BYTES, Json, json_object, read_limited
 from api.openapi import Query, contract
@@ -37,6 +38,7 @@ from core.contracts.mesh_params import (
     material_catalogue,
 )
 from core.errors import InvalidInput, NotFound
+from core.events.activity import exported
 from core.events.job_kinds import MESH_ANALYSE, MESH_MATERIAL, MESH_OPERATIONS
 from core.events.roles import Role
 from core.geometry_tasks import export_file, fetch_blobs
@@ -230,6 +232,8 @@ async def export_mesh(request: Request) -> Response:
         raise InvalidInput("encoding=meshopt applies to format=glb only")
     if fmt in ("original", stored) and not packed:
         chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(asset["blob_key"])))
+        record_usage(request.scope,
+                     exported(current_user(request).key, str(asset["asset_id"]), fmt))
         return StreamingResponse(iterate_in_threadpool(chunks), media_type=asset["media_type"],
                                  headers=_download(asset["filename"]))
     if fmt not in EXPORT_FORMATS:
@@ -238,12 +242,14 @@ async def export_mesh(request: Request) -> Response:
     with tempfile.TemporaryDirectory(prefix="orfeas-export-") as folder:
         files = await asyncio.to_thread(fetch_blobs, res.blobs, [asset["blob_key"]],
                                         Path(folder))
-        exported = await res.upload_checker.run(
+        converted = await res.upload_checker.run(
             export_file, (files[asset["blob_key"]], stored, fmt, asset["filename"], inner,
                           asset.get("units", "mm"), packed),
             asset["filename"], user=current_user(request).key)
-    return Response(exported.data, media_type=exported.media_type,
-                    headers=_download(f"{stem}.{exported.extension}"))
+    record_usage(request.scope,
+                 exported(current_user(request).key, str(asset["asset_id"]), fmt))
+    return Response(converted.data, media_type=converted.media_type,
+                    headers=_download(f"{stem}.{converted.extension}"))
 
 
 def _download(filename: str) -> dict[str, str]:

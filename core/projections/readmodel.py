@@ -48,6 +48,18 @@ class ReadModel:
         handler = _handler(type(self), type(event))
         return [] if handler is None else handler(self, event, position)
 
+    def batch_statements(self, events: list[tuple[int, Any]]) -> list[Statement]:
+        """The SQL for a batch of decoded ``(position, event)``, in log order: each event's
+        statements, the model's appends last. A model may merge a batch into fewer statements
+        (the analytics counters do: see core.projections.analytics_facts)."""
+        statements: list[Statement] = []
+        for position, event in events:
+            statements.extend(self.statements_of(event, position))
+        if not self.appends:
+            return statements
+        return ([s for s in statements if s[0] not in self.appends]
+                + [s for s in statements if s[0] in self.appends])
+
     def forget(self) -> None:
         """Drop any in-memory state (after a rolled-back batch or a rebuild)."""
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.projections.analytics_platform import PlatformAnalyticsReadModel
+from core.projections.analytics_users import UserAnalyticsReadModel
 from core.projections.catalogue import CatalogueReadModel
 from core.projections.generation_stats import GenerationStatsReadModel
 from core.projections.history import HistoryReadModel
@@ -16,7 +18,8 @@ EVENTS_TABLE = "studio_events"
 TRACKING_TABLE = "rm_tracking"
 
 READ_MODEL_NAMES: tuple[str, ...] = (
-    "catalogue", "jobs", "history", "scene_objects", "generation_stats", "user_tiers")
+    "catalogue", "jobs", "history", "scene_objects", "generation_stats", "user_tiers",
+    "analytics_users", "analytics_platform")
 
 
 def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
@@ -27,6 +30,8 @@ def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
         "scene_objects": lambda: SceneObjectsReadModel(scene_at),
         "generation_stats": GenerationStatsReadModel,
         "user_tiers": UserTiersReadModel,
+        "analytics_users": UserAnalyticsReadModel,
+        "analytics_platform": PlatformAnalyticsReadModel,
     }
     assert tuple(factories) == READ_MODEL_NAMES
     return {name: make() for name, make in factories.items()}

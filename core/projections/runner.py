@@ -384,16 +384,16 @@ class ProjectionRunner:
 
     @staticmethod
     def _statements(model: ReadModel, events: list[tuple[int, Any]]) -> list[Statement]:
-        """The model's SQL for ``events``, its appends last (see ``ReadModel.appends``)."""
-        statements: list[Statement] = []
+        """The model's SQL for ``events`` (``ReadModel.batch_statements``); an undecodable
+        event fails the batch for the models that handle its class."""
+        decoded: list[tuple[int, Any]] = []
         for notification_id, event in events:
             if isinstance(event, Undecodable):
                 if event.event_class is None or model.handles(event.event_class):
                     raise event.error
                 continue
-            statements.extend(model.statements_of(event, notification_id))
-        return ([s for s in statements if s[0] not in model.appends]
-                + [s for s in statements if s[0] in model.appends])
+            decoded.append((notification_id, event))
+        return model.batch_statements(decoded)
 
     def _advance(self, name: str, position: int) -> None:
         self._conn.execute(

@@ -1,0 +1,290 @@
+"""Reads of the analytics read models: a user's figures over a period, the platform's, and
+the recent trends the design assistant suggests from.
+
+Each answer is a handful of index range scans over rows already summed per day or hour
+(:mod:`core.projections.analytics_users`, :mod:`core.projections.analytics_platform`),
+so its cost follows the period's length, not the log's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from psycopg import AsyncConnection, Connection
+from psycopg.errors import UndefinedTable
+
+from core.events.activity import LATENCY_BOUNDS_MS, histogram_percentile
+from core.limits import Tier
+from core.projections.analytics_platform import HOURS, route_group
+from core.projections.analytics_users import CHOICE_KINDS, COUNTS
+
+Bucket = Literal["hour", "day"]
+TOP = 10
+TOP_ROUTES = 50
+DAY_COUNTERS = tuple(c for c in COUNTS.columns if c not in ("generation_ms", "sessions"))
+
+
+async def user_analytics(conn: AsyncConnection[Any], user_id: str, first: date,
+                         last: date) -> dict[str, Any]:
+    """A user's figures over the days ``first`` to ``last`` (UTC, both included)."""
+    columns = ", ".join(COUNTS.columns)
+    days = await (await conn.execute(
+        f"SELECT day, {columns} FROM rm_au_counts WHERE user_id = %s"
+        " AND day BETWEEN %s AND %s ORDER BY day", (user_id, first, last))).fetchall()
+    choices = await (await conn.execute(
+        "SELECT kind, value, sum(uses) FROM rm_au_choices WHERE user_id = %s"
+        " AND day BETWEEN %s AND %s GROUP BY kind, value", (user_id, first, last))).fetchall()
+    shared = await (await conn.execute(
+        "SELECT count(DISTINCT project_id) FROM rm_au_shares WHERE user_id = %s"
+        " AND day BETWEEN %s AND %s", (user_id, first, last))).fetchone()
+    totals = {c: 0 for c in COUNTS.columns}
+    for row in days:
+        for column, value in zip(COUNTS.columns, row[1:], strict=True):
+            totals[column] += int(value)
+    ranked = _ranked(choices)
+    succeeded, failed = totals["generations_succeeded"], totals["generations_failed"]
+    budget = ranked["face_budget"][0]["name"] if ranked["face_budget"] else None
+    return {
+        "from": first.isoformat(), "to": last.isoformat(),
+        "projects_created": totals["projects_created"],
+        "generations": totals["generations"],
+        "generations_succeeded": succeeded, "generations_failed": failed,
+        "success_rate": _rate(succeeded, succeeded + failed),
+        "average_generation_s": (round(totals["generation_ms"] / succeeded / 1000, 3)
+                                 if succeeded else None),
+        "favourite": {
+            "generator": ranked["generator"][0]["name"] if ranked["generator"] else None,
+            "face_budget": int(budget) if budget is not None and budget.isdigit() else None,
+            "style": ranked["style"][0]["name"] if ranked["style"] else None},
+        "generators": ranked["generator"], "face_budgets": ranked["face_budget"],
+        "styles": ranked["style"], "materials": ranked["material"],
+        "exports": totals["exports"], "exports_by_format": ranked["export_format"],
+        "shared_projects": int(shared[0]) if shared else 0,
+        "active_s": round(totals["active_ms"] / 1000, 3), "sessions": totals["sessions"],
+        "sign_ins": totals["sign_ins"],
+        "days": [_day(row) for row in days],
+    }
+
+
+def _day(row: tuple[Any, ...]) -> dict[str, Any]:
+    values = dict(zip(COUNTS.columns, row[1:], strict=True))
+    out: dict[str, Any] = {"day": row[0].isoformat()}
+    for column in DAY_COUNTERS:
+        if column == "active_ms":
+            out["active_s"] = round(values[column] / 1000, 3)
+        else:
+            out[column] = int(values[column])
+    return out
+
+
+def _ranked(rows: list[tuple[Any, ...]]) -> dict[str, list[dict[str, Any]]]:
+    """Choices per kind, most used first (ties by name), at most :data:`TOP` each."""
+    kinds: dict[str, list[dict[str, Any]]] = {kind: [] for kind in CHOICE_KINDS}
+    for kind, value, uses in rows:
+        kinds.setdefault(kind, []).append({"name": value, "uses": int(uses)})
+    return {kind: sorted(items, key=lambda i: (-i["uses"], i["name"]))[:TOP]
+            for kind, items in kinds.items()}
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+# -- the platform ----------------------------------------------------------------------------
+
+
+async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date,
+                             bucket: Bucket) -> dict[str, Any]:
+    """The platform's figures over the days ``first`` to ``last``, its series per ``bucket``."""
+    start, end = _midnight(first), _midnight(last + timedelta(days=1))
+    columns = ", ".join(f"sum({c})" for c in HOURS.columns)
+    series_rows = await (await conn.execute(
+        f"SELECT date_trunc(%s, hour, 'UTC') AS start, {columns}, sum(active_users)"
+        " FROM rm_ap_hours WHERE hour >= %s AND hour < %s GROUP BY 1",
+        (bucket, start, end))).fetchall()
+    by_start = {row[0]: row[1:] for row in series_rows}
+    if bucket == "day":
+        active_rows = await (await conn.execute(
+            "SELECT day, active_users FROM rm_ap_days WHERE day BETWEEN %s AND %s",
+            (first, last))).fetchall()
+        active_of = {_midnight(day): int(n) for day, n in active_rows}
+    else:
+        active_of = {moment: int(row[-1] or 0) for moment, row in by_start.items()}
+    series = []
+    totals = {c: 0 for c in HOURS.columns}
+    step = timedelta(hours=1) if bucket == "hour" else timedelta(days=1)
+    moment = start
+    while moment < end:
+        values = by_start.get(moment)
+        point: dict[str, Any] = {"start": moment.isoformat(),
+                                 "active_users": active_of.get(moment, 0)}
+        for index, column in enumerate(HOURS.columns):
+            n = int(values[index] or 0) if values is not None else 0
+            totals[column] += n
+            point.update(_figure(column, n))
+        series.append(point)
+        moment += step
+    keyed = await _keyed(conn, first, last)
+    reuses = await (await conn.execute(
+        "SELECT count(*) FILTER (WHERE r.how = 'cache'),"
+        " count(*) FILTER (WHERE r.how <> 'cache'),"
+        " coalesce(sum(j.gpu_ms) FILTER (WHERE j.succeeded), 0)"
+        " FROM rm_ap_reuses r LEFT JOIN rm_ap_jobs j USING (job_id)"
+        " WHERE r.hour >= %s AND r.hour < %s", (start, end))).fetchone()
+    hits, joins, saved_ms = (int(v) for v in reuses) if reuses else (0, 0, 0)
+    generations = totals["generations"]
+    succeeded, failed = totals["generations_succeeded"], totals["generations_failed"]
+    summary: dict[str, Any] = {}
+    for column in HOURS.columns:
+        if column not in ("active_ms", "sessions", "cache_hits", "single_flight_joins"):
+            summary.update(_figure(column, totals[column]))
+    summary["success_rate"] = _rate(succeeded, succeeded + failed)
+    return {
+        "from": first.isoformat(), "to": last.isoformat(), "bucket": bucket,
+        "series": series,
+        "active_users": await _active_users(conn, first, last),
+        "totals": summary,
+        "response_times": _response_times(keyed),
+        "routes": _routes(keyed),
+        "gpu": _gpu(keyed, totals["gpu_ms"]),
+        "top_generators": _top(keyed.get("generator", {})),
+        "trending_styles": _trending(keyed.get("style", {}), keyed.get("style_before", {})),
+        "top_materials": _top(keyed.get("material", {})),
+        "exports_by_format": _top(keyed.get("export_format", {})),
+        "dedup": {"requests": generations, "hits": hits, "joins": joins,
+                  "hit_rate": _rate(hits + joins, generations) or 0.0,
+                  "saved_gpu_s": round(saved_ms / 1000, 3)},
+        "tiers": await _tiers(conn),
+    }
+
+
+def _figure(column: str, n: int) -> dict[str, Any]:
+    """A counter as the answer names it: milliseconds as seconds."""
+    if column.endswith("_ms"):
+        return {column[:-3] + "_s": round(n / 1000, 3)}
+    return {column: n}
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+async def _keyed(conn: AsyncConnection[Any], first: date,
+                 last: date) -> dict[str, dict[str, int]]:
+    """The per-day counters by key summed over the period; the styles of the period just
+    before too (``style_before``), for the trend."""
+    before = first - (last - first) - timedelta(days=1)
+    rows = await (await conn.execute(
+        "SELECT CASE WHEN day < %(first)s THEN 'style_before' ELSE metric END, key, sum(n)"
+        " FROM rm_ap_keys WHERE (day BETWEEN %(first)s AND %(last)s)"
+        " OR (metric = 'style' AND day BETWEEN %(before)s AND %(first)s - 1)"
+        " GROUP BY 1, 2", {"first": first, "last": last, "before": before})).fetchall()
+    keyed: dict[str, dict[str, int]] = defaultdict(dict)
+    for metric, key, n in rows:
+        keyed[metric][key] = int(n)
+    return keyed
+
+
+def _top(counts: dict[str, int], limit: int = TOP) -> list[dict[str, Any]]:
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+    return [{"name": name, "uses": uses} for name, uses in ranked]
+
+
+def _trending(now: dict[str, int], before: dict[str, int]) -> list[dict[str, Any]]:
+    names = set(now) | set(before)
+    ranked = sorted(names, key=lambda n: (before.get(n, 0) - now.get(n, 0), -now.get(n, 0), n))
+    return [{"name": n, "uses": now.get(n, 0), "previous": before.get(n, 0),
+             "change": now.get(n, 0) - before.get(n, 0)} for n in ranked[:TOP]]
+
+
+def _response_times(keyed: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    histograms: dict[str, list[int]] = {}
+    for key, n in keyed.get("latency", {}).items():
+        group, _, index = key.rpartition("|")
+        if not index.isdigit() or int(index) > len(LATENCY_BOUNDS_MS):
+            continue
+        histograms.setdefault(group, [0] * (len(LATENCY_BOUNDS_MS) + 1))[int(index)] += n
+    answer = [{"group": group, "requests": sum(h), "p50_ms": histogram_percentile(h, 50),
+               "p95_ms": histogram_percentile(h, 95)} for group, h in histograms.items()]
+    return sorted(answer, key=lambda g: (-g["requests"], g["group"]))
+
+
+def _routes(keyed: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    requests = keyed.get("route_requests", {})
+    client, server = keyed.get("route_client_errors", {}), keyed.get("route_server_errors", {})
+    ranked = sorted(requests.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ROUTES]
+    return [{"route": route, "group": route_group(route), "requests": n,
+             "client_errors": client.get(route, 0), "server_errors": server.get(route, 0)}
+            for route, n in ranked]
+
+
+def _gpu(keyed: dict[str, dict[str, int]], gpu_ms: int) -> dict[str, Any]:
+    milliseconds, reports = keyed.get("gpu_ms_by_device", {}), keyed.get(
+        "gpu_reports_by_device", {})
+    devices = sorted(milliseconds, key=lambda d: (-milliseconds[d], d))
+    return {"seconds": round(gpu_ms / 1000, 3), "reports": sum(reports.values()),
+            "by_device": [{"device": d, "seconds": round(milliseconds[d] / 1000, 3),
+                           "reports": reports.get(d, 0)} for d in devices]}
+
+
+async def _active_users(conn: AsyncConnection[Any], first: date, last: date) -> dict[str, int]:
+    row = await (await conn.execute(
+        "SELECT count(DISTINCT user_id) FILTER (WHERE day = %(last)s),"
+        " count(DISTINCT user_id) FILTER (WHERE day > %(last)s - 7),"
+        " count(DISTINCT user_id) FILTER (WHERE day > %(last)s - 30),"
+        " count(DISTINCT user_id) FILTER (WHERE day >= %(first)s)"
+        " FROM rm_ap_active_days WHERE day >= least(%(first)s, %(last)s - 29)"
+        " AND day <= %(last)s", {"first": first, "last": last})).fetchone()
+    daily, weekly, monthly, period = (int(v) for v in row) if row else (0, 0, 0, 0)
+    return {"daily": daily, "weekly": weekly, "monthly": monthly, "period": period}
+
+
+async def _tiers(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
+    """Every account's current tier (one the log holds no tier for is on the free tier)."""
+    try:
+        async with conn.transaction():
+            rows = await (await conn.execute(
+                "SELECT coalesce(t.tier, %s), count(*) FROM accounts_users u"
+                " LEFT JOIN rm_user_tiers t ON t.user_id = u.id::text GROUP BY 1",
+                (Tier.FREE.value,))).fetchall()
+    except UndefinedTable:  # no accounts yet (a database only the runner has seen)
+        rows = []
+    found = {tier: int(n) for tier, n in rows}
+    return [{"tier": tier.value, "users": found.get(tier.value, 0)} for tier in Tier]
+
+
+# -- trends, for the design assistant --------------------------------------------------------
+
+
+TRENDS_SQL = (
+    "SELECT metric, key, sum(n) FROM rm_ap_keys WHERE day >= %s"
+    " AND metric IN ('style', 'material', 'generator') GROUP BY metric, key")
+
+
+def trends(conn: Connection[Any], *, weeks: int = 4, limit: int = TOP) -> dict[str, Any]:
+    """The styles, materials and generators most used across the platform over the last
+    ``weeks`` weeks (UTC days), most used first: ``{"since", "styles", "materials",
+    "generators"}``, each a list of ``(name, uses)``."""
+    since = datetime.now(UTC).date() - timedelta(weeks=weeks)
+    return _trends(conn.execute(TRENDS_SQL, (since,)).fetchall(), since, limit)
+
+
+async def trends_async(conn: AsyncConnection[Any], *, weeks: int = 4,
+                       limit: int = TOP) -> dict[str, Any]:
+    """:func:`trends` on an async connection."""
+    since = datetime.now(UTC).date() - timedelta(weeks=weeks)
+    return _trends(await (await conn.execute(TRENDS_SQL, (since,))).fetchall(), since, limit)
+
+
+def _trends(rows: list[tuple[Any, ...]], since: date, limit: int) -> dict[str, Any]:
+    kinds: dict[str, dict[str, int]] = defaultdict(dict)
+    for metric, key, n in rows:
+        kinds[metric][key] = int(n)
+
+    def ranked(metric: str) -> list[tuple[str, int]]:
+        return sorted(kinds[metric].items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
+
+    return {"since": since.isoformat(), "styles": ranked("style"),
+            "materials": ranked("material"), "generators": ranked("generator")}
