@@ -7,6 +7,7 @@ import asyncio
 import re
 import tempfile
 import unicodedata
+from collections.abc import Callable
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -104,13 +105,26 @@ async def request_operation(request: Request) -> Response:
 
 
 async def _request(request: Request, kind: str) -> Response:
-    """Check everything (the mesh, the parameters, the wait) before the job is recorded, then
-    answer at once (202) or, with ``?wait=true``, when the job has ended."""
-    res = resources(request)
     asset = await _mesh(request)
-    wait_s = _wait_seconds(request)
     raw = await read_limited(request, MAX_JSON_BYTES)
     data = json_object(raw) if raw.strip() else {}
+    return await queue_mesh_job(request, asset, kind, data)
+
+
+RecordJob = Callable[[UUID, str, dict[str, Any], dict[str, Any], str], UUID]
+"""Records a job command: (project, kind, inputs, params, actor) → the job's id."""
+
+
+async def queue_mesh_job(request: Request, asset: dict[str, Any], kind: str,
+                         data: dict[str, Any], record: RecordJob | None = None) -> Response:
+    """Check everything (the mesh, the parameters, the wait) before the job is recorded, then
+    answer at once (202) or, with ``?wait=true``, when the job has ended. ``record`` writes
+    the command (by default a plain :meth:`Studio.request_job`; the assistant records its
+    suggestion as applied in the same transaction), so every mesh job, whoever asks for it,
+    passes the same checks, limits and quotas."""
+    res = resources(request)
+    wait_s = _wait_seconds(request)
+    data = dict(data)
     if kind == MESH_ANALYSE:
         data.setdefault("units", asset.get("units", "mm"))
     params = check_mesh_params(kind, data)
@@ -129,7 +143,7 @@ async def _request(request: Request, kind: str) -> Response:
             inputs["material"] = {k: v for k, v in worn.items() if k != "object_id"}
     await charge_job(request, res.pool, current_user(request).key)
     job_id = await asyncio.to_thread(
-        res.studio.request_job, asset["project_id"], kind, inputs, params,
+        record or res.studio.request_job, asset["project_id"], kind, inputs, params,
         current_user(request).key,
     )
     headers = {"Location": f"/api/v1/jobs/{job_id}"}

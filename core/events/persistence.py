@@ -33,6 +33,7 @@ from psycopg.conninfo import conninfo_to_dict
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from core.errors import ConfigurationError, Conflict, EventStoreError, NotFound
+from core.events.assistant import Exchange
 from core.events.job import Job
 from core.events.project import Asset, Project, Version
 from core.events.scene import Scene
@@ -44,7 +45,7 @@ from core.events.store import (
     StudioRepository,
 )
 
-A = TypeVar("A", Project, Job, Scene)
+A = TypeVar("A", Project, Job, Scene, Exchange)
 
 
 class VersionClash(Exception):
@@ -217,7 +218,7 @@ class StudioStore(Application[UUID]):
             return self._load(aggregate_id, cls)
         return deepcopy(cached)
 
-    def _save(self, *aggregates: Project | Job | Scene) -> int:
+    def _save(self, *aggregates: Project | Job | Scene | Exchange) -> int:
         """Save pending events in one transaction; returns the last one's position (0 if none).
 
         The saved aggregates then replace older cached copies, so the next command on them
@@ -233,7 +234,7 @@ class StudioStore(Application[UUID]):
         last = recordings[-1].notification.id if recordings else None
         return last or 0
 
-    def _remember(self, aggregates: Sequence[Project | Job | Scene]) -> None:
+    def _remember(self, aggregates: Sequence[Project | Job | Scene | Exchange]) -> None:
         """Cache copies of saved aggregates that are newer than the cached ones.
 
         Copies, because loads fast-forward the cached object in place, which the command that

@@ -21,6 +21,7 @@ from uuid import UUID, uuid5
 
 from core.contracts.mesh_params import check_mesh_params
 from core.errors import Conflict, InvalidInput, NotFound
+from core.events.assistant import Exchange
 from core.events.job import REUSE_ACTOR, Job, JobFinished, JobState, Reuse
 from core.events.job_kinds import MESH_ANALYSE, MESH_OPERATIONS, command_subject
 from core.events.persistence import distinct, eventstore_env, retrying
@@ -407,6 +408,38 @@ class Studio(TimeTravel):
 
     def job(self, job_id: UUID) -> Job:
         return self._load(job_id, Job)
+
+    # -- the design assistant ---------------------------------------------------------------
+
+    def record_exchange(self, exchange: Exchange) -> int:
+        """Store a question with its answer, both in one transaction."""
+        return self._save(exchange)
+
+    def exchange(self, exchange_id: UUID) -> Exchange:
+        return self._load(exchange_id, Exchange)
+
+    def request_suggested_job(self, exchange_id: UUID, suggestion_id: str, kind: str,
+                              inputs: dict[str, Any], params: dict[str, Any],
+                              actor: str) -> UUID:
+        """:meth:`request_job` for an assistant's suggestion, recorded as applied in the same
+        transaction, so the conversation never names a job that was not asked for (nor the
+        reverse)."""
+        command_subject(kind)
+        made: list[UUID] = []
+
+        @retrying
+        def attempt() -> int:
+            made.clear()
+            exchange = self.exchange(exchange_id)
+            exchange.suggestion(suggestion_id)
+            job = Job(project_id=exchange.project_id, kind=kind, inputs=inputs, params=params,
+                      cache_key=cache_key(kind, inputs, params), actor=actor)
+            exchange.record_applied(suggestion_id, job.id, actor)
+            made.append(job.id)
+            return self._save(job, exchange)
+
+        attempt()
+        return made[0]
 
 def derived_mesh(fields: Mapping[str, Any], actor: str) -> Asset:
     """The asset a mesh job made, from its result's ``mesh`` entry (``asset_id``,

@@ -6,6 +6,7 @@ from functools import singledispatchmethod
 from pathlib import PurePosixPath
 from typing import Any
 
+from core.events.assistant import Exchange
 from core.events.job import Job, Reuse
 from core.events.project import Project
 from core.events.scene import Scene
@@ -224,3 +225,28 @@ class HistoryReadModel(ReadModel):
     @statements.register
     def _(self, e: Job.Undone, position: int) -> list[Statement]:
         return [self._line(e, position, e.actor, "undid {kind}")]
+
+    # -- the design assistant: one exchange per question ----------------------------------
+
+    @statements.register
+    def _(self, e: Exchange.Asked, position: int) -> list[Statement]:
+        question = " ".join(e.text.split())
+        quoted = question if len(question) <= 120 else f"{question[:119]}…"
+        return [
+            (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": "assistant",
+                       "label": None, "requester": e.actor}),
+            self._line(e, position, e.actor, f"asked the assistant: “{quoted}”"),
+        ]
+
+    @statements.register
+    def _(self, e: Exchange.Answered, position: int) -> list[Statement]:
+        facts, suggestions = len(e.facts), len(e.suggestions)
+        said = (f"the assistant answered ({e.intent.replace('_', ' ')}):"
+                f" {facts} fact{'s' * (facts != 1)},"
+                f" {suggestions} suggestion{'s' * (suggestions != 1)}")
+        return [self._line(e, position, e.actor, said)]
+
+    @statements.register
+    def _(self, e: Exchange.SuggestionApplied, position: int) -> list[Statement]:
+        return [self._line(e, position, e.actor,
+                           f"applied the assistant's suggestion “{e.title[:120]}”")]

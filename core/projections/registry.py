@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from core.projections.analytics_platform import PlatformAnalyticsReadModel
 from core.projections.analytics_users import UserAnalyticsReadModel
+from core.projections.assistant import AssistantReadModel
 from core.projections.catalogue import CatalogueReadModel
 from core.projections.generation_stats import GenerationStatsReadModel
 from core.projections.history import HistoryReadModel
@@ -19,7 +20,7 @@ TRACKING_TABLE = "rm_tracking"
 
 READ_MODEL_NAMES: tuple[str, ...] = (
     "catalogue", "jobs", "history", "scene_objects", "generation_stats", "user_tiers",
-    "analytics_users", "analytics_platform")
+    "assistant", "analytics_users", "analytics_platform")
 
 
 def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
@@ -30,6 +31,7 @@ def build_read_models(scene_at: SceneAt) -> dict[str, ReadModel]:
         "scene_objects": lambda: SceneObjectsReadModel(scene_at),
         "generation_stats": GenerationStatsReadModel,
         "user_tiers": UserTiersReadModel,
+        "assistant": AssistantReadModel,
         "analytics_users": UserAnalyticsReadModel,
         "analytics_platform": PlatformAnalyticsReadModel,
     }

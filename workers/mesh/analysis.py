@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
+from core.assistant.shapes import SHAPE_VERSION
+
 
 def basic_stats(mesh: trimesh.Trimesh, *, units: str = "mm") -> dict[str, object]:
     """Measure a mesh and return the figures as JSON-ready plain values.
@@ -37,7 +39,8 @@ def basic_stats(mesh: trimesh.Trimesh, *, units: str = "mm") -> dict[str, object
         (float, total surface area), ``volume`` (float or ``None``, see below),
         ``watertight`` (bool, every edge shared by exactly two faces), ``winding_consistent``
         (bool, neighbouring faces ordered alike), ``euler_number`` (int, ``V - E + F``: 2 for
-        one closed genus-0 shell), ``shells`` (int, connected bodies) and ``units`` (str).
+        one closed genus-0 shell), ``shells`` (int, connected bodies), ``units`` (str) and
+        ``shape`` (the descriptor of :func:`shape_descriptor`, None for a mesh with no area).
 
         ``volume`` is the signed volume enclosed by the surface, given only when the mesh is
         watertight and consistently wound: for an open surface or faces wound both ways the
@@ -60,6 +63,40 @@ def basic_stats(mesh: trimesh.Trimesh, *, units: str = "mm") -> dict[str, object
         "euler_number": int(solid.euler_number),
         "shells": int(solid.body_count),
         "units": units,
+        "shape": shape_descriptor(solid),
+    }
+
+
+D2_BINS = 32
+D2_PAIRS = 4096
+
+
+def shape_descriptor(mesh: trimesh.Trimesh) -> dict[str, object] | None:
+    """A small fingerprint of the shape for finding similar designs without loading meshes.
+
+    ``d2`` is the D2 shape distribution (Osada et al. 2002): the histogram of distances
+    between random pairs of points on the surface, divided by the bounding box's diagonal so
+    that it describes form rather than size, in :data:`D2_BINS` bins summing to 1. Beside it
+    ``proportions`` (the sorted extents divided by the largest) and ``size`` (the diagonal, in
+    the mesh's units) let neighbours be ranked by form first, then by proportions and size.
+    The sample is seeded, so the same mesh always gets the same descriptor; ``version`` says
+    which recipe made it, so a later recipe's descriptors are not compared with this one's.
+    """
+    if len(mesh.faces) == 0 or not mesh.area > 0:
+        return None
+    extents = np.asarray(mesh.extents, dtype=float)
+    diagonal = float(np.linalg.norm(extents))
+    if not diagonal > 0:
+        return None
+    points, _ = trimesh.sample.sample_surface(mesh, 2 * D2_PAIRS, seed=0)
+    distances = np.linalg.norm(points[:D2_PAIRS] - points[D2_PAIRS:], axis=1) / diagonal
+    counts, _ = np.histogram(np.clip(distances, 0.0, 1.0), bins=D2_BINS, range=(0.0, 1.0))
+    ordered = np.sort(extents)[::-1]
+    return {
+        "version": SHAPE_VERSION,
+        "d2": [round(float(c) / D2_PAIRS, 5) for c in counts],
+        "proportions": [round(float(e / ordered[0]), 5) for e in ordered],
+        "size": diagonal,
     }
 
 
