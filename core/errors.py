@@ -60,6 +60,13 @@ class QuotaExceeded(DomainError):
     """The caller may not start more work right now."""
 
 
+class StorageQuotaExceeded(DomainError):
+    """An upload would take its user past their tier's storage. Not a 429: waiting does not
+    help, deleting files or a larger tier does; over HTTP a 403 whose problem type is
+    ``/problems/storage-quota`` (as cloud storage APIs answer a full quota), not a 413, which
+    is about one body's size."""
+
+
 class Throttled(QuotaExceeded):
     """Too many attempts (wrong passwords) from this address or on this account."""
 

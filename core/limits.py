@@ -17,6 +17,7 @@ so nodes with skewed clocks still agree.
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from core.errors import InvalidInput, QuotaExceeded
+from core.errors import InvalidInput, QuotaExceeded, StorageQuotaExceeded
 
 
 class Tier(StrEnum):
@@ -89,7 +90,15 @@ SCHEMA = (
     "CREATE UNLOGGED TABLE IF NOT EXISTS limits_gcra ("
     " user_id text NOT NULL, policy text NOT NULL, tat double precision NOT NULL,"
     " allowed boolean NOT NULL, PRIMARY KEY (user_id, policy))",
+    # Bytes of uploads on their way into the store, counted against their user's storage
+    # until the catalogue lists them (see Limits.hold_storage); unlogged like the rates.
+    "CREATE UNLOGGED TABLE IF NOT EXISTS limits_storage_holds ("
+    " hold_id uuid PRIMARY KEY, user_id text NOT NULL, bytes bigint NOT NULL,"
+    " asset_id uuid, held_at timestamptz NOT NULL DEFAULT now())",
 )
+STORAGE_HOLD_S = 900
+"""A hold older than this belongs to an upload that died on its way (a crashed node) and no
+longer counts."""
 # The read model of users' tiers (core.projections.user_tiers owns it; created here too so
 # that the limiter works before the projection runner first started).
 USER_TIERS_SQL = (
@@ -186,6 +195,30 @@ class TooManyJobs(QuotaExceeded):
         self.problem_extra = {"tier": tier, "active_jobs": active, "limit": limit,
                               "queue_position": queue_position,
                               "slot_expected_in_s": slot_expected_s}
+
+
+class StorageFull(StorageQuotaExceeded):
+    """An upload that would take its user past the tier's storage; the figures say by how
+    much, so that a client can say what to delete."""
+
+    def __init__(self, tier: str, used: int, upload: int, limit: int) -> None:
+        super().__init__(
+            f"this upload ({human_bytes(upload)}) would take your files to "
+            f"{human_bytes(used + upload)}; the {tier} tier allows {human_bytes(limit)} and "
+            f"you use {human_bytes(used)}. Delete files or ask an admin for a larger tier")
+        self.problem_extra = {
+            "type": "https://orfeas.studio/problems/storage-quota", "title": "Storage quota",
+            "tier": tier, "used_bytes": used, "upload_bytes": upload, "limit_bytes": limit,
+            "available_bytes": max(0, limit - used)}
+
+
+def human_bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def _duration(seconds: int) -> str:
@@ -331,3 +364,48 @@ class Limits:
                 (user_id,))
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def hold_storage(self, user_id: str, size: int) -> str:
+        """Count ``size`` bytes against the user's storage before they are stored, or refuse
+        (:class:`StorageFull`) an upload that would go past the tier's allowance.
+
+        The check and the hold are one transaction under a per-user advisory lock, so two
+        uploads at once cannot both take the last bytes. A hold counts until the catalogue
+        lists its asset (:meth:`settle_storage` names it), so the read model's lag leaves no
+        gap; holds the catalogue has caught up with are cleared here.
+        """
+        hold = str(uuid.uuid4())
+        params = {"user": user_id, "ttl": STORAGE_HOLD_S}
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended("
+                               "'orfeas.storage:' || %s, 0))", (user_id,))
+            await conn.execute(
+                "DELETE FROM limits_storage_holds h WHERE user_id = %(user)s AND"
+                " (held_at < now() - make_interval(secs => %(ttl)s) OR EXISTS"
+                "  (SELECT 1 FROM rm_assets a WHERE a.asset_id = h.asset_id))", params)
+            cur = await conn.execute(
+                "SELECT l.tier, l.storage_bytes,"
+                " (SELECT coalesce(sum(size), 0) FROM rm_assets WHERE uploaded_by = %(user)s),"
+                " (SELECT coalesce(sum(bytes), 0) FROM limits_storage_holds"
+                "  WHERE user_id = %(user)s)"
+                f" FROM limits_tiers l WHERE l.tier = {_TIER_OF}", params)
+            row = await cur.fetchone()
+            assert row is not None  # every tier is seeded by ensure_schema
+            tier, limit, used = str(row[0]), int(row[1]), int(row[2]) + int(row[3])
+            if used + size > limit:
+                raise StorageFull(tier, used, size, limit)
+            await conn.execute("INSERT INTO limits_storage_holds (hold_id, user_id, bytes)"
+                               " VALUES (%s, %s, %s)", (hold, user_id, size))
+        return hold
+
+    async def settle_storage(self, hold: str, asset_id: str) -> None:
+        """The held upload is recorded as ``asset_id``: the hold counts until the catalogue
+        lists that asset, then the catalogue's row counts instead."""
+        async with self._pool.connection() as conn:
+            await conn.execute("UPDATE limits_storage_holds SET asset_id = %s"
+                               " WHERE hold_id = %s", (asset_id, hold))
+
+    async def release_storage(self, hold: str) -> None:
+        """End the hold of an upload that was refused or failed: it stores nothing."""
+        async with self._pool.connection() as conn:
+            await conn.execute("DELETE FROM limits_storage_holds WHERE hold_id = %s", (hold,))

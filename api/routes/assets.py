@@ -1,7 +1,9 @@
 """Uploading files into a project.
 
 The body (a multipart field ``file``, or the raw body with ``?filename=``) is spooled to disk
-and hashed, checked to really be an image or a mesh, and only then stored under its content
+and hashed, held against the user's storage allowance (an upload that would take them past
+their tier's is refused with 403 ``/problems/storage-quota`` and the figures), checked to
+really be an image or a mesh, and only then stored under its content
 address and recorded as ``AssetUploaded``: a refused upload leaves no object and no event.
 
 The API process never holds an upload in memory: the size limit is enforced on the bytes as
@@ -31,6 +33,7 @@ from core.errors import InvalidInput, MalformedInput, TooLarge
 from core.events.blobs import SpooledBlob, spool
 from core.events.project import Asset
 from core.events.roles import Role
+from core.limits import Limits
 from core.media import MediaInfo
 
 UNITS = ("mm", "cm", "m", "in")
@@ -66,15 +69,23 @@ async def store_upload(
 ) -> tuple[Asset, MediaInfo]:
     """Spool, check (``check`` may refuse the kind) and only then store and record a file."""
     res = resources(request)
+    user = current_user(request).key
+    limits = Limits(res.pool)
     blob = await spool(chunks, res.max_upload_bytes)
     try:
         if blob.size == 0:
             raise InvalidInput(f"{filename}: empty file")
-        media = await res.upload_checker.sniff(blob.path(), filename,
-                                               uploader=current_user(request).key)
-        if check is not None:
-            check(media)
-        return await _store(request, blob, media, filename, units), media
+        hold = await limits.hold_storage(user, blob.size)  # over the tier's storage: refused
+        try:
+            media = await res.upload_checker.sniff(blob.path(), filename, uploader=user)
+            if check is not None:
+                check(media)
+            asset = await _store(request, blob, media, filename, units)
+        except BaseException:
+            await limits.release_storage(hold)
+            raise
+        await limits.settle_storage(hold, asset.asset_id)  # counted until the catalogue has it
+        return asset, media
     finally:
         blob.close()
 
