@@ -6,12 +6,19 @@ order) for ``Job.Requested`` events and publishes each to the command stream wit
 written only after JetStream acknowledged the publish; after a crash it resumes from there and
 re-publishes at most the last few commands, which the stream's duplicate window discards.
 
-Fairness: commands pending together (a burst, or a backlog after NATS was away) are published
-round-robin by requester (:func:`fair_order`), not in log order, so one user's twenty jobs do
-not queue another user's one behind them all; the tracking row moves past a batch only once
-all of it is in the stream (a crash mid-batch re-publishes the batch within seconds, inside
-the duplicate window). Commands already in the stream stay in its order: the dispatcher does
-not hold commands back while workers are busy.
+Fairness: the dispatcher, not the stream, is the queue. It publishes a command for a worker
+pool only while that pool's consumer has fewer than :data:`LOOKAHEAD` commands not yet
+delivered (busy workers leave them undelivered); the rest wait here, per requester, and are
+published to the requester served longest ago (:class:`FairQueue`) as workers take what is in the
+stream. So one user's burst of twenty jobs puts at most a few of them ahead of another user's
+job that comes after it, however long the burst is, and also when it came while the workers
+were busy or away. (Before a pool's first worker has made its consumer nobody takes commands,
+so they are published as they come, still round-robin within what is pending together.)
+
+The tracking row moves only past commands that are all in the stream: a command waiting here
+keeps the position before it, so a crash re-publishes the commands published after it, which
+the stream's duplicate window (ten minutes) drops, and a worker acks a command for a job that
+already has its outcome.
 """
 
 from __future__ import annotations
@@ -21,7 +28,8 @@ import contextlib
 import json
 import logging
 import threading
-from itertools import zip_longest
+from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from eventsourcing.persistence import InfrastructureFactory, Tracking
@@ -29,6 +37,7 @@ from eventsourcing.postgres import PostgresTrackingRecorder
 from eventsourcing.projection import ApplicationSubscription
 from eventsourcing.utils import Environment
 from nats.errors import Error as NatsError
+from nats.js.api import ConsumerInfo
 
 from core.errors import MessagingError
 from core.events.jetstream import CommandStream, connect, ensure_stream
@@ -43,10 +52,13 @@ log = logging.getLogger(__name__)
 TRACKING_NAME = "outbox"
 JOB_REQUESTED_TOPIC = "core.events.job:Job.Requested"
 PUBLISH_TIMEOUT_S = 5.0
-# Commands pending together are published round-robin by requester (fair_order): the
-# dispatcher takes what the log reader hands over within GATHER_S of the first, up to BATCH.
+# The dispatcher takes what the log reader hands over within GATHER_S of the first, up to
+# BATCH, before it publishes (a burst arrives together and is ordered fairly at once).
 GATHER_S = 0.02
 BATCH = 256
+LOOKAHEAD = 2  # commands a pool's consumer may hold undelivered: workers never wait for one
+POLL_S = 0.1  # while commands wait, how often the consumers are asked whether one has room
+MAX_HELD = 10_000  # commands waiting here beyond which the log is read no further for now
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 5.0
 
@@ -88,18 +100,111 @@ async def _gather(queue: asyncio.Queue[Pending | None],
     return batch
 
 
+class FairQueue:
+    """Commands waiting to be published, in one queue per requester (each in log order),
+    handed out to the user served longest ago (one never served first, then the order they
+    came in): a user who comes while another's burst waits is next. A command whose pool
+    has no room (``fits`` says no) stays where it is and the next user's turn comes."""
+
+    def __init__(self) -> None:
+        self._users: dict[str, deque[Pending]] = {}
+        self._served: dict[str, int] = {}  # user -> the turn they were last served in
+        self._turn = 0
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._users.values())
+
+    def add(self, item: Pending) -> None:
+        self._users.setdefault(item[0].actor, deque()).append(item)
+
+    def oldest(self) -> int | None:
+        """The smallest log position waiting here (the tracking row stays below it)."""
+        return min((item[1].notification_id for q in self._users.values() for item in q),
+                   default=None)
+
+    def take(self, fits: Callable[[str], bool]) -> Pending | None:
+        for user in sorted(self._users, key=lambda u: self._served.get(u, -1)):
+            queue = self._users[user]
+            for n, item in enumerate(queue):
+                if fits(_subject(item[0])):
+                    del queue[n]
+                    if not queue:
+                        del self._users[user]
+                    self._served[user] = self._turn
+                    self._turn += 1
+                    return item
+        return None
+
+
+def _subject(event: Job.Requested) -> str:
+    return command_subject(event.kind)
+
+
 def fair_order(batch: list[Pending | None]) -> list[Pending]:
-    """The batch's commands round-robin by requester: each user's first, then each one's
-    second, and so on (users in the order they first appear, each user's own in log order),
-    so that one user's burst does not queue every other user's job behind it."""
-    by_user: dict[str, list[Pending]] = {}
+    """The batch's commands in the order :class:`FairQueue` hands them out when every pool
+    has room: each user's first, then each one's second, and so on."""
+    queue = FairQueue()
     for item in batch:
         if item is not None:
-            by_user.setdefault(item[0].actor, []).append(item)
-    ordered: list[Pending] = []
-    for round_ in zip_longest(*by_user.values()):
-        ordered += [item for item in round_ if item is not None]
-    return ordered
+            queue.add(item)
+    return [item for item in iter(lambda: queue.take(lambda _: True), None)]
+
+
+def subject_matches(pattern: str, subject: str) -> bool:
+    """NATS subject matching: ``*`` is one token, a final ``>`` one or more."""
+    words, parts = pattern.split("."), subject.split(".")
+    for n, word in enumerate(words):
+        if word == ">":
+            return len(parts) > n
+        if n >= len(parts) or word not in ("*", parts[n]):
+            return False
+    return len(words) == len(parts)
+
+
+class Room:
+    """Which pools can take a command now: each consumer's undelivered commands against
+    :data:`LOOKAHEAD`, counted up as this round publishes to it."""
+
+    def __init__(self, consumers: list[ConsumerInfo], stream: CommandStream) -> None:
+        self._stream = stream
+        self._pending: list[tuple[list[str], int]] = []
+        for info in consumers:
+            config = info.config
+            filters = config.filter_subjects or ([config.filter_subject]
+                                                 if config.filter_subject else [">"])
+            self._pending.append((filters, info.num_pending or 0))
+
+    def _consumer(self, relative: str) -> int | None:
+        subject = self._stream.subject(relative)
+        return next((n for n, (filters, _) in enumerate(self._pending)
+                     if any(subject_matches(f, subject) for f in filters)), None)
+
+    def fits(self, relative: str) -> bool:
+        n = self._consumer(relative)
+        return n is None or self._pending[n][1] < LOOKAHEAD
+
+    def took(self, relative: str) -> None:
+        n = self._consumer(relative)
+        if n is not None:
+            filters, pending = self._pending[n]
+            self._pending[n] = (filters, pending + 1)
+
+async def _next(queue: asyncio.Queue[Pending | None], waiter: asyncio.Task[Any],
+                timeout: float | None) -> list[Pending | None] | None:
+    """What the log reader hands over next (:func:`_gather`): empty after ``timeout`` with
+    nothing new, ``None`` once the dispatcher is asked to stop."""
+    getter = asyncio.create_task(queue.get())
+    done, _ = await asyncio.wait({getter, waiter}, timeout=timeout,
+                                 return_when=asyncio.FIRST_COMPLETED)
+    if waiter in done or getter not in done:
+        getter.cancel()
+        return None if waiter in done else []
+    return await _gather(queue, getter.result())
+
+
+async def _stopped(waiter: asyncio.Task[Any], timeout: float) -> bool:
+    done, _ = await asyncio.wait({waiter}, timeout=timeout)
+    return bool(done)
 
 
 class OutboxDispatcher:
@@ -135,24 +240,23 @@ class OutboxDispatcher:
             )
             reader.start()
             waiter = asyncio.create_task(stop.wait())
+            held = FairQueue()
+            published: list[Tracking] = []
             try:
                 while True:
-                    getter = asyncio.create_task(queue.get())
-                    done, _ = await asyncio.wait(
-                        {getter, waiter}, return_when=asyncio.FIRST_COMPLETED
-                    )
-                    if getter not in done:
-                        getter.cancel()
+                    if len(held) < MAX_HELD:
+                        batch = await _next(queue, waiter, POLL_S if len(held) else None)
+                    else:  # enough waits here: leave the rest in the log for now
+                        batch = [] if not await _stopped(waiter, POLL_S) else None
+                    if batch is None:
                         break
-                    batch = await _gather(queue, getter.result())
-                    ordered = fair_order(batch)
-                    for event, _ in ordered:
-                        await self._publish_until_done(js, stop, event)
-                    if ordered:  # the whole batch is in the stream: move past its last event
-                        last = max((tracking for _, tracking in ordered),
-                                   key=lambda t: t.notification_id)
-                        await asyncio.to_thread(self._tracking.insert_tracking, last)
-                    if batch[-1] is None:
+                    for item in batch:
+                        if item is not None:
+                            held.add(item)
+                    if held:
+                        await self._publish_what_fits(js, stop, held, published)
+                    await self._advance(held, published)
+                    if batch and batch[-1] is None:
                         raise MessagingError("the event log subscription ended")
             finally:
                 waiter.cancel()
@@ -160,6 +264,28 @@ class OutboxDispatcher:
                 await asyncio.to_thread(reader.join, 5)
         finally:
             await nc.close()
+
+    async def _publish_what_fits(self, js: Any, stop: asyncio.Event, held: FairQueue,
+                                 published: list[Tracking]) -> None:
+        """Publish waiting commands, fairly, while their pools have room."""
+        try:
+            room = Room(await js.consumers_info(self._stream.name), self._stream)
+        except NatsError as e:  # NATS away: the commands wait, the next round asks again
+            log.warning("outbox: cannot read the consumers (%s); commands wait", e)
+            return
+        while (item := held.take(room.fits)) is not None:
+            await self._publish_until_done(js, stop, item[0])
+            room.took(_subject(item[0]))
+            published.append(item[1])
+
+    async def _advance(self, held: FairQueue, published: list[Tracking]) -> None:
+        """Move the tracking row to the last published command below every waiting one."""
+        floor = held.oldest()
+        below = [t for t in published if floor is None or t.notification_id < floor]
+        if below:
+            last = max(below, key=lambda t: t.notification_id)
+            await asyncio.to_thread(self._tracking.insert_tracking, last)
+            published[:] = [t for t in published if t.notification_id > last.notification_id]
 
     async def _publish_until_done(self, js: Any, stop: asyncio.Event,
                                   event: Job.Requested) -> None:

@@ -282,6 +282,7 @@ def test_tier_of_an_unknown_user_is_not_found(client: TestClient, projections: S
 def _requested(actor: str, n: int) -> Any:
     event = Job.Requested.__new__(Job.Requested)
     object.__setattr__(event, "actor", actor)
+    object.__setattr__(event, "kind", MESH_ANALYSE)
     return event, n
 
 
