@@ -25,8 +25,8 @@ export function AnswerCard({ message: m, runs, access, onApply }: Props) {
       <p className="assistant-answer" data-testid="assistant-answer">{m.answer}</p>
       {m.facts.length > 0 && (
         <dl className="stats assistant-facts" data-testid="assistant-facts">
-          {m.facts.map((f) => (
-            <div key={f.name} className="fact" title={`from the ${f.source}`}>
+          {m.facts.map((f, i) => (
+            <div key={`${i}:${f.name}`} className="fact" title={`from the ${f.source}`}>
               <dt>{f.name}</dt><dd>{formatFact(f)}</dd>
             </div>
           ))}

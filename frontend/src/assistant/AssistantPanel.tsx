@@ -58,7 +58,9 @@ export function AssistantPanel({ projectId, object, applyRefusal, active }: Prop
   const onApply = useCallback((s: Suggestion, assetId: string | null) => {
     // The result replaces the mesh of the selected object when that object still shows the
     // mesh the answer was about; otherwise it is a new mesh of the project.
-    void apply(s, objectId && assetId && meshId === assetId ? objectId : null)
+    // An analysis makes no mesh, so it shows on no object.
+    const onObject = s.operation !== 'analysis' && objectId && assetId && meshId === assetId
+    void apply(s, onObject ? objectId : null)
   }, [apply, objectId, meshId])
 
   return (

@@ -29,20 +29,19 @@ export function SuggestionItem({ suggestion: s, run, access, onApply }: Props) {
         <span className="muted small-text">{s.reason}</span>
       </div>
       {rows.length > 0 && (
-        <table className="effects" data-testid="suggestion-effects">
-          <thead>
-            <tr><th scope="col">Figure</th><th scope="col">Predicted</th><th scope="col">Actual</th></tr>
-          </thead>
-          <tbody>
-            {rows.map((r) => (
-              <tr key={r.name}>
-                <th scope="row">{r.name}</th>
-                <td data-testid="effect-expected">{r.expected ? formatChange(r.expected) : '—'}</td>
-                <td data-testid="effect-actual">{r.actual ? formatChange(r.actual) : '—'}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <ul className="effects" data-testid="suggestion-effects">
+          {rows.map((r) => (
+            <li key={r.name}>
+              <span className="effect-name">{r.name}</span>
+              <span className="muted"> predicted </span>
+              <span data-testid="effect-expected">{r.expected ? formatChange(r.expected) : '—'}</span>
+              <span className="muted"> · actual </span>
+              <span className="effect-actual" data-testid="effect-actual">
+                {r.actual ? formatChange(r.actual) : run?.phase === 'measuring' ? 'measuring…' : '—'}
+              </span>
+            </li>
+          ))}
+        </ul>
       )}
       {run && (
         <div className="job" data-testid="suggestion-job" data-phase={run.phase}>
