@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import pytest
 import trimesh
 from starlette.testclient import TestClient
 
@@ -16,6 +17,7 @@ from core.scene import origins
 from core.settings import Settings
 from tests.integration.helpers import poll
 from tests.integration.test_mesh_operations import open_box_stl, upload
+from tests.unit.test_assistant_llm import ProtocolFake, _completion, fake  # noqa: F401
 
 
 def _project(client: TestClient, headers: dict[str, str], name: str) -> str:
@@ -213,3 +215,24 @@ def test_history_questions_name_versions_and_people(client: TestClient, pipeline
     assert since["intent"] == "changes_since" and "bob: added Teapot" in since["answer"]
     missing = _ask(client, project, alice.headers, "what changed since “nothing such”?")
     assert "No version is named like “nothing such”" in missing["answer"]
+
+
+def test_a_configured_language_model_picks_the_intent_and_phrases_only_what_is_grounded(
+        client: TestClient, pipeline: Settings, make_account, fake: ProtocolFake,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch):
+    """Against the protocol fake of ``tests/unit/test_assistant_llm.py`` (not a model)."""
+    monkeypatch.setenv("ORFEAS_LLM_URL", fake.url)
+    alice = make_account("alice")
+    project = _project(client, alice.headers, "With a model")
+    fake.replies += [(200, _completion("will_it_print"), 0.0),
+                     (200, _completion("Nothing to look at yet: add a mesh first."), 0.0)]
+    answer = _ask(client, project, alice.headers, "could a printer manage my thing")
+    assert answer["intent"] == "will_it_print" and answer["phrased_by"] == "language model"
+    assert answer["answer"] == "Nothing to look at yet: add a mesh first."
+    fake.replies += [(200, _completion("will_it_print"), 0.0),
+                     (200, _completion("It scores 97, print it."), 0.0)]  # an invented figure
+    refused = _ask(client, project, alice.headers, "could a printer manage my thing")
+    assert refused["phrased_by"] == "rules" and "97" not in refused["answer"]
+    stored = client.get(f"/api/v1/projects/{project}/assistant/messages",
+                        headers=alice.headers).json()["messages"]
+    assert [m["phrased_by"] for m in stored] == ["language model", "rules"]
