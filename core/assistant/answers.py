@@ -28,6 +28,7 @@ from core.assistant.figures import (
 ANALYSIS = "analysis"
 HISTORY = "history"
 JOBS = "jobs"
+ANALYTICS = "analytics"
 SHAPES = "shape descriptors"
 GOOD_SCORE = 80.0
 SHOWN_LINES = 10
@@ -304,7 +305,7 @@ def trends(rows: Sequence[Mapping[str, Any]], days: int,
     if not rows:
         return Answer(intent, f"No styles, materials or generations in the last {days} days.")
     facts = [figures.fact(f"{r['category']}: {r['name']}", int(r["uses"]), "uses",
-                          str(r.get("source", JOBS))) for r in rows]
+                          str(r.get("source", ANALYTICS))) for r in rows]
     parts = []
     for category in ("style", "material", "generator"):
         top = [r for r in rows if r["category"] == category][:3]

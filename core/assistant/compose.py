@@ -15,7 +15,7 @@ from uuid import UUID
 from core.assistant import answers, intents, shapes
 from core.assistant.answers import Answer
 from core.assistant.llm import LanguageModel
-from core.assistant.reads import TREND_DAYS, AssistantReads
+from core.assistant.reads import TREND_WEEKS, AssistantReads
 
 RULES = "rules"
 LANGUAGE_MODEL = "language model"
@@ -61,7 +61,7 @@ async def _answer(reads: AssistantReads, intent: intents.Intent, project_id: UUI
         return answers.who_changed(intent.subject, changes)
     mesh = asset if asset is not None else await reads.latest_mesh(project_id)
     if intent.name == intents.TRENDS:
-        return answers.trends(await reads.trends(), TREND_DAYS, mesh)
+        return answers.trends(await reads.trends(), 7 * TREND_WEEKS, mesh)
     if mesh is None:
         return answers.no_mesh(intent.name)
     analysis = await reads.analysis(UUID(str(mesh["asset_id"])))

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from core.events.job_kinds import GENERATE, MESH_MATERIAL, MESH_STYLE
+from core.projections.analytics_queries import trends_async
 from core.projections.queries import ReadModels
 
 SIMILAR_CANDIDATES = 2000  # newest analysed meshes compared, so one answer's work is bounded
-TREND_DAYS = 28
+TREND_WEEKS = 4
 CHANGES_SHOWN = 5
 TIMELINE_LINES = 500  # counted since a version; the answer shows the last few
 MESSAGE_COLUMNS = (
@@ -100,21 +99,16 @@ class AssistantReads:
             " ORDER BY ma.analysed_at DESC LIMIT %s",
             user, exclude, SIMILAR_CANDIDATES)
 
-    async def trends(self, days: int = TREND_DAYS) -> list[dict[str, Any]]:
-        """The styles, materials and generator backends asked for most in the last ``days``
-        days, from the jobs read model (names and counts only: no project is named)."""
-        since = datetime.now(UTC) - timedelta(days=days)
-        return await self._all(
-            "SELECT category, name, count(*) AS uses, 'jobs' AS source FROM ("
-            " SELECT CASE kind WHEN %s THEN 'style' WHEN %s THEN 'material'"
-            " ELSE 'generator' END AS category,"
-            " CASE kind WHEN %s THEN params->>'style' WHEN %s THEN params->>'material'"
-            " ELSE params->>'backend' END AS name"
-            " FROM rm_jobs WHERE kind IN (%s, %s, %s) AND requested_at >= %s) used"
-            " WHERE name IS NOT NULL GROUP BY category, name"
-            " ORDER BY category, uses DESC, name",
-            MESH_STYLE, MESH_MATERIAL, MESH_STYLE, MESH_MATERIAL,
-            MESH_STYLE, MESH_MATERIAL, GENERATE, since)
+    async def trends(self, weeks: int = TREND_WEEKS) -> list[dict[str, Any]]:
+        """The styles, materials and generators used most over the last ``weeks`` weeks,
+        from the platform analytics read model (names and counts only: no project is named),
+        most used first within each category."""
+        async with self._pool.connection() as conn:
+            found = await trends_async(conn, weeks=weeks)
+        return [{"category": category, "name": name, "uses": uses, "source": "analytics"}
+                for category, key in (("style", "styles"), ("material", "materials"),
+                                      ("generator", "generators"))
+                for name, uses in found[key]]
 
     async def messages(self, project_id: UUID, after: int, limit: int) -> list[dict[str, Any]]:
         return await self._all(

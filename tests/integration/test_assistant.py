@@ -182,15 +182,15 @@ def test_similar_designs_never_show_other_users_private_projects(
     carol_sees = _ask(client, carols, carol.headers, "similar designs?", twin["id"])
     assert carol_sees["similar"] == []
 
-    # Trends count what was asked for (names and counts only).
+    # Trends come from the platform analytics (names and counts only).
     r = client.post(f"/api/v1/meshes/{far['id']}/style", json={"style": "low_poly"},
                     headers=alice.headers)
     assert r.status_code == 202, r.text
     trends = poll(lambda: _ask(client, mine, alice.headers, "what are the trends?"),
-                  lambda a: a["facts"])  # once the jobs read model has the request
+                  lambda a: a["facts"])  # once the analytics read model has the job
     assert trends["intent"] == "trends" and "styles: low_poly (1)" in trends["answer"]
     assert {"name": "style: low_poly", "value": 1, "unit": "uses",
-            "source": "jobs"} in trends["facts"]
+            "source": "analytics"} in trends["facts"]
 
 
 def test_history_questions_name_versions_and_people(client: TestClient, pipeline: Settings,

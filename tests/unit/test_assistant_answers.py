@@ -151,13 +151,13 @@ def test_an_unknown_question_gets_the_honest_list() -> None:
 
 
 def test_trends_cite_their_counts_and_offer_the_top_material() -> None:
-    rows = [{"category": "material", "name": "wood", "uses": 5, "source": "jobs"},
-            {"category": "style", "name": "organic", "uses": 3, "source": "jobs"},
-            {"category": "generator", "name": "inflate", "uses": 9, "source": "jobs"}]
+    rows = [{"category": "material", "name": "wood", "uses": 5, "source": "analytics"},
+            {"category": "style", "name": "organic", "uses": 3, "source": "analytics"},
+            {"category": "generator", "name": "inflate", "uses": 9, "source": "analytics"}]
     answer = answers.trends(rows, 28, ASSET)
     assert "materials: wood (5)" in answer.text and "generators: inflate (9)" in answer.text
     assert {"name": "style: organic", "value": 3, "unit": "uses",
-            "source": "jobs"} in answer.facts
+            "source": "analytics"} in answer.facts
     [material] = answer.suggestions
     _runnable(material)
     assert material["params"] == {"material": "wood"}
