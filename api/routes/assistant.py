@@ -102,11 +102,12 @@ async def ask(request: Request) -> Response:
         raise InvalidInput("text must not be blank")
     asset = await _asked_about(res, project_id, body.asset_id)
     user = current_user(request)
-    answer, phrased_by = await compose(
+    answer, phrased_by, about = await compose(
         _reads(res), text, project_id, asset, user.key, LanguageModel.from_env(os.environ),
         lambda asset_id: res.read_models.latest_job(MESH_ANALYSE, asset_id))
-    exchange = Exchange(project_id=str(project_id), text=text,
-                        asset_id=str(asset["asset_id"]) if asset else None, actor=user.key)
+    about_id = str(about["asset_id"]) if about is not None else None
+    exchange = Exchange(project_id=str(project_id), text=text, asset_id=about_id,
+                        actor=user.key)
     offered = [s | {"id": str(uuid5(exchange.id, f"suggestion-{i}"))}
                for i, s in enumerate(answer.suggestions)]
     exchange.answer(answer.intent, answer.text, answer.facts, offered, answer.similar,
@@ -114,7 +115,7 @@ async def ask(request: Request) -> Response:
     position = await asyncio.to_thread(res.studio.record_exchange, exchange)
     message = {
         "id": str(exchange.id), "project_id": str(project_id),
-        "asset_id": str(asset["asset_id"]) if asset else None, "position": position,
+        "asset_id": about_id, "position": position,
         "asked_by": user.key, "asked_by_name": user.username,
         "at": exchange.modified_on.isoformat(), "question": text, "intent": answer.intent,
         "answer": answer.text, "facts": answer.facts,

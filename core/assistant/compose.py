@@ -16,6 +16,7 @@ from core.assistant import answers, intents, shapes
 from core.assistant.answers import Answer
 from core.assistant.llm import LanguageModel
 from core.assistant.reads import TREND_WEEKS, AssistantReads
+from core.events.job_kinds import MESH_OPERATIONS
 
 RULES = "rules"
 LANGUAGE_MODEL = "language model"
@@ -28,26 +29,32 @@ _ABOUT_A_MESH = frozenset({intents.WILL_IT_PRINT, intents.WHY_LOW_SCORE, intents
 async def compose(reads: AssistantReads, question: str, project_id: UUID,
                   asset: Mapping[str, Any] | None, user: str,
                   model: LanguageModel | None = None,
-                  latest_job: Any = None) -> tuple[Answer, str]:
-    """The answer to ``question`` and who phrased it (:data:`RULES` or
-    :data:`LANGUAGE_MODEL`). ``asset`` is the mesh asked about (None: the project's newest);
-    ``latest_job`` is an async function giving a mesh's latest analysis job."""
+                  latest_job: Any = None
+                  ) -> tuple[Answer, str, Mapping[str, Any] | None]:
+    """The answer to ``question``, who phrased it (:data:`RULES` or :data:`LANGUAGE_MODEL`)
+    and the mesh it is about (its suggestions act on that mesh). ``asset`` is the mesh asked
+    about (None: the project's newest, for the questions about a mesh); ``latest_job`` is an
+    async function giving a mesh's latest analysis job."""
     intent = intents.parse(question)
     if intent.name == intents.UNKNOWN and model is not None:
         guessed = await model.intent(question)
         if guessed is not None:
             intent = intents.Intent(guessed, intents.parse_subject(guessed, question))
-    answer = await _answer(reads, intent, project_id, asset, user, latest_job)
+    mesh = asset
+    if mesh is None and intent.name in _ABOUT_A_MESH | {intents.SIMILAR, intents.TRENDS}:
+        mesh = await reads.latest_mesh(project_id)
+    answer = await _answer(reads, intent, project_id, mesh, user, latest_job)
+    await _on_the_scene(reads, project_id, mesh, answer)
     if model is not None and intent.name != intents.UNKNOWN:
         phrased = await model.phrase(question, answer)
         if phrased is not None:
             answer.text = phrased
-            return answer, LANGUAGE_MODEL
-    return answer, RULES
+            return answer, LANGUAGE_MODEL, mesh
+    return answer, RULES, mesh
 
 
 async def _answer(reads: AssistantReads, intent: intents.Intent, project_id: UUID,
-                  asset: Mapping[str, Any] | None, user: str, latest_job: Any) -> Answer:
+                  mesh: Mapping[str, Any] | None, user: str, latest_job: Any) -> Answer:
     if intent.name == intents.UNKNOWN:
         return answers.unknown()
     if intent.name == intents.CHANGES_SINCE:
@@ -59,7 +66,6 @@ async def _answer(reads: AssistantReads, intent: intents.Intent, project_id: UUI
         changes = await reads.object_changes(project_id, intent.subject) \
             if intent.subject else []
         return answers.who_changed(intent.subject, changes)
-    mesh = asset if asset is not None else await reads.latest_mesh(project_id)
     if intent.name == intents.TRENDS:
         return answers.trends(await reads.trends(), 7 * TREND_WEEKS, mesh)
     if mesh is None:
@@ -78,6 +84,21 @@ async def _answer(reads: AssistantReads, intent: intents.Intent, project_id: UUI
         return answers.similar(mesh, [_plain(row) for row in found], len(candidates))
     assert intent.name in _ABOUT_A_MESH
     return answers.about_printing(intent.name, mesh, stats)
+
+
+async def _on_the_scene(reads: AssistantReads, project_id: UUID,
+                        mesh: Mapping[str, Any] | None, answer: Answer) -> None:
+    """Where a scene object shows the mesh, its suggestions name it (``object_id``), as the
+    workspace's own buttons do: the object then shows the job's result for everyone, and
+    ``POST /jobs/{id}/undo`` puts the mesh back."""
+    makers = [s for s in answer.suggestions if s["operation"] in MESH_OPERATIONS]
+    mesh_id = mesh["asset_id"] if mesh is not None else None
+    if not makers or mesh_id is None:
+        return
+    shown = await reads.object_showing(project_id, UUID(str(mesh_id)))
+    if shown is not None:
+        for suggestion in makers:
+            suggestion["params"] = suggestion["params"] | {"object_id": shown}
 
 
 def _plain(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -48,6 +48,13 @@ class AssistantReads:
             "SELECT * FROM rm_assets WHERE project_id = %s AND kind = 'mesh'"
             " ORDER BY uploaded_at DESC, asset_id LIMIT 1", project_id)
 
+    async def object_showing(self, project_id: UUID, asset_id: UUID) -> str | None:
+        """The scene object that shows the mesh (the first by id where several do)."""
+        row = await self._one(
+            "SELECT object_id FROM rm_scene_objects WHERE project_id = %s AND asset = %s"
+            " ORDER BY object_id LIMIT 1", project_id, str(asset_id))
+        return str(row["object_id"]) if row else None
+
     async def analysis(self, asset_id: UUID) -> dict[str, Any] | None:
         return await self._one(
             "SELECT asset_id, job_id, stats, analysed_at FROM rm_mesh_analyses"

@@ -13,7 +13,7 @@ import trimesh
 from starlette.testclient import TestClient
 
 from core.events.studio import Studio
-from core.scene import origins
+from core.scene import document, origins
 from core.settings import Settings
 from tests.integration.helpers import poll
 from tests.integration.test_mesh_operations import open_box_stl, upload
@@ -59,9 +59,14 @@ def test_will_it_print_then_repair_shows_the_real_effect(client: TestClient,
                        json={"user": "bob", "role": "viewer"},
                        headers=alice.headers).status_code in (200, 201)
     broken = upload(client, project, alice.headers, open_box_stl())
+    assert pipeline.database_url is not None
+    studio = Studio.connect(pipeline.database_url)
+    studio.edit_scene(uuid.UUID(project), {"part": {
+        "name": "part", "asset": broken["id"], "blob": broken["blob_key"]}}, "setup", "test")
 
-    first = _ask(client, project, alice.headers, "Will this print?", broken["id"])
-    assert first["intent"] == "will_it_print"
+    # Naming no mesh asks about the project's newest; its suggestions act on that mesh.
+    first = _ask(client, project, alice.headers, "Will this print?")
+    assert first["intent"] == "will_it_print" and first["asset_id"] == broken["id"]
     assert [s["operation"] for s in first["suggestions"]] == ["analysis"]
     r = client.post(f"/api/v1/projects/{project}/assistant/suggestions/"
                     f"{first['suggestions'][0]['id']}/apply?wait=true", headers=alice.headers)
@@ -73,6 +78,7 @@ def test_will_it_print_then_repair_shows_the_real_effect(client: TestClient,
     score = facts["printability score"]["value"]
     assert score < 80 and f"{score:g}/100" in answer["answer"]
     repair = next(s for s in answer["suggestions"] if s["operation"] == "repair")
+    assert repair["params"]["object_id"] == "part"  # the object showing the mesh follows
     expected = {c["name"]: c for c in repair["expected"]}["printability score"]
     assert expected["before"] == score and expected["after"] > score
     assert repair["state"] == "proposed" and repair["actual"] is None
@@ -86,6 +92,7 @@ def test_will_it_print_then_repair_shows_the_real_effect(client: TestClient,
     assert [m["question"] for m in seen.json()["messages"]] == ["Will this print?",
                                                                  "will this print?"]
     assert seen.json()["messages"][1]["asked_by_name"] == "alice"
+    assert seen.json()["messages"][0]["asset_id"] == broken["id"]
 
     r = client.post(f"{url}/apply?wait=true", headers=alice.headers)
     assert r.status_code == 200, r.text
@@ -102,6 +109,13 @@ def test_will_it_print_then_repair_shows_the_real_effect(client: TestClient,
     assert "asked the assistant: “will this print?”" in lines
     assert any(line.startswith("the assistant answered (will it print):") for line in lines)
     assert f"applied the assistant's suggestion “{repair['title']}”" in lines
+    shown = studio.scene(uuid.UUID(project))
+    assert document.snapshot(shown.state)[document.OBJECTS]["part"]["asset"] == job["mesh_id"]
+    # Undoable like any mesh job: the object shows the broken mesh again.
+    assert client.post(f"/api/v1/jobs/{job['job_id']}/undo",
+                       headers=alice.headers).status_code == 200
+    shown = studio.scene(uuid.UUID(project))
+    assert document.snapshot(shown.state)[document.OBJECTS]["part"]["asset"] == broken["id"]
 
 
 def test_streamed_answer_ends_with_the_stored_message(client: TestClient, pipeline: Settings,
