@@ -78,6 +78,9 @@ class Settings:
     login_address_failures: int = 50
     login_window_s: float = 300.0
     login_max_block_s: float = 900.0
+    # Seconds between a GPU worker's generator reports (core.generators): the menu lists a
+    # generator while a report is younger than a few of these. Short only in tests.
+    generator_heartbeat_s: float = 30.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +100,10 @@ class Settings:
                 f"ORFEAS_NAMESPACE={namespace!r}: use lower-case letters, digits, '-' and '_'"
             )
         models = env.get("ORFEAS_MODELS_DIR")
+        heartbeat_s = _int(env, "ORFEAS_GENERATOR_HEARTBEAT_S", 30)
+        if heartbeat_s < 1:
+            raise ConfigurationError(
+                f"ORFEAS_GENERATOR_HEARTBEAT_S={heartbeat_s}: at most one report a second")
         return cls(
             data_dir=Path(env.get("ORFEAS_DATA", ".orfeas")),
             database_url=env.get("ORFEAS_DATABASE_URL") or None,
@@ -117,6 +124,7 @@ class Settings:
             login_address_failures=_int(env, "ORFEAS_LOGIN_ADDRESS_FAILURES", 50),
             login_window_s=float(_int(env, "ORFEAS_LOGIN_WINDOW_S", 300)),
             login_max_block_s=float(_int(env, "ORFEAS_LOGIN_MAX_BLOCK_S", 900)),
+            generator_heartbeat_s=float(heartbeat_s),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -152,6 +160,7 @@ class Settings:
             ("ORFEAS_LOGIN_ADDRESS_FAILURES", self.login_address_failures, 50),
             ("ORFEAS_LOGIN_WINDOW_S", self.login_window_s, 300),
             ("ORFEAS_LOGIN_MAX_BLOCK_S", self.login_max_block_s, 900),
+            ("ORFEAS_GENERATOR_HEARTBEAT_S", self.generator_heartbeat_s, 30),
         ):
             if value != default:
                 env[key] = str(int(value))

@@ -57,7 +57,7 @@ from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.studio import cache_key
-from core.generators import list_generators
+from core.generators import MISSED_BEATS, list_generators
 from core.limits import Limits, Policy
 from core.media import MediaInfo
 from core.upload_check import check_generation_image
@@ -134,7 +134,9 @@ async def generate_progressive(request: Request) -> Response:
 @guard(Access(Scope.USER))
 async def generators(request: Request) -> Response:
     """The generators, their versions, and whether a GPU worker can run them (and why not)."""
-    return Json({"generators": await list_generators(resources(request).pool)})
+    res = resources(request)
+    fresh_for_s = MISSED_BEATS * res.settings.generator_heartbeat_s
+    return Json({"generators": await list_generators(res.pool, fresh_for_s=fresh_for_s)})
 
 
 @contract(query=(Query("days", {"type": "integer", "minimum": 1,

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { IDLE, advance, describeProgress, isFinished, isJobEvent, type JobEvent } from './generation'
+import {
+  IDLE, advance, describeProgress, isFinished, isJobEvent, unavailableLabel, type JobEvent,
+} from './generation'
 
 const e = (event: JobEvent['event'], extra: Partial<JobEvent> = {}): JobEvent =>
   ({ event, job_id: 'j', ...extra })
@@ -41,5 +43,20 @@ describe('generation progress', () => {
     expect(isJobEvent({ event: 'preview', job_id: 'x' })).toBe(true)
     expect(isJobEvent({ event: 'nonsense', job_id: 'x' })).toBe(false)
     expect(isJobEvent({ event: 'final' })).toBe(false)
+  })
+})
+
+describe('the generator menu', () => {
+  it('says "no worker" only when no worker has reported the generator lately', () => {
+    expect(unavailableLabel({ name: 'inflate', available: true, reason: '' })).toBe('')
+    expect(unavailableLabel({
+      name: 'inflate', available: false, reason: 'no GPU worker has reported it for 95 s',
+    })).toBe(' (no worker)')
+    expect(unavailableLabel({
+      name: 'inflate', available: false, reason: 'no GPU worker has reported this generator',
+    })).toBe(' (no worker)')
+    expect(unavailableLabel({
+      name: 'shap-e', available: false, reason: 'weights not found in /models/shap-e',
+    })).toBe(' (unavailable)')
   })
 })

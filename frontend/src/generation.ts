@@ -1,5 +1,7 @@
 /** The progress of one generation job, folded from the events of its NDJSON stream. */
 
+import type { Generator } from './api'
+
 export const STAGES = ['preview', 'medium', 'final'] as const
 export type Stage = (typeof STAGES)[number]
 
@@ -99,4 +101,12 @@ export function describeProgress(p: JobProgress): string {
     case 'failed': return `Failed: ${p.error ?? 'unknown reason'}`
     case 'cancelled': return 'Cancelled.'
   }
+}
+
+/** What the generator menu adds to a generator that cannot run now: " (no worker)" while no
+ *  GPU worker's report of it is current (the server's reason says so), else " (unavailable)"
+ *  (a worker reported it and why, e.g. missing weights); nothing for one that can run. */
+export function unavailableLabel(g: Generator): string {
+  if (g.available) return ''
+  return !g.reason || g.reason.startsWith('no GPU worker') ? ' (no worker)' : ' (unavailable)'
 }

@@ -90,7 +90,8 @@ class Up:
     test left behind.
     """
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None,
+                 env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -101,7 +102,7 @@ class Up:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "up", "--data", str(data_dir),
              "--port", str(self.port)],
-            cwd=REPO, env=cli_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            cwd=REPO, env=cli_env() | (env or {}), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, name="up-output", daemon=True)

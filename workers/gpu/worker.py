@@ -245,7 +245,8 @@ async def run_gpu_worker(settings: Settings, stop: asyncio.Event) -> None:
         database_url = settings.database_url
         await asyncio.to_thread(_report, database_url, identity, list(backends.values()))
         heartbeat = asyncio.create_task(keep_reporting(
-            lambda: _report(database_url, identity, list(backends.values())), stop))
+            lambda: _report(database_url, identity, list(backends.values())), stop,
+            settings.generator_heartbeat_s))
         jobs = GenerationJobs(studio, BlobStore(s3), backends, device,
                               JobProgress(nc, settings.namespace), budget)
         consumer = CommandConsumer(settings, identity, GPU_COMMANDS, jobs, studio)

@@ -1,7 +1,7 @@
-import { useEffect, useRef, useState, type DragEvent } from 'react'
+import { useCallback, useEffect, useRef, useState, type DragEvent } from 'react'
 import { api, type Generator } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
-import { STAGES, describeProgress } from '../generation'
+import { STAGES, describeProgress, unavailableLabel } from '../generation'
 import { useGeneration } from './useGeneration'
 
 interface Props {
@@ -14,6 +14,10 @@ const STEPS = ['queued', 'started', ...STAGES] as const
 export const DEFAULT_HEIGHT_MM = 50
 const MIN_HEIGHT_MM = 1
 const MAX_HEIGHT_MM = 1000
+/** Workers report their generators as a heartbeat, so the menu asks again while it is open
+ *  (and whenever it is about to be used): a list read once went on naming a worker long gone,
+ *  or none for one that had come back. */
+const GENERATORS_REFRESH_MS = 15_000
 
 export function GenerationPanel({ projectId, canEdit }: Props) {
   const { progress, error, running, start, cancel } = useGeneration(projectId)
@@ -25,9 +29,15 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
   const [over, setOver] = useState(false)
   const input = useRef<HTMLInputElement>(null)
 
-  useEffect(() => {
+  const loadGenerators = useCallback((): void => {
     api.generators().then((r) => setGenerators(r.generators)).catch(() => setGenerators([]))
   }, [])
+
+  useEffect(() => {
+    loadGenerators()
+    const timer = window.setInterval(loadGenerators, GENERATORS_REFRESH_MS)
+    return () => window.clearInterval(timer)
+  }, [loadGenerators])
 
   function run(file: File | undefined): void {
     if (!file || !canEdit || running) return
@@ -42,6 +52,7 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
     run(e.dataTransfer.files[0])
   }
 
+  const chosen = generators.find((g) => g.name === backend)
   const reached = (step: string): boolean =>
     progress.phase === step || progress.stagesDone.includes(step as (typeof STAGES)[number]) ||
     STEPS.indexOf(step as (typeof STEPS)[number]) < STEPS.indexOf(progress.phase as (typeof STEPS)[number])
@@ -52,11 +63,11 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
       <div className="field-grid">
         <label>
           Generator
-          <select value={backend} disabled={!canEdit || running}
+          <select value={backend} disabled={!canEdit || running} onFocus={loadGenerators}
             onChange={(e) => setBackend(e.target.value)}>
             {(generators.length ? generators : [{ name: 'inflate', available: true }]).map((g) => (
-              <option key={g.name} value={g.name}>
-                {g.name}{g.available ? '' : ' (no worker)'}
+              <option key={g.name} value={g.name} title={g.available ? undefined : g.reason ?? undefined}>
+                {g.name}{unavailableLabel(g)}
               </option>
             ))}
           </select>
@@ -78,6 +89,11 @@ export function GenerationPanel({ projectId, canEdit }: Props) {
             onChange={(e) => setSeed(e.target.value)} />
         </label>
       </div>
+      {chosen && !chosen.available && (
+        <p className="small-text muted" role="status" data-testid="generator-note">
+          {chosen.name}{unavailableLabel(chosen)}: {chosen.reason}
+        </p>
+      )}
       <div className={`drop-zone${over ? ' over' : ''}`} data-testid="drop-zone"
         onDragOver={(e) => { e.preventDefault(); setOver(true) }}
         onDragLeave={() => setOver(false)} onDrop={onDrop}>
