@@ -100,6 +100,17 @@ function formatTime(seconds: number): string {
   return h ? `${h} h ${m} min` : `${m} min`
 }
 
+/** A chained operation's word on the material the source wore: the worker made it again on
+ *  the new surface (the rebuilt faces lose the old UVs). */
+function keptMaterial(report: Record<string, unknown>): string {
+  const worn = report.material as { material?: string } | undefined
+  return worn?.material ? ` Material ${worn.material} kept.` : ''
+}
+
+/** How often (every 500 ms) the panel asks for the analysis of a mesh an operation made: two
+ *  minutes, an analysis queued behind other jobs on a busy worker. */
+const ANALYSIS_WAIT_TRIES = 240
+
 export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPreview }: Props) {
   const { mesh, note } = useMeshOf(object)
   const job = useMeshJob()
@@ -141,27 +152,39 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
   }, [previewing, objectId, kind, colour, roughness, onMaterialPreview])
 
   // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
-  const loadAnalysis = useCallback(async (id: string, tries = 1) => {
-    for (let i = 0; i < tries; i++) {
+  // `current` says whether the panel still shows that mesh; `made`: a mesh an operation made,
+  // whose analysis the studio requests itself (it may not be listed yet: keep asking).
+  const loadAnalysis = useCallback(async (id: string, tries = 1,
+                                          current: () => boolean = () => true, made = false) => {
+    for (let i = 0; i < tries && current(); i++) {
       try {
         const answer = await meshApi.analysis(id) as Analysis
         if (answer.stats) {
-          setAnalysis(answer)
+          if (current()) setAnalysis(answer)
           return
         }
       } catch {
-        setAnalysis(null) // not analysed yet: the button offers it
-        return
+        if (!made) {
+          if (current()) setAnalysis(null) // not analysed yet: the button offers it
+          return
+        }
       }
       await new Promise((resolve) => setTimeout(resolve, 500))
     }
   }, [])
 
+  // After a repair, style or optimise the panel shows the new mesh's figures as soon as the
+  // studio's own analysis of it lands, without anyone pressing Analyse.
+  const madeByOperation = mesh?.derived_from != null
   useEffect(() => {
     setAnalysis(null)
     setError(null)
-    if (meshId) void loadAnalysis(meshId)
-  }, [meshId, loadAnalysis])
+    if (!meshId) return
+    let showing = true
+    void loadAnalysis(meshId, madeByOperation ? ANALYSIS_WAIT_TRIES : 1, () => showing,
+                      madeByOperation)
+    return () => { showing = false }
+  }, [meshId, madeByOperation, loadAnalysis])
 
   const run = useCallback(async (operation: MeshOperation, params: Record<string, unknown>) => {
     if (!meshId || !object) return
@@ -295,6 +318,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
           Quality score {String((report.before as { score?: number })?.score)} →{' '}
           {String((report.after as { score?: number })?.score)}; holes filled{' '}
           {String(report.holes_filled)}, bodies kept {String(report.bodies_kept)}.
+          {keptMaterial(report)}
         </p>
       )}
 
@@ -379,7 +403,8 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
       {report && job.last?.kind === 'mesh.optimise' && (
         <p className="small-text" data-testid="optimise-result">
           Printability {Math.round(Number(report.score_before))} →{' '}
-          {Math.round(Number(report.score_after))}
+          {Math.round(Number(report.score_after))}.
+          {keptMaterial(report)}
         </p>
       )}
 
