@@ -35,6 +35,19 @@ _ORIGIN = (
 )
 
 
+def file_size(size: int) -> str:
+    """A size as a person reads it in a timeline ("1.5 KB", "3.2 MB"; decimal units, as
+    file managers show them): a byte count is a figure for machines."""
+    if size < 1000:
+        return f"{size} B"
+    value = size / 1000
+    for unit in ("KB", "MB", "GB"):
+        if round(value, 1) < 1000:
+            return f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
 def _kind(event: Any) -> str:
     return type(event).__qualname__
 
@@ -116,7 +129,7 @@ class HistoryReadModel(ReadModel):
 
     @statements.register
     def _(self, e: Project.AssetUploaded, position: int) -> list[Statement]:
-        return [self._project_line(e, position, f"uploaded {e.filename} ({e.size} bytes)")]
+        return [self._project_line(e, position, f"uploaded {e.filename} ({file_size(e.size)})")]
 
     @statements.register
     def _(self, e: Project.AssetDerived, position: int) -> list[Statement]:
@@ -169,7 +182,7 @@ class HistoryReadModel(ReadModel):
     @statements.register
     def _(self, e: Scene.Compacted, position: int) -> list[Statement]:
         return [self._line(e, position, e.actor,
-                           f"compacted the scene ({len(e.state)} bytes)")]
+                           f"compacted the scene ({file_size(len(e.state))})")]
 
     @staticmethod
     def _job_origin(e: Job.Requested | Job.ReuseRequested) -> Statement:
