@@ -188,7 +188,8 @@ class TooManyJobs(QuotaExceeded):
     def __init__(self, tier: str, active: int, limit: int, queue_position: int,
                  slot_expected_s: int) -> None:
         super().__init__(
-            f"you have {active} jobs queued or running; the {tier} tier allows {limit} at "
+            f"you have {active} job{'' if active == 1 else 's'} queued or running; the {tier}"
+            f" tier allows {limit} at "
             f"once. Your next job is at position {queue_position} in the queue; a slot is "
             f"expected in about {slot_expected_s} s")
         self.retry_after_s = slot_expected_s

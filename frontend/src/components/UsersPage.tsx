@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react'
-import { api, errorMessage, type Account, type User } from '../api'
+import { api, errorMessage, request, type Account, type User } from '../api'
 import { AppHeader } from './AppHeader'
 import { ConfirmDialog } from './ConfirmDialog'
 import { ErrorMessage } from './ErrorMessage'
@@ -9,7 +9,16 @@ interface Props {
   onSignOut: () => void
 }
 
-/** `/admin/users`, for site administrators: every account; create one, disable or enable one. */
+const TIERS = ['free', 'pro', 'enterprise'] as const
+
+/** `PUT /admin/users/{username}/tier`: an event in the log, applied from the answer on. */
+function setTier(username: string, tier: string): Promise<Account> {
+  return request<Account>('PUT', `/api/v1/admin/users/${encodeURIComponent(username)}/tier`,
+    { tier })
+}
+
+/** `/admin/users`, for site administrators: every account; create one (on a tier), put one on
+ * another tier, disable or enable one. */
 export function UsersPage({ user, onSignOut }: Props) {
   const [users, setUsers] = useState<Account[] | null>(null)
   const [error, setError] = useState<string | null>(null)
@@ -17,6 +26,7 @@ export function UsersPage({ user, onSignOut }: Props) {
   const [username, setUsername] = useState('')
   const [password, setPassword] = useState('')
   const [isAdmin, setIsAdmin] = useState(false)
+  const [tier, setNewTier] = useState<string>('free')
   const [disabling, setDisabling] = useState<Account | null>(null)
 
   const reload = useCallback(async () => {
@@ -44,11 +54,16 @@ export function UsersPage({ user, onSignOut }: Props) {
     event.preventDefault()
     const name = username.trim()
     await act(async () => {
-      await api.createUser(name, password, isAdmin)
-      setUsername('')
+      if (tier === 'free') await api.createUser(name, password, isAdmin)
+      else {
+        await request<User>('POST', '/api/v1/admin/users',
+          { username: name, password, is_admin: isAdmin, tier })
+      }
+      setUsername('')  // cleared only once the account exists: a refusal keeps the input
       setPassword('')
       setIsAdmin(false)
-    }, `Created ${name}.`)
+      setNewTier('free')
+    }, tier === 'free' ? `Created ${name}.` : `Created ${name} on the ${tier} tier.`)
   }
 
   if (!user.is_admin) {
@@ -81,6 +96,12 @@ export function UsersPage({ user, onSignOut }: Props) {
             <input type="checkbox" checked={isAdmin} onChange={(e) => setIsAdmin(e.target.checked)} />
             {' '}administrator
           </label>
+          <label>
+            <span className="visually-hidden">Tier of the new user</span>
+            <select value={tier} onChange={(e) => setNewTier(e.target.value)}>
+              {TIERS.map((t) => <option key={t} value={t}>{t}</option>)}
+            </select>
+          </label>
           <button type="submit" className="primary">Create user</button>
         </form>
         {error && <ErrorMessage message={error} onDismiss={() => setError(null)} />}
@@ -88,15 +109,23 @@ export function UsersPage({ user, onSignOut }: Props) {
         {users === null ? <p className="muted">Loading…</p> : (
           <table className="users-table" data-testid="users-table">
             <thead>
-              <tr><th>User</th><th>Role</th>{users.some((u) => u.tier) && <th>Tier</th>}
-                <th>Status</th><th /></tr>
+              <tr><th>User</th><th>Role</th><th>Tier</th><th>Status</th><th /></tr>
             </thead>
             <tbody>
               {users.map((u) => (
                 <tr key={u.id} data-user={u.username} className={u.disabled ? 'disabled' : ''}>
                   <td>{u.username}{u.id === user.id && <span className="muted"> (you)</span>}</td>
                   <td>{u.is_admin ? 'administrator' : 'user'}</td>
-                  {users.some((x) => x.tier) && <td>{u.tier ?? ''}</td>}
+                  <td>
+                    <select aria-label={`Tier of ${u.username}`} value={u.tier ?? 'free'}
+                      onChange={(e) => {
+                        const next = e.target.value
+                        void act(() => setTier(u.username, next),
+                          `${u.username} is on the ${next} tier.`)
+                      }}>
+                      {TIERS.map((t) => <option key={t} value={t}>{t}</option>)}
+                    </select>
+                  </td>
                   <td>{u.disabled ? 'disabled' : 'active'}</td>
                   <td>
                     {u.disabled ? (

@@ -1,0 +1,114 @@
+"""Tiers and limits in a real browser (issue 22): a free user's refused second job at once
+says why, where the queue stands and when to retry; an administrator puts users on tiers in
+the users page, and its create form clears once the account exists.
+
+One ``orfeas up`` for the module (the fixtures of ``test_workspace``, imported so that pytest
+sees them here). Screenshots go to ``test-artifacts/e2e/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright import sync_api as playwright_sync
+
+from tests.e2e.test_editor_management import sign_in
+from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
+    _browser_and_build,
+    browser,
+    gpu_worker_paused,
+    shot,
+    square_png,
+    studio,
+)
+from tests.integration.test_generation import disc_png
+from tests.integration.test_up import Up, orfeas, token_for
+
+Browser = playwright_sync.Browser
+expect = playwright_sync.expect
+
+pytestmark = pytest.mark.slow
+
+FRED = ("fred", "fred-secret-pw")  # on the free tier: one job at once
+ROOT = ("root", "root-secret-pw")
+
+
+@pytest.fixture(scope="module")
+def accounts(studio: Up) -> None:  # noqa: F811
+    for (name, password), extra in ((FRED, ()), (ROOT, ("--admin",))):
+        made = orfeas("admin", "create-user", name, "--password", password, *extra,
+                      "--data", str(studio.data_dir))
+        assert made.returncode == 0, made.stdout + made.stderr
+
+
+@pytest.fixture
+def fred_api(studio: Up, accounts: None) -> Iterator[httpx.Client]:  # noqa: F811
+    token = token_for(studio.url, *FRED)
+    with httpx.Client(base_url=studio.url, timeout=60,
+                      headers={"Authorization": f"Bearer {token}"}) as http:
+        yield http
+
+
+def test_a_free_users_second_job_at_once_says_the_queue_and_when_to_retry(
+        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:  # noqa: F811
+    project = fred_api.post("/api/v1/projects", json={"name": "Free plan"})
+    assert project.status_code == 201, project.text
+    project_id = project.json()["id"]
+    image = fred_api.post(f"/api/v1/projects/{project_id}/assets?filename=disc.png",
+                          content=disc_png())
+    assert image.status_code == 201, image.text
+    square = studio.data_dir.parent / "fred-square.png"
+    square.write_bytes(square_png())
+    context, page = sign_in(browser, studio, *FRED)
+    try:
+        with gpu_worker_paused(studio):  # fred's first job waits in the queue
+            first = fred_api.post(f"/api/v1/projects/{project_id}/generate",
+                                  json={"asset_id": image.json()["id"]})
+            assert first.status_code == 202, first.text
+            page.get_by_role("link", name="Free plan").click()
+            expect(page.get_by_test_id("project-title")).to_have_text("Free plan")
+            expect(page.get_by_test_id("usage-line")).to_contain_text("running 1/1")
+            page.get_by_role("tab", name="Generate").click()
+            page.get_by_test_id("image-input").set_input_files(str(square))
+            alert = page.get_by_role("alert")
+            expect(alert).to_contain_text("the free tier allows 1 at once")
+            expect(alert).to_contain_text("position 1 in the queue")
+            expect(alert).to_contain_text("a slot is expected in about")
+            shot(page, "22-01-free-second-job-refused")
+            cancelled = fred_api.delete(f"/api/v1/jobs/{first.json()['job_id']}")
+            assert cancelled.status_code in (200, 202, 204), cancelled.text
+    finally:
+        context.close()
+
+
+def test_an_admin_puts_users_on_tiers_in_the_users_page(
+        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:  # noqa: F811
+    context, root = sign_in(browser, studio, *ROOT)
+    try:
+        root.get_by_role("link", name="Users").click()
+        expect(root.get_by_role("heading", name="Users")).to_be_visible()
+        table = root.get_by_test_id("users-table")
+        tier = table.locator("tr[data-user=fred]").get_by_label("Tier of fred")
+        expect(tier).to_have_value("free")
+        tier.select_option("pro")
+        expect(root.get_by_role("status")).to_have_text("fred is on the pro tier.")
+        expect(tier).to_have_value("pro")
+        assert fred_api.get("/api/v1/me/usage").json()["tier"] == "pro"
+
+        # -- a new account on a tier: the form is empty again once it exists -----------------
+        form = root.get_by_role("form", name="New user")
+        form.get_by_placeholder("User name").fill("gus")
+        form.get_by_placeholder("Password").fill("gus-secret-pw")
+        form.get_by_label("Tier of the new user").select_option("enterprise")
+        form.get_by_role("button", name="Create user").click()
+        expect(root.get_by_role("status")).to_have_text("Created gus on the enterprise tier.")
+        expect(table.locator("tr[data-user=gus]").get_by_label("Tier of gus")).to_have_value(
+            "enterprise")
+        expect(form.get_by_placeholder("User name")).to_have_value("")
+        expect(form.get_by_placeholder("Password")).to_have_value("")
+        expect(form.get_by_label("Tier of the new user")).to_have_value("free")
+        shot(root, "22-02-admin-tiers")
+    finally:
+        context.close()
