@@ -51,6 +51,9 @@ export function AnswerCard({ message: m, runs, access, onApply }: Props) {
           ))}
         </ul>
       )}
+      {m.suggestions.length > 0 && access.refusal && (
+        <p className="muted small-text" data-testid="apply-refusal">{access.refusal}</p>
+      )}
       {m.phrased_by !== 'rules' && (
         <p className="muted small-text">Phrased by {m.phrased_by}; the figures are the studio's.</p>
       )}

@@ -35,10 +35,12 @@ export function SuggestionItem({ suggestion: s, run, access, onApply }: Props) {
               <span className="effect-name">{r.name}</span>
               <span className="muted"> predicted </span>
               <span data-testid="effect-expected">{r.expected ? formatChange(r.expected) : '—'}</span>
-              <span className="muted"> · actual </span>
-              <span className="effect-actual" data-testid="effect-actual">
-                {r.actual ? formatChange(r.actual) : run?.phase === 'measuring' ? 'measuring…' : '—'}
-              </span>
+              {(r.actual || run || s.state !== 'proposed') && <>
+                <span className="muted"> · actual </span>
+                <span className="effect-actual" data-testid="effect-actual">
+                  {r.actual ? formatChange(r.actual) : run?.phase === 'measuring' ? 'measuring…' : '—'}
+                </span>
+              </>}
             </li>
           ))}
         </ul>
@@ -50,9 +52,6 @@ export function SuggestionItem({ suggestion: s, run, access, onApply }: Props) {
             {s.operation}: {PHASE_TEXT[run.phase]}{run.error ? ` — ${run.error}` : ''}
           </p>
         </div>
-      )}
-      {access.refusal && (
-        <p className="muted small-text" data-testid="apply-refusal">{access.refusal}</p>
       )}
     </li>
   )
