@@ -33,7 +33,7 @@ QUICK, FULL = 20, 100
 
 def broken_sphere() -> bytes:
     """About :data:`FACES` faces, not watertight: a few faces cut away."""
-    count = int((FACES / 2) ** 0.5)
+    count = int((FACES / 4) ** 0.5)  # a UV sphere of n x n has about 4 n² faces
     sphere = trimesh.creation.uv_sphere(radius=40.0, count=[count, count])
     holed = trimesh.Trimesh(sphere.vertices, sphere.faces[5:], process=False)
     data = holed.export(file_type="stl")

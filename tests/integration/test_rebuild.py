@@ -21,7 +21,8 @@ from psycopg import sql
 
 from core.errors import NotFound
 from core.events.account import set_tier
-from core.events.job_kinds import GENERATE, MESH_ANALYSE
+from core.events.assistant import Exchange
+from core.events.job_kinds import GENERATE, MESH_ANALYSE, MESH_REPAIR
 from core.events.project import Asset
 from core.events.roles import Role
 from core.events.scene import COMPACT_EVERY_UPDATES
@@ -158,6 +159,18 @@ def build_history(studio: Studio) -> dict[str, Any]:
     cancelled = studio.request_job(a, MESH_ANALYSE, {"asset_id": assets[3].asset_id}, {},
                                    actor="alice")
     studio.cancel_job(cancelled, actor="alice")
+    asked = Exchange(project_id=str(a), text="will it print?", asset_id=assets[0].asset_id,
+                     actor="alice")
+    suggestion = {"id": str(uuid.uuid5(asked.id, "s0")), "title": "Repair the mesh",
+                  "operation": "repair", "params": {}, "reason": "it is open",
+                  "expected": [{"name": "printability score", "unit": "points",
+                                "before": 75.0, "after": 100.0}]}
+    asked.answer("will_it_print", "With care.", [{"name": "watertight", "value": False,
+                                                  "unit": None, "source": "analysis"}],
+                 [suggestion], [], "rules")
+    studio.record_exchange(asked)
+    studio.request_suggested_job(asked.id, suggestion["id"], MESH_REPAIR,
+                                 {"asset_id": assets[0].asset_id}, {}, actor="alice")
     return {"a": a, "b": b, "assets": assets}
 
 
