@@ -149,7 +149,7 @@ def _next_steps(intent: str, name: str, stats: Mapping[str, Any]) -> Answer:
     gain = next((c for c in first["expected"] if c["name"] == SCORE), None)
     said = f"First: {first['title'].lower()} ({first['reason']})"
     if gain is not None and score is not None:
-        said += f", which should take the score from {score:g} to {gain['after']:g}"
+        said += f", which should take the score from {score:g} to {_g(gain['after'])}"
     return Answer(intent, said + "." + _offer(offered[1:], "Then") + _unsupported(stats),
                   facts, offered)
 
@@ -164,16 +164,16 @@ def _lighter(intent: str, name: str, stats: Mapping[str, Any]) -> Answer:
     weight = figures.read(WEIGHT, stats)
     if offered:
         hollowed = next(c for c in offered[0]["expected"] if c["name"] == WEIGHT)
-        said = (f"Hollow it: {name} needs about {weight:g} g as a solid part and about "
-                f"{hollowed['after']:g} g hollowed.")
+        said = (f"Hollow it: {name} needs about {_g(weight)} g as a solid part and about "
+                f"{_g(hollowed['after'])} g hollowed.")
         return Answer(intent, said, facts, offered)
     if technology == "fdm" and isinstance(infill, int | float):
         facts.append(figures.fact("infill", round(100 * float(infill), 1), "%", ANALYSIS))
-        said = (f"{name} would weigh about {weight:g} g printed with {100 * infill:g} % "
+        said = (f"{name} would weigh about {_g(weight)} g printed with {100 * infill:g} % "
                 "infill: an FDM print is already hollow inside, so lowering the infill in "
                 "your slicer is what makes it lighter. The studio hollows resin parts only.")
     else:
-        said = (f"{name} would weigh about {weight:g} g; the analysis finds no hollowing worth "
+        said = (f"{name} would weigh about {_g(weight)} g; the analysis finds no hollowing worth "
                 "doing (it needs a sound solid large enough to keep its walls).")
     return Answer(intent, said, facts)
 
@@ -215,12 +215,17 @@ def _smaller(intent: str, name: str, stats: Mapping[str, Any]) -> Answer:
     offered = [s for s in suggestions.from_analysis(stats) if s["params"].get("scale_to_fit")]
     largest = figures.read(LARGEST, stats)
     if offered:
-        return Answer(intent, f"{name} is {largest:g} mm at its largest and does not fit the "
+        return Answer(intent, f"{name} is {_g(largest)} mm at its largest and does not fit the "
                               "printer; scaled down to fit it does." + _offer(offered),
                       facts, offered)
-    return Answer(intent, f"{name} is {largest:g} mm at its largest and fits the printer. The "
+    return Answer(intent, f"{name} is {_g(largest)} mm at its largest and fits the printer. The "
                           "studio scales meshes down only to fit the build volume; to make "
                           "it smaller still, scale its object in the scene.", facts)
+
+
+def _g(value: Any) -> str:
+    """A figure as the text says it; an analysis without it (an older one) says so."""
+    return f"{value:g}" if isinstance(value, int | float) else "?"
 
 
 def _offer(offered: Sequence[Mapping[str, Any]], lead: str = "Suggested") -> str:

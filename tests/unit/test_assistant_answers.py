@@ -162,3 +162,12 @@ def test_trends_cite_their_counts_and_offer_the_top_material() -> None:
     _runnable(material)
     assert material["params"] == {"material": "wood"}
     assert answers.trends(rows, 28, None).suggestions == []
+
+
+def test_an_older_analysis_without_printability_still_gets_answers() -> None:
+    """Analyses stored before printability existed hold only the basic figures."""
+    stats = {"faces": 12, "watertight": True, "shells": 1, "extents": [1.0, 1.0, 1.0]}
+    for intent in (intents.WILL_IT_PRINT, intents.WHY_LOW_SCORE, intents.LIGHTER,
+                   intents.STRONGER, intents.SMOOTHER, intents.SMALLER, intents.NEXT_STEPS):
+        answer = answers.about_printing(intent, ASSET, stats)
+        assert answer.text and all(s["operation"] != "repair" for s in answer.suggestions)
