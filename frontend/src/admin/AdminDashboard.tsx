@@ -27,7 +27,8 @@ export default function AdminDashboard({ user, onSignOut }: Props) {
         <AppHeader user={user} onSignOut={onSignOut} />
         <main className="page" data-testid="admin-refused">
           <h1>Admin dashboard</h1>
-          <ErrorMessage message="Only site administrators see the dashboard. Ask one to make your account an administrator if you need it." />
+          <ErrorMessage message={'Only site administrators see the dashboard. Ask one to make your '
+            + 'account an administrator if you need it.'} />
         </main>
       </>
     )

@@ -26,7 +26,7 @@ export function BarChart({ title, bars, series, unit = '', testId, format = plai
       <figcaption>{title}</figcaption>
       {labels.length === 0 ? <p className="muted">Nothing in this period.</p> : (
         <>
-          <Chart options={options} data={data} height={40 + 26 * labels.length}
+          <Chart options={options} data={data} height={60 + 28 * labels.length}
             label={`${title}, as bars`} />
           <table className="chart-table">
             <thead>

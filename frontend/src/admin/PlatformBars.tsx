@@ -31,8 +31,10 @@ export function PlatformBars({ platform }: { platform: Platform }) {
       <BarChart title="Top materials" testId="bars-materials"
         bars={usesBars(platform.top_materials)} series={['Uses']} />
       <BarChart title="GPU seconds by device" testId="bars-gpu"
-        bars={bars(platform.gpu.by_device.map((d) => `${d.device} (${d.jobs} jobs)`),
+        bars={bars(platform.gpu.by_device.map((d) => d.device),
           platform.gpu.by_device.map((d) => d.seconds))} series={['Seconds']} />
+      <BarChart title="Exports by format" testId="bars-exports"
+        bars={usesBars(platform.exports_by_format)} series={['Exports']} />
       <BarChart title="Tier distribution" testId="bars-tiers"
         bars={bars(platform.tiers.map((t) => t.tier), platform.tiers.map((t) => t.users))}
         series={['Users']} />

@@ -15,7 +15,8 @@ export function RoomsSection({ users, refresh }: { users: Account[]; refresh: nu
       {loaded.state === 'loading' && <p className="muted">Loading…</p>}
       {loaded.state === 'failed' && <p className="error-text" role="alert">{loaded.error}</p>}
       {loaded.state === 'ready' && (loaded.value.rooms.length === 0
-        ? <p className="muted" data-testid="no-rooms">No room is open on node {loaded.value.node}.</p>
+        ? <p className="muted" data-testid="no-rooms">
+          No room is open on node {loaded.value.node}.</p>
         : (
           <table className="users-table" data-testid="rooms-table">
             <thead>

@@ -20,7 +20,8 @@ export function TimeChart({ title, lines, data, bucket, unit = '', testId }: Pro
   return (
     <figure className="admin-chart" data-testid={testId}>
       <figcaption>{title}</figcaption>
-      <Chart options={options} data={data} label={`${title}: ${lines.map((l) => l.label).join(', ')}`} />
+      <Chart options={options} data={data}
+        label={`${title}: ${lines.map((l) => l.label).join(', ')}`} />
     </figure>
   )
 }

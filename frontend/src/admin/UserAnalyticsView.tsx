@@ -2,13 +2,12 @@ import type { UserAnalytics } from './analyticsApi'
 import { BarChart } from './BarChart'
 import { Figures } from './Figures'
 import { TimeChart } from './TimeChart'
-import { epochSeconds, formatDuration, formatRate, usesBars } from './shape'
+import { formatDuration, formatRate, userDays, usesBars } from './shape'
 
 /** One person's figures over a period: what they made, how it went, what they prefer. Shown to
  * admins for anyone and to each user for themself. */
 export function UserAnalyticsView({ figures: u }: { figures: UserAnalytics }) {
   const fav = u.favourite
-  const days = u.days
   return (
     <div className="user-analytics" data-testid="user-analytics" data-user={u.username}>
       <Figures label={`Figures of ${u.username}`} figures={[
@@ -29,14 +28,10 @@ export function UserAnalyticsView({ figures: u }: { figures: UserAnalytics }) {
         Favourites: generator {fav.generator ?? '—'}, face budget {fav.face_budget ?? '—'},
         style {fav.style ?? '—'}
       </p>
-      {days.length > 0 && (
-        <TimeChart title="Day by day" bucket="day" testId="chart-user-days"
-          lines={[{ label: 'Generations' }, { label: 'Failed' }, { label: 'Exports' },
-            { label: 'Projects created' }]}
-          data={[days.map((d) => epochSeconds(`${d.day}T00:00:00Z`)),
-            days.map((d) => d.generations), days.map((d) => d.generations_failed),
-            days.map((d) => d.exports), days.map((d) => d.projects_created)]} />
-      )}
+      <TimeChart title="Day by day" bucket="day" testId="chart-user-days"
+        lines={[{ label: 'Generations' }, { label: 'Failed' }, { label: 'Exports' },
+          { label: 'Projects created' }]}
+        data={userDays(u)} />
       <div className="admin-grid">
         <BarChart title="Generators" bars={usesBars(u.generators)} series={['Uses']} />
         <BarChart title="Styles" bars={usesBars(u.styles)} series={['Uses']} />

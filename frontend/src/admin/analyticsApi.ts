@@ -82,11 +82,23 @@ export interface Platform {
   response_times: RouteGroupTimes[]
   routes: RouteUsage[]
   route_errors?: RouteErrors[]
-  gpu: { seconds: number; jobs: number; by_device: { device: string; seconds: number; jobs: number }[] }
+  /** Device seconds the workers reported, and how many stage reports they came in. */
+  gpu: {
+    seconds: number
+    reports: number
+    by_device: { device: string; seconds: number; reports: number }[]
+  }
   top_generators: Use[]
   trending_styles: (Use & { previous: number; change: number })[]
   top_materials: Use[]
-  dedup: { requests: number; hits: number; joins: number; hit_rate: number | null; saved_gpu_s: number }
+  exports_by_format: Use[]
+  dedup: {
+    requests: number
+    hits: number
+    joins: number
+    hit_rate: number | null
+    saved_gpu_s: number
+  }
   tiers: { tier: string; users: number }[]
 }
 

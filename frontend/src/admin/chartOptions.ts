@@ -12,6 +12,9 @@ const TEXT = '#a4abb8'
 const GRID = { stroke: '#353a44', width: 1 }
 const FONT = '12px system-ui, sans-serif'
 
+/** A lone bucket is drawn half a bucket either side, not over uPlot's default span of years. */
+const BUCKET_S = { hour: 3600, day: 86_400 }
+
 export interface Line {
   label: string
   /** Which y scale: counts on the left, rates or times on the right. */
@@ -27,7 +30,10 @@ export function timeOptions(lines: Line[], bucket: 'hour' | 'day', unit = ''): C
   const rate = lines.some((l) => l.scale === 'rate')
   return {
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'),
-    scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+    scales: {
+      x: { time: true, range: (_u, min, max) => (min === max
+        ? [min - BUCKET_S[bucket] / 2, max + BUCKET_S[bucket] / 2] : [min, max]) },
+      y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
       ...(rate ? { rate: { range: [0, 100] } } : {}) },
     axes: [
       axis({ space: bucket === 'hour' ? 60 : 50 }),
@@ -53,7 +59,7 @@ export function barOptions(
   const longest = Math.max(4, ...labels.map((l) => l.length))
   const size = 0.8 / series.length
   return {
-    legend: { show: series.length > 1 },
+    legend: { show: false }, // the table below names the series and gives the values
     cursor: { show: false },
     scales: {
       x: { time: false, ori: 1, dir: -1, range: [-0.5, Math.max(labels.length, 1) - 0.5] },
@@ -63,14 +69,16 @@ export function barOptions(
       axis({ side: 3, grid: { show: false }, size: Math.min(300, 12 + longest * 7),
         splits: () => labels.map((_, i) => i),
         values: (_u, splits) => splits.map((i) => labels[i] ?? '') }),
-      axis({ side: 2, values: (_u, splits) => splits.map((v) => `${v}${unit}`) }),
+      axis({ side: 2, space: unit ? 60 : 40,
+        values: (_u, splits) => splits.map((v) => `${v}${unit}`) }),
     ],
     series: [
       { label: '' },
       ...series.map((label, i): uPlot.Series => ({
         label, stroke: COLOURS[i % COLOURS.length], fill: `${COLOURS[i % COLOURS.length]}cc`,
         points: { show: false },
-        paths: uPlot.paths.bars?.({ size: [size, 40], align: series.length === 1 ? 0 : i === 0 ? -1 : 1 }),
+        paths: uPlot.paths.bars?.({
+          size: [size, 40], align: series.length === 1 ? 0 : i === 0 ? -1 : 1 }),
       })),
     ],
   }

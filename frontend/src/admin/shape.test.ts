@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import type { Account } from '../api'
-import type { Bucket, Room } from './analyticsApi'
+import type { Bucket, Room, UserAnalytics } from './analyticsApi'
 import {
   bars, defaultPeriod, epochSeconds, errorSeries, formatBytes, formatDuration, formatRate,
-  isoDay, namedRooms, responseTimeBars, seriesData, successRates, usesBars,
+  isoDay, namedRooms, responseTimeBars, seriesData, successRates, userDays, usesBars,
 } from './shape'
 
 const ZERO: Omit<Bucket, 'start'> = {
@@ -135,7 +135,8 @@ describe('rooms', () => {
     store_p50_ms: p99, store_p99_ms: p99, store_max_ms: p99,
   })
   const accounts: Account[] = [
-    { id: 'u1', username: 'alice', is_admin: false }, { id: 'u2', username: 'bob', is_admin: false },
+    { id: 'u1', username: 'alice', is_admin: false },
+    { id: 'u2', username: 'bob', is_admin: false },
   ]
 
   it('names the users it knows, keeps unknown ids, and puts the slowest store first', () => {
@@ -143,5 +144,19 @@ describe('rooms', () => {
       room('p3', ['u1', 'u2'], 30)], accounts)
     expect(shaped.map((r) => r.project_id)).toEqual(['p3', 'p2', 'p1'])
     expect(shaped.map((r) => r.names)).toEqual([['alice', 'bob'], ['bob', 'u9'], ['alice']])
+  })
+})
+
+describe('a user day by day', () => {
+  it('covers every day of the period, zeros where the user did nothing', () => {
+    const figures = {
+      from: '2026-11-30', to: '2026-12-02',
+      days: [{ day: '2026-12-01', projects_created: 1, generations: 3, generations_succeeded: 2,
+        generations_failed: 1, exports: 2, active_s: 60, sign_ins: 1 }],
+    } as UserAnalytics
+    expect(userDays(figures)).toEqual([
+      [Date.UTC(2026, 10, 30), Date.UTC(2026, 11, 1), Date.UTC(2026, 11, 2)].map((t) => t / 1000),
+      [0, 3, 0], [0, 1, 0], [0, 2, 0], [0, 1, 0],
+    ])
   })
 })

@@ -1,7 +1,9 @@
 /** The analytics answers shaped for the charts and tables: pure, so that vitest checks them. */
 import type uPlot from 'uplot'
 import type { Account } from '../api'
-import type { Bucket, Period, Room, RouteErrors, RouteGroupTimes, Use } from './analyticsApi'
+import type {
+  Bucket, Period, Room, RouteErrors, RouteGroupTimes, Use, UserAnalytics,
+} from './analyticsApi'
 
 const DAY_MS = 86_400_000
 
@@ -93,7 +95,8 @@ export function responseTimeBars(times: RouteGroupTimes[]): Bars {
 
 /** `87.5 %`; a dash where there was nothing to divide. */
 export function formatRate(rate: number | null | undefined): string {
-  return rate === null || rate === undefined ? '—' : `${(Math.round(rate * 1000) / 10).toFixed(1)} %`
+  if (rate === null || rate === undefined) return '—'
+  return `${(Math.round(rate * 1000) / 10).toFixed(1)} %`
 }
 
 /** A duration as people read it: `12.3 s`, `4 min 5 s`, `2 h 3 min`. */
@@ -128,4 +131,22 @@ export function namedRooms(rooms: Room[], accounts: Account[]): (Room & { names:
     .map((r) => ({ ...r, names: r.users.map((id) => names.get(id) ?? id) }))
     .sort((a, b) => (b.store_p99_ms ?? -1) - (a.store_p99_ms ?? -1)
       || (a.project_id < b.project_id ? -1 : 1))
+}
+
+/** A user's day-by-day figures over the whole period, zeros on the days without activity (the
+ * API lists only active days), as x row and rows: generations, failed, exports, projects. */
+export function userDays(figures: UserAnalytics): uPlot.AlignedData {
+  const active = new Map(figures.days.map((d) => [d.day, d]))
+  const xs: number[] = []
+  const rows: number[][] = [[], [], [], []]
+  const last = Date.parse(`${figures.to}T00:00:00Z`)
+  for (let t = Date.parse(`${figures.from}T00:00:00Z`); t <= last; t += DAY_MS) {
+    const d = active.get(isoDay(new Date(t)))
+    xs.push(t / 1000)
+    rows[0].push(d?.generations ?? 0)
+    rows[1].push(d?.generations_failed ?? 0)
+    rows[2].push(d?.exports ?? 0)
+    rows[3].push(d?.projects_created ?? 0)
+  }
+  return [xs, ...rows]
 }
