@@ -1,5 +1,6 @@
 """Site administrators' hold on accounts: disabling one (its sign-ins refused, its tokens
-dead) and enabling it again. Accounts are plain tables, not the event log (``core.accounts``)."""
+dead, its open scene sockets closed) and enabling it again. Accounts are plain tables, not
+the event log (``core.accounts``)."""
 
 from __future__ import annotations
 
@@ -25,4 +26,18 @@ async def set_disabled(request: Request) -> Response:
     if body.disabled and user.id == current_user(request).id:
         raise Conflict("you cannot disable your own account")
     await accounts.set_disabled(user, body.disabled)
+    if body.disabled:
+        await _close_sockets(request, user.key, user.is_admin)
     return Json(user.public() | {"disabled": body.disabled})
+
+
+async def _close_sockets(request: Request, user_key: str, is_admin: bool) -> None:
+    """Close the user's open scene sockets, on every node, with 4403 and the reason: their
+    token stops working at once, but a socket checked it only when it opened. The rooms of
+    the projects they may open (any, for an administrator) hear it on their control subject,
+    as when a member is removed."""
+    res = resources(request)
+    projects = await res.read_models.projects_of(user_key, all_projects=is_admin)
+    for project in projects:
+        await res.fanout.control(project["id"], {"user": user_key, "role": None,
+                                                 "reason": "your account was disabled"})

@@ -542,8 +542,10 @@ class SceneRoom:
         if not isinstance(user, str):
             return
         role = message.get("role")
-        if role is None:
-            await self.close_user(user, CloseCode.FORBIDDEN, "removed from the project")
+        if role is None:  # removed from the project, or their account disabled: say which
+            reason = message.get("reason")
+            await self.close_user(user, CloseCode.FORBIDDEN, reason if isinstance(reason, str)
+                                  else "removed from the project")
             return
         for peer in self.peers.values():
             if peer.user_id == user:
