@@ -79,7 +79,7 @@ def world(client: TestClient, pipeline: Settings, make_account) -> dict[str, obj
     ids = {"project_id": project["id"], "asset_id": asset["id"], "job_id": job["job_id"],
            "user_id": viewer.user_id, "version_id": str(uuid.uuid4()),
            "stage": "final", "operation": "repair", "username": viewer.username,
-           "tier": "pro"}
+           "tier": "pro", "suggestion_id": str(uuid.uuid4())}
     poll(lambda: client.get(f"/api/v1/jobs/{job['job_id']}", headers=owner.headers).json(),
          lambda j: j["state"] == "succeeded")  # quiet from here on: no event arrives late
     return {"ids": ids, "viewer": viewer, "editor": editor, "outsider": outsider,
