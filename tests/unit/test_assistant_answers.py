@@ -171,3 +171,19 @@ def test_an_older_analysis_without_printability_still_gets_answers() -> None:
                    intents.STRONGER, intents.SMOOTHER, intents.SMALLER, intents.NEXT_STEPS):
         answer = answers.about_printing(intent, ASSET, stats)
         assert answer.text and all(s["operation"] != "repair" for s in answer.suggestions)
+
+
+def test_a_t_standing_on_its_stem_is_offered_the_reorientation_with_its_support() -> None:
+    stem = trimesh.creation.box(extents=(10, 10, 30))
+    stem.apply_translation((0, 0, 15))
+    bar = trimesh.creation.box(extents=(50, 10, 10))
+    bar.apply_translation((0, 0, 35))
+    stats = _stats(trimesh.boolean.union([stem, bar], engine="manifold"))
+    answer = answers.about_printing(intents.NEXT_STEPS, ASSET, stats)
+    [reorient] = answer.suggestions
+    _runnable(reorient)
+    assert reorient["operation"] == "optimise" and reorient["params"]["reorient"] is True
+    support = {c["name"]: c for c in reorient["expected"]}["support volume"]
+    assert support["before"] == stats["printability"]["support"]["volume_mm3"] > 0
+    assert support["after"] < support["before"]
+    assert answer.text.startswith("First: stand it the other way")
