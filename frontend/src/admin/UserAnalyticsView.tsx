@@ -22,7 +22,6 @@ export function UserAnalyticsView({ figures: u }: { figures: UserAnalytics }) {
         { id: 'user-active', label: 'Active time', value: formatDuration(u.active_s),
           hint: `${u.sessions} sessions in project rooms` },
         { id: 'user-sign-ins', label: 'Sign-ins', value: u.sign_ins },
-        { id: 'user-failed-sign-ins', label: 'Failed sign-ins', value: u.failed_sign_ins },
       ]} />
       <p className="muted" data-testid="user-favourites">
         Favourites: generator {fav.generator ?? '—'}, face budget {fav.face_budget ?? '—'},

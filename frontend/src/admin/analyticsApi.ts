@@ -134,8 +134,8 @@ export interface UserAnalytics {
   shared_projects: number
   active_s: number
   sessions: number
+  /** Failed sign-ins name nobody (what was typed may be a password): platform figures only. */
   sign_ins: number
-  failed_sign_ins: number
   days: UserDay[]
 }
 
