@@ -61,7 +61,8 @@ def fake() -> Iterator[ProtocolFake]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02},
+                              daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_port}/v1/chat/completions"
     yield state
