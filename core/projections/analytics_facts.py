@@ -5,10 +5,11 @@ Counters are whole numbers (durations in milliseconds), so sums do not depend on
 events are added in: the live projection, which adds a batch at a time, and a rebuild, which
 may cut the log into other batches, give equal tables.
 
-A batch becomes: the model's row statements (one per event, in log order: the jobs it will
-join on), then one ``unnest`` upsert per counter table with every increment of the batch
-summed per row, then the increments that need a job's row (a job's end counts on the
-hour or day it was asked for), joined to it. Applied to one event alone (the runner's retry of
+A batch becomes: one ``unnest`` insert per table of rows (the jobs the rest joins on), one
+update of the job rows it changes, one ``unnest`` upsert per counter table with every
+increment of the batch summed per row, then the increments that need a job's row (a job's
+end counts on the hour or day it was asked for), joined to it: a handful of statements
+whatever the batch's length. Applied to one event alone (the runner's retry of
 a failing batch) it is the same code, so a quarantined event is skipped exactly as a batch
 would have skipped it.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import singledispatchmethod
@@ -55,7 +56,38 @@ class JobCount:
     at: datetime | None = None
 
 
-Fact = Statement | Count | JobCount
+@dataclass(frozen=True)
+class RowTable:
+    """A table of rows that are only ever added (a job's request, a share): a batch's rows go
+    in as one ``unnest`` insert; a row already there (or twice in the batch) is kept."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+
+    def insert(self, rows: list[tuple[Any, ...]]) -> Statement:
+        names = ", ".join(name for name, _ in self.columns)
+        arrays = ", ".join(f"%(c{i})b::{kind}[]" for i, (_, kind) in enumerate(self.columns))
+        params = {f"c{i}": [row[i] for row in rows] for i in range(len(self.columns))}
+        return (f"INSERT INTO {self.name} ({names}) SELECT * FROM unnest({arrays})"
+                " ON CONFLICT DO NOTHING", params)
+
+
+@dataclass(frozen=True)
+class Row:
+    table: RowTable
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """Change a job's own row (``column``, by ``n``): run after the batch's rows are in."""
+
+    job_id: Any
+    column: str
+    n: int = 1
+
+
+Fact = Row | JobUpdate | Count | JobCount
 
 
 @dataclass(frozen=True)
@@ -81,10 +113,10 @@ class CounterTable:
         selects = []
         for index, (_, kind) in enumerate(self.keys):
             params[f"k{index}"] = [scope[index] for scope in scopes]
-            selects.append(f"%(k{index})s::{kind}[]")
+            selects.append(f"%(k{index})b::{kind}[]")
         for column in self.columns:
             params[column] = [increments[scope][column] for scope in scopes]
-            selects.append(f"%({column})s::bigint[]")
+            selects.append(f"%({column})b::bigint[]")
         names = ", ".join([name for name, _ in self.keys] + list(self.columns))
         adds = ", ".join(f"{c} = {self.name}.{c} + EXCLUDED.{c}" for c in self.columns)
         primary = ", ".join(name for name, _ in self.keys)
@@ -100,6 +132,8 @@ class CounterModel(ReadModel):
     # SQL of the job-derived increments: %(ids)s, %(columns)s, %(ns)s, %(ats)s arrays as
     # m(job_id, col, n, at); joined to the job rows and summed into the counter table.
     job_counts_sql: ClassVar[str]
+    # SQL of the changes to job rows (:class:`JobUpdate`): %(ids)s, %(columns)s, %(ns)s.
+    job_updates_sql: ClassVar[str] = ""
 
     @singledispatchmethod
     def facts(self, event: Any, position: int) -> list[Fact]:
@@ -107,26 +141,35 @@ class CounterModel(ReadModel):
 
     @classmethod
     def handles(cls, event_class: type) -> bool:
-        dispatcher = inspect.getattr_static(cls, "facts").dispatcher
-        return bool(dispatcher.dispatch(event_class) is not dispatcher.dispatch(object))
+        return _facts_of(cls, event_class) is not None
 
     def statements_of(self, event: Any, position: int) -> list[Statement]:
         return self.batch_statements([(position, event)])
 
     def batch_statements(self, events: list[tuple[int, Any]]) -> list[Statement]:
-        rows: list[Statement] = []
+        rows: dict[RowTable, list[tuple[Any, ...]]] = {}
+        updates: list[JobUpdate] = []
         increments: dict[str, dict[tuple[Any, ...], Counter[str]]] = {}
         job_counts: list[JobCount] = []
         for position, event in events:
-            for fact in self.facts(event, position):
+            handler = _facts_of(type(self), type(event))
+            if handler is None:
+                continue
+            for fact in handler(self, event, position):
                 if isinstance(fact, Count):
                     table = increments.setdefault(fact.table, {})
                     table.setdefault(fact.scope, Counter())[fact.column] += fact.n
                 elif isinstance(fact, JobCount):
                     job_counts.append(fact)
+                elif isinstance(fact, Row):
+                    rows.setdefault(fact.table, []).append(fact.values)
                 else:
-                    rows.append(fact)
-        statements = rows
+                    updates.append(fact)
+        statements = [table.insert(added) for table, added in rows.items()]
+        if updates:
+            statements.append((self.job_updates_sql, {
+                "ids": [u.job_id for u in updates], "columns": [u.column for u in updates],
+                "ns": [u.n for u in updates]}))
         for counter in self.counters:
             if increments.get(counter.name):
                 statements.append(counter.upsert(increments[counter.name]))
@@ -137,8 +180,22 @@ class CounterModel(ReadModel):
         return statements
 
 
+_HANDLERS: dict[tuple[type, type], Callable[..., list[Fact]] | None] = {}
+
+
+def _facts_of(model_class: type, event_class: type) -> Callable[..., list[Fact]] | None:
+    """The function ``facts`` dispatches ``event_class`` to (None: the default, no facts),
+    found once per class: ``singledispatchmethod`` builds a bound wrapper on every call."""
+    key = (model_class, event_class)
+    if key not in _HANDLERS:
+        dispatcher = inspect.getattr_static(model_class, "facts").dispatcher
+        found: Callable[..., list[Fact]] = dispatcher.dispatch(event_class)
+        _HANDLERS[key] = None if found is dispatcher.dispatch(object) else found
+    return _HANDLERS[key]
+
+
 JOB_COUNTS_FROM = (
-    " FROM unnest(%(ids)s::uuid[], %(columns)s::text[], %(ns)s::bigint[],"
+    " FROM unnest(%(ids)s::uuid[], %(columns)b::text[], %(ns)b::bigint[],"
     " %(ats)s::timestamptz[]) AS m(job_id, col, n, at) JOIN {jobs} j USING (job_id)")
 """The ``FROM`` of a model's ``job_counts_sql``: the increments with their job's row.
 ``m.at`` set means the job's request-to-``at`` milliseconds, not ``m.n``."""

@@ -2,7 +2,8 @@
 
 - ``rm_ap_hours``: one row per hour with every series counter (sign-ins, generations and mesh
   jobs with their ends, requests and errors, GPU milliseconds, cache hits, exports, active
-  users). One wide row per hour keeps a year's series a scan of 8,784 rows.
+  users, GPU time the dedup cache saved). One wide row per hour keeps a year's series a scan
+  of 8,784 rows.
 - ``rm_ap_keys``: per day, counters by key: requests and errors by route, latency histograms
   by route group, generators, styles, materials, download formats, GPU time by device.
 - ``rm_ap_active_hours`` / ``rm_ap_active_days``: who was active when (distinct users over any
@@ -33,6 +34,9 @@ from core.projections.analytics_facts import (
     CounterTable,
     Fact,
     JobCount,
+    JobUpdate,
+    Row,
+    RowTable,
     count,
     hour_of,
     is_user,
@@ -48,6 +52,7 @@ HOURS = CounterTable(
      "generations_succeeded", "generations_failed", "mesh_jobs", "mesh_jobs_succeeded",
      "mesh_jobs_failed", "requests", "client_errors", "server_errors", "gpu_ms",
      "cache_hits", "single_flight_joins", "exports", "sessions", "active_ms"))
+KEPT_APART = ("active_users", "saved_gpu_ms")  # rm_ap_hours' counters with statements of their own
 KEYS = CounterTable(
     "rm_ap_keys", (("day", "date"), ("metric", "text"), ("key", "text")), ("n",))
 KEY_METRICS = ("generator", "style", "material", "export_format", "gpu_ms_by_device",
@@ -55,14 +60,12 @@ KEY_METRICS = ("generator", "style", "material", "export_format", "gpu_ms_by_dev
                "route_server_errors", "latency")
 MAX_ROUTES_PER_SUMMARY = 500  # a node's minute: more would be a broken report, not traffic
 
-_JOB = ("INSERT INTO rm_ap_jobs (job_id, hour, kind, requested_at)"
-        " VALUES (%(id)s, %(hour)s, %(kind)s, %(at)s) ON CONFLICT DO NOTHING")
-_SUCCEEDED = "UPDATE rm_ap_jobs SET succeeded = true WHERE job_id = %(id)s"
-_GPU = "UPDATE rm_ap_jobs SET gpu_ms = gpu_ms + %(ms)s WHERE job_id = %(id)s"
-_REUSE = ("INSERT INTO rm_ap_reuses (position, hour, job_id, how) VALUES (%(position)s,"
-          " %(hour)s, %(job)s, %(how)s) ON CONFLICT DO NOTHING")
+JOBS = RowTable("rm_ap_jobs", (("job_id", "uuid"), ("hour", "timestamptz"), ("kind", "text"),
+                               ("requested_at", "timestamptz")))
+REUSES = RowTable("rm_ap_reuses", (("position", "bigint"), ("hour", "timestamptz"),
+                                   ("job_id", "uuid"), ("how", "text")))
 _ACTIVE = (
-    "WITH seen AS (SELECT DISTINCT * FROM unnest(%(hours)s::timestamptz[], %(users)s::text[])"
+    "WITH seen AS (SELECT DISTINCT * FROM unnest(%(hours)s::timestamptz[], %(users)b::text[])"
     " AS s(hour, user_id)),"
     " new_hours AS (INSERT INTO rm_ap_active_hours (hour, user_id) SELECT hour, user_id"
     " FROM seen ON CONFLICT DO NOTHING RETURNING hour),"
@@ -74,6 +77,24 @@ _ACTIVE = (
     " INSERT INTO rm_ap_days (day, active_users) SELECT day, count(*) FROM new_days"
     " GROUP BY day ON CONFLICT (day) DO UPDATE SET active_users = rm_ap_days.active_users"
     " + EXCLUDED.active_users")
+
+
+# What the dedup cache saved: a cache hit, the GPU time of the job it reused (done already);
+# a single-flight join, that of the job it joined, once that job has succeeded. Either counts
+# on the hour of the reuse, when the batch that holds the later of the two facts is applied
+# (after the batch's job rows and their changes), so each reuse is counted exactly once.
+_SAVED_BY_HITS = (
+    "INSERT INTO rm_ap_hours (hour, saved_gpu_ms) SELECT m.hour, sum(j.gpu_ms)"
+    " FROM unnest(%(hours)s::timestamptz[], %(jobs)s::uuid[]) AS m(hour, job_id)"
+    " JOIN rm_ap_jobs j USING (job_id) WHERE j.succeeded GROUP BY m.hour"
+    " ON CONFLICT (hour) DO UPDATE SET saved_gpu_ms = rm_ap_hours.saved_gpu_ms"
+    " + EXCLUDED.saved_gpu_ms")
+_SAVED_BY_JOINS = (
+    "INSERT INTO rm_ap_hours (hour, saved_gpu_ms) SELECT r.hour, sum(j.gpu_ms)"
+    " FROM rm_ap_reuses r JOIN rm_ap_jobs j USING (job_id)"
+    " WHERE r.job_id = ANY(%(jobs)s::uuid[]) AND r.how <> 'cache' AND j.succeeded"
+    " GROUP BY r.hour ON CONFLICT (hour) DO UPDATE SET saved_gpu_ms ="
+    " rm_ap_hours.saved_gpu_ms + EXCLUDED.saved_gpu_ms")
 
 
 class Active:
@@ -92,7 +113,7 @@ class PlatformAnalyticsReadModel(CounterModel):
               "rm_ap_days", "rm_ap_jobs", "rm_ap_reuses")
     counters = (HOURS, KEYS)
     create_sql = (
-        HOURS.create_sql("active_users"),  # kept by _ACTIVE
+        HOURS.create_sql(*KEPT_APART),
         KEYS.create_sql(),
         "CREATE TABLE IF NOT EXISTS rm_ap_active_hours (hour timestamptz NOT NULL,"
         " user_id text NOT NULL, PRIMARY KEY (hour, user_id))",
@@ -106,7 +127,7 @@ class PlatformAnalyticsReadModel(CounterModel):
         "CREATE INDEX IF NOT EXISTS rm_ap_jobs_hour ON rm_ap_jobs (hour)",
         "CREATE TABLE IF NOT EXISTS rm_ap_reuses (position bigint PRIMARY KEY, hour timestamptz"
         " NOT NULL, job_id uuid NOT NULL, how text NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS rm_ap_reuses_hour ON rm_ap_reuses (hour)",
+        "CREATE INDEX IF NOT EXISTS rm_ap_reuses_job ON rm_ap_reuses (job_id)",
     )
     job_counts_sql = (
         "INSERT INTO rm_ap_hours (hour, generations_succeeded, generations_failed,"
@@ -124,6 +145,14 @@ class PlatformAnalyticsReadModel(CounterModel):
         " + EXCLUDED.mesh_jobs_succeeded,"
         " mesh_jobs_failed = rm_ap_hours.mesh_jobs_failed + EXCLUDED.mesh_jobs_failed")
 
+    job_updates_sql = (
+        "UPDATE rm_ap_jobs j SET gpu_ms = j.gpu_ms + m.gpu_ms, succeeded = j.succeeded"
+        " OR m.succeeded FROM (SELECT job_id,"
+        " coalesce(sum(n) FILTER (WHERE col = 'gpu_ms'), 0) AS gpu_ms,"
+        " bool_or(col = 'succeeded') AS succeeded FROM unnest(%(ids)s::uuid[],"
+        " %(columns)b::text[], %(ns)b::bigint[]) AS u(job_id, col, n) GROUP BY job_id) m"
+        " WHERE j.job_id = m.job_id")
+
     def batch_statements(self, events: list[tuple[int, Any]]) -> list[Statement]:
         """The counters' statements, then who was active, in one statement."""
         statements = super().batch_statements(events)
@@ -132,6 +161,14 @@ class PlatformAnalyticsReadModel(CounterModel):
             pairs = sorted(active)
             statements.append((_ACTIVE, {"hours": [h for h, _ in pairs],
                                          "users": [u for _, u in pairs]}))
+        hits = [(hour_of(e.timestamp), e.reused_from) for _, e in events
+                if isinstance(e, Job.ReuseRequested) and e.kind == GENERATE and e.how == "cache"]
+        if hits:
+            statements.append((_SAVED_BY_HITS, {"hours": [h for h, _ in hits],
+                                                "jobs": [j for _, j in hits]}))
+        ended = [e.originator_id for _, e in events if isinstance(e, Job.Succeeded)]
+        if ended:
+            statements.append((_SAVED_BY_JOINS, {"jobs": ended}))
         return statements
 
     def actives(self, e: Any) -> list[Active]:
@@ -149,8 +186,8 @@ class PlatformAnalyticsReadModel(CounterModel):
     @facts.register
     def _(self, e: Job.Requested, position: int) -> list[Fact]:
         params = mapping(e.params)
-        row: Fact = (_JOB, {"id": e.originator_id, "hour": hour_of(e.timestamp),
-                            "kind": e.kind if isinstance(e.kind, str) else "", "at": e.timestamp})
+        row: Fact = Row(JOBS, (e.originator_id, hour_of(e.timestamp),
+                               e.kind if isinstance(e.kind, str) else "", e.timestamp))
         if e.kind == GENERATE:
             return [row, _hour(e, "generations"),
                     _key(e, "generator", key(params.get("backend")) or "inflate")]
@@ -163,10 +200,8 @@ class PlatformAnalyticsReadModel(CounterModel):
         params = mapping(e.params)
         cached = e.how == "cache"
         return [
-            (_JOB, {"id": e.originator_id, "hour": hour_of(e.timestamp), "kind": GENERATE,
-                    "at": e.timestamp}),
-            (_REUSE, {"position": position, "hour": hour_of(e.timestamp),
-                      "job": e.reused_from, "how": e.how}),
+            Row(JOBS, (e.originator_id, hour_of(e.timestamp), GENERATE, e.timestamp)),
+            Row(REUSES, (position, hour_of(e.timestamp), e.reused_from, e.how)),
             _hour(e, "generations"), _hour(e, "cache_hits" if cached else "single_flight_joins"),
             _key(e, "generator", key(params.get("backend")) or "inflate")]
 
@@ -179,12 +214,12 @@ class PlatformAnalyticsReadModel(CounterModel):
         if not ms:
             return []
         device = key(stats.get("device")) or "unknown"
-        return [(_GPU, {"id": e.originator_id, "ms": ms}), _hour(e, "gpu_ms", ms),
+        return [JobUpdate(e.originator_id, "gpu_ms", ms), _hour(e, "gpu_ms", ms),
                 _key(e, "gpu_ms_by_device", device, ms), _key(e, "gpu_reports_by_device", device)]
 
     @facts.register
     def _(self, e: Job.Succeeded, position: int) -> list[Fact]:
-        return [(_SUCCEEDED, {"id": e.originator_id}), JobCount(e.originator_id, "succeeded")]
+        return [JobUpdate(e.originator_id, "succeeded"), JobCount(e.originator_id, "succeeded")]
 
     @facts.register
     def _(self, e: Job.Failed, position: int) -> list[Fact]:

@@ -25,6 +25,8 @@ from core.projections.analytics_facts import (
     CounterTable,
     Fact,
     JobCount,
+    Row,
+    RowTable,
     is_user,
     key,
     mapping,
@@ -40,10 +42,10 @@ CHOICES = CounterTable(
                       ("value", "text")), ("uses",))
 CHOICE_KINDS = ("generator", "face_budget", "style", "material", "export_format")
 
-_JOB = ("INSERT INTO rm_au_jobs (job_id, user_id, day, requested_at)"
-        " VALUES (%(id)s, %(user)s, %(day)s, %(at)s) ON CONFLICT DO NOTHING")
-_SHARE = ("INSERT INTO rm_au_shares (user_id, project_id, day) VALUES (%(user)s, %(project)s,"
-          " %(day)s) ON CONFLICT DO NOTHING")
+JOBS = RowTable("rm_au_jobs", (("job_id", "uuid"), ("user_id", "text"), ("day", "date"),
+                               ("requested_at", "timestamptz")))
+SHARES = RowTable("rm_au_shares", (("user_id", "text"), ("project_id", "uuid"),
+                                   ("day", "date")))
 
 
 class UserAnalyticsReadModel(CounterModel):
@@ -83,8 +85,7 @@ class UserAnalyticsReadModel(CounterModel):
     def _(self, e: Project.MemberInvited, position: int) -> list[Fact]:
         if not is_user(e.actor):
             return []
-        return [(_SHARE, {"user": e.actor, "project": e.originator_id,
-                          "day": e.timestamp.date()})]
+        return [Row(SHARES, (e.actor, e.originator_id, e.timestamp.date()))]
 
     @facts.register
     def _(self, e: Job.Requested, position: int) -> list[Fact]:
@@ -100,8 +101,7 @@ class UserAnalyticsReadModel(CounterModel):
         params = mapping(e.params)
         if e.kind == GENERATE:
             day = e.timestamp.date()
-            return [(_JOB, {"id": e.originator_id, "user": e.actor, "day": day,
-                            "at": e.timestamp}),
+            return [Row(JOBS, (e.originator_id, e.actor, day, e.timestamp)),
                     *_count(e.actor, e, "generations"),
                     *_choice(e.actor, e, "generator", key(params.get("backend")) or "inflate"),
                     *_choice(e.actor, e, "face_budget", key(params.get("face_budget")))]

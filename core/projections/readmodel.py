@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from functools import singledispatchmethod
 from typing import Any, ClassVar
+from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
@@ -104,8 +105,14 @@ def _storable(value: Any) -> Any:
     if isinstance(value, Jsonb):
         return Jsonb(json_safe(value.obj))
     if isinstance(value, list):
+        if all(type(v) in _ATOMS for v in value):  # a batch's long arrays of plain values
+            return value
         return [_storable(v) for v in value]
     return value
+
+
+_ATOMS = frozenset({int, float, bool, type(None), UUID, datetime, date})
+"""Types a list may hold that need nothing done to be stored."""
 
 
 def json_safe(value: Any) -> Any:

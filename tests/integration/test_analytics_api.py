@@ -75,6 +75,14 @@ def _day_of_use(settings: Settings, client: TestClient) -> dict[str, Any]:
         failed = studio.request_job(UUID(project), GENERATE, {"asset_id": "img-2"},
                                     {"backend": "inflate", "face_budget": 5000}, alice)
         studio.fail_job(failed, "out of memory", retryable=False, actor="gpu-1")
+        same = {"backend": "inflate", "face_budget": 5000}
+        studio.reuse_job(done, UUID(project), {"asset_id": "img-1"}, same, alice)  # a hit
+        running = studio.request_job(UUID(project), GENERATE, {"asset_id": "img-3"}, same,
+                                     alice)
+        studio.start_job(running, "gpu-1", "cpu")
+        studio.reuse_job(running, UUID(project), {"asset_id": "img-3"}, same, alice)  # joins
+        studio.complete_stage(running, "final", None, {"seconds": 1.0, "device": "cpu"})
+        studio.succeed_job(running, {})
         studio.request_job(UUID(project), MESH_STYLE, {"asset_id": "m"},
                            {"style": "low_poly"}, alice)
         studio.request_job(UUID(project), MESH_MATERIAL, {"asset_id": "m"},
@@ -95,8 +103,8 @@ def test_a_day_of_use_shows_in_the_analytics(projections: Settings) -> None:
                     lambda a: a.get("sign_ins") == 2)  # the second process's stored too
         assert mine["username"] == "alice" and mine["to"] == TODAY.isoformat()
         assert mine["projects_created"] == 1
-        assert (mine["generations"], mine["generations_succeeded"]) == (2, 1)
-        assert mine["success_rate"] == 0.5
+        assert (mine["generations"], mine["generations_succeeded"]) == (5, 4)
+        assert mine["success_rate"] == 0.8
         assert mine["average_generation_s"] is not None and mine["average_generation_s"] >= 0
         assert mine["favourite"] == {"generator": "inflate", "face_budget": 5000,
                                      "style": "low_poly"}
@@ -124,15 +132,17 @@ def test_a_day_of_use_shows_in_the_analytics(projections: Settings) -> None:
         figures = platform.json()
         totals = figures["totals"]
         assert (totals["generations"], totals["generations_succeeded"],
-                totals["generations_failed"]) == (2, 1, 1)
-        assert totals["mesh_jobs"] == 2 and totals["success_rate"] == 0.5
+                totals["generations_failed"]) == (5, 4, 1)
+        assert totals["mesh_jobs"] == 2 and totals["success_rate"] == 0.8
         assert totals["sign_ins"] == 5 and totals["failed_sign_ins"] == 1
         assert totals["projects_created"] == 1 and totals["exports"] == 1
-        assert totals["gpu_s"] == 2.5
-        assert figures["gpu"]["by_device"] == [{"device": "cpu", "seconds": 2.5, "reports": 1}]
+        assert totals["gpu_s"] == 3.5  # the runs' reports; the reuses ran nothing
+        assert figures["gpu"]["by_device"] == [{"device": "cpu", "seconds": 3.5, "reports": 2}]
+        assert figures["dedup"] == {"requests": 5, "hits": 1, "joins": 1, "hit_rate": 0.4,
+                                    "saved_gpu_s": 3.5}
         assert figures["active_users"]["daily"] == 3 == figures["active_users"]["period"]
-        assert len(figures["series"]) == 30 and figures["series"][-1]["generations"] == 2
-        assert figures["top_generators"] == [{"name": "inflate", "uses": 2}]
+        assert len(figures["series"]) == 30 and figures["series"][-1]["generations"] == 5
+        assert figures["top_generators"] == [{"name": "inflate", "uses": 5}]
         assert figures["trending_styles"][0] == {"name": "low_poly", "uses": 1, "previous": 0,
                                                  "change": 1}
         assert figures["top_materials"] == [{"name": "wood", "uses": 1}]
@@ -144,7 +154,7 @@ def test_a_day_of_use_shows_in_the_analytics(projections: Settings) -> None:
         hourly = client.get("/api/v1/admin/analytics/platform", headers=root,
                             params={"bucket": "hour", "from": TODAY.isoformat()}).json()
         assert len(hourly["series"]) == 24
-        assert sum(p["generations"] for p in hourly["series"]) == 2
+        assert sum(p["generations"] for p in hourly["series"]) == 5
         assert day["project"]
 
 
