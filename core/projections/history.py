@@ -241,6 +241,18 @@ class HistoryReadModel(ReadModel):
 
     # -- the design assistant: one exchange per question ----------------------------------
 
+    @staticmethod
+    def _exchange_line(e: Any, position: int, actor: str, summary: str) -> Statement:
+        # Not _INSERT_VIA_ORIGIN: its {kind}/{label} templating would rewrite a question or a
+        # file name that happens to hold those words.
+        return (
+            "INSERT INTO rm_timeline (position, project_id, at, actor, kind, summary)"
+            " SELECT %(position)s, o.project_id, %(at)s, %(actor)s, %(kind)s, %(summary)s"
+            " FROM rm_origins o WHERE o.originator_id = %(origin)s",
+            {"position": position, "origin": e.originator_id, "at": e.timestamp,
+             "actor": actor, "kind": _kind(e), "summary": summary},
+        )
+
     @statements.register
     def _(self, e: Exchange.Asked, position: int) -> list[Statement]:
         question = " ".join(e.text.split())
@@ -248,7 +260,7 @@ class HistoryReadModel(ReadModel):
         return [
             (_ORIGIN, {"origin": e.originator_id, "project": e.project_id, "kind": "assistant",
                        "label": None, "requester": e.actor}),
-            self._line(e, position, e.actor, f"asked the assistant: “{quoted}”"),
+            self._exchange_line(e, position, e.actor, f"asked the assistant: “{quoted}”"),
         ]
 
     @statements.register
@@ -257,9 +269,9 @@ class HistoryReadModel(ReadModel):
         said = (f"the assistant answered ({e.intent.replace('_', ' ')}):"
                 f" {facts} fact{'s' * (facts != 1)},"
                 f" {suggestions} suggestion{'s' * (suggestions != 1)}")
-        return [self._line(e, position, e.actor, said)]
+        return [self._exchange_line(e, position, e.actor, said)]
 
     @statements.register
     def _(self, e: Exchange.SuggestionApplied, position: int) -> list[Statement]:
-        return [self._line(e, position, e.actor,
-                           f"applied the assistant's suggestion “{e.title[:120]}”")]
+        return [self._exchange_line(e, position, e.actor,
+                                    f"applied the assistant's suggestion “{e.title[:120]}”")]

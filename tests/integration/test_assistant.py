@@ -136,6 +136,10 @@ def test_streamed_answer_ends_with_the_stored_message(client: TestClient, pipeli
     listed = client.get(f"/api/v1/projects/{project}/assistant/messages",
                         headers=alice.headers).json()["messages"]
     assert [m["id"] for m in listed] == [message["id"]]
+    # The question reads in the history as asked, whatever words it holds.
+    _ask(client, project, alice.headers, "is {label} or {kind} a thing?")
+    assert "asked the assistant: “is {label} or {kind} a thing?”" in _timeline(
+        client, project, alice.headers)
 
 
 def test_bad_questions_are_refused_and_store_nothing(client: TestClient, pipeline: Settings,
