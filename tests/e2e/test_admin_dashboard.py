@@ -36,7 +36,7 @@ from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by n
 )
 from tests.integration.test_generation import disc_png
 from tests.integration.test_up import Up, orfeas, token_for
-from tests.yjs_clients import YjsPeers
+from tests.yjs_clients import YjsPeers, wait_converged
 
 Browser = playwright_sync.Browser
 BrowserContext = playwright_sync.BrowserContext
@@ -187,11 +187,16 @@ def test_the_dashboard_shows_a_scripted_day(
     ctx_b, bob = sign_in(browser, studio, "bob", USERS["bob"])
     ctx_r, root = sign_in(browser, studio, *ROOT)
     try:
-        # -- alice is in her project (a live room) and renames her object (a store) ------------
-        peers.connect("alice", studio.url.replace("http", "ws", 1) + "/ws/projects",
-                      day_of_use.lamp, token=day_of_use.alice_token, wait=True)
+        # -- alice is in her project (a live room) and renames her object (a store); her
+        # -- second tab sees the new name only once it is stored ---------------------------
+        rooms = studio.url.replace("http", "ws", 1) + "/ws/projects"
+        peers.connect("alice", rooms, day_of_use.lamp, token=day_of_use.alice_token, wait=True)
         [object_id] = peers.state("alice")["objects"]
         peers.set("alice", object_id, "name", "Desk lamp")
+        peers.connect("alice-tab", rooms, day_of_use.lamp, token=day_of_use.alice_token,
+                      wait=True)
+        stored = wait_converged(peers, ["alice", "alice-tab"], timeout=30)
+        assert stored[object_id]["name"] == "Desk lamp", stored
 
         # -- bob: no Admin link, a refusal at /admin, his own figures at "My activity" -------
         expect(bob.get_by_role("link", name="Admin")).to_have_count(0)
