@@ -1,5 +1,6 @@
 """Concurrent edits of one object, a readable timeline, honest availability and chained
-operations (issue 21, items 6, 10, 11 and 12), in a real browser.
+operations (issue 21, items 6, 10, 11 and 12), and a viewer's reconnect without a false
+"viewers cannot edit", in a real browser.
 
 This module runs its own ``orfeas up`` (the other editor modules share the fixtures of
 ``test_workspace``): its GPU worker reports its generators every second
@@ -14,6 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from playwright import sync_api as playwright_sync
 
@@ -28,7 +30,7 @@ from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by n
     signed_in,
 )
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import Up, orfeas
+from tests.integration.test_up import Up, orfeas, token_for
 
 Browser = playwright_sync.Browser
 Page = playwright_sync.Page
@@ -47,7 +49,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
             env={"ORFEAS_GENERATOR_HEARTBEAT_S": str(HEARTBEAT_S)})
     try:
         up.wait_ready(timeout=180)
-        for name in ("alice", "bob"):
+        for name in ("alice", "bob", "carol"):
             created = orfeas("admin", "create-user", name, "--password", USERS[name],
                              "--tier", "pro", "--data", str(up.data_dir))
             assert created.returncode == 0, created.stdout + created.stderr
@@ -111,6 +113,48 @@ def test_a_move_and_an_offline_scale_and_turn_of_one_object_all_survive(
     finally:
         ctx_a.close()
         ctx_b.close()
+
+
+def test_a_viewer_coming_back_is_not_told_it_cannot_edit(browser: Browser, studio: Up) -> None:  # noqa: F811
+    """carol views; her connection drops and comes back. Her client's sync answer carries the
+    scene's whole delete set (alice's move overwrote a value), which changes nothing: the room
+    drops it without a word. It used to answer "viewers cannot edit this project"."""
+    project_id = new_project(studio, "Viewer back")
+    token = token_for(studio.url, "alice", USERS["alice"])
+    invited = httpx.post(f"{studio.url}/api/v1/projects/{project_id}/invite",
+                         json={"user": "carol", "role": "viewer"},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert invited.status_code == 201, invited.text
+    network = Network()
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_c, carol = signed_in(browser, studio, "carol")
+    ctx_c.route_web_socket(re.compile(r"/ws/projects/"), network.route)
+    try:
+        open_project(alice, project_id, "Viewer back")
+        alice.get_by_role("tab", name="Generate").click()
+        alice.get_by_test_id("mesh-input").set_input_files(str(XYZ_CUBE))
+        cube = "20mm-xyz-cube"
+        expect(alice.locator(".outliner-item", has_text=cube)).to_have_attribute(
+            "data-stage", "mesh", timeout=60_000)
+        select(alice, cube, "Properties")
+        set_field(alice, "Position X", "30")
+        open_project(carol, project_id, "Viewer back")
+        select(carol, cube, "Properties")
+        expect(carol.get_by_label("Position X", exact=True)).to_have_value("30")
+
+        for turn in range(2):
+            network.cut()
+            expect(carol.get_by_test_id("connection-banner")).to_contain_text("Offline")
+            network.online = True
+            expect(carol.get_by_test_id("connection-banner")).to_have_count(0, timeout=30_000)
+            set_field(alice, "Position X", f"{31 + turn}")  # after carol's sync, on her socket
+            expect(carol.get_by_label("Position X", exact=True)).to_have_value(f"{31 + turn}")
+        expect(carol.locator("body")).not_to_contain_text("cannot edit")
+        expect(carol.get_by_role("alert")).to_have_count(0)
+        shot(carol, "21-viewer-back-without-a-notice")
+    finally:
+        ctx_a.close()
+        ctx_c.close()
 
 
 def generator_option(page: Page) -> Any:
