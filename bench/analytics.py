@@ -213,9 +213,9 @@ def catch_up(url: str, batch_size: int, limit: int | None = None) -> tuple[int, 
         _reset(url, runner)
         started = time.perf_counter()
         while runner.step() > 0:
-            if limit is not None and _min_position(url) >= limit:
+            if limit is not None and _min_position(url, MODELS) >= limit:
                 break
-        return _min_position(url), time.perf_counter() - started
+        return _min_position(url, MODELS), time.perf_counter() - started
     finally:
         runner.close()
 

@@ -3,7 +3,8 @@
 Catch-up replays a log of mixed events (scene updates in batches, project renames, job
 requests) from position zero with the runner as configured (``batch_size`` 1000, one
 transaction per batch for every read model); its peer is the same runner with
-``batch_size=1``, one transaction per event, run against a deadline on the same log. Lag is
+``batch_size=1``, one transaction per event, run against a deadline on the same log. The
+same replay without the analytics read models is printed beside it (what they cost). Lag is
 sampled every 50 ms while one thread appends at a steady rate and another runs
 ``ProjectionRunner.run``.
 """
@@ -14,6 +15,7 @@ import bisect
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -35,6 +37,8 @@ RENAMES_PER_ROUND = 3
 JOBS_PER_ROUND = 2
 SAMPLE_EVERY_S = 0.05
 GOAL_CATCH_UP = 5_000.0
+ANALYTICS = ("analytics_users", "analytics_platform")
+WITHOUT_ANALYTICS = tuple(n for n in READ_MODEL_NAMES if n not in ANALYTICS)
 GOAL_LAG_P99_MS = 1_000.0
 
 
@@ -87,35 +91,38 @@ def fill_mixed(url: str, events: int) -> int:
         studio.close()
 
 
-def replay_from_zero(url: str, batch_size: int, seconds: float | None) -> tuple[int, float]:
-    """Events every read model has processed from position 0, and the seconds it took."""
-    runner = ProjectionRunner(url, batch_size=batch_size)
+def replay_from_zero(url: str, batch_size: int, seconds: float | None,
+                     names: Sequence[str] = READ_MODEL_NAMES) -> tuple[int, float]:
+    """Events every named read model has processed from position 0, and the seconds."""
+    runner = ProjectionRunner(url, batch_size=batch_size, names=names)
     try:
         _reset(url, runner)
         start = time.perf_counter()
         deadline = None if seconds is None else start + seconds
         while runner.step() > 0 and (deadline is None or time.perf_counter() < deadline):
             continue  # each step processes a batch; the condition does the work
-        return _min_position(url), time.perf_counter() - start
+        return _min_position(url, names), time.perf_counter() - start
     finally:
         runner.close()
 
 
 def _reset(url: str, runner: ProjectionRunner) -> None:
-    """Empty every read model and move it back to 0 (``rebuild`` without its replay)."""
+    """Empty the runner's read models and move them back to 0 (``rebuild`` without its
+    replay)."""
     tables = [t for model in runner.models.values() for t in model.tables]
     with psycopg.connect(url) as conn:
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier,
                                                                              tables))))
-        conn.execute(sql.SQL("UPDATE {} SET position = 0").format(sql.Identifier(TRACKING_TABLE)))
+        conn.execute(sql.SQL("UPDATE {} SET position = 0 WHERE name = ANY(%s)").format(
+            sql.Identifier(TRACKING_TABLE)), (list(runner.models),))
     for model in runner.models.values():
         model.forget()
 
 
-def _min_position(url: str) -> int:
+def _min_position(url: str, names: Sequence[str] = READ_MODEL_NAMES) -> int:
     with psycopg.connect(url) as conn:
-        row = conn.execute(sql.SQL("SELECT min(position) FROM {}").format(
-            sql.Identifier(TRACKING_TABLE))).fetchone()
+        row = conn.execute(sql.SQL("SELECT min(position) FROM {} WHERE name = ANY(%s)").format(
+            sql.Identifier(TRACKING_TABLE)), (list(names),)).fetchone()
     return int(row[0]) if row and row[0] is not None else 0
 
 
@@ -212,13 +219,15 @@ def run_section(server_url: str, sizes: Sizes) -> Table:
         fill_s = time.perf_counter() - start
         ProjectionRunner(url).close()  # read-model tables exist before either replay
         done, seconds = replay_from_zero(url, batch_size=1000, seconds=None)
+        without = replay_from_zero(url, batch_size=1000, seconds=None, names=WITHOUT_ANALYTICS)
         peer_done, peer_seconds = replay_from_zero(url, batch_size=1, seconds=sizes.peer_seconds)
     lag = lag_under_load(server_url, sizes)
-    return _table(sizes, head, fill_s, (done, seconds), (peer_done, peer_seconds), lag)
+    return _table(sizes, head, fill_s, (done, seconds), (peer_done, peer_seconds), lag,
+                  without)
 
 
 def _table(sizes: Sizes, head: int, fill_s: float, batched: tuple[int, float],
-           single: tuple[int, float], lag: LagRun) -> Table:
+           single: tuple[int, float], lag: LagRun, without: tuple[int, float]) -> Table:
     table = Table(
         f"3. Projections ({len(READ_MODEL_NAMES)} read models). Log: {head:,} mixed events"
         f" (scene updates x10/call, renames, job requests; appended at {head / fill_s:,.0f}/s"
@@ -230,6 +239,10 @@ def _table(sizes: Sizes, head: int, fill_s: float, batched: tuple[int, float],
               f"batch_size=1 ({single[0]:,} in {single[1]:.1f} s)", peer_rate,
               f"{rate / peer_rate:.1f}x" if peer_rate else "",
               f"≥ 5,000/s: {'met' if rate >= GOAL_CATCH_UP else 'MISSED'}")
+    bare = without[0] / without[1]
+    table.add(f"  the same without the {len(ANALYTICS)} analytics models (events/s;"
+              f" {without[0]:,} in {without[1]:.1f} s)", bare, "with them", rate,
+              f"{rate / bare:.2f}x" if bare else "", "")
     p99_ms = percentile(lag.lag_ms, 99)
     table.add(f"lag under {sizes.lag_rate}/s for {sizes.lag_seconds:g} s: p50 events",
               percentile(lag.lag_events, 50), "", "", "", "")

@@ -270,7 +270,9 @@ def test_the_live_runner_carries_on_after_a_bad_event(prepared: Settings, studio
         runner.close()
     assert {r[0] for r in _rows(url, "SELECT id FROM rm_jobs")} == {bad, good}
     assert {r[0] for r in _rows(url, "SELECT id FROM rm_projects")} == {project, second}
-    assert {m for m, *_ in _quarantine(url)} == {"catalogue", "history"}
+    # the models that read a project's creation: the undecodable one is theirs to skip
+    assert {m for m, *_ in _quarantine(url)} == {"catalogue", "history", "analytics_users",
+                                                "analytics_platform"}
 
 
 def test_a_damaged_schema_quarantines_nothing(prepared: Settings, studio: Studio) -> None:
