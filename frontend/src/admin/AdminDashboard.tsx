@@ -54,7 +54,7 @@ function Dashboard({ user, onSignOut }: Props) {
         <PlatformSection period={period} refresh={refresh} />
         {users.state === 'failed' && <p className="error-text" role="alert">{users.error}</p>}
         <UsersSection users={accounts} chosen={chosen} onChoose={setChosen} />
-        {chosen && <UserSection username={chosen} period={period} />}
+        {chosen && <UserSection username={chosen} period={period} refresh={refresh} />}
         <RoomsSection users={accounts} refresh={refresh} />
         <QuarantineSection refresh={refresh} />
       </main>

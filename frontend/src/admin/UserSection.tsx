@@ -4,9 +4,13 @@ import { UserAnalyticsView } from './UserAnalyticsView'
 import { useLoaded } from './useLoaded'
 
 /** The chosen user's analytics over the dashboard's period. */
-export function UserSection({ username, period }: { username: string; period: Period }) {
+export function UserSection({ username, period, refresh }: {
+  username: string
+  period: Period
+  refresh: number
+}) {
   const loaded = useLoaded(() => analytics.user(username, period),
-    `${username}/${period.from}/${period.to}`)
+    `${username}/${period.from}/${period.to}/${refresh}`)
   return (
     <section aria-labelledby="admin-user">
       <h2 id="admin-user">Analytics of {username}</h2>
