@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import subprocess
@@ -41,7 +42,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from bench.collab import cpu_seconds, postgres_processes
 from bench.harness import ROOT, Table, orfeas_up, percentile
-from core.limits import Limits, Policy
+from core.limits import Limits, Policy, RateLimited
 from core.settings import Settings
 from infra.admin import create_user
 from infra.embedded.ports import free_port
@@ -71,7 +72,8 @@ async def decision_costs(database_url: str, count: int) -> tuple[list[float], li
         decide, floor = [], []
         for n in range(count):
             start = time.perf_counter()
-            await limits.take(f"bench-{n % 100}", Policy.BILLABLE, "bench")
+            with contextlib.suppress(RateLimited):  # a refusal is a decision as well
+                await limits.take(f"bench-{n % 100}", Policy.BILLABLE, "bench")
             decide.append((time.perf_counter() - start) * 1e6)
             start = time.perf_counter()
             async with pool.connection() as conn:

@@ -211,6 +211,7 @@ class OutboxDispatcher:
     def __init__(self, settings: Settings) -> None:
         database_url, self._nats_url, _ = settings.require_services()
         self._stream = CommandStream.of(settings)
+        self._blind = False  # the consumers could not be read last time (said once)
         env = eventstore_env(database_url)
         self._studio = Studio(env=env)
         factory = InfrastructureFactory.construct(env=Environment(TRACKING_NAME, env))
@@ -271,8 +272,13 @@ class OutboxDispatcher:
         try:
             room = Room(await js.consumers_info(self._stream.name), self._stream)
         except NatsError as e:  # NATS away: the commands wait, the next round asks again
-            log.warning("outbox: cannot read the consumers (%s); commands wait", e)
+            if not self._blind:
+                log.warning("outbox: cannot read the consumers (%s); commands wait", e)
+            self._blind = True
+            with contextlib.suppress(MessagingError):  # a server that lost its data lost
+                await ensure_stream(js, self._stream)  # the stream too
             return
+        self._blind = False
         while (item := held.take(room.fits)) is not None:
             await self._publish_until_done(js, stop, item[0])
             room.took(_subject(item[0]))
