@@ -68,13 +68,15 @@ class ActivityRecorder:
     def __init__(self, studio: Studio, node: str) -> None:
         self._studio = studio
         self.node = node
-        self._facts: deque[Activity] = deque()
+        # The facts' events, not the aggregates: a save takes an aggregate's pending events
+        # before it writes them, so a failed save would leave nothing to try again.
+        self._facts: deque[Any] = deque()
         self._minutes: dict[int, dict[str, RouteCounts]] = {}
         self._dropped = 0
 
     def add(self, fact: Activity) -> None:
-        self._facts.append(fact)
-        if len(self._facts) > MAX_BACKLOG:
+        self._facts.extend(fact.collect_events())
+        while len(self._facts) > MAX_BACKLOG:
             self._facts.popleft()
             self._dropped += 1
             if self._dropped == 1:
@@ -89,9 +91,10 @@ class ActivityRecorder:
             counts = routes[route] = RouteCounts()
         counts.add(status, milliseconds)
 
-    def due(self, now: float | None = None, *, everything: bool = False) -> list[Activity]:
+    def due(self, now: float | None = None, *, everything: bool = False) -> list[Any]:
         """Take what is ready to store: every fact, and the summaries of minutes that are
-        over (with ``everything``, the current one too: the process is stopping)."""
+        over (with ``everything``, the current one too: the process is stopping); as the
+        events to store."""
         current = int((time.time() if now is None else now) // 60)
         for minute in sorted(m for m in self._minutes if everything or m < current):
             routes = self._minutes.pop(minute)
@@ -102,7 +105,7 @@ class ActivityRecorder:
         self._facts.clear()
         return taken
 
-    def store(self, facts: list[Activity]) -> None:
+    def store(self, facts: list[Any]) -> None:
         """Save ``facts`` in one transaction; on failure they go back to wait for the next."""
         if not facts:
             return

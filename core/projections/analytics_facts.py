@@ -21,7 +21,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import singledispatchmethod
 from numbers import Real
 from typing import Any, ClassVar
@@ -206,6 +206,11 @@ ELAPSED_MS = "CASE WHEN m.at IS NULL THEN m.n ELSE greatest(0, (extract(epoch FR
 
 def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(moment: datetime) -> date:
+    """The UTC day of ``moment`` (whatever zone the event's clock wrote it in)."""
+    return moment.astimezone(UTC).date()
 
 
 def is_user(actor: object) -> bool:

@@ -27,6 +27,7 @@ from core.projections.analytics_facts import (
     JobCount,
     Row,
     RowTable,
+    day_of,
     is_user,
     key,
     mapping,
@@ -85,7 +86,7 @@ class UserAnalyticsReadModel(CounterModel):
     def _(self, e: Project.MemberInvited, position: int) -> list[Fact]:
         if not is_user(e.actor):
             return []
-        return [Row(SHARES, (e.actor, e.originator_id, e.timestamp.date()))]
+        return [Row(SHARES, (e.actor, e.originator_id, day_of(e.timestamp)))]
 
     @facts.register
     def _(self, e: Job.Requested, position: int) -> list[Fact]:
@@ -100,7 +101,7 @@ class UserAnalyticsReadModel(CounterModel):
             return []
         params = mapping(e.params)
         if e.kind == GENERATE:
-            day = e.timestamp.date()
+            day = day_of(e.timestamp)
             return [Row(JOBS, (e.originator_id, e.actor, day, e.timestamp)),
                     *_count(e.actor, e, "generations"),
                     *_choice(e.actor, e, "generator", key(params.get("backend")) or "inflate"),
@@ -140,10 +141,10 @@ class UserAnalyticsReadModel(CounterModel):
 def _count(user: object, e: Any, column: str, n: int = 1) -> list[Fact]:
     if not is_user(user):
         return []
-    return [Count(COUNTS.name, (user, e.timestamp.date()), column, n)]
+    return [Count(COUNTS.name, (user, day_of(e.timestamp)), column, n)]
 
 
 def _choice(user: object, e: Any, kind: str, value: str | None) -> list[Fact]:
     if value is None or not is_user(user):
         return []
-    return [Count(CHOICES.name, (user, e.timestamp.date(), kind, value), "uses", 1)]
+    return [Count(CHOICES.name, (user, day_of(e.timestamp), kind, value), "uses", 1)]
