@@ -4,11 +4,11 @@ alice imports a broken mesh from the corpus (``teapot.stl``: open, 894 faces; it
 six holes and lifts the printability score from about 58 to about 82) and asks "will this
 print?". The assistant first offers the analysis it needs; one click runs it; asked again, it
 says no with the reasons and their figures and suggests the repair with its predicted score.
-One click runs the repair as a job; the suggestion then shows the measured score beside the
-prediction, and the same question about the project (whose newest mesh is the repaired one) is
-answered yes with that score. bob, a viewer in a second browser, sees the
-conversation with the buttons disabled and the reason. A question the server refuses (empty)
-shows its reason, and the next answer clears it.
+One click runs the repair as a job on the object; the suggestion then shows the measured
+score beside the prediction, the mesh panel shows the object's repaired mesh with that score,
+and the same question is answered yes. bob, a viewer in a second browser, sees the
+conversation with the buttons disabled and the reason, and the question in the history. A
+question the server refuses (empty) shows its reason, and the next answer clears it.
 
 One ``orfeas up`` for the module (the fixtures of ``test_workspace``). Screenshots go to
 ``test-artifacts/e2e/``.
@@ -129,14 +129,23 @@ def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
         expect(repair).to_have_attribute("data-state", "succeeded")
         shot(alice, "assistant-2-repaired")
 
-        # -- asked about the project (nothing selected), it reads the newest mesh: yes ----
+        # -- the object now shows the repaired mesh: its panel names it, with its analysis -
+        # (picked afresh, the object's panel reads the analysis the studio made by itself)
         alice.keyboard.press("Escape")
-        expect(alice.get_by_test_id("assistant-subject")).to_contain_text("the project")
+        expect(item).to_have_attribute("data-selected", "false")
+        item.click()
+        alice.get_by_role("tab", name="Mesh").click()
+        expect(alice.get_by_test_id("mesh-file")).to_contain_text("teapot (repaired).glb")
+        expect(alice.get_by_test_id("print-score")).to_have_text(str(round(now)))
+        expect(alice.get_by_test_id("mesh-stats").locator("dd").nth(2)).to_have_text("yes")
+        shot(alice, "assistant-3-mesh-panel")
+
+        # -- asked again about the object, the assistant says yes with the new score -------
+        alice.get_by_role("tab", name="Assistant").click()
         ask(alice, "will this print?")
         again = alice.get_by_test_id("assistant-message").nth(2)
         expect(again.get_by_test_id("assistant-answer")).to_contain_text(
             re.compile(rf"^Yes\b.*teapot \(repaired\)\.glb scores {now:g}/100"))
-        shot(alice, "assistant-3-asked-again")
 
         # -- bob, a viewer, sees the conversation; he may ask but not apply -----------------
         open_assistant(bob, project)
@@ -150,7 +159,12 @@ def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
         expect(seen.get_by_role("button", name="Repair the mesh")).to_be_disabled()
         expect(messages.nth(1).get_by_test_id("apply-refusal")).to_contain_text("Only editors")
         expect(seen.get_by_test_id("effect-actual").first).to_have_text(actual.inner_text())
+        seen.scroll_into_view_if_needed()
         shot(bob, "assistant-4-viewer")
+        # the conversation is events: the project's history tells it too
+        bob.get_by_role("tab", name="History").click()
+        expect(bob.locator(".timeline")).to_contain_text(
+            "alice asked the assistant: “will this print?”")
     except BaseException:
         print(studio.output[-30_000:])
         raise
