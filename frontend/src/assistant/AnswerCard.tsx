@@ -6,7 +6,7 @@ interface Props {
   message: AssistantMessage
   runs: Record<string, SuggestionRun>
   access: ApplyAccess
-  onApply: (suggestion: Suggestion, assetId: string | null) => void
+  onApply: (suggestion: Suggestion) => void
 }
 
 function when(at: string): string {
@@ -47,7 +47,7 @@ export function AnswerCard({ message: m, runs, access, onApply }: Props) {
         <ul className="suggestions">
           {m.suggestions.map((s) => (
             <SuggestionItem key={s.id} suggestion={s} run={runs[s.id]} access={access}
-              onApply={(chosen) => onApply(chosen, m.asset_id)} />
+              onApply={onApply} />
           ))}
         </ul>
       )}

@@ -49,19 +49,12 @@ export function AssistantPanel({ projectId, object, applyRefusal, active }: Prop
   const { meshId, error: meshError } = useMeshIdOf(object)
   const end = useRef<HTMLDivElement>(null)
   const subject = object && meshId ? object.name : 'the project'
-  const objectId = object?.id ?? null
 
   const count = conversation.messages.length
   const streamed = conversation.draft?.text.length ?? 0
   useEffect(() => { end.current?.scrollIntoView({ block: 'nearest' }) }, [count, streamed])
 
-  const onApply = useCallback((s: Suggestion, assetId: string | null) => {
-    // The result replaces the mesh of the selected object when that object still shows the
-    // mesh the answer was about; otherwise it is a new mesh of the project.
-    // An analysis makes no mesh, so it shows on no object.
-    const onObject = s.operation !== 'analysis' && objectId && assetId && meshId === assetId
-    void apply(s, onObject ? objectId : null)
-  }, [apply, objectId, meshId])
+  const onApply = useCallback((s: Suggestion) => { void apply(s) }, [apply])
 
   return (
     <section className="assistant" aria-label="Assistant">

@@ -15,11 +15,11 @@ export const assistantApi = {
   /** The conversation after a log position, oldest first (any member may read it). */
   messages: (projectId: string, after: number, limit = 200) =>
     request<ConversationPage>('GET', `${a(projectId)}/messages?after=${after}&limit=${limit}`),
-  /** Run a suggestion as a mesh job, shown on `objectId` when given (editors only). */
-  apply: (projectId: string, suggestionId: string, objectId: string | null) =>
+  /** Run a suggestion as a mesh job (editors only); the suggestion names the scene object
+   *  that shows its mesh, so the result replaces it there for everyone. */
+  apply: (projectId: string, suggestionId: string) =>
     request<Queued>('POST',
-      `${a(projectId)}/suggestions/${encodeURIComponent(suggestionId)}/apply`,
-      objectId ? { object_id: objectId } : {}),
+      `${a(projectId)}/suggestions/${encodeURIComponent(suggestionId)}/apply`),
   suggestion: (projectId: string, suggestionId: string) =>
     request<Suggestion>('GET', `${a(projectId)}/suggestions/${encodeURIComponent(suggestionId)}`),
 }

@@ -12,7 +12,7 @@ const MEASURE_MS = 500
 
 export interface SuggestionRuns {
   runs: Record<string, SuggestionRun>
-  apply: (suggestion: Suggestion, objectId: string | null) => Promise<void>
+  apply: (suggestion: Suggestion) => Promise<void>
 }
 
 export function useSuggestionRuns(projectId: string,
@@ -25,7 +25,7 @@ export function useSuggestionRuns(projectId: string,
     return () => { for (const c of pending) c.abort() }
   }, [])
 
-  const apply = useCallback(async (suggestion: Suggestion, objectId: string | null) => {
+  const apply = useCallback(async (suggestion: Suggestion) => {
     const sid = suggestion.id
     let run: SuggestionRun = { phase: 'queued', fraction: 0.05, error: null }
     const show = (next: SuggestionRun): void => {
@@ -36,7 +36,7 @@ export function useSuggestionRuns(projectId: string,
     const controller = new AbortController()
     aborts.current.add(controller)
     try {
-      const queued = await assistantApi.apply(projectId, sid, objectId)
+      const queued = await assistantApi.apply(projectId, sid)
       const job = await followJob(queued, (phase) => show(advanceRun(run, phase)),
                                   controller.signal)
       if (job.state !== 'succeeded') {
