@@ -14,6 +14,7 @@ import json
 import os
 import re
 from collections.abc import AsyncIterator, Mapping
+from http import HTTPStatus
 from typing import Annotated, Any
 from uuid import UUID, uuid5
 
@@ -25,7 +26,8 @@ from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
 from api.resources import Resources, resources
-from api.routes.meshes import WAIT, queue_mesh_job
+from api.routes.jobs import job_body, wait_for_job
+from api.routes.meshes import WAIT, _made_mesh, _wait_seconds, queue_mesh_job
 from core.assistant import suggestions
 from core.assistant.compose import compose
 from core.assistant.intents import MAX_QUESTION_CHARS
@@ -261,6 +263,11 @@ async def apply_suggestion(request: Request) -> Response:
     if operation not in suggestions.OPERATIONS:
         raise InvalidInput(f"suggestion {row['id']} names no operation the studio runs")
 
+    joined = await asyncio.to_thread(res.studio.running_application, row["message_id"],
+                                     str(row["id"]))
+    if joined is not None:
+        return await _joined(request, res, joined, str(row["id"]))
+
     def record(project_id: UUID, kind: str, inputs: dict[str, Any], params: dict[str, Any],
                actor: str) -> UUID:
         return res.studio.request_suggested_job(row["message_id"], str(row["id"]), kind,
@@ -270,4 +277,21 @@ async def apply_suggestion(request: Request) -> Response:
                                     dict(body.get("params") or {}), record)
     response.headers["X-Suggestion-Id"] = str(row["id"])
     return response
+
+
+async def _joined(request: Request, res: Resources, job_id: UUID,
+                  suggestion_id: str) -> Response:
+    """The answer applying gives, for the job still running from an earlier click: nothing is
+    recorded and no quota spent, since no new job runs."""
+    wait_s = _wait_seconds(request)
+    headers = {"Location": f"/api/v1/jobs/{job_id}", "X-Suggestion-Id": suggestion_id}
+    if wait_s is None:
+        return Json({"job_id": job_id, "state": "requested", "job_url": f"/api/v1/jobs/{job_id}",
+                     "events_url": f"/api/v1/jobs/{job_id}/events"},
+                    status_code=HTTPStatus.ACCEPTED, headers=headers)
+    job = await wait_for_job(res, job_id, wait_s)
+    finished = job["state"] in ("succeeded", "failed", "cancelled")
+    return Json(job_body(job) | {"job_id": job_id, "mesh_id": _made_mesh(job)},
+                status_code=HTTPStatus.OK if finished else HTTPStatus.ACCEPTED,
+                headers=headers)
 

@@ -6,10 +6,15 @@ reply that is not exactly an intent's name is ignored), and it rephrases a groun
 A rephrasing is kept only if every number in it is one the grounded answer already holds and
 it names no operation the answer does not offer: the model can make the words friendlier, never
 add a figure or an action. Any error, timeout or refusal falls back to the rules' answer.
+The endpoint is not trusted to behave either: the whole exchange (connecting, a reply trickled
+a byte at a time) has one deadline, a reply is read only up to :data:`MAX_REPLY_BYTES`, and a
+reply PostgreSQL could not store (a NUL, a lone surrogate) or too deep to parse is no reply.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +26,8 @@ from core.assistant.answers import Answer
 
 TIMEOUT_S = 5.0
 MAX_REPLY_CHARS = 4000
+MAX_REPLY_BYTES = 256 * 1024
+"""A chat completion of ``max_tokens=600`` is a few kilobytes; a bigger body is not read."""
 _NUMBER = re.compile("(?<![\\w.])[-\u2212]?\\d+(?:[.,]\\d+)?")
 _OPERATION_WORDS = re.compile(
     r"\b(repair\w*|reorient\w*|thicken\w*|hollow\w*|scal(?:e|ed|ing)|styl(?:e|ed|ing)|"
@@ -40,7 +47,8 @@ class LanguageModel:
         if not url:
             return None
         return cls(url=url, model=env.get("ORFEAS_LLM_MODEL", "default").strip() or "default",
-                   api_key=env.get("ORFEAS_LLM_API_KEY") or None)
+                   api_key=env.get("ORFEAS_LLM_API_KEY") or None,
+                   timeout_s=_seconds(env.get("ORFEAS_LLM_TIMEOUT_S"), TIMEOUT_S))
 
     async def _complete(self, system: str, user: str) -> str | None:
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
@@ -48,13 +56,29 @@ class LanguageModel:
                 "messages": [{"role": "system", "content": system},
                              {"role": "user", "content": user}]}
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
-                response = await client.post(self.url, json=body, headers=headers)
-                response.raise_for_status()
-                content = response.json()["choices"][0]["message"]["content"]
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            async with asyncio.timeout(self.timeout_s):
+                raw = await self._post(body, headers)
+            content = json.loads(raw)["choices"][0]["message"]["content"]
+            if not isinstance(content, str) or "\x00" in content:
+                return None
+            content.encode("utf-8")  # a lone surrogate cannot be stored: UnicodeEncodeError
+        except (TimeoutError, httpx.HTTPError, ValueError, KeyError, IndexError, TypeError,
+                RecursionError):
             return None
-        return content.strip() if isinstance(content, str) else None
+        return content.strip()
+
+    async def _post(self, body: dict[str, object], headers: dict[str, str]) -> bytes:
+        """The reply's body, given up on (``ValueError``) as soon as it passes
+        :data:`MAX_REPLY_BYTES`."""
+        async with httpx.AsyncClient(timeout=self.timeout_s) as client, \
+                client.stream("POST", self.url, json=body, headers=headers) as response:
+            response.raise_for_status()
+            received = bytearray()
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) > MAX_REPLY_BYTES:
+                    raise ValueError("the language model's reply is too large")
+            return bytes(received)
 
     async def intent(self, question: str) -> str | None:
         """One of the assistant's intents for ``question``, or None."""
@@ -81,6 +105,15 @@ class LanguageModel:
         if not reply or len(reply) > MAX_REPLY_CHARS or not grounded(reply, answer):
             return None
         return reply
+
+
+def _seconds(raw: str | None, default: float) -> float:
+    """``ORFEAS_LLM_TIMEOUT_S`` as a positive number of seconds; anything else is the default."""
+    try:
+        value = float(raw) if raw else default
+    except ValueError:
+        return default
+    return value if 0 < value < float("inf") else default
 
 
 def _numbers(text: str) -> set[float]:

@@ -432,6 +432,10 @@ class Studio(TimeTravel):
             made.clear()
             exchange = self.exchange(exchange_id)
             exchange.suggestion(suggestion_id)
+            running = self._unfinished(exchange.applied.get(suggestion_id, []))
+            if running is not None:  # a click that lost the race to another joins its job
+                made.append(running)
+                return 0
             job = Job(project_id=exchange.project_id, kind=kind, inputs=inputs, params=params,
                       cache_key=cache_key(kind, inputs, params), actor=actor)
             exchange.record_applied(suggestion_id, job.id, actor)
@@ -440,6 +444,17 @@ class Studio(TimeTravel):
 
         attempt()
         return made[0]
+
+    def running_application(self, exchange_id: UUID, suggestion_id: str) -> UUID | None:
+        """The job that last applied the suggestion, while it has not ended: a double click
+        (or a second tab) joins that job rather than running the same operation again."""
+        return self._unfinished(self.exchange(exchange_id).applied.get(suggestion_id, []))
+
+    def _unfinished(self, job_ids: list[str]) -> UUID | None:
+        if not job_ids:
+            return None
+        job = self.job(UUID(job_ids[-1]))
+        return None if job.state.finished else job.id
 
 def derived_mesh(fields: Mapping[str, Any], actor: str) -> Asset:
     """The asset a mesh job made, from its result's ``mesh`` entry (``asset_id``,
