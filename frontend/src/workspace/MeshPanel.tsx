@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react'
 import { api, errorMessage, type MaterialKind } from '../api'
+import { type AnalysisWait, firstLoad, waitForAnalysis } from '../analysisWait'
 import { ErrorMessage } from '../components/ErrorMessage'
 import {
   madeMesh, meshApi, type JobRow, type MeshInfo, type MeshOperation,
@@ -107,10 +108,6 @@ function keptMaterial(report: Record<string, unknown>): string {
   return worn?.material ? ` Material ${worn.material} kept.` : ''
 }
 
-/** How often (every 500 ms) the panel asks for the analysis of a mesh an operation made: two
- *  minutes, an analysis queued behind other jobs on a busy worker. */
-const ANALYSIS_WAIT_TRIES = 240
-
 export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPreview }: Props) {
   const { mesh, note } = useMeshOf(object)
   const job = useMeshJob()
@@ -151,26 +148,12 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
     return () => onMaterialPreview(null)
   }, [previewing, objectId, kind, colour, roughness, onMaterialPreview])
 
-  // A finished analysis reaches its read model a moment after its job does (202 meanwhile).
-  // `current` says whether the panel still shows that mesh; `made`: a mesh an operation made,
-  // whose analysis the studio requests itself (it may not be listed yet: keep asking).
-  const loadAnalysis = useCallback(async (id: string, tries = 1,
-                                          current: () => boolean = () => true, made = false) => {
-    for (let i = 0; i < tries && current(); i++) {
-      try {
-        const answer = await meshApi.analysis(id) as Analysis
-        if (answer.stats) {
-          if (current()) setAnalysis(answer)
-          return
-        }
-      } catch {
-        if (!made) {
-          if (current()) setAnalysis(null) // not analysed yet: the button offers it
-          return
-        }
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500))
-    }
+  // `wanted`: whether the panel still shows that mesh. No analysis (null): the button offers one.
+  const loadAnalysis = useCallback(async (id: string, wait: AnalysisWait,
+                                          wanted: () => boolean = () => true) => {
+    const answer = await waitForAnalysis(() => meshApi.analysis(id) as Promise<Analysis>, wait,
+                                         wanted)
+    if (answer !== undefined) setAnalysis(answer)
   }, [])
 
   // After a repair, style or optimise the panel shows the new mesh's figures as soon as the
@@ -181,8 +164,7 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
     setError(null)
     if (!meshId) return
     let showing = true
-    void loadAnalysis(meshId, madeByOperation ? ANALYSIS_WAIT_TRIES : 1, () => showing,
-                      madeByOperation)
+    void loadAnalysis(meshId, firstLoad(madeByOperation), () => showing)
     return () => { showing = false }
   }, [meshId, madeByOperation, loadAnalysis])
 
@@ -192,7 +174,9 @@ export function MeshPanel({ object, canEdit, heatMap, onHeatMap, onMaterialPrevi
     const onObject = operation === 'analysis' ? params : { ...params, object_id: object.id }
     const done: JobRow | null = await job.run(meshId, operation, onObject)
     if (done?.state === 'failed') setError(done.error ?? 'The job failed.')
-    if (done?.state === 'succeeded' && operation === 'analysis') await loadAnalysis(meshId, 40)
+    if (done?.state === 'succeeded' && operation === 'analysis') {
+      await loadAnalysis(meshId, { tries: 40, expected: false })
+    }
   }, [meshId, object, job, loadAnalysis])
 
   if (!object) return <p className="muted">Select an object to analyse, repair or restyle it.</p>
