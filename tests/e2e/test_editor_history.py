@@ -19,7 +19,13 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_editor_sizes_offline import XYZ_CUBE, generate, new_project, open_project
+from tests.e2e.test_editor_sizes_offline import (
+    XYZ_CUBE,
+    frame_all,
+    generate,
+    new_project,
+    open_project,
+)
 from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
     USERS,
     Network,
@@ -263,6 +269,11 @@ def test_timeline_and_chained_operations_read_as_people_say_them(
         expect(alice.get_by_test_id("mesh-file")).to_contain_text(
             re.compile(r"^apple \([a-z, ]*repaired, optimised\)\.glb"))
         assert not RAW_ID.search(shown_mesh_file(alice)), shown_mesh_file(alice)
+        expect(alice.locator(".outliner-item", has_text="apple")).not_to_contain_text(
+            "loading", timeout=60_000)
+        frame_all(alice)
+        alice.locator(".outliner-item", has_text="apple").click()
+        alice.wait_for_timeout(500)  # the camera's framing animation
         shot(alice, "21-12-material-kept-through-repair-and-optimise")
 
         alice.get_by_role("tab", name="History").click()
