@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
-from api.jsonbody import Json, parse_body
+from api.jsonbody import MAX_JSON_BYTES, Json, json_object, parse_body, read_limited
 from api.openapi import Query, contract
 from api.resources import Resources, resources
 from api.routes.jobs import job_body, wait_for_job
@@ -33,7 +33,8 @@ from core.assistant.compose import compose
 from core.assistant.intents import MAX_QUESTION_CHARS
 from core.assistant.llm import LanguageModel
 from core.assistant.reads import AssistantReads, made_mesh
-from core.contracts.validation import NO_NUL, Input
+from core.contracts.mesh_params import ObjectId
+from core.contracts.validation import NO_NUL, Input, validated
 from core.errors import InvalidInput, NotFound
 from core.events.assistant import Exchange
 from core.events.job_kinds import MESH_ANALYSE
@@ -54,6 +55,13 @@ class Question(Input):
         description="The question, 1 to 2000 characters (blank is refused).")
     asset_id: Annotated[str, Field(pattern=_UUID)] | None = Field(
         default=None, description="A mesh of this project; none: the project's newest mesh.")
+
+
+class ApplyTo(Input):
+    """``POST …/assistant/suggestions/{sid}/apply``: optionally, the scene object to show the
+    result on (as the mesh routes' ``object_id``); no body or ``{}`` applies it as offered."""
+
+    object_id: ObjectId | None = None
 
 
 FIGURE: dict[str, Any] = {"type": "object", "required": ["name", "unit", "before", "after"]}
@@ -246,7 +254,8 @@ async def _suggestion_row(request: Request, reads: AssistantReads) -> dict[str, 
     return row
 
 
-@contract(query=WAIT, status=202, response={"type": "object", "required": ["job_id", "state"]},
+@contract(body=ApplyTo, body_optional=True, query=WAIT, status=202,
+          response={"type": "object", "required": ["job_id", "state"]},
           answers={200: {"type": "object", "required": ["job_id", "state"]}})
 @guard(Access(Scope.PROJECT, Role.EDITOR))
 async def apply_suggestion(request: Request) -> Response:
@@ -254,6 +263,8 @@ async def apply_suggestion(request: Request) -> Response:
     checks, limits, quotas; undoable with ``POST /jobs/{id}/undo``); the job and the record
     that the suggestion was applied are written in one transaction."""
     res = resources(request)
+    raw = await read_limited(request, MAX_JSON_BYTES)
+    to = validated(ApplyTo, json_object(raw)) if raw.strip() else ApplyTo()
     row = await _suggestion_row(request, _reads(res))
     body = row["body"]
     asset = await res.read_models.asset(row["asset_id"]) if row["asset_id"] else None
@@ -273,8 +284,11 @@ async def apply_suggestion(request: Request) -> Response:
         return res.studio.request_suggested_job(row["message_id"], str(row["id"]), kind,
                                                 inputs, params, actor)
 
-    response = await queue_mesh_job(request, asset, suggestions.kind_of(operation),
-                                    dict(body.get("params") or {}), record)
+    params = dict(body.get("params") or {})
+    if to.object_id is not None:  # checked by the operation's own parameters, as on its route
+        params["object_id"] = to.object_id
+    response = await queue_mesh_job(request, asset, suggestions.kind_of(operation), params,
+                                    record)
     response.headers["X-Suggestion-Id"] = str(row["id"])
     return response
 

@@ -8,7 +8,9 @@ rules miss and rephrase the answer; the facts and suggestions are always the rul
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -36,6 +38,8 @@ async def compose(reads: AssistantReads, question: str, project_id: UUID,
     about (None: the project's newest, for the questions about a mesh); ``latest_job`` is an
     async function giving a mesh's latest analysis job."""
     intent = intents.parse(question)
+    clock = asyncio.get_running_loop().time
+    ends = clock() + model.timeout_s if model is not None else 0.0
     if intent.name == intents.UNKNOWN and model is not None:
         guessed = await model.intent(question)
         if guessed is not None:
@@ -45,8 +49,9 @@ async def compose(reads: AssistantReads, question: str, project_id: UUID,
         mesh = await reads.latest_mesh(project_id)
     answer = await _answer(reads, intent, project_id, mesh, user, latest_job)
     await _on_the_scene(reads, project_id, mesh, answer)
-    if model is not None and intent.name != intents.UNKNOWN:
-        phrased = await model.phrase(question, answer)
+    if model is not None and intent.name != intents.UNKNOWN and clock() < ends:
+        # One timeout for the question, not one per call: the asker waits that long at most.
+        phrased = await replace(model, timeout_s=ends - clock()).phrase(question, answer)
         if phrased is not None:
             answer.text = phrased
             return answer, LANGUAGE_MODEL, mesh

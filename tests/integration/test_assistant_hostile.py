@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,10 +17,15 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from core.events.studio import Studio
+from core.scene import document
 from core.settings import Settings
+from tests.integration.conftest import Account
 from tests.integration.helpers import poll
 from tests.integration.test_assistant import _ask, _project, _timeline
 from tests.integration.test_mesh_operations import open_box_stl, upload
+
+MakeAccount = Callable[..., Account]
 
 
 def _messages(client: TestClient, project: str, headers: dict[str, str]) -> list[dict]:
@@ -30,7 +35,7 @@ def _messages(client: TestClient, project: str, headers: dict[str, str]) -> list
 
 
 def test_questions_are_counted_in_characters_and_refused_when_postgres_cannot_hold_them(
-        client: TestClient, pipeline: Settings, make_account):
+        client: TestClient, pipeline: Settings, make_account: MakeAccount) -> None:
     alice = make_account("alice")
     project = _project(client, alice.headers, "Hostile words")
     url = f"/api/v1/projects/{project}/assistant/messages"
@@ -62,7 +67,7 @@ def test_questions_are_counted_in_characters_and_refused_when_postgres_cannot_ho
 
 
 def test_asking_about_what_is_not_this_projects_mesh(client: TestClient, pipeline: Settings,
-                                                      make_account):
+                                                      make_account: MakeAccount) -> None:
     alice = make_account("alice")
     project = _project(client, alice.headers, "Mine")
     other = _project(client, alice.headers, "Doomed")
@@ -91,20 +96,36 @@ def _analysed_broken_mesh(client: TestClient, project: str,
 
 
 def test_a_double_click_on_apply_runs_one_job(client: TestClient, pipeline: Settings,
-                                              make_account):
+                                              make_account: MakeAccount) -> None:
     alice, bob = make_account("alice"), make_account("bob")
     project = _project(client, alice.headers, "Double click")
     assert client.post(f"/api/v1/projects/{project}/invite",
                        json={"user": "bob", "role": "editor"},
                        headers=alice.headers).status_code in (200, 201)
-    _, repair = _analysed_broken_mesh(client, project, alice.headers)
+    mesh, repair = _analysed_broken_mesh(client, project, alice.headers)
+    assert "object_id" not in repair["params"]  # no object showed the mesh when it was asked
+    assert pipeline.database_url is not None
+    studio = Studio.connect(pipeline.database_url)
+    studio.edit_scene(uuid.UUID(project), {"part": {
+        "name": "part", "asset": mesh["id"], "blob": mesh["blob_key"]}}, "setup", "test")
     url = f"/api/v1/projects/{project}/assistant/suggestions/{repair['id']}"
+    raw = alice.headers | {"Content-Type": "application/json"}
+    for body, status in ((b"not json", 400), (b"[]", 400), (b'{"object_id": "nope"}', 404),
+                         (b'{"object_id": ""}', 422), (b'{"object_id": 5}', 422),
+                         (b'{"object_id": "part", "scale": 9}', 422),
+                         (b'{"object_id": "pa\\u0000rt"}', 422),
+                         (b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}", 422)):
+        r = client.post(f"{url}/apply", content=body, headers=raw)
+        assert r.status_code == status, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    assert client.get(url, headers=alice.headers).json()["state"] == "proposed"
     answers: list[Any] = [None] * 4
     start = threading.Barrier(len(answers))
 
     def click(i: int) -> None:
         start.wait()
-        answers[i] = client.post(f"{url}/apply", headers=alice.headers)
+        answers[i] = client.post(f"{url}/apply", json={"object_id": "part"},
+                                 headers=alice.headers)
 
     clicks = [threading.Thread(target=click, args=(i,)) for i in range(len(answers))]
     for thread in clicks:
@@ -119,8 +140,11 @@ def test_a_double_click_on_apply_runs_one_job(client: TestClient, pipeline: Sett
 
     # Once that job has ended, applying again is a new job, as the contract says.
     first = answers[0].json()["job_id"]
-    poll(lambda: client.get(f"/api/v1/jobs/{first}", headers=alice.headers).json(),
-         lambda job: job["state"] in ("succeeded", "failed", "cancelled"))
+    done = poll(lambda: client.get(url, headers=alice.headers).json(),
+                lambda s: s["state"] in ("succeeded", "failed", "cancelled"))
+    assert done["state"] == "succeeded" and done["job_id"] == first, done
+    shown = document.snapshot(studio.scene(uuid.UUID(project)).state)[document.OBJECTS]
+    assert shown["part"]["asset"] == done["mesh_id"]  # the object named on apply shows it
     again = client.post(f"{url}/apply", headers=alice.headers)
     assert again.status_code == 202 and again.json()["job_id"] != first, again.text
 
@@ -142,7 +166,7 @@ def test_a_double_click_on_apply_runs_one_job(client: TestClient, pipeline: Sett
 
 
 def test_a_stream_cut_by_the_client_leaves_the_whole_message_stored_once(
-        client: TestClient, pipeline: Settings, make_account):
+        client: TestClient, pipeline: Settings, make_account: MakeAccount) -> None:
     alice = make_account("alice")
     project = _project(client, alice.headers, "Cut")
     with client.stream("POST", f"/api/v1/projects/{project}/assistant/messages",
@@ -187,7 +211,10 @@ def hostile() -> Iterator[HostileModel]:
             if behaviour == "hang":
                 state.stop.wait(30)
                 return
-            if behaviour == "trickle":  # a valid, grounded reply, one byte at a time
+            if behaviour.startswith("slow "):  # a valid reply, after 1.2 s
+                state.stop.wait(1.2)
+                self._send(behaviour, _reply(behaviour.removeprefix("slow ")))
+            elif behaviour == "trickle":  # a valid, grounded reply, one byte at a time
                 self._send(behaviour, _reply("Add a mesh first."), per_byte_s=0.05)
             elif behaviour == "huge":
                 self._send(behaviour, b'{"choices": [{"message": {"content": "'
@@ -247,8 +274,8 @@ def hostile() -> Iterator[HostileModel]:
 
 
 def test_a_misbehaving_language_model_falls_back_to_the_rules(
-        client: TestClient, pipeline: Settings, make_account, hostile: HostileModel,
-        monkeypatch: pytest.MonkeyPatch):
+        client: TestClient, pipeline: Settings, make_account: MakeAccount,
+        hostile: HostileModel, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORFEAS_LLM_URL", hostile.url)
     monkeypatch.setenv("ORFEAS_LLM_TIMEOUT_S", "1")
     alice = make_account("alice")
@@ -263,4 +290,8 @@ def test_a_misbehaving_language_model_falls_back_to_the_rules(
         assert "\x00" not in answer["answer"] and "99" not in answer["answer"]
     # The huge body was not read whole: the client stopped once it passed its bound.
     assert hostile.sent["huge"] < 16 << 20, hostile.sent
-    assert len(_messages(client, project, alice.headers)) == 10
+    # One timeout for the question: two calls each within it but not together are cut.
+    monkeypatch.setenv("ORFEAS_LLM_TIMEOUT_S", "2")
+    hostile.plan[:] = ["slow will_it_print", "slow Add a mesh first."]
+    assert _ask(client, project, alice.headers, question)["phrased_by"] == "rules"
+    assert len(_messages(client, project, alice.headers)) == 11
