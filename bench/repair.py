@@ -23,8 +23,8 @@ the overlap, so on those inputs the signed volume is the wrong yardstick.
 
 On the closed inputs whose faces cross (``crossed in``) the output's volume is compared with
 the volume of the union of the input's shells instead (``dV vs union``), estimated by
-:func:`union_volume`: vertical rays through the input, at points of its bounding box's
-footprint drawn by stratified sampling (a fixed seed, two uniform points in each cell of a
+:func:`workers.mesh.winding.union_volume`: vertical rays through the input, at points of its
+bounding box's footprint drawn by stratified sampling (a fixed seed, two uniform points in each cell of a
 square grid), each ray's length inside the union measured exactly, and their mean times the
 footprint's area. Inside the union means a positive winding number: each face a ray crosses
 adds its orientation (+1 leaving an outward shell, -1 entering it), so a point inside two
@@ -33,39 +33,50 @@ and a shell whose own faces cross still has a well-defined inside. The two sampl
 give the estimate's standard error (``UNION_RAYS`` rays in all; the notes under the table
 give the count, the largest relative standard error and the time taken). The figure is cheap
 (about a second over the corpus) and independent of the booleans the repair uses.
+
+A second table runs the synthetic, unseen-like corpus (:mod:`tests.synthetic_meshes`:
+self-crossing tori and tubes, mirrored overlaps, folded offsets, slivers, large CAD parts)
+beside pymeshfix, with the issue's figures: printable %, bodies lost, outputs worse than
+their input (more crossing faces or non-manifold edges, or a body lost), time-outs at
+:data:`TIME_OUT_SECONDS` and the median time against pymeshfix's. The studio runs with the
+time budget the worker gives it. ``--synthetic-only --seeds N --size S`` runs that table
+alone, smaller.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import numpy as np
 import pymeshfix
 import trimesh
-from numpy.typing import NDArray
 
 from bench.harness import Table, median, percentile
+from core.errors import InvalidInput
 from core.meshio import load_mesh
 from tests.corpus import CORPUS, corpus_meshes, corpus_name
+from tests.synthetic_meshes import synthetic_corpus
 from workers.mesh.analysis import basic_stats
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
-from workers.mesh.repair import MeshQuality, assess, count_lost_bodies, repair
+from workers.mesh.repair import MeshQuality, assess, count_lost_bodies, repair, time_budget
+from workers.mesh.winding import UnionVolume, union_volume
 
 Repairer = Callable[[trimesh.Trimesh], trimesh.Trimesh]
 
 UNION_RAYS = 2 * 141**2
-"""Rays cast per input for the union volume: two in each cell of a 141 by 141 grid."""
-"""Rays cast through each crossed closed input to estimate the volume of its shells' union."""
+"""Rays cast through each crossed closed input to estimate the volume of its shells' union:
+two in each cell of a 141 by 141 grid."""
 
 UNION_SEED = 6
 """Seed of the ray positions, so every run measures the same rays."""
 
-_PAIRS_PER_CHUNK = 500_000
-"""Triangle-cell pairs tested at once by :func:`union_volume`, to bound its memory."""
+TIME_OUT_SECONDS = 120.0
+"""A repair that takes longer than this has timed out (the issue's yardstick): it is counted
+as a failure whatever it returned."""
 
 
 def do_nothing(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
@@ -96,8 +107,8 @@ def pymeshfix_alone(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
 
 
 def studio(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
-    """The studio's one-click repair."""
-    repaired, _ = repair(mesh)
+    """The studio's one-click repair, with the time budget the worker gives it."""
+    repaired, _ = repair(mesh, time_limit=time_budget(len(mesh.faces)))
     return repaired
 
 
@@ -118,6 +129,9 @@ class Tally:
     bodies_lost: int = 0
     empty: int = 0
     crashed: int = 0
+    refused: int = 0  # said why it cannot repair the mesh (InvalidInput)
+    worse: int = 0  # more crossing faces or non-manifold edges than the input, or a body lost
+    timed_out: int = 0
     volume_changes: list[float] = field(default_factory=list)
     # closed inputs whose faces do not cross: their volume is the solid's, with no overlap
     # between shells counted twice, so it is the one a repair must keep
@@ -128,24 +142,41 @@ class Tally:
     broken_seconds: list[float] = field(default_factory=list)  # inputs not printable as loaded
 
     def add(
-        self, mesh: trimesh.Trimesh, before: MeshQuality, run: Repairer, union: float | None
+        self,
+        mesh: trimesh.Trimesh,
+        before: MeshQuality,
+        run: Repairer,
+        union: float | None,
+        printable: bool = True,
     ) -> None:
         """Run one peer on one mesh and record how its output fares; ``union`` is the volume
-        of the union of the input's shells, where the input is closed and its faces cross."""
+        of the union of the input's shells, where the input is closed and its faces cross.
+        ``printable=False`` marks an input with nothing to print (a sliver squashed flat):
+        there, a refusal that says why is the success, and any output a failure."""
         self.meshes += 1
         start = time.perf_counter()
+        refused = False
         try:
             output: trimesh.Trimesh | None = run(mesh)
+        except InvalidInput:
+            output, refused = None, True
         except Exception:  # a peer that crashes on a mesh has failed it, nothing more
             output = None
         elapsed = time.perf_counter() - start
         self.seconds.append(elapsed)
         if not before.printable:
             self.broken_seconds.append(elapsed)
-        if output is None:
+        timed_out = elapsed > TIME_OUT_SECONDS
+        self.timed_out += timed_out
+        if refused:
+            self.refused += 1
+            self.successes += not printable and not timed_out
+        elif output is None:
             self.crashed += 1
+        elif printable:
+            self._judge(mesh, before, output, union, timed_out)
         else:
-            self._judge(mesh, before, output, union)
+            self.empty += len(output.faces) == 0
 
     def _judge(
         self,
@@ -153,13 +184,19 @@ class Tally:
         before: MeshQuality,
         output: trimesh.Trimesh,
         union: float | None,
+        timed_out: bool = False,
     ) -> None:
         if len(output.faces) == 0:
             self.empty += 1
         after = assess(output)
         lost = count_lost_bodies(mesh, output)
         self.bodies_lost += lost
-        self.successes += after.printable and lost == 0
+        self.successes += after.printable and lost == 0 and not timed_out
+        self.worse += bool(
+            lost
+            or after.self_intersecting_faces > before.self_intersecting_faces
+            or after.non_manifold_edges > before.non_manifold_edges
+        )
         if before.volume is not None and before.volume > 0 and after.volume is not None:
             change = abs(after.volume / before.volume - 1.0)
             self.volume_changes.append(change)
@@ -173,138 +210,6 @@ def loaded_corpus() -> Iterator[tuple[str, trimesh.Trimesh]]:
     """The corpus meshes by name, less those the loader refuses (the tests pin which)."""
     for path in corpus_meshes(loadable_only=True):
         yield corpus_name(path), load_mesh(path, file_type=path.suffix)
-
-
-@dataclass(frozen=True)
-class UnionVolume:
-    """The estimated volume of the union of a mesh's closed shells."""
-
-    volume: float
-    standard_error: float
-    unbalanced_rays: int  # rays whose crossings do not sum to zero: 0 on a closed mesh
-
-
-def union_volume(
-    mesh: trimesh.Trimesh, rays: int = UNION_RAYS, seed: int = UNION_SEED
-) -> UnionVolume:
-    """Estimate the volume of the union of ``mesh``'s closed shells (see the module docstring).
-
-    Vertical rays are cast at two uniform points in each cell of a square grid over the
-    bounding box's footprint; the length of each ray where the winding number is positive
-    is exact, and the spread between the two rays of each cell gives the standard error of
-    the stratified mean.
-    """
-    triangles = np.asarray(mesh.triangles, dtype=np.float64)
-    if len(triangles) == 0:
-        return UnionVolume(0.0, 0.0, 0)
-    corners = triangles.reshape(-1, 3)
-    lo, hi = corners.min(axis=0)[:2], corners.max(axis=0)[:2]
-    span = np.maximum(hi - lo, np.finfo(np.float64).tiny)
-    side = max(1, round(np.sqrt(rays / 2)))
-    strata = side * side
-    cells = np.stack(np.divmod(np.arange(strata), side), axis=1)
-    jitter = np.random.default_rng(seed).random((2 * strata, 2))
-    points = lo + (np.repeat(cells, 2, axis=0) + jitter) / side * span
-    lengths, unbalanced = _lengths_inside(triangles, points, lo, span)
-    pairs = lengths.reshape(strata, 2)
-    variance = float(((pairs[:, 0] - pairs[:, 1]) ** 2).sum()) / 4 / strata**2
-    area = float(span[0] * span[1])
-    return UnionVolume(area * float(lengths.mean()), area * variance**0.5, unbalanced)
-
-
-def _lengths_inside(
-    triangles: NDArray[np.float64], points: NDArray[np.float64], lo: NDArray[np.float64],
-    span: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], int]:
-    """Length of each vertical ray through ``points`` (x, y) where the winding number of
-    ``triangles`` is positive, and how many rays' crossings do not sum to zero.
-
-    Rays are bucketed in a grid (about four a cell); each triangle is tested against the
-    rays in the cells its footprint's box covers."""
-    side = max(1, int(np.sqrt(len(points) / 4)))
-    key = _cell_key(points, lo, span, side)
-    order = np.argsort(key, kind="stable")
-    start = np.searchsorted(key[order], np.arange(side * side + 1))
-    flat = triangles[:, :, :2]
-    first = _cell_index(flat.min(axis=1), lo, span, side)
-    extent = _cell_index(flat.max(axis=1), lo, span, side) - first + 1
-    cells = extent[:, 0] * extent[:, 1]
-    total = np.cumsum(cells)
-    cuts = np.searchsorted(total, np.arange(_PAIRS_PER_CHUNK, total[-1], _PAIRS_PER_CHUNK))
-    bounds = np.unique(np.concatenate([[0], cuts, [len(triangles)]]))
-    rays, heights, signs = [], [], []
-    for begin, end in pairwise(bounds):
-        tri = np.arange(begin, end)
-        tri_cell = np.repeat(tri, cells[tri])
-        k = _ranks(cells[tri])
-        rows = extent[tri_cell, 1]
-        cell = (first[tri_cell, 0] + k // rows) * side + first[tri_cell, 1] + k % rows
-        count = start[cell + 1] - start[cell]
-        candidate = np.repeat(tri_cell, count)
-        ray = order[np.repeat(start[cell], count) + _ranks(count)]
-        hit, height, sign = _vertical_crossings(triangles[candidate], points[ray])
-        rays.append(ray[hit])
-        heights.append(height)
-        signs.append(sign)
-    ray, height, sign = np.concatenate(rays), np.concatenate(heights), np.concatenate(signs)
-    lengths = np.zeros(len(points))
-    if len(ray) == 0:
-        return lengths, 0
-    down = np.lexsort((-height, ray))  # by ray, then from the top down
-    ray, height, sign = ray[down], height[down], sign[down]
-    starts = np.flatnonzero(np.r_[True, ray[1:] != ray[:-1]])
-    sizes = np.diff(np.r_[starts, len(ray)])
-    winding = np.cumsum(sign)  # below each crossing, within its ray
-    winding -= np.repeat(winding[starts] - sign[starts], sizes)
-    inside = (ray[:-1] == ray[1:]) & (winding[:-1] > 0)
-    gaps = (height[:-1] - height[1:])[inside]
-    lengths += np.bincount(ray[:-1][inside], weights=gaps, minlength=len(points))
-    return lengths, int(np.count_nonzero(winding[starts + sizes - 1] != 0))
-
-
-def _cell_index(
-    xy: NDArray[np.float64], lo: NDArray[np.float64], span: NDArray[np.float64], side: int
-) -> NDArray[np.int64]:
-    return np.clip(((xy - lo) / span * side).astype(np.int64), 0, side - 1)
-
-
-def _cell_key(
-    xy: NDArray[np.float64], lo: NDArray[np.float64], span: NDArray[np.float64], side: int
-) -> NDArray[np.int64]:
-    index = _cell_index(xy, lo, span, side)
-    return np.asarray(index[:, 0] * side + index[:, 1], dtype=np.int64)
-
-
-def _ranks(counts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """0, 1, ... within each of consecutive runs of the given lengths."""
-    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def _cross(u: NDArray[np.float64], v: NDArray[np.float64]) -> NDArray[np.float64]:
-    return np.asarray(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0], dtype=np.float64)
-
-
-def _vertical_crossings(
-    triangles: NDArray[np.float64], points: NDArray[np.float64]
-) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
-    """Which (triangle, point) pairs cross, the height of each crossing, and its sign: +1
-    where the triangle faces up (a ray going up leaves through it), -1 where it faces down."""
-    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
-    area = _cross(b[:, :2] - a[:, :2], c[:, :2] - a[:, :2])
-    weight_c = _cross(b[:, :2] - a[:, :2], points - a[:, :2])
-    weight_a = _cross(c[:, :2] - b[:, :2], points - b[:, :2])
-    weight_b = _cross(a[:, :2] - c[:, :2], points - c[:, :2])
-    facing = np.sign(area)
-    hit = np.flatnonzero(
-        (facing != 0)
-        & (np.sign(weight_a) == facing)
-        & (np.sign(weight_b) == facing)
-        & (np.sign(weight_c) == facing)
-    )
-    height = (
-        weight_a[hit] * a[hit, 2] + weight_b[hit] * b[hit, 2] + weight_c[hit] * c[hit, 2]
-    ) / area[hit]
-    return hit, height, facing[hit].astype(np.int64)
 
 
 def analysis_seconds_per_100k_faces(meshes: list[trimesh.Trimesh]) -> dict[str, float]:
@@ -327,7 +232,21 @@ def analysis_seconds_per_100k_faces(meshes: list[trimesh.Trimesh]) -> dict[str, 
     return seconds
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.repair", description=__doc__)
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="seeds per kind of the synthetic corpus (default 4)")
+    parser.add_argument("--size", type=float, default=1.0,
+                        help="scale of the synthetic meshes' face counts (default 1)")
+    parser.add_argument("--synthetic-only", action="store_true",
+                        help="leave the project corpus out (it takes minutes)")
+    args = parser.parse_args(argv)
+    if not args.synthetic_only:
+        _project_corpus()
+    _synthetic_corpus(args.seeds, args.size)
+
+
+def _project_corpus() -> None:
     meshes = list(loaded_corpus())
     tallies = {name: Tally() for name in PEERS}
     assess_seconds: list[float] = []
@@ -342,12 +261,12 @@ def main() -> None:
         closed = before.volume is not None and before.volume > 0
         if closed and before.self_intersecting_faces > 0:
             start = time.perf_counter()
-            unions[file] = union_volume(mesh)
+            unions[file] = union_volume(mesh, UNION_RAYS, UNION_SEED)
             union_seconds += time.perf_counter() - start
             union = unions[file].volume
         for name, run in PEERS.items():
             tallies[name].add(mesh, before, run, union)
-    _table(tallies, len(meshes)).print()
+    _table(tallies, f"mesh repair over {len(meshes)} corpus meshes ({CORPUS})").print()
     if unions:
         worst = max(unions, key=lambda f: unions[f].standard_error / max(unions[f].volume, 1e-300))
         print(
@@ -376,16 +295,47 @@ def main() -> None:
         + f"; all {sum(per_100k.values()):.3f}")
 
 
-def _table(tallies: dict[str, Tally], count: int) -> Table:
+def _synthetic_corpus(seeds: int, size: float) -> None:
+    """The unseen-like section: :mod:`tests.synthetic_meshes`, each kind at each seed, beside
+    pymeshfix in the same run; volumes against the volume the input winds around."""
+    tallies = {name: Tally() for name in ("pymeshfix", "studio")}
+    cases = list(synthetic_corpus(range(seeds), size))
+    for case in cases:
+        before = assess(case.mesh)
+        union = union_volume(case.mesh, UNION_RAYS, UNION_SEED).volume
+        for name, tally in tallies.items():
+            start = time.perf_counter()
+            tally.add(case.mesh, before, PEERS[name], union if union > 0 else None,
+                      printable=case.printable)
+            print(f"  {case.name} ({len(case.mesh.faces)} faces) {name}: "
+                  f"{time.perf_counter() - start:.1f} s with judging", flush=True)
+    kinds = sorted({case.kind for case in cases})
+    _table(tallies, f"mesh repair over {len(cases)} synthetic unseen-like meshes "
+           f"({', '.join(kinds)}; seeds 0-{seeds - 1}, size {size:g})").print()
+    studio, meshfix = tallies["studio"], tallies["pymeshfix"]
+    ratio = median(studio.seconds) / median(meshfix.seconds)
+    print(
+        f"synthetic: studio {100 * studio.successes / studio.meshes:.1f} % printable (goal "
+        f">= 98 %), {studio.bodies_lost} bodies lost, {studio.worse} outputs worse than their "
+        f"input, {studio.timed_out} time-outs at {TIME_OUT_SECONDS:.0f} s; median time "
+        f"{ratio:.2f}x pymeshfix's (goal <= 1.5x). A sliver squashed flat succeeds by being "
+        "refused with its reason."
+    )
+
+
+def _table(tallies: dict[str, Tally], title: str) -> Table:
     table = Table(
-        f"mesh repair over {count} corpus meshes ({CORPUS})",
+        title,
         [
             "peer",
             "success",
             "rate %",
             "bodies lost",
+            "worse",
             "empty",
+            "refused",
             "crashed",
+            "timed out",
             "closed in: n",
             "dV median %",
             "dV max %",
@@ -407,8 +357,11 @@ def _table(tallies: dict[str, Tally], count: int) -> Table:
             f"{tally.successes}/{tally.meshes}",
             100.0 * tally.successes / tally.meshes,
             tally.bodies_lost,
+            tally.worse,
             tally.empty,
+            tally.refused,
             tally.crashed,
+            tally.timed_out,
             len(changes),
             median(changes),
             max(changes, default=float("nan")),

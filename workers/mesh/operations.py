@@ -29,7 +29,7 @@ from workers.mesh.materials import apply_material
 from workers.mesh.optimise import optimise_for_print
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
-from workers.mesh.repair import assess, repair
+from workers.mesh.repair import assess, repair, time_budget
 from workers.mesh.styles import apply_style, is_closed, welded
 
 GLB_MEDIA_TYPE = "model/gltf-binary"
@@ -89,7 +89,8 @@ def operate(kind: str, data: bytes, file_type: str, params: Mapping[str, Any],
 def _repair(mesh: trimesh.Trimesh, params: dict[str, Any]) -> tuple[trimesh.Trimesh,
                                                                         dict[str, Any]]:
     repaired, report = repair(mesh, debris_fraction=params["debris_fraction"],
-                              merge_tolerance=params["merge_tolerance"])
+                              merge_tolerance=params["merge_tolerance"],
+                              time_limit=time_budget(len(mesh.faces)))
     return repaired, report.to_dict()
 
 

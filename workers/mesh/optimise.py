@@ -52,6 +52,7 @@ import trimesh
 from numpy.typing import NDArray
 
 from core.errors import InvalidInput
+from workers.mesh.crossings import nudged
 from workers.mesh.printability import (
     SCALE_MARGIN_MM,
     PrintFrame,
@@ -59,11 +60,10 @@ from workers.mesh.printability import (
     print_frame,
     rank_orientations,
     scale_to_fit_factor,
-    signed_volume,
     wall_thickness,
 )
 from workers.mesh.printer import PrinterProfile, mm_per_unit
-from workers.mesh.repair import count_self_intersecting_faces
+from workers.mesh.winding import winding_solid
 
 Floats = NDArray[np.float64]
 Ints = NDArray[np.int64]
@@ -82,6 +82,14 @@ _MAX_GROWTH: Final = 0.1
 _TURN_GAIN: Final = 0.005
 _MAX_DRAIN_HOLES: Final = 8
 _NARROW_FRACTION: Final = 0.02
+
+_HOLLOW_CELLS: Final = (48, 128)
+"""Fewest and most level-set cells along the part's longest side when hollowing; between
+them, three cells a wall, so that the cavity is placed to a fraction of the wall."""
+
+_CAVITY_SPILL: Final = 1e-4
+"""Share of the part's volume the cavity may stick out of it by (grid rounding) before the
+hollowing is refused as breaking through the walls."""
 
 
 @dataclass(frozen=True)
@@ -384,13 +392,21 @@ def _hollow(
     if len(placed) < holes:
         detail["note"] = f"room for {len(placed)} of {holes} drain holes in the cavity floor"
     changes.append({"change": "hollow", "detail": detail})
-    return _from_manifold(hollowed)
+    made = _from_manifold(hollowed)
+    parted = nudged(made)  # the cavity's level-set slivers touch to within rounding
+    return made if parted is None else _bare(parted)
 
 
 def _carve(
     mesh: trimesh.Trimesh, wall: float, holes: int
 ) -> tuple[manifold3d.Manifold, manifold3d.Manifold, list[tuple[float, float, float, float]]]:
-    """Subtract the inner shell and drill the drain holes: ``(solid, hollowed, holes)``.
+    """Subtract the cavity and drill the drain holes: ``(solid, hollowed, holes)``.
+
+    The cavity is the part's solid moved inwards by ``wall`` as a signed distance offset
+    (the level set of the distance to the surface at ``wall``, by manifold3d, see
+    :func:`workers.mesh.winding.winding_solid`): every point of it lies at least a wall from
+    the surface, and in a concave corner it rounds off instead of folding over itself as
+    moving each vertex along its normal did.
 
     Raises
     ------
@@ -400,15 +416,17 @@ def _carve(
     frame = _frame(mesh)
     if not frame.sound:
         raise _HollowRefused("the mesh is not a closed, outward-facing solid; repair it first")
-    _check_room_for_walls(frame, wall)
     outer = _bare(frame.mesh)
-    shrink = wall * _offset_directions(frame, np.arange(len(frame.areas)))
-    inner = _bare(outer, vertices=outer.vertices - shrink)
-    _check_inner_shell(outer, inner, wall)
     solid = _to_manifold(outer)
-    hollowed = solid - _to_manifold(inner)
-    expected = solid.volume() - signed_volume(inner.triangles)
-    if abs(hollowed.volume() - expected) > 1e-6 * solid.volume():
+    cells = int(np.clip(np.ceil(float(outer.extents.max()) / (wall / 3)), *_HOLLOW_CELLS))
+    cavity = winding_solid(outer, level=wall, cells=cells)
+    if cavity.is_empty() or cavity.volume() <= 0:
+        _check_room_for_walls(frame, wall)
+        raise _HollowRefused(f"a {wall:g} mm wall leaves no cavity inside the part")
+    inner = _from_manifold(cavity)
+    hollowed = solid - cavity
+    expected = solid.volume() - cavity.volume()
+    if abs(hollowed.volume() - expected) > _CAVITY_SPILL * solid.volume():
         raise _HollowRefused(
             f"the inner shell of a {wall:g} mm wall leaves the part: walls would break through"
         )
@@ -427,8 +445,8 @@ class _HollowRefused(Exception):
 def _check_room_for_walls(frame: PrintFrame, wall: float) -> None:
     """Refuse a part narrower than two walls over more than a trace of its surface.
 
-    The inner shell would fold over there; catching it from the wall thickness is cheap,
-    while MeshFix's crossing test slows down badly on a badly folded shell.
+    Called when the offset left no cavity, to say why: the part is too thin for two walls
+    (narrow places of a part that has room elsewhere simply stay solid).
     """
     thickness, _ = wall_thickness(frame)
     narrow = thickness <= 2 * wall
@@ -437,18 +455,6 @@ def _check_room_for_walls(frame: PrintFrame, wall: float) -> None:
         raise _HollowRefused(
             f"{100 * fraction:.0f} % of the surface is on parts narrower than two {wall:g} mm "
             "walls; there is no room for a cavity"
-        )
-
-
-def _check_inner_shell(outer: trimesh.Trimesh, inner: trimesh.Trimesh, wall: float) -> None:
-    """Refuse an inner shell that encloses nothing or crosses itself."""
-    if not 0 < signed_volume(inner.triangles) < signed_volume(outer.triangles):
-        raise _HollowRefused(f"a {wall:g} mm wall leaves no cavity inside the part")
-    crossing = count_self_intersecting_faces(inner.vertices, inner.faces)
-    if crossing:
-        raise _HollowRefused(
-            f"offsetting by {wall:g} mm folds the inner shell over itself ({crossing} faces "
-            "cross) where the part is narrower than two walls or sharply concave"
         )
 
 

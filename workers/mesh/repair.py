@@ -33,6 +33,17 @@ The pipeline, and which library does each step:
    millionth of the diagonal into their own part. Needle triangles left where bodies met are
    collapsed, and faces left touching are nudged apart, when they make faces cross.
 
+A closed body whose faces cross is judged by the volume it winds around (its union with
+itself, :mod:`workers.mesh.winding`), since its signed volume counts an overlap twice: MeshFix's
+mend is kept when it keeps that volume to 1 %, else the body is made again as that solid by a
+level set (the self-union of a tube through itself or of an offset that folded).
+
+The result is never worse than the input: with more crossing faces or non-manifold edges, or a
+body lost (:func:`count_lost_bodies`: overlapping bodies unioned into one are held, not lost),
+the latest stage that is not worse is returned, and so it is when ``time_limit`` runs out; the
+report names the stage and the reason. A closed mesh squashed flat (no volume at all) is
+refused with :class:`NothingToPrint` rather than given a made-up thickness or emptied.
+
 "Free of self-intersections" is checked with MeshFix's triangle-triangle intersection test,
 see :mod:`workers.mesh.crossings`. Faces that only touch to within rounding (coplanar slivers
 of CAD chamfers) are nudged apart there by a billionth of the part's size; faces that truly
@@ -41,6 +52,8 @@ cross are not.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -51,8 +64,10 @@ import trimesh
 from numpy.typing import NDArray
 from scipy import sparse
 
+from core.errors import InvalidInput
 from workers.mesh.crossings import count_self_intersecting_faces, meshfix_mesh, nudged
 from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
+from workers.mesh.winding import DeadlinePassed, union_volume, winding_solid
 
 Faces = NDArray[np.int64]
 Points = NDArray[np.float64]
@@ -78,6 +93,17 @@ _CONTACT_GAP: Final = 1e-6
 """How far vertices where two parts touch are moved into their own part, as a fraction of the
 whole mesh's diagonal: 0.1 µm on a 100 mm part, below any printer's resolution, so the
 parts still print fused."""
+
+_UNION_RAYS: Final = 2 * 96**2
+"""Vertical rays cast to estimate the volume a crossed closed body winds around."""
+
+_LEVEL_SET_DRIFT: Final = 0.02
+"""Largest relative volume change accepted from the level-set self-union against the volume
+the body winds around: its surface is placed to a fraction of a grid cell, so a thin body
+moves a little more than MeshFix's exact faces would."""
+
+_NESTING_PROBES: Final = 8
+"""Vertices of a body tested to decide whether another body contains it."""
 
 _HULL_MAX_FACES: Final = 64
 """Largest open, non-flat body MeshFix cannot close that is still sealed by its hull."""
@@ -269,6 +295,11 @@ class RepairReport:
     ``bodies_sealed_by_hull`` and ``bodies_unrepaired`` count open bodies MeshFix could not
     close, sealed by their hull or left out; ``winding_flipped`` counts faces turned to point
     outwards; ``notes`` says in words what was done to which body when it was not routine.
+    ``fell_back_to`` names the stage returned instead of the full repair (``"cleaned"``: the
+    input welded, less degenerate and duplicate faces; ``"combined"``: the bodies repaired and
+    unioned, before crossings left where they met were cleared) and ``reason`` says why: the
+    full result was worse than the input, or the time budget ran out; both are ``None`` when
+    the full repair is returned.
     """
 
     duplicate_vertices_merged: int = 0
@@ -286,6 +317,8 @@ class RepairReport:
     before: MeshQuality | None = None
     after: MeshQuality | None = None
     notes: list[str] = field(default_factory=list)
+    fell_back_to: str | None = None
+    reason: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-ready plain values (``before``/``after`` as dicts)."""
@@ -303,11 +336,16 @@ def repair(
     *,
     debris_fraction: float = 1e-4,
     merge_tolerance: float | None = None,
+    time_limit: float | None = None,
 ) -> tuple[trimesh.Trimesh, RepairReport]:
     """Make ``mesh`` printable: closed, manifold, outward and free of self-intersections.
 
     Every real body is kept; only debris is dropped. See the module docstring for the steps
-    and the libraries behind them.
+    and the libraries behind them. The result is never worse than the input: when the full
+    repair has more crossing faces or more non-manifold edges than the input, or lost a body
+    (:func:`count_lost_bodies`: bodies that overlapped and were unioned into one are held,
+    not lost), the best earlier stage that is not worse is returned instead, and the report
+    says which and why (``fell_back_to``, ``reason``). So it is when the time budget runs out.
 
     Parameters
     ----------
@@ -321,6 +359,10 @@ def repair(
     merge_tolerance
         Vertices closer than this (in mesh units) are welded; ``None`` uses trimesh's
         ``tol.merge`` (1e-8). Welding rounds positions to a grid of this step.
+    time_limit
+        Seconds the repair may take before it returns its best stage so far; ``None`` for no
+        limit. The worker gives :func:`time_budget` of the mesh's face count. Checked between
+        stages and bodies, so a single library call under way finishes first.
 
     Returns
     -------
@@ -333,9 +375,14 @@ def repair(
     Raises
     ------
     ValueError
-        ``debris_fraction`` outside ``[0, 1)`` or ``merge_tolerance`` not positive.
+        ``debris_fraction`` outside ``[0, 1)``, ``merge_tolerance`` not positive or
+        ``time_limit`` negative.
+    NothingToPrint
+        The mesh encloses no volume at all (a flat sheet or a sliver squashed flat): there is
+        nothing a printer could fill, and making up a thickness would be a guess.
     """
-    _check_options(debris_fraction, merge_tolerance)
+    _check_options(debris_fraction, merge_tolerance, time_limit)
+    deadline = time.monotonic() + (math.inf if time_limit is None else time_limit)
     welded = _welded(mesh.vertices, mesh.faces)
     before = _measure(welded)
     report = RepairReport(before=before)
@@ -348,23 +395,133 @@ def repair(
     bodies = _bodies(cleaned)
     kept = _without_debris(bodies, cleaned, debris_fraction)
     report.debris_bodies_dropped = len(bodies) - len(kept)
+    _refuse_flat(mesh, before, kept)
+    untouched = merge_tolerance is None and not any(counts)
+    stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]] = [
+        ("cleaned", cleaned, before if untouched else None)
+    ]
     if _already_printable(report, merge_tolerance):
         repaired, after = cleaned, before
     else:
-        thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
-        crossing = before.self_intersecting_faces > 0
-        solids = [
-            solid
-            for body in kept
-            for piece in _pieces(body)
-            for solid in [_solid_body(piece, thickness, report, intersections=crossing)]
-        ]
-        combined = _combine([s for s in solids if s], report)
-        repaired, after = _resolve_crossings(_kept_apart(combined, report), report)
+        try:
+            repaired, after = _full_repair(cleaned, kept, report, stages, deadline)
+        except _OutOfTime:
+            repaired, after = _fall_back(mesh, stages, report, f"the time budget of "
+                                         f"{time_limit} s ran out")
+        else:
+            worse = _worse_than_input(mesh, before, repaired, after)
+            if worse:
+                repaired, after = _fall_back(mesh, stages, report, worse)
     report.bodies_kept = after.bodies
     report.after = after
     _count_resolved(report)
     return repaired, report
+
+
+_SECONDS_PER_100K_FACES: Final = 10.0
+"""Time budget of a repair per 100 000 input faces (the issue's bound)."""
+
+_MIN_BUDGET_SECONDS: Final = 10.0
+"""The least time budget: below a few ten thousand faces, fixed costs (MeshFix's set-up, the
+quality measurements, manifold3d's booleans) dominate, and a budget in proportion to the
+faces would cut off parts every peer repairs in a few seconds."""
+
+
+def time_budget(faces: int) -> float:
+    """Seconds a repair of a mesh of ``faces`` faces may take (see ``time_limit``)."""
+    return max(_MIN_BUDGET_SECONDS, _SECONDS_PER_100K_FACES * faces / 100_000)
+
+
+class NothingToPrint(InvalidInput):
+    """The mesh encloses no volume: no repair can make a printable solid of it honestly."""
+
+
+class _OutOfTime(Exception):
+    """The repair's deadline passed between two stages."""
+
+
+def _on_time(deadline: float) -> None:
+    if time.monotonic() > deadline:
+        raise _OutOfTime
+
+
+def _refuse_flat(
+    mesh: trimesh.Trimesh, before: MeshQuality, bodies: Sequence[trimesh.Trimesh]
+) -> None:
+    """Refuse a closed mesh all of whose bodies are flat: a solid squashed to no volume.
+
+    Such a sliver says it is a solid and encloses nothing, so any thickness given to it
+    would be a guess, and an empty result would say nothing; the refusal says why. An open
+    sheet (a plane, a stray triangle) is surface modelling without a thickness and is still
+    sealed by its thickened hull, as is a flat body beside real parts.
+    """
+    if not bodies or not all(_is_flat_points(body.vertices) for body in bodies):
+        return
+    if not (before.watertight or edge_topology(mesh.faces, len(mesh.vertices)).watertight):
+        return
+    raise NothingToPrint(
+        f"the mesh encloses no volume: its {len(mesh.faces)} faces lie in one plane (a "
+        "closed solid squashed flat), so there is nothing a printer could fill; give it a "
+        "thickness first"
+    )
+
+
+def _full_repair(
+    cleaned: trimesh.Trimesh,
+    kept: Sequence[trimesh.Trimesh],
+    report: RepairReport,
+    stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]],
+    deadline: float,
+) -> tuple[trimesh.Trimesh, MeshQuality]:
+    """Steps 3 and 4 of the module docstring; each finished stage is added to ``stages``."""
+    assert report.before is not None
+    thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
+    crossing = report.before.self_intersecting_faces > 0
+    solids = []
+    for body in kept:
+        for piece in _pieces(body):
+            _on_time(deadline)
+            solids.append(
+                _solid_body(piece, thickness, report, intersections=crossing, deadline=deadline)
+            )
+    _on_time(deadline)
+    combined = _kept_apart(_combine([s for s in solids if s], report), report)
+    stages.append(("combined", combined, None))
+    _on_time(deadline)
+    return _resolve_crossings(combined, report, deadline)
+
+
+def _worse_than_input(
+    mesh: trimesh.Trimesh, before: MeshQuality, repaired: trimesh.Trimesh, after: MeshQuality
+) -> str:
+    """Why ``repaired`` is worse than the input, or ``""`` when it is not."""
+    if after.self_intersecting_faces > before.self_intersecting_faces:
+        return (f"the repair left more crossing faces ({after.self_intersecting_faces}) than "
+                f"the input had ({before.self_intersecting_faces})")
+    if after.non_manifold_edges > before.non_manifold_edges:
+        return (f"the repair left more non-manifold edges ({after.non_manifold_edges}) than "
+                f"the input had ({before.non_manifold_edges})")
+    lost = count_lost_bodies(mesh, repaired)
+    if lost:
+        return f"the repair lost {lost} of the input's bodies"
+    return ""
+
+
+def _fall_back(
+    mesh: trimesh.Trimesh,
+    stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]],
+    report: RepairReport,
+    reason: str,
+) -> tuple[trimesh.Trimesh, MeshQuality]:
+    """The latest stage that is not worse than the input (the cleaned input is never)."""
+    assert report.before is not None
+    for name, stage, quality in reversed(stages):
+        measured = quality if quality is not None else assess(stage)
+        if name == "cleaned" or not _worse_than_input(mesh, report.before, stage, measured):
+            report.fell_back_to, report.reason = name, reason
+            report.notes.append(f"returned the {name} stage: {reason}")
+            return stage, measured
+    raise AssertionError("the cleaned stage is always a fallback")
 
 
 def _already_printable(report: RepairReport, merge_tolerance: float | None) -> bool:
@@ -384,8 +541,12 @@ def _already_printable(report: RepairReport, merge_tolerance: float | None) -> b
     )
 
 
-def _check_options(debris_fraction: float, merge_tolerance: float | None) -> None:
+def _check_options(
+    debris_fraction: float, merge_tolerance: float | None, time_limit: float | None
+) -> None:
     """Refuse option values that would make the repair meaningless."""
+    if time_limit is not None and not time_limit >= 0.0:
+        raise ValueError(f"time_limit must not be negative, got {time_limit!r}")
     if not 0.0 <= debris_fraction < 1.0:
         raise ValueError(f"debris_fraction must lie in [0, 1), got {debris_fraction!r}")
     if merge_tolerance is not None and not merge_tolerance > 0.0:
@@ -491,14 +652,23 @@ def _pieces(body: trimesh.Trimesh) -> list[trimesh.Trimesh]:
 
 
 def _solid_body(
-    body: trimesh.Trimesh, thickness: float, report: RepairReport, *, intersections: bool
+    body: trimesh.Trimesh,
+    thickness: float,
+    report: RepairReport,
+    *,
+    intersections: bool,
+    deadline: float,
 ) -> trimesh.Trimesh | None:
     """Return ``body`` as a closed manifold free of self-intersections, or ``None``.
 
     A body that is already sound is returned unchanged, wound as it came (an inward winding
     may mean a cavity; :func:`_combine` decides). A closed body whose faces only touch is
     returned with its needles collapsed, for :func:`_resolve_crossings` to nudge. Others are
-    repaired with MeshFix. A closed body MeshFix cannot mend without losing volume is kept as
+    repaired with MeshFix. A closed body whose faces cross is judged against the volume it
+    winds around (:func:`workers.mesh.winding.union_volume`), not its signed volume, which
+    counts the overlap twice (or, where a fold turns the surface inside out, subtracts it);
+    when MeshFix's mend loses or gains more than 1 % of that, the body is made again as the
+    solid it winds around (:func:`_self_union`). A closed body neither can mend is kept as
     it came; an open one MeshFix cannot close is sealed with its hull.
     """
     if _is_sound(body, intersections=intersections):
@@ -512,8 +682,25 @@ def _solid_body(
             # Its faces only touch: it is kept exact for the booleans (a nudged body would
             # meet its neighbours at a slant) and nudged once they are done.
             return collapsed
+    _on_time(deadline)
     fixed = _meshfix(body, report)
-    if fixed is not None and not (closed and _drifted(body, fixed)):
+    wound_closed = closed or _is_closed_wound(body)
+    if fixed is not None and not wound_closed:
+        return fixed
+    if wound_closed:
+        _on_time(deadline)
+        wound = union_volume(body, rays=_UNION_RAYS).volume
+        if fixed is not None and not _drifted(wound, fixed):
+            return fixed
+        _on_time(deadline)
+        united = _self_union(body, wound, deadline)
+        if united is not None:
+            report.notes.append(
+                f"a closed body of {len(body.faces)} faces that passes through itself was "
+                f"made again as the solid it winds around ({len(united.faces)} faces)"
+            )
+            return united
+    if fixed is not None and not closed:
         return fixed
     if closed:
         report.notes.append(
@@ -547,6 +734,13 @@ def _is_closed_solid(body: trimesh.Trimesh) -> bool:
     return _is_closed_manifold(body) and not _is_flat(body)
 
 
+def _is_closed_wound(body: trimesh.Trimesh) -> bool:
+    """Closed and consistently wound (pinched vertices and crossing faces allowed): it has a
+    well-defined inside, the points it winds around."""
+    topology = edge_topology(body.faces, len(body.vertices))
+    return topology.watertight and topology.winding_consistent
+
+
 def _is_closed_manifold(body: trimesh.Trimesh) -> bool:
     """Closed, consistently wound, edge- and vertex-manifold (crossing faces allowed)."""
     topology = edge_topology(body.faces, len(body.vertices))
@@ -555,9 +749,26 @@ def _is_closed_manifold(body: trimesh.Trimesh) -> bool:
     )
 
 
-def _drifted(body: trimesh.Trimesh, fixed: trimesh.Trimesh) -> bool:
-    """Say whether ``fixed`` lost or gained more than the accepted volume of ``body``."""
-    return bool(abs(abs(fixed.volume) - abs(body.volume)) > _VOLUME_DRIFT * abs(body.volume))
+def _drifted(volume: float, fixed: trimesh.Trimesh) -> bool:
+    """Say whether ``fixed`` lost or gained more than the accepted share of ``volume``."""
+    return bool(abs(abs(fixed.volume) - abs(volume)) > _VOLUME_DRIFT * abs(volume))
+
+
+def _self_union(
+    body: trimesh.Trimesh, wound: float, deadline: float
+) -> trimesh.Trimesh | None:
+    """The solid ``body`` winds around, by a level set (:func:`winding_solid`), or ``None``
+    when it drifts from ``wound`` by more than :data:`_LEVEL_SET_DRIFT` or the deadline
+    passes while it is made."""
+    try:
+        solid = winding_solid(body, deadline=deadline)
+    except DeadlinePassed:
+        raise _OutOfTime from None
+    if solid.is_empty() or wound <= 0:
+        return None
+    if abs(solid.volume() - wound) > _LEVEL_SET_DRIFT * wound:
+        return None
+    return _from_manifold(solid)
 
 
 def _is_sound(body: trimesh.Trimesh, *, intersections: bool) -> bool:
@@ -598,7 +809,7 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
 
 
 def _resolve_crossings(
-    solid: trimesh.Trimesh, report: RepairReport
+    solid: trimesh.Trimesh, report: RepairReport, deadline: float
 ) -> tuple[trimesh.Trimesh, MeshQuality]:
     """Clear the crossing faces left where bodies met at a slant or faces touch.
 
@@ -624,6 +835,9 @@ def _resolve_crossings(
         return best
     chosen = ""
     for candidate, how in _uncrossing_candidates(solid):
+        if time.monotonic() > deadline:
+            report.notes.append("the time budget ran out while crossing faces were cleared")
+            break
         quality = assess(candidate)
         fewer = quality.self_intersecting_faces < best[1].self_intersecting_faces
         if fewer and quality.score >= best[1].score:
@@ -792,14 +1006,19 @@ def _parts(bodies: Sequence[trimesh.Trimesh], report: RepairReport) -> list[_Par
 
 
 def _nesting_depth(body: trimesh.Trimesh, others: Sequence[trimesh.Trimesh]) -> int:
-    """Count the ``others`` that contain ``body`` (tested at one of its vertices)."""
+    """Count the ``others`` that contain ``body`` whole (tested at a few of its vertices).
+
+    Every probe must be inside: a mirrored copy wound inwards that merely overlaps another
+    body is a solid to turn outwards, not a cavity to subtract.
+    """
     lower, upper = body.bounds
-    probe = body.vertices[:1]
+    pick = np.linspace(0, len(body.vertices) - 1, _NESTING_PROBES).astype(np.int64)
+    probes = body.vertices[np.unique(pick)]
     depth = 0
     for other in others:
         box = other.bounds
         if np.all(box[0] <= lower) and np.all(upper <= box[1]):
-            depth += bool(_outward_copy(other).contains(probe)[0])
+            depth += bool(_outward_copy(other).contains(probes).all())
     return depth
 
 

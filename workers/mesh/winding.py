@@ -1,0 +1,336 @@
+"""Inside a mesh by its winding number, measured along axis-parallel rays, and solids made from it.
+
+A closed surface whose faces cross (a tube through itself, an offset that folded, shells
+pushed into one another) still has a well-defined inside: the points about which it winds a
+positive number of times. Along a ray that number changes by one at each face the ray
+crosses (+1 entering through a face that looks back at the ray, -1 leaving), so the length of
+a ray inside, or whether a sample on it is inside, is exact once the crossings are known.
+
+:func:`union_volume` estimates the volume of that inside from vertical rays: the yardstick for
+a repair of a mesh whose signed volume counts the overlaps twice. :func:`winding_solid` makes a
+manifold3d solid of it, by manifold3d's level set of a signed distance sampled on a grid: the
+self-union of a body that passes through itself, and (with ``level`` > 0) the same solid moved
+inwards, a hollowing offset that cannot fold in concave corners as moving vertices does.
+
+The signed distance at a grid point is its winding sign (the majority of the three axes' rays
+through it) times its distance to the nearest surface point found by those rays: the rays'
+crossings are exact surface points at the grid's spacing, so near the surface the distance is
+exact to a fraction of the spacing, which is what the level set interpolates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Final
+
+import manifold3d
+import numpy as np
+import trimesh
+from numpy.typing import NDArray
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+Floats = NDArray[np.float64]
+Ints = NDArray[np.int64]
+
+PAIRS_PER_CHUNK: Final = 500_000
+"""Triangle-cell pairs tested at once by :func:`ray_crossings`, to bound its memory."""
+
+GRID_CELLS: Final = 64
+"""Level-set cells along the longest side of the box by default: the union of a 60 mm long
+figure-eight tube 9 mm thick comes out within 1 % of its volume (80 cells: 0.4 %, at twice
+the time)."""
+
+SIMPLIFY_FRACTION: Final = 0.01
+"""The level set's surface is simplified (manifold3d ``simplify``) to this fraction of a cell:
+its flat stretches need far fewer triangles than the grid gives them. The level set leaves
+slivers whose faces touch to within rounding (more after simplifying); callers nudge them
+apart (:func:`workers.mesh.crossings.nudged`)."""
+
+
+_OFF_EDGE: Final = np.array([0.31830988e-6, 0.57721566e-6])
+"""How far (in half cells, per axis) rays are moved off the lattice (see _signed_distance)."""
+
+
+class DeadlinePassed(RuntimeError):
+    """The work would run past the deadline it was given."""
+
+
+@dataclass(frozen=True)
+class UnionVolume:
+    """The estimated volume of the inside of a mesh (winding number > 0)."""
+
+    volume: float
+    standard_error: float
+    unbalanced_rays: int  # rays whose crossings do not sum to zero: 0 on a closed mesh
+
+
+def union_volume(mesh: trimesh.Trimesh, rays: int = 2 * 141**2, seed: int = 6) -> UnionVolume:
+    """Estimate the volume of the points ``mesh`` winds around, from vertical rays.
+
+    Rays are cast at two uniform points in each cell of a square grid over the bounding box's
+    footprint (stratified, seeded); the length of each ray where the winding number is
+    positive is exact, and the spread between the two rays of each cell gives the standard
+    error of the stratified mean.
+    """
+    triangles = np.asarray(mesh.triangles, dtype=np.float64)
+    if len(triangles) == 0:
+        return UnionVolume(0.0, 0.0, 0)
+    corners = triangles.reshape(-1, 3)
+    lo, hi = corners.min(axis=0)[:2], corners.max(axis=0)[:2]
+    span = np.maximum(hi - lo, np.finfo(np.float64).tiny)
+    side = max(1, round(np.sqrt(rays / 2)))
+    strata = side * side
+    cells = np.stack(np.divmod(np.arange(strata), side), axis=1)
+    jitter = np.random.default_rng(seed).random((2 * strata, 2))
+    points = lo + (np.repeat(cells, 2, axis=0) + jitter) / side * span
+    ray, height, sign = ray_crossings(triangles, points)
+    lengths, unbalanced = _lengths_inside(len(points), ray, height, sign)
+    pairs = lengths.reshape(strata, 2)
+    variance = float(((pairs[:, 0] - pairs[:, 1]) ** 2).sum()) / 4 / strata**2
+    area = float(span[0] * span[1])
+    return UnionVolume(area * float(lengths.mean()), area * variance**0.5, unbalanced)
+
+
+def _lengths_inside(
+    count: int, ray: Ints, height: Floats, sign: Ints
+) -> tuple[Floats, int]:
+    """Length of each of ``count`` rays where the winding number is positive, and how many
+    rays' crossings do not sum to zero."""
+    lengths = np.zeros(count)
+    if len(ray) == 0:
+        return lengths, 0
+    down = np.lexsort((-height, ray))  # by ray, then from the top down
+    ray, height, sign = ray[down], height[down], sign[down]
+    starts = np.flatnonzero(np.r_[True, ray[1:] != ray[:-1]])
+    sizes = np.diff(np.r_[starts, len(ray)])
+    winding = np.cumsum(sign)  # below each crossing, within its ray
+    winding -= np.repeat(winding[starts] - sign[starts], sizes)
+    inside = (ray[:-1] == ray[1:]) & (winding[:-1] > 0)
+    gaps = (height[:-1] - height[1:])[inside]
+    lengths += np.bincount(ray[:-1][inside], weights=gaps, minlength=count)
+    return lengths, int(np.count_nonzero(winding[starts + sizes - 1] != 0))
+
+
+def ray_crossings(triangles: Floats, points: Floats) -> tuple[Ints, Floats, Ints]:
+    """Where vertical rays through ``points`` (``(k, 2)`` x, y) cross ``triangles``.
+
+    Returns ``(ray, height, sign)`` per crossing: the ray's index, the crossing's z, and +1
+    where the triangle faces up (a ray going up leaves through it), -1 where it faces down.
+    Rays are bucketed in a grid (about four a cell); each triangle is tested against the rays
+    in the cells its footprint's box covers.
+    """
+    if len(triangles) == 0 or len(points) == 0:
+        return np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64)
+    lo = points.min(axis=0)
+    span = np.maximum(points.max(axis=0) - lo, np.finfo(np.float64).tiny)
+    side = max(1, int(np.sqrt(len(points) / 4)))
+    key = _cell_key(points, lo, span, side)
+    order = np.argsort(key, kind="stable")
+    start = np.searchsorted(key[order], np.arange(side * side + 1))
+    flat = triangles[:, :, :2]
+    first = _cell_index(flat.min(axis=1), lo, span, side)
+    extent = _cell_index(flat.max(axis=1), lo, span, side) - first + 1
+    cells = extent[:, 0] * extent[:, 1]
+    total = np.cumsum(cells)
+    cuts = np.searchsorted(total, np.arange(PAIRS_PER_CHUNK, total[-1], PAIRS_PER_CHUNK))
+    bounds = np.unique(np.concatenate([[0], cuts, [len(triangles)]]))
+    rays, heights, signs = [], [], []
+    for begin, end in pairwise(bounds):
+        tri = np.arange(begin, end)
+        tri_cell = np.repeat(tri, cells[tri])
+        k = _ranks(cells[tri])
+        rows = extent[tri_cell, 1]
+        cell = (first[tri_cell, 0] + k // rows) * side + first[tri_cell, 1] + k % rows
+        count = start[cell + 1] - start[cell]
+        candidate = np.repeat(tri_cell, count)
+        ray = order[np.repeat(start[cell], count) + _ranks(count)]
+        hit, height, sign = _vertical_crossings(triangles[candidate], points[ray])
+        rays.append(ray[hit])
+        heights.append(height)
+        signs.append(sign)
+    return np.concatenate(rays), np.concatenate(heights), np.concatenate(signs)
+
+
+def _cell_index(xy: Floats, lo: Floats, span: Floats, side: int) -> Ints:
+    return np.clip(((xy - lo) / span * side).astype(np.int64), 0, side - 1)
+
+
+def _cell_key(xy: Floats, lo: Floats, span: Floats, side: int) -> Ints:
+    index = _cell_index(xy, lo, span, side)
+    return np.asarray(index[:, 0] * side + index[:, 1], dtype=np.int64)
+
+
+def _ranks(counts: Ints) -> Ints:
+    """0, 1, ... within each of consecutive runs of the given lengths."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _cross(u: Floats, v: Floats) -> Floats:
+    return np.asarray(u[..., 0] * v[..., 1] - u[..., 1] * v[..., 0], dtype=np.float64)
+
+
+def _vertical_crossings(triangles: Floats, points: Floats) -> tuple[Ints, Floats, Ints]:
+    """Which (triangle, point) pairs cross, the height of each crossing, and its sign."""
+    a, b, c = triangles[:, 0], triangles[:, 1], triangles[:, 2]
+    area = _cross(b[:, :2] - a[:, :2], c[:, :2] - a[:, :2])
+    weight_c = _cross(b[:, :2] - a[:, :2], points - a[:, :2])
+    weight_a = _cross(c[:, :2] - b[:, :2], points - b[:, :2])
+    weight_b = _cross(a[:, :2] - c[:, :2], points - c[:, :2])
+    facing = np.sign(area)
+    hit = np.flatnonzero(
+        (facing != 0)
+        & (np.sign(weight_a) == facing)
+        & (np.sign(weight_b) == facing)
+        & (np.sign(weight_c) == facing)
+    )
+    height = (
+        weight_a[hit] * a[hit, 2] + weight_b[hit] * b[hit, 2] + weight_c[hit] * c[hit, 2]
+    ) / area[hit]
+    return hit, height, facing[hit].astype(np.int64)
+
+
+# --------------------------------------------------------------------------- solids
+
+
+@dataclass(frozen=True)
+class _Lattice:
+    """The points manifold3d's level set samples: ``lo + half * (k - 1)`` per axis, for
+    ``k`` in ``0 .. 2 n + 2`` (two shifted cubic grids of ``n`` cells over the box)."""
+
+    lo: Floats
+    half: Floats
+    size: Ints  # points per axis
+
+    def axis(self, a: int) -> Floats:
+        return np.asarray(self.lo[a] + self.half[a] * (np.arange(self.size[a]) - 1.0))
+
+
+def _lattice(lo: Floats, hi: Floats, edge: float) -> _Lattice:
+    cells = np.maximum(1, np.floor((hi - lo) / edge)).astype(np.int64)
+    return _Lattice(lo, (hi - lo) / cells / 2.0, 2 * cells + 3)
+
+
+def winding_solid(
+    mesh: trimesh.Trimesh,
+    *,
+    level: float = 0.0,
+    cells: int = GRID_CELLS,
+    deadline: float | None = None,
+) -> manifold3d.Manifold:
+    """The solid of the points ``mesh`` winds around, moved inwards by ``level``.
+
+    Parameters
+    ----------
+    mesh
+        A closed surface (its faces may cross), ``vertices : (n, 3)``, ``faces : (m, 3)``.
+    level
+        Distance (mesh units) to move the surface inwards; 0 keeps it where it is.
+    cells
+        Grid cells along the box's longest side: the surface is placed to a small fraction
+        of a cell, and features thinner than about a cell are lost.
+    deadline
+        ``time.monotonic()`` value past which :class:`DeadlinePassed` is raised (checked
+        between the stages); ``None`` for no limit.
+
+    Raises
+    ------
+    DeadlinePassed
+        The deadline passed before the solid was made.
+    """
+    triangles = np.asarray(mesh.triangles, dtype=np.float64)
+    corners = triangles.reshape(-1, 3)
+    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    edge = float((hi - lo).max()) / cells
+    pad = 2.0 * edge
+    lattice = _lattice(lo - pad, hi + pad, edge)
+    field = _signed_distance(triangles, lattice, abs(level), deadline)
+    _check(deadline)
+    values = field.ravel().tolist()
+    lo0, lo1, lo2 = (float(v) for v in lattice.lo)
+    h0, h1, h2 = (float(v) for v in lattice.half)
+    n0, n1, n2 = (int(v) for v in lattice.size)
+    stride0, stride1 = n1 * n2, n2
+    outside = -float(np.abs(field).max()) - 1.0
+
+    def sample(x: float, y: float, z: float) -> float:
+        i, j, k = round((x - lo0) / h0) + 1, round((y - lo1) / h1) + 1, round((z - lo2) / h2) + 1
+        if 0 <= i < n0 and 0 <= j < n1 and 0 <= k < n2:
+            return float(values[i * stride0 + j * stride1 + k])
+        return outside
+
+    bounds = [*(lo - pad), *(hi + pad)]
+    solid = manifold3d.Manifold.level_set(sample, bounds, edge, level)
+    return solid.simplify(SIMPLIFY_FRACTION * edge)
+
+
+def _signed_distance(
+    triangles: Floats, lattice: _Lattice, reach_beyond: float, deadline: float | None
+) -> Floats:
+    """Winding sign times distance to the nearest ray-found surface point, on the lattice;
+    distances past a few cells beyond ``reach_beyond`` are cut there (only their sign
+    matters to a level set at ``reach_beyond``)."""
+    axes = [lattice.axis(a) for a in range(3)]
+    votes = np.zeros(tuple(int(s) for s in lattice.size), dtype=np.int8)
+    surface = []
+    for a in range(3):
+        _check(deadline)
+        u, v = [b for b in range(3) if b != a]
+        turned = triangles[:, :, [u, v, a]]
+        grid_u, grid_v = np.meshgrid(axes[u], axes[v], indexing="ij")
+        points = np.column_stack([grid_u.ravel(), grid_v.ravel()])
+        # Rays on a regular lattice run exactly along the edges of a CAD part's faces, where
+        # both triangles or neither would count the crossing; moved off by a millionth of a
+        # cell, they cross exactly one.
+        shifted = points + _OFF_EDGE * lattice.half[[u, v]]
+        ray, height, sign = ray_crossings(turned, shifted)
+        inside = _inside_along(ray, height, sign, len(points), axes[a])
+        inside = inside.reshape(len(axes[u]), len(axes[v]), len(axes[a]))
+        votes += np.moveaxis(inside, (0, 1, 2), (u, v, a)).astype(np.int8)
+        found = np.zeros((len(ray), 3))
+        found[:, u], found[:, v], found[:, a] = points[ray, 0], points[ray, 1], height
+        surface.append(found)
+    _check(deadline)
+    points = np.concatenate(surface)
+    sign = np.where(votes >= 2, 1.0, -1.0)
+    reach = 3.0 * float(lattice.half.max()) + reach_beyond
+    if len(points) == 0:
+        return np.asarray(sign * reach, dtype=np.float64)
+    near = np.zeros(votes.shape, dtype=bool)
+    index = np.rint((points - lattice.lo) / lattice.half).astype(np.int64) + 1
+    index = np.clip(index, 0, lattice.size - 1)
+    near[index[:, 0], index[:, 1], index[:, 2]] = True
+    steps = int(np.ceil(reach / float(lattice.half.min())))
+    near = ndimage.binary_dilation(near, np.ones((3, 3, 3), dtype=bool), iterations=steps)
+    where = np.nonzero(near)
+    grid = np.column_stack([axes[a][where[a]] for a in range(3)])
+    distance, _ = cKDTree(points).query(grid, distance_upper_bound=reach, workers=1)
+    field = np.full(votes.shape, reach)  # far points only need their sign
+    field[where] = np.minimum(distance, reach)
+    return np.asarray(sign * field, dtype=np.float64)
+
+
+def _inside_along(
+    ray: Ints, height: Floats, sign: Ints, count: int, samples: Floats
+) -> NDArray[np.bool_]:
+    """Whether each of ``samples`` (heights) on each of ``count`` rays has a positive
+    winding number: ``(count * len(samples),)``, ray-major."""
+    order = np.lexsort((height, ray))
+    ray, height, sign = ray[order], height[order], sign[order]
+    low, high = float(samples.min()), float(samples.max())
+    reach = high - low + 1.0
+    keys = ray * reach + np.clip(height, low, high) - low
+    sample_keys = (np.arange(count)[:, None] * reach + (samples - low)[None, :]).ravel()
+    below = np.searchsorted(keys, sample_keys, side="right")
+    first = np.searchsorted(ray, np.arange(count))
+    total = np.r_[0, np.cumsum(sign)]
+    owner = np.repeat(np.arange(count), len(samples))
+    winding = -(total[below] - total[first[owner]])
+    return np.asarray(winding > 0)
+
+
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise DeadlinePassed("the deadline passed while the winding-number solid was made")
