@@ -24,13 +24,13 @@ the overlap, so on those inputs the signed volume is the wrong yardstick.
 On the closed inputs whose faces cross (``crossed in``) the output's volume is compared with
 the volume of the union of the input's shells instead (``dV vs union``), estimated by
 :func:`workers.mesh.winding.union_volume`: vertical rays through the input, at points of its
-bounding box's footprint drawn by stratified sampling (a fixed seed, two uniform points in each cell of a
-square grid), each ray's length inside the union measured exactly, and their mean times the
-footprint's area. Inside the union means a positive winding number: each face a ray crosses
-adds its orientation (+1 leaving an outward shell, -1 entering it), so a point inside two
-overlapping shells counts once, a cavity (a shell wound inwards inside another) stays empty,
-and a shell whose own faces cross still has a well-defined inside. The two samples per cell
-give the estimate's standard error (``UNION_RAYS`` rays in all; the notes under the table
+bounding box's footprint drawn by stratified sampling (a fixed seed, two uniform points in each
+cell of a square grid), each ray's length inside the union measured exactly, and their mean
+times the footprint's area. Inside the union means a positive winding number: each face a ray
+crosses adds its orientation (+1 leaving an outward shell, -1 entering it), so a point inside
+two overlapping shells counts once, a cavity (a shell wound inwards inside another) stays
+empty, and a shell whose own faces cross still has a well-defined inside. The two samples per
+cell give the estimate's standard error (``UNION_RAYS`` rays in all; the notes under the table
 give the count, the largest relative standard error and the time taken). The figure is cheap
 (about a second over the corpus) and independent of the booleans the repair uses.
 
