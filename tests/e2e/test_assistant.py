@@ -6,9 +6,10 @@ print?". The assistant first offers the analysis it needs; one click runs it; as
 says no with the reasons and their figures and suggests the repair with its predicted score.
 One click runs the repair as a job on the object; the suggestion then shows the measured
 score beside the prediction, the mesh panel shows the object's repaired mesh with that score,
-and the same question is answered yes. bob, a viewer in a second browser, sees the
-conversation with the buttons disabled and the reason, and the question in the history. A
-question the server refuses (empty) shows its reason, and the next answer clears it.
+and the same question is answered yes. bob, a viewer in a second browser, has the conversation
+open: he sees the buttons disabled with the reason, alice's repair and its measured effect as
+they happen, and the question in the history. A question the server refuses (empty) shows
+its reason, and the next answer clears it.
 
 One ``orfeas up`` for the module (the fixtures of ``test_workspace``). Screenshots go to
 ``test-artifacts/e2e/``.
@@ -118,6 +119,18 @@ def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
         assert predicted > before, expected.inner_text()
         shot(alice, "assistant-1-will-it-print")
 
+        # -- bob, a viewer, has the conversation open: alice's questions, no apply for him --
+        open_assistant(bob, project)
+        messages = bob.get_by_test_id("assistant-message")
+        expect(messages).to_have_count(2)
+        expect(messages.nth(1).get_by_test_id("assistant-answer")).to_contain_text(
+            "Not as it is")
+        expect(messages.nth(1)).to_contain_text("alice")
+        seen = messages.nth(1).get_by_test_id("assistant-suggestion").filter(
+            has_text="Repair the mesh")
+        expect(seen.get_by_role("button", name="Repair the mesh")).to_be_disabled()
+        expect(messages.nth(1).get_by_test_id("apply-refusal")).to_contain_text("Only editors")
+
         # -- one click: the repair runs as a job on the object; then the real effect --------
         repair.get_by_role("button", name="Repair the mesh").click()
         expect(repair.get_by_test_id("suggestion-job")).to_have_attribute(
@@ -147,18 +160,11 @@ def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
         expect(again.get_by_test_id("assistant-answer")).to_contain_text(
             re.compile(rf"^Yes\b.*teapot \(repaired\)\.glb scores {now:g}/100"))
 
-        # -- bob, a viewer, sees the conversation; he may ask but not apply -----------------
-        open_assistant(bob, project)
-        messages = bob.get_by_test_id("assistant-message")
-        expect(messages).to_have_count(3)
-        expect(messages.nth(1).get_by_test_id("assistant-answer")).to_contain_text(
-            "Not as it is")
-        expect(messages.nth(1)).to_contain_text("alice")
-        seen = messages.nth(1).get_by_test_id("assistant-suggestion").filter(
-            has_text="Repair the mesh")
-        expect(seen.get_by_role("button", name="Repair the mesh")).to_be_disabled()
-        expect(messages.nth(1).get_by_test_id("apply-refusal")).to_contain_text("Only editors")
-        expect(seen.get_by_test_id("effect-actual").first).to_have_text(actual.inner_text())
+        # -- bob's open panel follows: alice's repair with its measured effect, her question
+        # (it reads the log every 2 s: a few reads on a loaded machine)
+        expect(messages).to_have_count(3, timeout=30_000)
+        expect(seen.get_by_test_id("effect-actual").first).to_have_text(actual.inner_text(),
+                                                                        timeout=30_000)
         seen.scroll_into_view_if_needed()
         shot(bob, "assistant-4-viewer")
         # the conversation is events: the project's history tells it too

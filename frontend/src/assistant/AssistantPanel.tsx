@@ -17,6 +17,8 @@ interface Props {
   applyRefusal: string | null
   /** Whether the panel is on screen (it follows collaborators' questions only then). */
   active: boolean
+  /** Bumped whenever the shared scene changes (a suggestion's result may have arrived). */
+  changes: number
 }
 
 const EXAMPLES = ['will this print?', 'why is the score low?', 'make it lighter', 'what next?']
@@ -43,8 +45,8 @@ function useMeshIdOf(object: SceneObject | null): { meshId: string | null; error
 }
 
 /** Ask the assistant about the selected object or the project; apply what it suggests. */
-export function AssistantPanel({ projectId, object, applyRefusal, active }: Props) {
-  const conversation = useConversation(projectId, active)
+export function AssistantPanel({ projectId, object, applyRefusal, active, changes }: Props) {
+  const conversation = useConversation(projectId, active, changes)
   const { runs, apply } = useSuggestionRuns(projectId, conversation.update)
   const { meshId, error: meshError } = useMeshIdOf(object)
   const end = useRef<HTMLDivElement>(null)

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { readNdjson } from '../ndjson'
 import {
   advanceRun, endDraft, foldLine, formatChange, formatFact, mergeMessages, predictedBesideActual,
-  startDraft, suggestionControl, withSuggestion, type AssistantMessage, type Suggestion,
+  startDraft, suggestionControl, unsettled, withSuggestion, type AssistantMessage, type Suggestion,
   type SuggestionRun,
 } from './conversation'
 
@@ -109,6 +109,25 @@ describe('the conversation', () => {
   })
 })
 
+describe('reading the conversation again', () => {
+  it('stays needed while a suggestion is applied, running or not yet measured', () => {
+    const asked = (s: Partial<Suggestion>) => [message('a', 1), message('b', 2, {
+      suggestions: [suggestion(), suggestion({ id: 's2', ...s })] })]
+    expect(unsettled(asked({}))).toBe(false)
+    expect(unsettled(asked({ state: 'applied' }))).toBe(true)
+    expect(unsettled(asked({ state: 'running' }))).toBe(true)
+    expect(unsettled(asked({ state: 'requested' }))).toBe(true)
+    expect(unsettled(asked({ state: 'started' }))).toBe(true)
+    expect(unsettled(asked({ state: 'cancelled' }))).toBe(false)
+    expect(unsettled(asked({ state: 'succeeded' }))).toBe(true)
+    expect(unsettled(asked({ state: 'succeeded', actual: [] }))).toBe(false)
+    expect(unsettled(asked({ state: 'failed' }))).toBe(false)
+    // nothing predicted (an analysis): nothing to measure
+    expect(unsettled(asked({ state: 'succeeded', expected: [] }))).toBe(false)
+    expect(unsettled([])).toBe(false)
+  })
+})
+
 describe('a suggestion', () => {
   const free = { refusal: null }
 
@@ -131,6 +150,9 @@ describe('a suggestion', () => {
       { disabled: true, title: viewer.refusal })
     expect(suggestionControl(suggestion({ state: 'running' }), undefined, free).disabled).toBe(true)
     expect(suggestionControl(suggestion({ state: 'applied' }), undefined, free).disabled).toBe(true)
+    expect(suggestionControl(suggestion({ state: 'started' }), undefined, free).disabled).toBe(true)
+    expect(suggestionControl(suggestion({ state: 'cancelled' }), undefined, free).disabled)
+      .toBe(false)
   })
 
   it('never runs backwards or past its end', () => {

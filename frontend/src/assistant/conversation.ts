@@ -21,7 +21,17 @@ export interface Effect {
   after: number | null
 }
 
-export type SuggestionState = 'proposed' | 'applied' | 'running' | 'succeeded' | 'failed'
+/** `proposed` until applied, then its latest job's state (the server may say `applied` or
+ *  `running` too, or its job's own `requested`, `started`, `cancelled`). */
+export type SuggestionState = 'proposed' | 'applied' | 'running' | 'requested' | 'started' |
+  'succeeded' | 'failed' | 'cancelled'
+
+const IN_PROGRESS = new Set<SuggestionState>(['applied', 'running', 'requested', 'started'])
+
+/** Whether the suggestion's job is under way, as the server says. */
+export function inProgress(s: Suggestion): boolean {
+  return IN_PROGRESS.has(s.state)
+}
 
 export interface Suggestion {
   id: string
@@ -133,6 +143,18 @@ export function withSuggestion(messages: AssistantMessage[],
     : m)
 }
 
+/** Whether a suggestion of the conversation is still changing on the server (applied, its job
+ *  running, or done with its effect not measured yet): reads then stay full, not forward only,
+ *  since a forward read brings new messages but not the new state of older ones. */
+export function unsettled(messages: AssistantMessage[]): boolean {
+  return messages.some((m) => m.suggestions.some((s) => inProgress(s) || awaitsMeasure(s)))
+}
+
+/** Done, with predicted figures whose measurement has not arrived yet. */
+export function awaitsMeasure(s: Suggestion): boolean {
+  return s.state === 'succeeded' && s.actual === null && s.expected.length > 0
+}
+
 // ------------------------------------------------------------------ suggestions
 
 /** This browser's run of a suggestion: the job's progress as its event stream reports it. */
@@ -161,7 +183,7 @@ const RUNNING = new Set(['queued', 'started', 'measuring'])
  *  be applied again, as a new job. */
 export function suggestionControl(s: Suggestion, run: SuggestionRun | undefined,
                                   access: ApplyAccess): SuggestionControl {
-  const busy = run ? RUNNING.has(run.phase) : s.state === 'applied' || s.state === 'running'
+  const busy = run ? RUNNING.has(run.phase) : inProgress(s)
   if (busy) return { disabled: true, title: 'Its job is running.' }
   if (access.refusal) return { disabled: true, title: access.refusal }
   const again = s.state === 'succeeded' || run?.phase === 'succeeded'

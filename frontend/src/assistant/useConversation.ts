@@ -4,8 +4,8 @@ import { errorMessage } from '../api'
 import { readNdjson } from '../ndjson'
 import { askStreaming, assistantApi } from './assistantApi'
 import {
-  endDraft, foldLine, mergeMessages, startDraft, withSuggestion, type AssistantMessage, type Draft,
-  type Suggestion,
+  endDraft, foldLine, mergeMessages, startDraft, unsettled, withSuggestion, type AssistantMessage,
+  type Draft, type Suggestion,
 } from './conversation'
 
 /** Collaborators' questions are events with no push channel to the browser; while the panel is
@@ -24,13 +24,21 @@ export interface Conversation {
   update: (suggestion: Suggestion) => void
 }
 
-export function useConversation(projectId: string, active: boolean): Conversation {
+/** `changes` counts the scene's changes: an applied suggestion's job changes the scene when its
+ *  result replaces an object's mesh, so the next read is a full one, which brings the current
+ *  states of older suggestions (a collaborator's apply); reads stay full until every suggestion
+ *  has settled (its measured effect arrives after the job). */
+export function useConversation(projectId: string, active: boolean,
+                                changes: number): Conversation {
   const [messages, setMessages] = useState<AssistantMessage[]>([])
   const [draft, setDraft] = useState<Draft | null>(null)
   const [error, setError] = useState<string | null>(null)
   // A failed read of the log is its own error: the next read that works clears it, not an ask.
   const [readError, setReadError] = useState<string | null>(null)
   const cursor = useRef(0)
+  const full = useRef(true)
+  const known = useRef<AssistantMessage[]>([])
+  known.current = messages
   const abort = useRef<AbortController | null>(null)
 
   useEffect(() => () => abort.current?.abort(), [])
@@ -41,21 +49,26 @@ export function useConversation(projectId: string, active: boolean): Conversatio
     setMessages((known) => mergeMessages(known, page.messages))
   }, [projectId])
 
+  useEffect(() => { full.current = true }, [changes])
+
   // Shown: read everything once (suggestions' states are current in a full read), then forward.
   useEffect(() => {
     if (!active) return
     let live = true
     let timer: ReturnType<typeof setTimeout> | undefined
-    const tick = async (from: number): Promise<void> => {
+    const tick = async (): Promise<void> => {
+      const from = full.current || unsettled(known.current) ? 0 : cursor.current
+      full.current = false
       try {
         await read(from)
         if (live) setReadError(null)
       } catch (e) {
         if (live) setReadError(errorMessage(e))
       }
-      if (live) timer = setTimeout(() => void tick(cursor.current), POLL_MS)
+      if (live) timer = setTimeout(() => void tick(), POLL_MS)
     }
-    void tick(0)
+    full.current = true
+    void tick()
     return () => {
       live = false
       clearTimeout(timer)

@@ -3,7 +3,9 @@ import { useCallback, useEffect, useRef, useState } from 'react'
 import { errorMessage } from '../api'
 import { followJob } from '../meshJobs'
 import { assistantApi } from './assistantApi'
-import { advanceRun, type Suggestion, type SuggestionRun } from './conversation'
+import {
+  advanceRun, awaitsMeasure, inProgress, type Suggestion, type SuggestionRun,
+} from './conversation'
 
 /** The measured effect comes from the new mesh's analysis, which the studio runs by itself once
  *  the job has succeeded: a few seconds on a loaded 2-core machine; wait up to a minute. */
@@ -48,7 +50,8 @@ export function useSuggestionRuns(projectId: string,
       for (let i = 0; i < MEASURE_TRIES && !controller.signal.aborted; i++) {
         const now = await assistantApi.suggestion(projectId, sid)
         onSuggestion(now)
-        if (now.actual || now.state === 'failed') break
+        // the suggestion's own read may lag the job's a moment: wait while it says in progress
+        if (!inProgress(now) && !awaitsMeasure(now)) break
         await new Promise((resolve) => setTimeout(resolve, MEASURE_MS))
       }
       show(advanceRun(run, 'succeeded'))

@@ -454,7 +454,7 @@ export function WorkspaceView({ project, session, user, color, onSignOut }: Prop
               )}
               {t.id === 'assistant' && (
                 <AssistantPanel projectId={project.id} object={preview ? null : selected}
-                  active={tab === 'assistant'}
+                  active={tab === 'assistant'} changes={changes}
                   applyRefusal={!canEdit ? 'Only editors apply suggestions; viewers can ask.'
                     : preview ? 'Go back to live to apply suggestions.' : null} />
               )}
