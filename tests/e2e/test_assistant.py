@@ -8,8 +8,8 @@ One click runs the repair as a job on the object; the suggestion then shows the 
 score beside the prediction, the mesh panel shows the object's repaired mesh with that score,
 and the same question is answered yes. bob, a viewer in a second browser, has the conversation
 open: he sees the buttons disabled with the reason, alice's repair and its measured effect as
-they happen, and the question in the history. A question the server refuses (empty) shows
-its reason, and the next answer clears it.
+they happen, and the question in the history. A question the server refuses (empty, too long)
+shows its reason (a refused one stays in the box), and the next answer clears it.
 
 One ``orfeas up`` for the module (the fixtures of ``test_workspace``). Screenshots go to
 ``test-artifacts/e2e/``.
@@ -88,10 +88,16 @@ def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
         alice.get_by_role("tab", name="Assistant").click()
         expect(alice.get_by_test_id("assistant-subject")).to_contain_text("teapot")
 
-        # -- an empty question is refused with the server's reason; nothing is stored -------
+        # -- an empty or oversized question is refused with the server's reason; nothing is
+        # stored
         alice.get_by_label("Question for the assistant").press("Enter")
         panel = alice.get_by_role("region", name="Assistant")
         expect(panel.get_by_role("alert")).to_have_count(1)
+        # too long: the reason names the limit, and the question stays in the box to shorten
+        ask(alice, "will this print? " + "x" * 2000)
+        expect(panel.get_by_role("alert")).to_contain_text("2000")
+        box = alice.get_by_label("Question for the assistant")
+        expect(box).to_have_value(re.compile("x{2000}$"))
         expect(alice.get_by_test_id("assistant-message")).to_have_count(0)
 
         # -- not analysed yet: the assistant offers the analysis; one click runs it ---------
