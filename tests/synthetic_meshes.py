@@ -191,8 +191,8 @@ def cad_part(seed: int, size: float = 1.0) -> trimesh.Trimesh:
     added, the sections chosen from the seed.
     """
     rng = np.random.default_rng(seed)
-    sections = max(16, int(rng.integers(96, 160) * size))
-    holes = max(2, int(rng.integers(10, 16) * size))
+    sections = max(16, int(rng.integers(128, 192) * size))
+    holes = max(2, int(rng.integers(18, 30) * size))
     plate = manifold3d.Manifold.cube((80.0, 50.0, 10.0), center=True)
     drills = []
     for _ in range(holes):
