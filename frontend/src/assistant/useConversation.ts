@@ -9,7 +9,8 @@ import {
 } from './conversation'
 
 /** Collaborators' questions are events with no push channel to the browser; while the panel is
- *  shown it reads the log forward this often (one indexed query from a cursor). */
+ *  shown it reads the conversation this often (one indexed query, forward from a cursor unless a
+ *  full read is due; a full read covers the first page of 200 messages). */
 const POLL_MS = 2000
 
 export interface Conversation {
@@ -37,8 +38,8 @@ export function useConversation(projectId: string, active: boolean,
   const [readError, setReadError] = useState<string | null>(null)
   const cursor = useRef(0)
   const full = useRef(true)
-  const known = useRef<AssistantMessage[]>([])
-  known.current = messages
+  const latest = useRef<AssistantMessage[]>([])
+  latest.current = messages
   const abort = useRef<AbortController | null>(null)
 
   useEffect(() => () => abort.current?.abort(), [])
@@ -57,7 +58,7 @@ export function useConversation(projectId: string, active: boolean,
     let live = true
     let timer: ReturnType<typeof setTimeout> | undefined
     const tick = async (): Promise<void> => {
-      const from = full.current || unsettled(known.current) ? 0 : cursor.current
+      const from = full.current || unsettled(latest.current) ? 0 : cursor.current
       full.current = false
       try {
         await read(from)
