@@ -13,7 +13,6 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from psycopg import AsyncConnection, Connection
-from psycopg.errors import UndefinedTable
 
 from core.events.activity import LATENCY_BOUNDS_MS, histogram_percentile
 from core.limits import Tier
@@ -30,15 +29,15 @@ async def user_analytics(conn: AsyncConnection[Any], user_id: str, first: date,
                          last: date) -> dict[str, Any]:
     """A user's figures over the days ``first`` to ``last`` (UTC, both included)."""
     columns = ", ".join(COUNTS.columns)
-    days = await (await conn.execute(
-        f"SELECT day, {columns} FROM rm_au_counts WHERE user_id = %s"
-        " AND day BETWEEN %s AND %s ORDER BY day", (user_id, first, last))).fetchall()
-    choices = await (await conn.execute(
-        "SELECT kind, value, sum(uses) FROM rm_au_choices WHERE user_id = %s"
-        " AND day BETWEEN %s AND %s GROUP BY kind, value", (user_id, first, last))).fetchall()
-    shared = await (await conn.execute(
-        "SELECT count(DISTINCT project_id) FROM rm_au_shares WHERE user_id = %s"
-        " AND day BETWEEN %s AND %s", (user_id, first, last))).fetchone()
+    period = (user_id, first, last)
+    days, choices, shares = await _together(conn, [
+        (f"SELECT day, {columns} FROM rm_au_counts WHERE user_id = %s"
+         " AND day BETWEEN %s AND %s ORDER BY day", period),
+        ("SELECT kind, value, sum(uses) FROM rm_au_choices WHERE user_id = %s"
+         " AND day BETWEEN %s AND %s GROUP BY kind, value", period),
+        ("SELECT count(DISTINCT project_id) FROM rm_au_shares WHERE user_id = %s"
+         " AND day BETWEEN %s AND %s", period)])
+    shared = shares[0] if shares else None
     totals = {c: 0 for c in COUNTS.columns}
     for row in days:
         for column, value in zip(COUNTS.columns, row[1:], strict=True):
@@ -104,16 +103,20 @@ async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date
     # The series is built as JSON by the server: every bucket (the empty ones too: a
     # chart's x axis is time) in one pass, where making 744 hourly points in Python cost
     # more than every query of the answer together.
-    series_row = await (await conn.execute(SERIES_SQL, params)).fetchone()
-    series = series_row[0] if series_row else []
-    sums = await (await conn.execute(
-        f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in HOURS.columns)},"
-        " coalesce(sum(saved_gpu_ms), 0) FROM rm_ap_hours"
-        " WHERE hour >= %(start)s AND hour < %(end)s", params)).fetchone()
-    values = [int(v) for v in sums] if sums else [0] * (len(HOURS.columns) + 1)
+    params["before"] = first - (last - first) - timedelta(days=1)
+    series_rows, sums, keyed_rows, active, accounts = await _together(conn, [
+        (SERIES_SQL, params), (SUMS_SQL, params), (KEYED_SQL, params),
+        (ACTIVE_USERS_SQL, params),
+        ("SELECT to_regclass('accounts_users') IS NOT NULL"
+         " AND to_regclass('rm_user_tiers') IS NOT NULL", None)])
+    series = series_rows[0][0] if series_rows else []
+    values = [int(v) for v in sums[0]] if sums else [0] * (len(HOURS.columns) + 1)
     totals = dict(zip(HOURS.columns, values, strict=False))
     saved_ms = values[-1]
-    keyed = await _keyed(conn, first, last)
+    keyed: dict[str, dict[str, int]] = defaultdict(dict)
+    for metric, key, n in keyed_rows:
+        keyed[metric][key] = int(n)
+    daily, weekly, monthly, period = (int(v) for v in active[0]) if active else (0, 0, 0, 0)
     hits, joins = totals["cache_hits"], totals["single_flight_joins"]
     generations = totals["generations"]
     succeeded, failed = totals["generations_succeeded"], totals["generations_failed"]
@@ -125,7 +128,8 @@ async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date
     return {
         "from": first.isoformat(), "to": last.isoformat(), "bucket": bucket,
         "series": series,
-        "active_users": await _active_users(conn, first, last),
+        "active_users": {"daily": daily, "weekly": weekly, "monthly": monthly,
+                         "period": period},
         "totals": summary,
         "response_times": _response_times(keyed),
         "routes": _routes(keyed),
@@ -137,7 +141,7 @@ async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date
         "dedup": {"requests": generations, "hits": hits, "joins": joins,
                   "hit_rate": _rate(hits + joins, generations) or 0.0,
                   "saved_gpu_s": round(saved_ms / 1000, 3)},
-        "tiers": await _tiers(conn),
+        "tiers": await _tiers(conn) if accounts and accounts[0][0] else _tier_counts([]),
     }
 
 
@@ -181,20 +185,13 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), UTC)
 
 
-async def _keyed(conn: AsyncConnection[Any], first: date,
-                 last: date) -> dict[str, dict[str, int]]:
-    """The per-day counters by key summed over the period; the styles of the period just
-    before too (``style_before``), for the trend."""
-    before = first - (last - first) - timedelta(days=1)
-    rows = await (await conn.execute(
-        "SELECT CASE WHEN day < %(first)s THEN 'style_before' ELSE metric END, key, sum(n)"
-        " FROM rm_ap_keys WHERE (day BETWEEN %(first)s AND %(last)s)"
-        " OR (metric = 'style' AND day BETWEEN %(before)s AND %(first)s - 1)"
-        " GROUP BY 1, 2", {"first": first, "last": last, "before": before})).fetchall()
-    keyed: dict[str, dict[str, int]] = defaultdict(dict)
-    for metric, key, n in rows:
-        keyed[metric][key] = int(n)
-    return keyed
+# The per-day counters by key summed over the period; the styles of the period just before
+# too (``style_before``), for the trend.
+KEYED_SQL = (
+    "SELECT CASE WHEN day < %(first)s THEN 'style_before' ELSE metric END, key, sum(n)"
+    " FROM rm_ap_keys WHERE (day BETWEEN %(first)s AND %(last)s)"
+    " OR (metric = 'style' AND day BETWEEN %(before)s AND %(first)s - 1)"
+    " GROUP BY 1, 2")
 
 
 def _top(counts: dict[str, int], limit: int = TOP) -> list[dict[str, Any]]:
@@ -239,31 +236,42 @@ def _gpu(keyed: dict[str, dict[str, int]], gpu_ms: int) -> dict[str, Any]:
                            "reports": reports.get(d, 0)} for d in devices]}
 
 
-async def _active_users(conn: AsyncConnection[Any], first: date, last: date) -> dict[str, int]:
-    # Each user once (their latest day, and whether any day is in the period): one hash
-    # aggregate, where four DISTINCT counts sorted the rows four times.
-    row = await (await conn.execute(
-        "SELECT count(*) FILTER (WHERE latest = %(last)s),"
-        " count(*) FILTER (WHERE latest > %(last)s - 7),"
-        " count(*) FILTER (WHERE latest > %(last)s - 30), count(*) FILTER (WHERE in_period)"
-        " FROM (SELECT user_id, max(day) AS latest, bool_or(day >= %(first)s) AS in_period"
-        "  FROM rm_ap_active_days WHERE day >= least(%(first)s, %(last)s - 29)"
-        "  AND day <= %(last)s GROUP BY user_id) AS u",
-        {"first": first, "last": last})).fetchone()
-    daily, weekly, monthly, period = (int(v) for v in row) if row else (0, 0, 0, 0)
-    return {"daily": daily, "weekly": weekly, "monthly": monthly, "period": period}
+# Each user once (their latest day, and whether any day is in the period): one hash aggregate,
+# where four DISTINCT counts sorted the rows four times.
+ACTIVE_USERS_SQL = (
+    "SELECT count(*) FILTER (WHERE latest = %(last)s),"
+    " count(*) FILTER (WHERE latest > %(last)s - 7),"
+    " count(*) FILTER (WHERE latest > %(last)s - 30), count(*) FILTER (WHERE in_period)"
+    " FROM (SELECT user_id, max(day) AS latest, bool_or(day >= %(first)s) AS in_period"
+    "  FROM rm_ap_active_days WHERE day >= least(%(first)s, %(last)s - 29)"
+    "  AND day <= %(last)s GROUP BY user_id) AS u")
+SUMS_SQL = (
+    f"SELECT {', '.join(f'coalesce(sum({c}), 0)' for c in HOURS.columns)},"
+    " coalesce(sum(saved_gpu_ms), 0) FROM rm_ap_hours"
+    " WHERE hour >= %(start)s AND hour < %(end)s")
+
+
+async def _together(conn: AsyncConnection[Any], queries: list[tuple[str, Any]]
+                    ) -> list[list[tuple[Any, ...]]]:
+    """The rows of each query, all sent in one pipeline: one round trip for the answer
+    (on a busy machine every round trip waits for the server and the API to be scheduled)."""
+    async with conn.pipeline():
+        cursors = [await conn.execute(query, params) for query, params in queries]
+    return [await cursor.fetchall() for cursor in cursors]
 
 
 async def _tiers(conn: AsyncConnection[Any]) -> list[dict[str, Any]]:
     """Every account's current tier (one the log holds no tier for is on the free tier)."""
-    try:
-        async with conn.transaction():
-            rows = await (await conn.execute(
-                "SELECT coalesce(t.tier, %s), count(*) FROM accounts_users u"
-                " LEFT JOIN rm_user_tiers t ON t.user_id = u.id::text GROUP BY 1",
-                (Tier.FREE.value,))).fetchall()
-    except UndefinedTable:  # no accounts yet (a database only the runner has seen)
-        rows = []
+    rows = await (await conn.execute(
+        "SELECT coalesce(t.tier, %s), count(*) FROM accounts_users u"
+        " LEFT JOIN rm_user_tiers t ON t.user_id = u.id::text GROUP BY 1",
+        (Tier.FREE.value,))).fetchall()
+    return _tier_counts(rows)
+
+
+def _tier_counts(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Users per tier, every tier named (none where there are no accounts yet: a database
+    only the projection runner has seen)."""
     found = {tier: int(n) for tier, n in rows}
     return [{"tier": tier.value, "users": found.get(tier.value, 0)} for tier in Tier]
 
