@@ -111,7 +111,7 @@ def _reasons(stats: Mapping[str, Any]) -> tuple[str, list[dict[str, Any]]]:
     penalties = _penalties(stats)
     facts = [figures.fact(f"penalty: {name}", points, "points", ANALYSIS)
              for name, points in penalties]
-    said = "; ".join(f"{_PENALTIES.get(name, name)} (\u2212{points:g} points)"
+    said = "; ".join(f"{_PENALTIES.get(name, name)} (\u2212{round(points, 2):g} points)"
                      for name, points in penalties)
     return said, facts
 

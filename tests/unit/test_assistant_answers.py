@@ -187,3 +187,13 @@ def test_a_t_standing_on_its_stem_is_offered_the_reorientation_with_its_support(
     assert support["before"] == stats["printability"]["support"]["volume_mm3"] > 0
     assert support["after"] < support["before"]
     assert answer.text.startswith("First: stand it the other way")
+
+
+def test_a_penalty_is_said_as_the_fact_that_cites_it() -> None:
+    """The text printed a penalty unrounded ('3.95985 points') beside its fact's 3.96."""
+    stats = _stats(_open_sphere())
+    stats["printability"]["penalties"]["overhangs"] = 3.95985
+    answer = answers.about_printing(intents.WILL_IT_PRINT, ASSET, stats)
+    facts = {f["name"]: f for f in answer.facts}
+    assert facts["penalty: overhangs"]["value"] == 3.96
+    assert "3.96 points" in answer.text and "3.95985" not in answer.text
