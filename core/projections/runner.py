@@ -261,22 +261,20 @@ class ProjectionRunner:
                 return 0  # other runners or rebuilds hold every one
             batch = self._read(min(positions.values()) + 1)
             moved: dict[str, int] = {}
+            statements: list[Statement] = []
             done = 0
-            # Each model's SQL goes to the server as soon as it is made: the server runs one
-            # model's statements while this process makes the next one's (one pipeline, one
-            # transaction, as before; only the waiting overlaps).
-            with self._conn.pipeline(), self._conn.cursor() as cur:
-                for model in chosen:
-                    if model.name not in positions:
-                        continue
-                    events = [(i, e) for i, e in batch if i > positions[model.name]]
-                    if events:
-                        _send(cur, self._statements(model, events))
-                        moved[model.name] = events[-1][0]
-                        done += len(events)
-                if moved:
-                    _send(cur, [(_ADVANCE, {"names": list(moved),
-                                            "positions": list(moved.values())})])
+            for model in chosen:
+                if model.name not in positions:
+                    continue
+                events = [(i, e) for i, e in batch if i > positions[model.name]]
+                if events:
+                    statements.extend(self._statements(model, events))
+                    moved[model.name] = events[-1][0]
+                    done += len(events)
+            if moved:
+                statements.append((_ADVANCE, {"names": list(moved),
+                                              "positions": list(moved.values())}))
+                self._execute(statements)
             return done
 
     def _claim(self, names: list[str]) -> dict[str, int]:
@@ -442,7 +440,8 @@ class ProjectionRunner:
         if not statements:
             return
         with self._conn.pipeline(), self._conn.cursor() as cur:
-            _send(cur, statements)
+            for query, params in statements:
+                cur.execute(query, storable(params))  # type: ignore[arg-type]
 
     def _position(self, name: str) -> int:
         row = self._conn.execute(
@@ -464,8 +463,3 @@ class ProjectionRunner:
         scene: Scene = self._studio.repository.get(scene_id, version=version)
         return scene.project_id, scene.state
 
-
-def _send(cur: psycopg.Cursor[Any], statements: list[Statement]) -> None:
-    """Queue ``statements`` in order on the cursor's pipeline (their results come at its end)."""
-    for query, params in statements:
-        cur.execute(query, storable(params))  # type: ignore[arg-type]
