@@ -9,9 +9,9 @@ A batch becomes: one ``unnest`` insert per table of rows (the jobs the rest join
 update of the job rows it changes, one ``unnest`` upsert per counter table with every
 increment of the batch summed per row, then the increments that need a job's row (a job's
 end counts on the hour or day it was asked for), joined to it: a handful of statements
-whatever the batch's length. Applied to one event alone (the runner's retry of
-a failing batch) it is the same code, so a quarantined event is skipped exactly as a batch
-would have skipped it.
+whatever the batch's length. Applied to one event alone (the runner's retry of a failing
+batch) it is the same code, so a quarantined event is skipped exactly as a batch would have
+skipped it.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Count:
 @dataclass(frozen=True)
 class JobCount:
     """Add to ``column`` of the counter row of the job's own scope (its user and day, or its
-    hour): ``n``, or with ``since_request`` the milliseconds from its request to ``at``."""
+    hour): ``n``, or, where ``at`` is given, the milliseconds from its request to ``at``."""
 
     job_id: Any
     column: str
