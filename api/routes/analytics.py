@@ -4,6 +4,7 @@ platform's (admins). Every figure comes from the analytics read models, which fo
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -124,7 +125,8 @@ async def platform(request: Request) -> Response:
     """The platform over a period: active users, generations and mesh jobs, response times
     and errors by route, GPU use, top generators, trending styles, the dedup cache's savings
     and the users per tier."""
-    bucket = request.query_params.get("bucket", "day")
+    given = query_value(request, "bucket")
+    bucket = "day" if given is None else given
     if bucket not in BUCKETS:
         raise InvalidInput(f"bucket must be one of {', '.join(BUCKETS)}")
     first, last = period(request, MAX_HOURLY_DAYS if bucket == "hour" else MAX_DAYS)
@@ -137,9 +139,8 @@ async def platform(request: Request) -> Response:
 
 def period(request: Request, max_days: int) -> tuple[date, date]:
     """``from`` and ``to`` as days, checked: dates, in order, at most ``max_days`` long."""
-    last = _day(request.query_params.get("to"), "to") or datetime.now(UTC).date()
-    first = _day(request.query_params.get("from"), "from") or last - timedelta(
-        days=DEFAULT_DAYS - 1)
+    last = _day(request, "to") or datetime.now(UTC).date()
+    first = _day(request, "from") or max(FIRST_DAY, last - timedelta(days=DEFAULT_DAYS - 1))
     if first > last:
         raise InvalidInput(f"from ({first}) is after to ({last})")
     if (last - first).days + 1 > max_days:
@@ -147,12 +148,31 @@ def period(request: Request, max_days: int) -> tuple[date, date]:
     return first, last
 
 
-def _day(raw: str | None, name: str) -> date | None:
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
+"""The days a period may name: the studio's log holds none before, and the ends of the
+calendar would overflow the period's arithmetic (the day after, the period before)."""
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def query_value(request: Request, name: str) -> str | None:
+    """A query parameter given at most once: a repeated one is refused, not read as its
+    last value."""
+    values = request.query_params.getlist(name)
+    if len(values) > 1:
+        raise InvalidInput(f"{name} is given {len(values)} times; give it once")
+    return values[0] if values else None
+
+
+def _day(request: Request, name: str) -> date | None:
+    raw = query_value(request, name)
     if raw is None:
         return None
     try:
-        if len(raw) != 10:
+        if not _DATE.fullmatch(raw):  # ISO week and ordinal dates read too, and are not days
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise InvalidInput(f"{name} must be a date as YYYY-MM-DD, got {raw[:40]!r}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidInput(f"{name} must be between {FIRST_DAY} and {LAST_DAY}, got {day}")
+    return day

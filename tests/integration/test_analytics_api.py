@@ -158,14 +158,22 @@ def test_a_day_of_use_shows_in_the_analytics(projections: Settings) -> None:
         assert day["project"]
 
 
-BAD_PERIODS: list[tuple[str, dict[str, str]]] = [
+BAD_PERIODS: list[tuple[str, dict[str, Any]]] = [
     ("/api/v1/me/analytics", {"from": "2026-13-01"}),
     ("/api/v1/me/analytics", {"to": "yesterday"}),
     ("/api/v1/me/analytics", {"from": TODAY.isoformat(),
                               "to": (TODAY - timedelta(days=1)).isoformat()}),
     ("/api/v1/me/analytics", {"from": (TODAY - timedelta(days=400)).isoformat()}),
     ("/api/v1/admin/analytics/users/root", {"from": "20261201"}),
+    ("/api/v1/me/analytics", {"to": "9999-12-31"}),  # the day after overflowed: a 500
+    ("/api/v1/me/analytics", {"to": "0001-01-05"}),  # the default start underflowed
+    ("/api/v1/me/analytics", {"from": "2026-W49-1"}),  # an ISO week date, no day
+    ("/api/v1/me/analytics", {"from": "2026-335"}),  # an ordinal date
+    ("/api/v1/me/analytics", {"to": "\uff12\uff10\uff12\uff16-12-01"}),  # fullwidth digits
+    ("/api/v1/me/analytics", {"to": ["2026-12-07", "2026-12-06"]}),  # which one?
     ("/api/v1/admin/analytics/platform", {"bucket": "week"}),
+    ("/api/v1/admin/analytics/platform", {"bucket": ""}),
+    ("/api/v1/admin/analytics/platform", {"bucket": ["hour", "day"]}),
     ("/api/v1/admin/analytics/platform", {"bucket": "hour",
                                           "from": (TODAY - timedelta(days=40)).isoformat()}),
 ]
