@@ -83,6 +83,10 @@ PLATFORM_ANALYTICS = _object({
     "tiers": {"type": "array", "items": _object({"tier": {"type": "string"},
                                                  "users": _COUNT})},
 })
+# Daily buckets only (routes are counted by day): the routes with most errors, per day with one.
+PLATFORM_ANALYTICS["properties"]["route_errors"] = {"type": "array", "items": _object({
+    "start": {"type": "string", "format": "date-time"}, "route": {"type": "string"},
+    "client_errors": _COUNT, "server_errors": _COUNT})}
 _PERIOD = (
     Query("from", {"type": "string", "format": "date"},
           f"First UTC day, included (default: {DEFAULT_DAYS - 1} days before `to`)."),

@@ -104,11 +104,12 @@ async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date
     # chart's x axis is time) in one pass, where making 744 hourly points in Python cost
     # more than every query of the answer together.
     params["before"] = first - (last - first) - timedelta(days=1)
-    series_rows, sums, keyed_rows, active, accounts = await _together(conn, [
+    series_rows, sums, keyed_rows, active, accounts, route_days = await _together(conn, [
         (SERIES_SQL, params), (SUMS_SQL, params), (KEYED_SQL, params),
         (ACTIVE_USERS_SQL, params),
         ("SELECT to_regclass('accounts_users') IS NOT NULL"
-         " AND to_regclass('rm_user_tiers') IS NOT NULL", None)])
+         " AND to_regclass('rm_user_tiers') IS NOT NULL", None),
+        (ROUTE_ERRORS_SQL, params)])
     series = series_rows[0][0] if series_rows else []
     values = [int(v) for v in sums[0]] if sums else [0] * (len(HOURS.columns) + 1)
     totals = dict(zip(HOURS.columns, values, strict=False))
@@ -133,6 +134,7 @@ async def platform_analytics(conn: AsyncConnection[Any], first: date, last: date
         "totals": summary,
         "response_times": _response_times(keyed),
         "routes": _routes(keyed),
+        **({"route_errors": _route_errors(route_days)} if bucket == "day" else {}),
         "gpu": _gpu(keyed, totals["gpu_ms"]),
         "top_generators": _top(keyed.get("generator", {})),
         "trending_styles": _trending(keyed.get("style", {}), keyed.get("style_before", {})),
@@ -179,6 +181,26 @@ SERIES_SQL = (
     " USING (start)"
     " LEFT JOIN rm_ap_days d ON d.day = (s.start AT TIME ZONE 'UTC')::date"
     " AND d.day BETWEEN %(first)s AND %(last)s")
+
+
+# Errors per day of the routes with most errors over the period (only days with an error).
+# Routes are counted by day (``rm_ap_keys``), so these come with daily buckets only: spread
+# over hourly ones they would pile a day's errors on its midnight.
+ROUTE_ERRORS_SQL = (
+    "WITH e AS (SELECT day, key, sum(n) FILTER (WHERE metric = 'route_client_errors') AS c,"
+    " sum(n) FILTER (WHERE metric = 'route_server_errors') AS s FROM rm_ap_keys"
+    " WHERE metric IN ('route_client_errors', 'route_server_errors')"
+    " AND day BETWEEN %(first)s AND %(last)s GROUP BY day, key),"
+    " top AS (SELECT key FROM e GROUP BY key ORDER BY sum(coalesce(c, 0) + coalesce(s, 0)) DESC,"
+    f" key LIMIT {TOP})"
+    " SELECT day, key, coalesce(c, 0), coalesce(s, 0) FROM e JOIN top USING (key)"
+    " WHERE coalesce(c, 0) + coalesce(s, 0) > 0 ORDER BY day, key")
+
+
+def _route_errors(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [{"start": _midnight(day).isoformat(), "route": route,
+             "client_errors": int(client), "server_errors": int(server)}
+            for day, route, client, server in rows]
 
 
 def _midnight(day: date) -> datetime:

@@ -148,12 +148,17 @@ def test_a_day_of_use_shows_in_the_analytics(projections: Settings) -> None:
         assert figures["top_materials"] == [{"name": "wood", "uses": 1}]
         tokens = next(r for r in figures["routes"] if r["route"] == "POST /api/v1/auth/tokens")
         assert tokens["requests"] == 4 and tokens["client_errors"] == 1
+        # by day, the routes' errors (the dashboard's errors-by-route over time)
+        assert {"start": f"{TODAY.isoformat()}T00:00:00+00:00",
+                "route": "POST /api/v1/auth/tokens", "client_errors": 1,
+                "server_errors": 0} in figures["route_errors"]
         assert any(g["group"] == "projects" and g["p95_ms"] is not None
                    for g in figures["response_times"])
         assert {t["tier"]: t["users"] for t in figures["tiers"]}["free"] == 3
         hourly = client.get("/api/v1/admin/analytics/platform", headers=root,
                             params={"bucket": "hour", "from": TODAY.isoformat()}).json()
         assert len(hourly["series"]) == 24
+        assert "route_errors" not in hourly  # routes are counted by day
         assert sum(p["generations"] for p in hourly["series"]) == 5
         assert day["project"]
 
