@@ -501,10 +501,15 @@ def _worse_than_input(
     if after.non_manifold_edges > before.non_manifold_edges:
         return (f"the repair left more non-manifold edges ({after.non_manifold_edges}) than "
                 f"the input had ({before.non_manifold_edges})")
+    if after.bodies >= before.bodies:
+        # As many bodies as the input: none went missing, unless one was dropped while
+        # another was cut in two along its non-manifold edges; the probes below cost more
+        # than the rest of a small repair, so they are kept for a count that fell.
+        return ""
     lost = count_lost_bodies(mesh, repaired)
     if lost:
         return f"the repair lost {lost} of the input's bodies"
-    return ""
+    return ""  # fewer bodies because overlapping ones were unioned: each is still held
 
 
 def _fall_back(
