@@ -30,6 +30,11 @@ import { LinesMesh } from '@babylonjs/core/Meshes/linesMesh'
 import { Mesh } from '@babylonjs/core/Meshes/mesh'
 import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
+import { GetEnvironmentBRDFTexture } from '@babylonjs/core/Misc/brdfTextureTools'
+// Every mesh the server sends is drawn with PBR: its shaders come with the view rather than
+// as chunks asked for only once the first mesh has been parsed, in series before it shows.
+import '@babylonjs/core/Shaders/pbr.vertex'
+import '@babylonjs/core/Shaders/pbr.fragment'
 import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
 import './meshopt'
@@ -186,6 +191,9 @@ export class Viewport {
     // the environment; the two lights add the shading that reads shape on matte surfaces.
     scene.environmentTexture = studioEnvironment(scene)
     scene.environmentIntensity = 0.65
+    // The lookup texture PBR materials need is decoded now, while the page waits for the
+    // scene and the first download, instead of after the first mesh is parsed.
+    scene.environmentBRDFTexture = GetEnvironmentBRDFTexture(scene)
     const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
     sky.intensity = 0.45
     sky.groundColor = new Color3(0.25, 0.24, 0.22)
@@ -309,11 +317,13 @@ export class Viewport {
   private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
     this.report(entry, { loading: true, error: null })
     let content: TransformNode | null = null
-    const flat = this.flat || await shadedFlat(entry.object)
+    // Both follow the mesh's chain of assets, from one answer per asset, asked at once.
+    const [fromFile, up] = await Promise.all([shadedFlat(entry.object), upAxisOf(entry.object)])
+    const flat = this.flat || fromFile
     const key = `${flat ? 'flat' : 'smooth'} ${url}`
     const stale = (): boolean => entry.url !== url || this.entries.get(entry.object.id) !== entry
     try {
-      const container = await this.acquire(key, url, await upAxisOf(entry.object), flat)
+      const container = await this.acquire(key, url, up, flat)
       const model = this.sources.get(key)?.model
       if (stale() || !model) {
         this.release(key) // a newer stage arrived meanwhile, or the object is gone

@@ -5,6 +5,7 @@
  * Flat switch shades everything flat.
  */
 import type { SceneObject } from '../scene'
+import { meshInfo } from './meshInfo'
 
 export interface MeshOrigin {
   derived_from: { asset_id: string; operation: string } | null
@@ -27,19 +28,12 @@ export async function fromFile(assetId: string, info: FetchOrigin): Promise<bool
   return false
 }
 
-async function fetchOrigin(assetId: string): Promise<MeshOrigin> {
-  const response = await fetch(`/api/v1/meshes/${encodeURIComponent(assetId)}`,
-                               { credentials: 'same-origin' })
-  if (!response.ok) throw new Error(`mesh ${assetId}: ${response.status}`)
-  return await response.json() as MeshOrigin
-}
-
 const known = new Map<string, Promise<boolean>>()
 
 /** Flat for an object showing a mesh from a file, smooth for a generated one (a generation
  *  job's object, or a mesh made from one); asked once per asset. */
 export function shadedFlat(object: SceneObject,
-                           info: FetchOrigin = fetchOrigin): Promise<boolean> {
+                           info: FetchOrigin = meshInfo): Promise<boolean> {
   if (object.jobId || !object.asset) return Promise.resolve(false)
   let flat = known.get(object.asset)
   if (!flat) {

@@ -8,6 +8,9 @@
  */
 import { Quaternion } from '@babylonjs/core/Maths/math.vector'
 import type { SceneObject } from '../scene'
+import { meshInfo, type MeshInfo } from './meshInfo'
+
+export type { MeshInfo }
 
 export type UpAxis = 'y' | 'z'
 
@@ -31,11 +34,6 @@ export function zUpToYUp([x, y, z]: [number, number, number]): [number, number, 
   return [x, z, 0 - y] // 0 - y: no negative zero
 }
 
-export interface MeshInfo {
-  filename: string
-  derived_from: { asset_id: string; operation: string } | null
-}
-
 type FetchInfo = (assetId: string) => Promise<MeshInfo>
 
 const MAX_CHAIN = 16
@@ -54,13 +52,6 @@ export async function upAxisOfAsset(assetId: string, info: FetchInfo): Promise<U
   return 'y'
 }
 
-async function fetchInfo(assetId: string): Promise<MeshInfo> {
-  const response = await fetch(`/api/v1/meshes/${encodeURIComponent(assetId)}`,
-                               { credentials: 'same-origin' })
-  if (!response.ok) throw new Error(`mesh ${assetId}: ${response.status}`)
-  return await response.json() as MeshInfo
-}
-
 const known = new Map<string, Promise<UpAxis>>()
 
 /** The up axis of what an object shows: Y for a generated object, else its mesh file's
@@ -70,7 +61,7 @@ export function upAxisOf(object: SceneObject): Promise<UpAxis> {
   let up = known.get(object.asset)
   if (!up) {
     const asset = object.asset
-    up = upAxisOfAsset(asset, fetchInfo).catch(() => {
+    up = upAxisOfAsset(asset, meshInfo).catch(() => {
       known.delete(asset) // ask again next time
       return 'y' as const
     })
