@@ -31,6 +31,7 @@ from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
 from workers.mesh.repair import assess, repair, time_budget
 from workers.mesh.styles import apply_style, is_closed, welded
+from workers.mesh.thumbnail import thumbnail_of
 
 GLB_MEDIA_TYPE = "model/gltf-binary"
 
@@ -43,9 +44,10 @@ def check_params(kind: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def analyse(data: bytes, file_type: str,
-            params: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """The analysis figures, and the per-face maps for the viewer (the compact binary of
-    :func:`workers.mesh.printability.encode_face_maps`).
+            params: Mapping[str, Any]) -> tuple[dict[str, Any], bytes, bytes | None]:
+    """The analysis figures, the per-face maps for the viewer (the compact binary of
+    :func:`workers.mesh.printability.encode_face_maps`) and the mesh's thumbnail (PNG; None
+    for a mesh with no faces).
 
     The figures are the basic stats, with the defect checks under ``quality`` and the
     printability for the job's printer profile and up direction under ``printability``.
@@ -57,7 +59,7 @@ def analyse(data: bytes, file_type: str,
     printability = analyse_printability(mesh, PrinterProfile.from_json(params["printer"]),
                                         units=params["units"], up=params["up"])
     stats["printability"] = printability.report
-    return stats, printability.face_maps_bytes()
+    return stats, printability.face_maps_bytes(), thumbnail_of(mesh)
 
 
 def operate(kind: str, data: bytes, file_type: str, params: Mapping[str, Any],

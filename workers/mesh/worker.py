@@ -37,6 +37,7 @@ from core.settings import Settings
 from workers.consumer import CommandConsumer, WorkerIdentity
 from workers.mesh.operations import GLB_MEDIA_TYPE, analyse, operate
 from workers.mesh.pool import GeometryPool
+from workers.mesh.thumbnail import MEDIA_TYPE as THUMBNAIL_TYPE
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,14 @@ class MeshJobs:
         file_type = job.inputs["format"]
         log.info("job %s: %s of a %d-byte .%s", job.id, job.kind, len(data), file_type)
         if job.kind == MESH_ANALYSE:
-            stats, face_maps = await self._geometry.run(analyse, data, file_type, job.params)
+            stats, face_maps, thumbnail = await self._geometry.run(analyse, data, file_type,
+                                                                  job.params)
             key = await asyncio.to_thread(self._blobs.put_bytes, face_maps, FACE_MAPS_TYPE)
-            return stats | {"face_maps": key}
+            stats |= {"face_maps": key}
+            if thumbnail is not None:
+                stats["thumbnail"] = await asyncio.to_thread(self._blobs.put_bytes, thumbnail,
+                                                             THUMBNAIL_TYPE)
+            return stats
         glb, report = await self._geometry.run(operate, job.kind, data, file_type, job.params,
                                                job.inputs.get("material"))
         key = await asyncio.to_thread(self._blobs.put_bytes, glb, GLB_MEDIA_TYPE)
