@@ -103,6 +103,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.request_analysis, methods=["POST"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis", meshes.get_analysis, methods=["GET"]),
         Route(f"{V1}/meshes/{{asset_id}}/analysis/faces", meshes.face_maps, methods=["GET"]),
+        Route(f"{V1}/meshes/{{asset_id}}/thumbnail", meshes.thumbnail, methods=["GET"]),
         Route(f"{V1}/meshes/{{asset_id}}", meshes.get_mesh, methods=["GET"]),
         Route(f"{V1}/meshes/{{asset_id}}/export", meshes.export_mesh, methods=["GET"]),
         Route(f"{V1}/meshes/{{asset_id}}/{{operation}}", meshes.request_operation,

@@ -40,6 +40,7 @@ from core.contracts.mesh_params import (
 )
 from core.errors import InvalidInput, NotFound
 from core.events.activity import exported
+from core.events.blobs import digest_of
 from core.events.job_kinds import MESH_ANALYSE, MESH_MATERIAL, MESH_OPERATIONS
 from core.events.roles import Role
 from core.geometry_tasks import export_file, fetch_blobs
@@ -223,6 +224,28 @@ async def face_maps(request: Request) -> Response:
     data = await asyncio.to_thread(res.blobs.get_bytes, key)
     return Response(data, media_type="application/octet-stream",
                     headers={"Cache-Control": "private, no-cache"})  # a new analysis replaces it
+
+
+THUMBNAIL_MAX_AGE_S = 86_400
+
+
+@contract(media_types=("image/png",))
+@guard(Access(Scope.ASSET, Role.VIEWER))
+async def thumbnail(request: Request) -> Response:
+    """The small picture the last analysis drew of the mesh (:mod:`workers.mesh.thumbnail`),
+    for lists of designs. Its bytes are content-addressed, so the ETag is their sha256 and a
+    client may keep them a while: a new analysis of a changed mesh names other bytes."""
+    res = resources(request)
+    asset = await _mesh(request)
+    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
+    key = analysis and analysis["stats"].get("thumbnail")
+    if not key:
+        raise NotFound(f"mesh {asset['asset_id']} has no thumbnail: it has not been analysed "
+                       "yet; POST /analysis to make one")
+    data = await asyncio.to_thread(res.blobs.get_bytes, key)
+    return Response(data, media_type="image/png",
+                    headers={"ETag": f'"{digest_of(key)}"',
+                             "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE_S}"})
 
 
 @contract(media_types=EXPORT_MEDIA_TYPES, query=(
