@@ -298,9 +298,13 @@ def similar(asset: Mapping[str, Any], neighbours: Sequence[Mapping[str, Any]],
                        f"{n['distance']:.3f})" for n in neighbours)
     facts += [figures.fact(f"distance to {n['filename']}", n["distance"], None, SHAPES)
               for n in neighbours]
+    unpictured = [str(n["filename"]) for n in neighbours if not n.get("thumbnail_url")]
+    note = "" if not unpictured else (
+        f" No thumbnail yet for {', '.join(unpictured)}: analyse "
+        f"{'it' if len(unpictured) == 1 else 'them'} again to draw one.")
     return Answer(intent, f"Closest in shape to {asset['filename']} among {compared} meshes "
-                          f"you can see: {listed}. The studio keeps no thumbnails, so names "
-                          "and projects are shown.", facts, similar=[dict(n) for n in neighbours])
+                          f"you can see: {listed}.{note}", facts,
+                  similar=[dict(n) for n in neighbours])
 
 
 def trends(rows: Sequence[Mapping[str, Any]], days: int,

@@ -98,7 +98,8 @@ class AssistantReads:
         with their shape descriptors, newest analyses first."""
         return await self._all(
             "SELECT a.asset_id, a.project_id, p.name AS project_name, a.filename,"
-            " NULL AS thumbnail_url, ma.stats->'shape' AS shape"
+            " CASE WHEN ma.stats ? 'thumbnail' THEN '/api/v1/meshes/' || a.asset_id"
+            " || '/thumbnail' END AS thumbnail_url, ma.stats->'shape' AS shape"
             " FROM rm_mesh_analyses ma JOIN rm_assets a ON a.asset_id = ma.asset_id"
             " JOIN rm_projects p ON p.id = a.project_id AND NOT p.deleted"
             " JOIN rm_members m ON m.project_id = a.project_id AND m.user_id = %s"

@@ -195,7 +195,7 @@ def test_similar_designs_never_show_other_users_private_projects(
     assert answer["intent"] == "similar_designs"
     assert [n["filename"] for n in answer["similar"]] == ["orb.stl", "rod.stl"]
     assert answer["similar"][0]["project_name"] == "Alice's other"
-    assert answer["similar"][0]["thumbnail_url"] is None
+    assert answer["similar"][0]["thumbnail_url"] == f"/api/v1/meshes/{near['id']}/thumbnail"
     assert "twin" not in json.dumps(answer)  # carol's identical sphere stays private
     carol_sees = _ask(client, carols, carol.headers, "similar designs?", twin["id"])
     assert carol_sees["similar"] == []
