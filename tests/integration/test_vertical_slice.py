@@ -61,8 +61,10 @@ def test_upload_analyse_and_read_back(client: TestClient, pipeline: Settings, ma
         "core.events.job:Job.Started",
         "core.events.job:Job.Succeeded",
     ]
-    # the upload, and the per-face maps of the analysis (for the viewer's heat maps)
-    assert bucket_keys(pipeline) == sorted([asset["blob_key"], stats["face_maps"]])
+    # the upload, the per-face maps of the analysis (for the viewer's heat maps) and its
+    # thumbnail (for lists of designs)
+    assert bucket_keys(pipeline) == sorted([asset["blob_key"], stats["face_maps"],
+                                            stats["thumbnail"]])
 
 
 def test_raw_body_upload_and_dedup(client: TestClient, pipeline: Settings, make_account):
