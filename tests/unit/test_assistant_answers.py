@@ -18,7 +18,7 @@ ASSET = {"asset_id": "a", "filename": "part.stl"}
 
 
 def _stats(mesh: trimesh.Trimesh, **params: Any) -> dict[str, Any]:
-    stats, _ = analyse(mesh.export(file_type="stl"), "stl", params)
+    stats, _, _ = analyse(mesh.export(file_type="stl"), "stl", params)
     return stats
 
 

@@ -61,7 +61,7 @@ def test_bad_parameters_are_refused_with_their_name(kind, given, words):
 
 def test_analysis_gives_quality_printability_and_face_maps():
     box = trimesh.creation.box(extents=(20, 20, 20))
-    stats, maps = analyse(stl(box), "stl", {})
+    stats, maps, _ = analyse(stl(box), "stl", {})
     assert stats["faces"] == 12 and abs(stats["volume"] - 8000) < 1e-6
     assert stats["quality"]["printable"] is True
     assert stats["printability"]["score"] >= 90
