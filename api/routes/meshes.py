@@ -214,19 +214,23 @@ async def get_analysis(request: Request) -> Response:
 async def face_maps(request: Request) -> Response:
     """The last analysis's per-face maps (overhang, wall thickness) for the viewer's heat
     maps, in the binary of :func:`workers.mesh.printability.encode_face_maps`."""
-    res = resources(request)
-    asset = await _mesh(request)
-    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
-    key = analysis and analysis["stats"].get("face_maps")
-    if not key:
-        raise NotFound(f"mesh {asset['asset_id']} has no analysis with face maps; POST "
-                       "/analysis to make one")
-    data = await asyncio.to_thread(res.blobs.get_bytes, key)
+    _, data = await _analysis_blob(request, "face_maps", "no analysis with face maps")
     return Response(data, media_type="application/octet-stream",
                     headers={"Cache-Control": "private, no-cache"})  # a new analysis replaces it
 
 
 THUMBNAIL_MAX_AGE_S = 86_400
+
+
+async def _analysis_blob(request: Request, field: str, missing: str) -> tuple[str, bytes]:
+    """A blob the mesh's last analysis stored beside its figures (``stats[field]``)."""
+    res = resources(request)
+    asset = await _mesh(request)
+    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
+    key = analysis and analysis["stats"].get(field)
+    if not key:
+        raise NotFound(f"mesh {asset['asset_id']} has {missing}; POST /analysis to make one")
+    return key, await asyncio.to_thread(res.blobs.get_bytes, key)
 
 
 @contract(media_types=("image/png",))
@@ -235,14 +239,8 @@ async def thumbnail(request: Request) -> Response:
     """The small picture the last analysis drew of the mesh (:mod:`workers.mesh.thumbnail`),
     for lists of designs. Its bytes are content-addressed, so the ETag is their sha256 and a
     client may keep them a while: a new analysis of a changed mesh names other bytes."""
-    res = resources(request)
-    asset = await _mesh(request)
-    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
-    key = analysis and analysis["stats"].get("thumbnail")
-    if not key:
-        raise NotFound(f"mesh {asset['asset_id']} has no thumbnail: it has not been analysed "
-                       "yet; POST /analysis to make one")
-    data = await asyncio.to_thread(res.blobs.get_bytes, key)
+    key, data = await _analysis_blob(
+        request, "thumbnail", "no thumbnail: it has not been analysed yet")
     return Response(data, media_type="image/png",
                     headers={"ETag": f'"{digest_of(key)}"',
                              "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE_S}"})
