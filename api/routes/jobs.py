@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from api.auth import Access, Scope, current_user, guard
+from api.conditional import blob_headers, not_modified
 from api.jsonbody import Json
 from api.openapi import Query, contract
 from api.resources import Resources, resources
@@ -67,6 +68,10 @@ async def stage_mesh(request: Request) -> Response:
     if encoding_wanted(request.query_params.get("encoding")):
         packed = await asyncio.to_thread(lambda: compress_glb(res.blobs.get_bytes(stage["blob"])))
         return Response(packed, media_type="model/gltf-binary", headers=headers)
+    headers = blob_headers(stage["blob"], headers["Cache-Control"])
+    unchanged = not_modified(request, headers)
+    if unchanged is not None:
+        return unchanged
     chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(stage["blob"])))
     return StreamingResponse(iterate_in_threadpool(chunks), media_type="model/gltf-binary",
                              headers=headers)

@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 
 from api.activity import record_usage
 from api.auth import Access, Scope, current_user, guard
+from api.conditional import blob_headers, not_modified
 from api.jsonbody import MAX_JSON_BYTES, Json, json_object, read_limited
 from api.openapi import Query, contract
 from api.ratelimit import charge_job
@@ -40,7 +41,6 @@ from core.contracts.mesh_params import (
 )
 from core.errors import InvalidInput, NotFound
 from core.events.activity import exported
-from core.events.blobs import digest_of
 from core.events.job_kinds import MESH_ANALYSE, MESH_MATERIAL, MESH_OPERATIONS
 from core.events.roles import Role
 from core.geometry_tasks import export_file, fetch_blobs
@@ -214,23 +214,35 @@ async def get_analysis(request: Request) -> Response:
 async def face_maps(request: Request) -> Response:
     """The last analysis's per-face maps (overhang, wall thickness) for the viewer's heat
     maps, in the binary of :func:`workers.mesh.printability.encode_face_maps`."""
-    _, data = await _analysis_blob(request, "face_maps", "no analysis with face maps")
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": "private, no-cache"})  # a new analysis replaces it
+    key = await _analysis_blob(request, "face_maps", "no analysis with face maps")
+    # no-cache: a new analysis replaces the maps, so a client asks each time (and gets a 304
+    # while they are the ones it holds).
+    return await _blob_answer(request, key, "application/octet-stream", "private, no-cache")
 
 
 THUMBNAIL_MAX_AGE_S = 86_400
 
 
-async def _analysis_blob(request: Request, field: str, missing: str) -> tuple[str, bytes]:
-    """A blob the mesh's last analysis stored beside its figures (``stats[field]``)."""
-    res = resources(request)
+async def _analysis_blob(request: Request, field: str, missing: str) -> str:
+    """The key of a blob the mesh's last analysis stored beside its figures
+    (``stats[field]``)."""
     asset = await _mesh(request)
-    analysis = await res.read_models.mesh_analysis(asset["asset_id"])
+    analysis = await resources(request).read_models.mesh_analysis(asset["asset_id"])
     key = analysis and analysis["stats"].get(field)
     if not key:
         raise NotFound(f"mesh {asset['asset_id']} has {missing}; POST /analysis to make one")
-    return key, await asyncio.to_thread(res.blobs.get_bytes, key)
+    return str(key)
+
+
+async def _blob_answer(request: Request, key: str, media_type: str,
+                       cache_control: str) -> Response:
+    """A small blob whole (its length known), or 304 where the client holds it already."""
+    headers = blob_headers(key, cache_control)
+    unchanged = not_modified(request, headers)
+    if unchanged is not None:
+        return unchanged
+    data = await asyncio.to_thread(resources(request).blobs.get_bytes, key)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 @contract(media_types=("image/png",))
@@ -239,11 +251,10 @@ async def thumbnail(request: Request) -> Response:
     """The small picture the last analysis drew of the mesh (:mod:`workers.mesh.thumbnail`),
     for lists of designs. Its bytes are content-addressed, so the ETag is their sha256 and a
     client may keep them a while: a new analysis of a changed mesh names other bytes."""
-    key, data = await _analysis_blob(
+    key = await _analysis_blob(
         request, "thumbnail", "no thumbnail: it has not been analysed yet")
-    return Response(data, media_type="image/png",
-                    headers={"ETag": f'"{digest_of(key)}"',
-                             "Cache-Control": f"private, max-age={THUMBNAIL_MAX_AGE_S}"})
+    return await _blob_answer(request, key, "image/png",
+                              f"private, max-age={THUMBNAIL_MAX_AGE_S}")
 
 
 @contract(media_types=EXPORT_MEDIA_TYPES, query=(
@@ -266,11 +277,16 @@ async def export_mesh(request: Request) -> Response:
     if packed and fmt != "glb":
         raise InvalidInput("encoding=meshopt applies to format=glb only")
     if fmt in ("original", stored) and not packed:
+        headers = _download(asset["filename"])
+        headers |= blob_headers(asset["blob_key"], headers["Cache-Control"])
+        unchanged = not_modified(request, headers)
+        if unchanged is not None:  # the client has the file: nothing is exported again
+            return unchanged
         chunks = await asyncio.to_thread(lambda: iter(res.blobs.iter_chunks(asset["blob_key"])))
         record_usage(request.scope,
                      exported(current_user(request).key, str(asset["asset_id"]), fmt))
         return StreamingResponse(iterate_in_threadpool(chunks), media_type=asset["media_type"],
-                                 headers=_download(asset["filename"]))
+                                 headers=headers)
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"format must be original or one of {', '.join(EXPORT_FORMATS)}")
     inner = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:64] or "mesh"

@@ -7,6 +7,7 @@ exact name in ``filename*`` (RFC 5987) and an ASCII fallback that nothing can br
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from collections.abc import Callable
@@ -55,6 +56,12 @@ def test_meshes_named_in_any_script_download(client: TestClient, pipeline: Setti
         assert fallback.isascii() and fallback.endswith(f".{file_type}")
         mesh = trimesh.load(io.BytesIO(exported.content), file_type=file_type, force="mesh")
         assert isinstance(mesh, trimesh.Trimesh) and len(mesh.faces) == 12
+    # the file as uploaded is its content-addressed blob: a client holding it gets a 304
+    original = client.get(url, headers=ana.headers)
+    assert original.headers["etag"] == f'"{hashlib.sha256(original.content).hexdigest()}"'
+    held = client.get(url, headers=ana.headers | {"If-None-Match": original.headers["etag"]})
+    assert held.status_code == 304 and held.content == b"", held.text
+    assert held.headers["cache-control"] == original.headers["cache-control"]
 
 
 def test_the_fallback_name_cannot_break_the_header() -> None:

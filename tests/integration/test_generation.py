@@ -3,6 +3,7 @@ CPU) → three stages stored in S3 and recorded as events, each a closed mesh.""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +71,9 @@ def test_generate_stores_three_closed_stages(client: TestClient, gpu_worker: Set
     packed = client.get(final_url + "?encoding=meshopt", headers=ann.headers)
     assert plain.status_code == packed.status_code == 200
     assert packed.content[:4] == b"glTF" and len(packed.content) < 0.6 * len(plain.content)
+    held = client.get(final_url, headers=ann.headers | {"If-None-Match": plain.headers["etag"]})
+    assert held.status_code == 304 and held.content == b"", held.text
+    assert plain.headers["etag"] == f'"{hashlib.sha256(plain.content).hexdigest()}"'
     refused = client.get(final_url + "?encoding=gzip", headers=ann.headers)
     assert refused.status_code == 422, refused.text
     topics = event_topics(gpu_worker)

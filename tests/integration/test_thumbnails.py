@@ -47,11 +47,29 @@ def test_an_analysed_mesh_has_a_thumbnail_only_its_viewers_see(
     assert r.headers["etag"] == f'"{hashlib.sha256(r.content).hexdigest()}"'
     assert r.headers["cache-control"].startswith("private, max-age=")
     assert _png(r.content).getchannel("A").getextrema() == (0, 255)
+    # A client that holds these bytes is told so, with no body (a list, a weak tag, or *).
+    for held in (r.headers["etag"], f'"stale", W/{r.headers["etag"]}', "*"):
+        again = client.get(f"/api/v1/meshes/{ball['id']}/thumbnail",
+                           headers=alice.headers | {"If-None-Match": held})
+        assert again.status_code == 304 and again.content == b"", held
+        assert again.headers["etag"] == r.headers["etag"]
+        assert again.headers["cache-control"] == r.headers["cache-control"]
+    # The face maps are content-addressed too: revalidated each time (no-cache), a 304 while
+    # the client's copy is the current one.
+    faces = client.get(f"/api/v1/meshes/{ball['id']}/analysis/faces", headers=alice.headers)
+    assert faces.status_code == 200 and faces.headers["cache-control"] == "private, no-cache"
+    assert faces.headers["etag"] == f'"{hashlib.sha256(faces.content).hexdigest()}"'
+    held_faces = client.get(f"/api/v1/meshes/{ball['id']}/analysis/faces",
+                            headers=alice.headers | {"If-None-Match": faces.headers["etag"]})
+    assert held_faces.status_code == 304 and held_faces.content == b""
 
     # Another user's: refused exactly as reading the mesh itself is (a problem, no picture).
     r = client.get(f"/api/v1/meshes/{ball['id']}/thumbnail", headers=bob.headers)
     mesh = client.get(f"/api/v1/meshes/{ball['id']}", headers=bob.headers)
     assert r.status_code == mesh.status_code == 403, r.text
+    r = client.get(f"/api/v1/meshes/{ball['id']}/thumbnail",  # a tag opens nothing
+                   headers=bob.headers | {"If-None-Match": "*"})
+    assert r.status_code == 403, r.text
     assert r.headers["content-type"].startswith("application/problem+json")
     r = client.get(f"/api/v1/meshes/{uuid.uuid4()}/thumbnail", headers=alice.headers)
     assert r.status_code == 404 and r.headers["content-type"].startswith(
