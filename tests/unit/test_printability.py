@@ -27,6 +27,7 @@ from workers.mesh.printability import (
     rank_orientations,
 )
 from workers.mesh.printer import MATERIALS, PrinterProfile
+from workers.mesh.repair import repair
 
 FDM = PrinterProfile()
 RESIN = PrinterProfile.from_json({"technology": "resin"})
@@ -355,6 +356,74 @@ def test_rank_orientations_finds_the_flat_side() -> None:
     upright = next(o for o in ranked if o.up == (0.0, 0.0, 1.0))
     assert upright.overhang_area == pytest.approx(400.0)
     assert ranked[0].cost < upright.cost
+
+
+# --------------------------------------------------------------------------- bodies in contact
+
+
+def _lid_on_pot(lift: float, *, closed: bool) -> trimesh.Trimesh:
+    """A 40 x 40 x 20 pot with a 30 x 30 x 10 lid on it, ``lift`` mm above its top (below it
+    when negative), as two bodies; ``closed=False`` leaves the lid open underneath."""
+    pot = trimesh.creation.box((40, 40, 20))
+    pot.apply_translation((0, 0, 10))
+    lid = trimesh.creation.box((30, 30, 10))
+    lid.apply_translation((0, 0, 25 + lift))
+    if not closed:
+        keep = ~np.isclose(lid.triangles_center[:, 2], 20 + lift)
+        lid = trimesh.Trimesh(lid.vertices, lid.faces[keep], process=False)
+    both = trimesh.util.concatenate([pot, lid])
+    assert isinstance(both, trimesh.Trimesh)
+    return both
+
+
+@pytest.mark.parametrize("lift", [0.0, 1e-5, -0.5], ids=["touching", "float32-gap", "sunk"])
+def test_a_lid_resting_on_its_pot_needs_no_support(lift: float) -> None:
+    # the lid's underside lies on the pot (or in it): inside the printed part, not in the air
+    mesh = _lid_on_pot(lift, closed=True)
+    result = analyse_printability(mesh, FDM)
+    report = result.report
+    assert (report["shells"], report["floating_shells"]) == (2, 0)
+    assert report["overhang"]["area_mm2"] == 0.0
+    assert report["support"]["volume_mm3"] == 0.0
+    assert report["thin"]["faces"] == 0
+    assert report["score"] == 100.0
+    underside = np.isclose(mesh.triangles_center[:, 2], 20 + lift)
+    assert np.isnan(result.face_maps["wall_thickness_mm"][underside]).all()
+    assert rank_orientations(print_frame(mesh), FDM)[0].up == (0.0, 0.0, 1.0)
+
+
+def test_a_repaired_copy_is_analysed_like_the_original() -> None:
+    # The repair closes the lid's underside; a hundred-thousandth of a millimetre above the
+    # pot's top the two stay two bodies. Counted as an overhang, that underside made the
+    # repaired teapot need 11 times the support of the open one and be stood on its side.
+    broken = _lid_on_pot(1e-5, closed=False)
+    repaired, _ = repair(broken)
+    before = analyse_printability(broken, FDM).report
+    after = analyse_printability(repaired, FDM).report
+    assert (before["watertight"], after["watertight"], after["shells"]) == (False, True, 2)
+    assert after["support"]["volume_mm3"] == pytest.approx(before["support"]["volume_mm3"],
+                                                           rel=0.05, abs=1.0)
+    assert after["overhang"]["area_mm2"] == pytest.approx(before["overhang"]["area_mm2"],
+                                                          rel=0.05, abs=1.0)
+    assert after["floating_shells"] == 0
+    ups = [rank_orientations(print_frame(m), FDM)[0].up for m in (broken, repaired)]
+    assert ups[0] == ups[1] == (0.0, 0.0, 1.0)
+
+
+def test_the_repaired_teapot_needs_no_more_support_than_the_open_one() -> None:
+    # the e2e's path: the repair's output is stored as GLB (float32) and analysed from it
+    teapot = load_mesh(corpus_path("teapot.stl"), file_type="stl")
+    repaired, _ = repair(teapot)
+    glb = repaired.export(file_type="glb")
+    assert isinstance(glb, bytes)
+    stored = load_mesh(glb, file_type="glb")
+    before = analyse_printability(teapot, FDM).report
+    after = analyse_printability(stored, FDM).report
+    # (the repair closes holes and rebuilds faces: close, not equal; it was 11 times)
+    assert after["support"]["volume_mm3"] <= 1.25 * before["support"]["volume_mm3"]
+    assert after["overhang"]["area_mm2"] <= 1.25 * before["overhang"]["area_mm2"]
+    assert after["floating_shells"] == 0  # the lid sits on the pot
+    assert all(r["action"] != "reorient" for r in after["recommendations"])
 
 
 def test_big_solid_resin_part_is_recommended_hollowing() -> None:

@@ -15,15 +15,29 @@ Wall thickness
     cast straight inwards (against the outward normal); the distance to the first face it
     leaves the solid through is that face's wall thickness. A ray that misses, or whose first
     hit faces it (it entered more material: overlapping shells, flipped faces), leaves the face
-    unknown. Meshes with more than 200 000 faces are sampled (a seeded subset of 200 000 faces)
-    and the others take the value of the nearest sampled centroid. Faces thinner than the
-    profile's ``min_wall_mm`` are *thin*; neighbouring thin faces form *thin regions*.
+    unknown; so is a face in contact with another body (see *Bodies in contact*). Meshes with
+    more than 200 000 faces are sampled (a seeded subset of 200 000 faces) and the others
+    take the value of the nearest sampled centroid. Faces thinner than the profile's
+    ``min_wall_mm`` are *thin*; neighbouring thin faces form *thin regions*.
 Overhang
     A face needs support when it faces downwards more steeply than the profile's overhang
     angle θ from the vertical, i.e. its normal's z is below ``-sin θ``, unless it lies on the
-    build plate (all its corners within one layer height of the lowest point). The per-face
-    severity is ``(φ - θ) / (90° - θ)`` for a face leaning φ from the vertical, at least
-    1/254 (one step of the face map) for every face that needs support, 0 for the others.
+    build plate (all its corners within one layer height of the lowest point) or on another
+    body (see *Bodies in contact*). The per-face severity is ``(φ - θ) / (90° - θ)`` for a
+    face leaning φ from the vertical, at least 1/254 (one step of the face map) for every
+    face that needs support, 0 for the others.
+Bodies in contact
+    In a closed, consistently wound mesh of several bodies, a face whose outer side lies
+    inside another body, or against one (its ray along the outward normal first meets another
+    body's face within :data:`CONTACT_FRACTION` of the diagonal, or leaves that body's
+    material), is inside the part a slicer prints: slicers merge overlapping bodies. Such a
+    face is never an overhang and has no wall of its own, and bodies in contact count as one
+    part when floating is judged. A lid on its pot is the case that made this matter: the
+    repair of the open teapot closes the lid's underside, which then lies on the pot's closed
+    top; counted as an overhang with a column down to the pot's floor, it made the repaired
+    teapot need 11 times the support of the open one (11 661 mm³ instead of 1 061). On an
+    open or inconsistently wound mesh which side of a face is material is unknown, and no
+    face is taken to be in contact.
 Support volume
     For every overhanging face, a column of its projected (horizontal) area, as high as the
     gap below it: a ray cast straight down from the face finds the part below, and a ray that
@@ -73,6 +87,7 @@ from scipy.sparse import csgraph
 from scipy.spatial import cKDTree
 
 from core.errors import InvalidInput
+from workers.mesh.edge_topology import body_labels
 from workers.mesh.printer import PrinterProfile, mm_per_unit
 
 Floats = NDArray[np.float64]
@@ -99,6 +114,11 @@ _HOLLOW_MIN_VOLUME_MM3: Final = 10_000.0
 
 _HOLLOW_MIN_SAVING: Final = 0.4
 """Hollowing is recommended when it would save at least this fraction of the resin."""
+
+CONTACT_FRACTION: Final = 1e-4
+"""Faces of two bodies closer than this fraction of the bounding-box diagonal are in contact
+(0.008 mm on an 80 mm part): far above float32 rounding, which is how a GLB stores a face that
+another body's face lies on, and far below any gap a printer keeps open."""
 
 _THIN_REGIONS_LISTED: Final = 5
 _SEED: Final = 0
@@ -194,6 +214,40 @@ class PrintFrame:
     def plate_z(self) -> float:
         return float(self.mesh.vertices[:, 2].min())
 
+    @cached_property
+    def resting_on(self) -> Ints:
+        """``(m,) int``: for a face in contact with another body (module docstring, *Bodies in
+        contact*), the face of that body it meets; -1 for the others.
+
+        Only closed, consistently wound meshes of more than one body are probed, so a
+        single-body mesh costs no rays. Meshes with more than :data:`RAY_BUDGET` faces are
+        sampled, the others take the answer of the nearest sampled centroid.
+        """
+        met = np.full(len(self.areas), -1, dtype=np.int64)
+        count, bodies = body_labels(self.mesh.faces, len(self.mesh.vertices))
+        if self.volume is None or count < 2:
+            return met
+        measured = _sample(np.flatnonzero(self.areas > 0), RAY_BUDGET)
+        inset = _INSET * max(self.diagonal, 1e-9)
+        directions = self.normals[measured]
+        origins = self.centroids[measured] + directions * inset
+        distance, hit = _first_faces(self, origins, directions)
+        found = hit >= 0
+        other = found & (bodies[np.maximum(hit, 0)] != bodies[measured])
+        leaving = np.einsum("ij,ij->i", self.normals[np.maximum(hit, 0)], directions) > 0
+        against = distance + inset <= CONTACT_FRACTION * self.diagonal
+        met[measured] = np.where(other & (leaving | against), hit, -1)
+        if len(measured) < int((self.areas > 0).sum()):
+            met = _spread(self, measured, met, self.areas > 0)
+        return met
+
+    @cached_property
+    def exposed(self) -> NDArray[np.bool_]:
+        """``(m,) bool``: faces with area in contact with no other body, the surface a slicer
+        prints; the faces in contact are inside the part, with no wall and no overhang."""
+        exposed: NDArray[np.bool_] = (self.areas > 0) & (self.resting_on < 0)
+        return exposed
+
 
 def print_frame(
     mesh: trimesh.Trimesh, *, units: str = "mm", up: ArrayLike = (0, 0, 1), weld: bool = True
@@ -282,16 +336,30 @@ def wall_thickness(frame: PrintFrame) -> tuple[Floats, int]:
         How many rays were cast (fewer than ``m`` when sampled).
     """
     count = len(frame.areas)
-    measured = _sample(np.flatnonzero(frame.areas > 0), RAY_BUDGET)
+    measured = _sample(np.flatnonzero(frame.exposed), RAY_BUDGET)
     inset = _INSET * max(frame.diagonal, 1e-9)
     directions = -frame.normals[measured]
     origins = frame.centroids[measured] + directions * inset
     found = _first_hits(frame, origins, directions, exits=True)
     thickness = np.full(count, np.nan)
     thickness[measured] = found + inset
-    if len(measured) < int((frame.areas > 0).sum()):
-        thickness = _spread(frame, measured, thickness)
+    if len(measured) < int(frame.exposed.sum()):
+        thickness = _spread(frame, measured, thickness, frame.exposed)
     return thickness, len(measured)
+
+
+def _first_faces(frame: PrintFrame, origins: Floats, directions: Floats) -> tuple[Floats, Ints]:
+    """Distance along each ray to its first hit and the face hit: NaN and -1 for a miss."""
+    distance = np.full(len(origins), np.nan)
+    faces = np.full(len(origins), -1, dtype=np.int64)
+    if len(origins) == 0:
+        return distance, faces
+    locations, rays, triangles = frame.mesh.ray.intersects_location(
+        origins, directions, multiple_hits=False
+    )
+    distance[rays] = np.linalg.norm(locations - origins[rays], axis=1)
+    faces[rays] = triangles
+    return distance, faces
 
 
 def _first_hits(frame: PrintFrame, origins: Floats, directions: Floats, *, exits: bool) -> Floats:
@@ -300,19 +368,10 @@ def _first_hits(frame: PrintFrame, origins: Floats, directions: Floats, *, exits
     With ``exits`` a hit only counts when the ray leaves the solid through it (the face's
     outward normal points along the ray); otherwise any hit counts.
     """
-    distance = np.full(len(origins), np.nan)
-    if len(origins) == 0:
-        return distance
-    locations, rays, triangles = frame.mesh.ray.intersects_location(
-        origins, directions, multiple_hits=False
-    )
-    if len(rays) == 0:
-        return distance
-    hit = np.linalg.norm(locations - origins[rays], axis=1)
+    distance, faces = _first_faces(frame, origins, directions)
     if exits:
-        leaving = np.einsum("ij,ij->i", frame.normals[triangles], directions[rays]) > 0
-        rays, hit = rays[leaving], hit[leaving]
-    distance[rays] = hit
+        leaving = np.einsum("ij,ij->i", frame.normals[np.maximum(faces, 0)], directions) > 0
+        distance[~leaving] = np.nan
     return distance
 
 
@@ -323,10 +382,11 @@ def _sample(candidates: Ints, budget: int) -> Ints:
     return np.sort(chosen)
 
 
-def _spread(frame: PrintFrame, measured: Ints, thickness: Floats) -> Floats:
-    """Give every unmeasured face the thickness of the nearest measured face's centroid."""
+def _spread(frame: PrintFrame, measured: Ints, thickness: Any, among: NDArray[np.bool_]) -> Any:
+    """Give every unmeasured face the value (a thickness, a face met) of the nearest measured
+    face's centroid, for the faces ``among``."""
     centroids = frame.centroids
-    others = np.setdiff1d(np.flatnonzero(frame.areas > 0), measured)
+    others = np.setdiff1d(np.flatnonzero(among), measured)
     _, nearest = cKDTree(centroids[measured]).query(centroids[others])
     filled = thickness.copy()
     filled[others] = thickness[measured[nearest]]
@@ -340,14 +400,14 @@ def overhang_severity(frame: PrintFrame, angle_deg: float, layer_mm: float) -> F
     -------
     severity
         ``(m,) float``: ``(φ - θ) / (90° - θ)`` for a face leaning ``φ`` from the vertical past
-        ``θ = angle_deg`` and not lying on the plate, else 0.
+        ``θ = angle_deg``, not lying on the plate nor on another body, else 0.
     """
     down = -frame.normals[:, 2]
     threshold = math.sin(math.radians(angle_deg))
     lean = np.degrees(np.arcsin(np.clip(down, -1.0, 1.0)))
     severity = np.clip((lean - angle_deg) / (90.0 - angle_deg), 0.0, 1.0)
     on_plate = frame.mesh.triangles[:, :, 2].max(axis=1) <= frame.plate_z + layer_mm
-    needs = (down > threshold) & ~on_plate & (frame.areas > 0)
+    needs = (down > threshold) & ~on_plate & frame.exposed
     # a face just past the threshold still needs support: keep it visibly above zero
     result: Floats = np.where(needs, np.maximum(severity, 1.0 / _LEVELS), 0.0)
     return result
@@ -380,18 +440,23 @@ class Shells:
     count
         Number of bodies.
     floating
-        Bodies whose lowest point is more than a layer above the plate, cavities excepted.
+        Bodies whose part (see ``part``) is more than a layer above the plate at its lowest
+        point, cavities excepted.
     vertex_labels
         ``(n,) int`` body of each vertex, ``-1`` for vertices no face uses.
     solid
         ``(k,) bool`` per label: the body is not a cavity (a body wound inwards, which is
         empty space inside another body).
+    part
+        ``(k,) int`` per label: the part the body prints as, one for bodies in contact
+        (module docstring, *Bodies in contact*), so a lid on its pot does not float.
     """
 
     count: int
     floating: int
     vertex_labels: Ints
     solid: NDArray[np.bool_]
+    part: Ints
 
     def lowest(self, heights: Floats) -> Floats:
         """Lowest of ``heights`` ``(n,)`` per body label (``inf`` for labels of unused vertices)."""
@@ -399,6 +464,15 @@ class Shells:
         used = self.vertex_labels >= 0
         np.minimum.at(lowest, self.vertex_labels[used], heights[used])
         return lowest
+
+    def floating_at(self, heights: Floats, plate: float, layer: float) -> int:
+        """How many solid bodies float with the vertices at ``heights`` ``(n,)``: their part's
+        lowest point is more than ``layer`` above ``plate``."""
+        lowest = self.lowest(heights)
+        by_part = np.full(int(self.part.max()) + 1, np.inf)
+        np.minimum.at(by_part, self.part, lowest)
+        lifted = by_part[self.part] > plate + layer
+        return int((np.isfinite(lowest) & lifted & self.solid).sum())
 
 
 def shells(frame: PrintFrame, layer_mm: float) -> Shells:
@@ -415,11 +489,15 @@ def shells(frame: PrintFrame, layer_mm: float) -> Shells:
     signed = np.einsum("ij,ij->i", triangles[:, 0], np.cross(triangles[:, 1], triangles[:, 2]))
     volume = np.bincount(labels[faces[:, 0]], weights=signed / 6.0, minlength=count)
     solid = (-volume if frame.inward else volume) >= 0
+    resting = np.flatnonzero(frame.resting_on >= 0)
+    touching = labels[faces[resting, 0]], labels[faces[frame.resting_on[resting], 0]]
+    contacts = sparse.coo_matrix((np.ones(len(resting)), touching), (count, count))
+    _, part = csgraph.connected_components(contacts, directed=False)
     bodies = Shells(
-        count=len(np.unique(labels[used])), floating=0, vertex_labels=vertex_labels, solid=solid
+        count=len(np.unique(labels[used])), floating=0, vertex_labels=vertex_labels,
+        solid=solid, part=part.astype(np.int64),
     )
-    lowest = bodies.lowest(frame.mesh.vertices[:, 2])
-    floating = int((np.isfinite(lowest) & (lowest > frame.plate_z + layer_mm) & solid).sum())
+    floating = bodies.floating_at(frame.mesh.vertices[:, 2], frame.plate_z, layer_mm)
     return replace(bodies, floating=floating)
 
 
@@ -510,6 +588,9 @@ class _Pricing:
     bodies: Shells
     diagonal: float
     fits_any_way: bool
+    exposed: NDArray[np.bool_]
+    """Faces with area that rest on no other body: only these can overhang or stand on the
+    plate."""
 
     @classmethod
     def of(cls, frame: PrintFrame, profile: PrinterProfile) -> _Pricing:
@@ -528,6 +609,7 @@ class _Pricing:
             diagonal=diagonal,
             # no extent along any direction exceeds the bounding-box diagonal
             fits_any_way=diagonal <= min(profile.build_volume_mm),
+            exposed=np.array(frame.exposed),
         )
 
     def price(self, up: Floats) -> Orientation:
@@ -537,7 +619,7 @@ class _Pricing:
         plate, top = float(used_heights.min()), float(used_heights.max())
         facing = self.normals @ up
         threshold = math.sin(math.radians(self.profile.overhang_angle_deg))
-        down = np.flatnonzero((facing < -min(threshold, 0.999)) & (self.areas > 0))
+        down = np.flatnonzero((facing < -min(threshold, 0.999)) & self.exposed)
         corner = heights[self.faces[down]]
         on_plate = corner.max(axis=1) <= plate + layer
         steep = (facing[down] < -threshold) & ~on_plate
@@ -547,10 +629,7 @@ class _Pricing:
         contact = float(self.areas[down[on_plate & (facing[down] < -0.999)]].sum())
         floating = 0
         if self.bodies.count > 1:
-            lowest = self.bodies.lowest(heights)
-            floating = int(
-                (np.isfinite(lowest) & (lowest > plate + layer) & self.bodies.solid).sum()
-            )
+            floating = self.bodies.floating_at(heights, plate, layer)
         fits = self.fits_any_way or _fits_standing(self.vertices[self.used], up, self.profile)
         overhang = float(self.areas[over].sum())
         cost = overhang + support / max(self.diagonal, 1e-9) - 0.1 * contact
@@ -774,7 +853,7 @@ class _Findings:
         return figures | {
             "measured_fraction": float(weights.sum()) / self.area if self.area > 0 else 0.0,
             "rays": rays,
-            "sampled": rays < int((self.frame.areas > 0).sum()),
+            "sampled": rays < int(self.frame.exposed.sum()),
         }
 
     def _thin(self, mesh: trimesh.Trimesh) -> dict[str, Any]:
