@@ -65,9 +65,15 @@ from numpy.typing import NDArray
 from scipy import sparse
 
 from core.errors import InvalidInput
-from workers.mesh.crossings import count_self_intersecting_faces, meshfix_mesh, nudged
+from workers.mesh.crossings import (
+    MeshFixAnswerError,
+    count_self_intersecting_faces,
+    crossing_faces,
+    meshfix_mesh,
+    nudged,
+)
 from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
-from workers.mesh.winding import DeadlinePassed, union_volume, winding_solid
+from workers.mesh.winding import DeadlinePassed, UnionVolume, union_volume, winding_solid
 
 Faces = NDArray[np.int64]
 Points = NDArray[np.float64]
@@ -101,6 +107,16 @@ _LEVEL_SET_DRIFT: Final = 0.02
 """Largest relative volume change accepted from the level-set self-union against the volume
 the body winds around: its surface is placed to a fraction of a grid cell, so a thin body
 moves a little more than MeshFix's exact faces would."""
+
+_THROUGH_ERRORS: Final = 6.0
+"""Standard errors of the winding-volume estimate by which a closed body's signed volume must
+differ from the volume it winds around before its faces are taken to truly cross."""
+
+_THROUGH_FRACTION: Final = 1e-3
+"""Least gap, as a fraction of a closed body's signed volume, between it and the volume the
+body winds around before its faces are taken to truly cross: a nudge of a ten-millionth of
+the diagonal (the largest :func:`workers.mesh.crossings.nudged` tries) cannot move a
+thousandth of the volume."""
 
 _NESTING_PROBES: Final = 8
 """Vertices of a body tested to decide whether another body contains it."""
@@ -218,19 +234,50 @@ def assess(mesh: trimesh.Trimesh) -> MeshQuality:
 
 def _measure(solid: trimesh.Trimesh) -> MeshQuality:
     """:func:`assess` of a mesh already welded."""
+    return _measured(solid)[0]
+
+
+def _measured(solid: trimesh.Trimesh) -> tuple[MeshQuality, NDArray[np.bool_] | None]:
+    """:func:`_measure`, and which faces cross (``(m,) bool``), or ``None`` where MeshFix's
+    answer cannot be mapped back to the faces (it cuts non-manifold vertices on load).
+
+    The flags let :func:`repair` skip a body's own intersection test (as costly as this one)
+    where none of its faces crosses anything: on the synthetic corpus a crossed body was
+    tested again three to nine times after this measurement.
+    """
     topology = edge_topology(solid.faces, len(solid.vertices))
     closed = topology.watertight and topology.winding_consistent
-    return MeshQuality(
+    flags = None
+    if topology.non_manifold_edges == 0 and topology.non_manifold_vertices == 0:
+        flags = _crossing_flags(solid)
+    if flags is None:
+        crossing = count_self_intersecting_faces(solid.vertices, solid.faces)
+    else:
+        crossing = int(flags.sum())
+    quality = MeshQuality(
         faces=len(solid.faces),
         watertight=topology.watertight,
         winding_consistent=topology.winding_consistent,
         boundary_edges=topology.boundary_edges,
         non_manifold_edges=topology.non_manifold_edges,
         non_manifold_vertices=topology.non_manifold_vertices,
-        self_intersecting_faces=count_self_intersecting_faces(solid.vertices, solid.faces),
+        self_intersecting_faces=crossing,
         volume=signed_volume(solid.vertices, solid.faces) if closed else None,
         bodies=body_labels(solid.faces, len(solid.vertices))[0],
     )
+    return quality, flags
+
+
+def _crossing_flags(solid: trimesh.Trimesh) -> NDArray[np.bool_] | None:
+    """Which faces of ``solid`` cross another (``(m,) bool``), or ``None`` when MeshFix's
+    answer cannot be mapped back."""
+    try:
+        index = crossing_faces(solid.vertices, solid.faces)
+    except MeshFixAnswerError:
+        return None
+    flags = np.zeros(len(solid.faces), dtype=bool)
+    flags[index] = True
+    return flags
 
 
 def _welded(vertices: Points, faces: Faces, digits: int | None = None) -> trimesh.Trimesh:
@@ -261,7 +308,7 @@ def count_lost_bodies(
         The threshold the repair was given.
     """
     welded = _welded(original.vertices, original.faces)
-    cleaned, _ = _cleaned(welded, _referenced_count(original.faces))
+    cleaned, _, _ = _cleaned(welded, _referenced_count(original.faces))
     bodies = _without_debris(_bodies(cleaned), cleaned, debris_fraction)
     if not bodies:
         return 0
@@ -384,12 +431,13 @@ def repair(
     _check_options(debris_fraction, merge_tolerance, time_limit)
     deadline = time.monotonic() + (math.inf if time_limit is None else time_limit)
     welded = _welded(mesh.vertices, mesh.faces)
-    before = _measure(welded)
+    before, flags = _measured(welded)
     report = RepairReport(before=before)
     digits = None if merge_tolerance is None else trimesh.util.decimal_to_digits(merge_tolerance)
     if digits is not None:
         welded = _welded(mesh.vertices, mesh.faces, digits)
-    cleaned, counts = _cleaned(welded, _referenced_count(mesh.faces))
+        flags = None  # positions rounded to another grid may cross differently
+    cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
     bodies = _bodies(cleaned)
@@ -403,8 +451,10 @@ def repair(
     if _already_printable(report, merge_tolerance):
         repaired, after = cleaned, before
     else:
+        flags = None if flags is None else flags[kept_faces]
+        crossed = _known_crossings(before, cleaned, bodies, kept, flags, exact=not any(counts[1:]))
         try:
-            repaired, after = _full_repair(cleaned, kept, report, stages, deadline)
+            repaired, after = _full_repair(cleaned, kept, crossed, report, stages, deadline)
         except _OutOfTime:
             repaired, after = _fall_back(mesh, stages, report, f"the time budget of "
                                          f"{time_limit} s ran out")
@@ -466,23 +516,57 @@ def _refuse_flat(
     )
 
 
+def _known_crossings(
+    before: MeshQuality,
+    cleaned: trimesh.Trimesh,
+    bodies: Sequence[trimesh.Trimesh],
+    kept: Sequence[trimesh.Trimesh],
+    flags: NDArray[np.bool_] | None,
+    *,
+    exact: bool,
+) -> list[int | None]:
+    """How many of each kept body's faces cross its own, where the input's measurement says so
+    without a test of the body's own, else ``None``.
+
+    A body none of whose faces crossed anything in the whole mesh (``flags``, ``(m,) bool``
+    over ``cleaned``'s faces) crosses none of its own; a mesh that is one body crosses itself
+    where the whole did, when the test ran on exactly its faces (``exact``: none removed).
+    ``bodies`` are :func:`_bodies` of ``cleaned`` (in its label order), ``kept`` those of them
+    that are not debris.
+    """
+    if before.self_intersecting_faces == 0:
+        return [0] * len(kept)
+    if flags is None:
+        return [None] * len(kept)
+    count, labels = body_labels(cleaned.faces, len(cleaned.vertices))
+    flagged = np.bincount(labels, weights=flags, minlength=count).astype(np.int64)
+    place = {id(body): label for label, body in enumerate(bodies)}
+    known: list[int | None] = []
+    for body in kept:
+        crossing = int(flagged[place[id(body)]])
+        known.append(0 if crossing == 0 else crossing if exact and count == 1 else None)
+    return known
+
+
 def _full_repair(
     cleaned: trimesh.Trimesh,
     kept: Sequence[trimesh.Trimesh],
+    crossed: Sequence[int | None],
     report: RepairReport,
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]],
     deadline: float,
 ) -> tuple[trimesh.Trimesh, MeshQuality]:
-    """Steps 3 and 4 of the module docstring; each finished stage is added to ``stages``."""
-    assert report.before is not None
+    """Steps 3 and 4 of the module docstring; each finished stage is added to ``stages``.
+    ``crossed`` gives each kept body's crossing faces where they are known
+    (:func:`_known_crossings`)."""
     thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
-    crossing = report.before.self_intersecting_faces > 0
     solids = []
-    for body in kept:
+    for body, crossing in zip(kept, crossed, strict=True):
         for piece in _pieces(body):
             _on_time(deadline)
+            known = crossing if piece is body or crossing == 0 else None
             solids.append(
-                _solid_body(piece, thickness, report, intersections=crossing, deadline=deadline)
+                _solid_body(piece, thickness, report, crossed=known, deadline=deadline)
             )
     _on_time(deadline)
     combined = _kept_apart(_combine([s for s in solids if s], report), report)
@@ -560,7 +644,7 @@ def _check_options(
 
 def _cleaned(
     welded: trimesh.Trimesh, referenced: int
-) -> tuple[trimesh.Trimesh, tuple[int, int, int]]:
+) -> tuple[trimesh.Trimesh, tuple[int, int, int], NDArray[np.int64]]:
     """Return ``welded`` without degenerate or duplicate faces, and what was removed.
 
     Parameters
@@ -576,19 +660,24 @@ def _cleaned(
         ``welded`` itself; unreferenced vertices dropped.
     counts
         ``(vertices merged, degenerate faces removed, duplicate faces removed)``.
+    kept
+        ``(k,) int64``: which of ``welded``'s faces (as given) each face of ``cleaned`` is.
     """
     merged = referenced - len(welded.vertices)
+    kept = np.arange(len(welded.faces), dtype=np.int64)
     keep = welded.nondegenerate_faces(height=trimesh.tol.merge)
     degenerate = int((~keep).sum())
     if degenerate:
         welded.update_faces(keep)
+        kept = kept[keep]
     unique = welded.unique_faces()
     duplicates = len(welded.faces) - int(unique.sum())
     if duplicates:
         welded.update_faces(unique)
+        kept = kept[unique]
     if degenerate or duplicates:
         welded.remove_unreferenced_vertices()
-    return welded, (merged, degenerate, duplicates)
+    return welded, (merged, degenerate, duplicates), kept
 
 
 def _referenced_count(faces: Faces) -> int:
@@ -661,10 +750,13 @@ def _solid_body(
     thickness: float,
     report: RepairReport,
     *,
-    intersections: bool,
+    crossed: int | None,
     deadline: float,
 ) -> trimesh.Trimesh | None:
     """Return ``body`` as a closed manifold free of self-intersections, or ``None``.
+
+    ``crossed`` is how many of its faces cross its own when that is known, else ``None``
+    (it is then tested).
 
     A body that is already sound is returned unchanged, wound as it came (an inward winding
     may mean a cavity; :func:`_combine` decides). A closed body whose faces only touch is
@@ -675,15 +767,26 @@ def _solid_body(
     when MeshFix's mend loses or gains more than 1 % of that, the body is made again as the
     solid it winds around (:func:`_self_union`). A closed body neither can mend is kept as
     it came; an open one MeshFix cannot close is sealed with its hull.
+
+    A closed body that passes through itself (:func:`_passes_through`) is not nudged: a nudge
+    parts only faces that touch, and trying costs five intersection tests.
     """
-    if _is_sound(body, intersections=intersections):
-        return body
     closed = _is_closed_solid(body)
+    if closed:
+        if crossed is None:
+            crossed = count_self_intersecting_faces(body.vertices, body.faces)
+        if crossed == 0:
+            return body
     collapsed = _collapsed(body) if closed else None
+    wound: UnionVolume | None = None
     if collapsed is not None:
-        if count_self_intersecting_faces(collapsed.vertices, collapsed.faces) == 0:
+        if not _same_triangles(body, collapsed):
+            crossed = count_self_intersecting_faces(collapsed.vertices, collapsed.faces)
+        if crossed == 0:
             return collapsed
-        if nudged(collapsed) is not None:
+        _on_time(deadline)
+        wound = union_volume(body, rays=_UNION_RAYS)
+        if not _passes_through(body, wound) and nudged(collapsed) is not None:
             # Its faces only touch: it is kept exact for the booleans (a nudged body would
             # meet its neighbours at a slant) and nudged once they are done.
             return collapsed
@@ -694,11 +797,12 @@ def _solid_body(
         return fixed
     if wound_closed:
         _on_time(deadline)
-        wound = union_volume(body, rays=_UNION_RAYS).volume
-        if fixed is not None and not _drifted(wound, fixed):
+        if wound is None:
+            wound = union_volume(body, rays=_UNION_RAYS)
+        if fixed is not None and not _drifted(wound.volume, fixed):
             return fixed
         _on_time(deadline)
-        united = _self_union(body, wound, deadline)
+        united = _self_union(body, wound.volume, deadline)
         if united is not None:
             report.notes.append(
                 f"a closed body of {len(body.faces)} faces that passes through itself was "
@@ -752,6 +856,39 @@ def _is_closed_manifold(body: trimesh.Trimesh) -> bool:
     return topology.watertight and topology.winding_consistent and not (
         topology.non_manifold_vertices
     )
+
+
+def _same_triangles(first: trimesh.Trimesh, second: trimesh.Trimesh) -> bool:
+    """Say whether two meshes hold the same triangles (corner positions), in any order and
+    winding: then they cross where each other does, and one intersection test tells both.
+    manifold3d's ``simplify(0)`` collapses nothing on most bodies."""
+    if len(first.faces) != len(second.faces):
+        return False
+    corners = np.vstack([first.vertices, second.vertices])
+    _, ids = np.unique(corners, axis=0, return_inverse=True)
+    ids = ids.ravel()
+    triangles = [
+        np.sort(ids[faces], axis=1)
+        for faces in (first.faces, second.faces + len(first.vertices))
+    ]
+    ordered = [t[np.lexsort(t.T[::-1])] for t in triangles]
+    return bool(np.array_equal(ordered[0], ordered[1]))
+
+
+def _passes_through(body: trimesh.Trimesh, wound: UnionVolume) -> bool:
+    """Say whether the closed ``body``'s faces truly cross, not merely touch.
+
+    Where faces cross, the body winds around some points twice (or, inside a fold turned
+    inside out, negatively), so its signed volume and the volume it winds around (``wound``)
+    part; faces that only touch leave them equal to the estimate's sampling error. The gap
+    must exceed :data:`_THROUGH_ERRORS` standard errors and :data:`_THROUGH_FRACTION` of the
+    volume. A body wound inwards winds around nothing positively, so it is not judged.
+    """
+    signed = signed_volume(body.vertices, body.faces)
+    if signed <= 0:
+        return False
+    gap = abs(signed - wound.volume)
+    return bool(gap > max(_THROUGH_ERRORS * wound.standard_error, _THROUGH_FRACTION * signed))
 
 
 def _drifted(volume: float, fixed: trimesh.Trimesh) -> bool:
