@@ -42,6 +42,14 @@ their input (more crossing faces or non-manifold edges, or a body lost), time-ou
 time budget the worker gives it, and again with no time limit (what it can do apart from the
 budget, on a loaded machine). ``--synthetic-only --seeds N --size S`` runs that table
 alone, smaller.
+
+A third table runs the registry corpus (:mod:`tests.registry_meshes`: meshes found in Debian,
+npm and PyPI packages under permissive licences, stored as the packages ship them) with the
+same peers and figures: meshes the repair was neither built nor tuned on. Below it, one line
+per mesh the studio fails (not printable, a body lost, worse than its input, or timed out)
+gives the quality before and after and the report's fall-back and notes.
+``--registry-only`` runs that table alone. A mesh listed as having nothing to print (a flat
+sheet) succeeds by being refused with its reason, as the synthetic sliver does.
 """
 
 from __future__ import annotations
@@ -59,11 +67,19 @@ from bench.harness import Table, median, percentile
 from core.errors import InvalidInput
 from core.meshio import load_mesh
 from tests.corpus import CORPUS, corpus_meshes, corpus_name
+from tests.registry_meshes import registry_entries
 from tests.synthetic_meshes import synthetic_corpus
 from workers.mesh.analysis import basic_stats
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
-from workers.mesh.repair import MeshQuality, assess, count_lost_bodies, repair, time_budget
+from workers.mesh.repair import (
+    MeshQuality,
+    RepairReport,
+    assess,
+    count_lost_bodies,
+    repair,
+    time_budget,
+)
 from workers.mesh.winding import UnionVolume, union_volume
 
 Repairer = Callable[[trimesh.Trimesh], trimesh.Trimesh]
@@ -247,10 +263,16 @@ def main(argv: list[str] | None = None) -> None:
                         help="scale of the synthetic meshes' face counts (default 1)")
     parser.add_argument("--synthetic-only", action="store_true",
                         help="leave the project corpus out (it takes minutes)")
+    parser.add_argument("--registry-only", action="store_true",
+                        help="run the registry corpus's table alone")
     args = parser.parse_args(argv)
+    if args.registry_only:
+        _registry_corpus()
+        return
     if not args.synthetic_only:
         _project_corpus()
     _synthetic_corpus(args.seeds, args.size)
+    _registry_corpus()
 
 
 def _project_corpus() -> None:
@@ -326,10 +348,86 @@ def _synthetic_corpus(seeds: int, size: float) -> None:
         _summary(name, tallies[name], meshfix)
 
 
-def _summary(name: str, studio: Tally, meshfix: Tally) -> None:
+def _registry_corpus() -> None:
+    """The registry section: :mod:`tests.registry_meshes`, beside pymeshfix in one run; then
+    what the studio did on each mesh it fails, for whoever works on the repair."""
+    reports: dict[str, RepairReport] = {}
+    current = [""]
+
+    def studio_reporting(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+        repaired, reports[current[0]] = repair(mesh, time_limit=time_budget(len(mesh.faces)))
+        return repaired
+
+    peers = {"pymeshfix": pymeshfix_alone, "studio": studio_reporting,
+             "studio, no time limit": studio_unbounded}
+    tallies = {name: Tally() for name in peers}
+    failures: list[str] = []
+    entries = registry_entries()
+    for entry in entries:
+        mesh = entry.load()
+        current[0] = entry.name
+        before = assess(mesh)
+        closed = before.volume is not None and before.volume > 0
+        union = None
+        if closed and before.self_intersecting_faces > 0:
+            union = union_volume(mesh, UNION_RAYS, UNION_SEED).volume
+        for name, tally in tallies.items():
+            counts = (tally.successes, tally.bodies_lost, tally.worse, tally.timed_out)
+            start = time.perf_counter()
+            tally.add(mesh, before, peers[name], union, printable=entry.printable)
+            seconds = tally.seconds[-1]
+            print(f"  {entry.name} ({len(mesh.faces)} faces) {name}: {seconds:.2f} s "
+                  f"({time.perf_counter() - start:.1f} s with judging)", flush=True)
+            if name == "studio" and (tally.successes == counts[0] or tally.worse > counts[2]):
+                failures.append(_failure(entry.name, len(mesh.faces), before, seconds,
+                                         reports.get(entry.name), tally, counts))
+    packages = sorted({f"{e.registry} {e.package} {e.version}" for e in entries})
+    _table(tallies, f"mesh repair over {len(entries)} registry meshes "
+           f"({'; '.join(packages)})").print()
+    meshfix = tallies["pymeshfix"]
+    for name in ("studio", "studio, no time limit"):
+        _summary(name, tallies[name], meshfix, "registry")
+    print(f"registry meshes the studio fails ({len(failures)}):")
+    for line in failures:
+        print(line)
+
+
+def _failure(name: str, faces: int, before: MeshQuality, seconds: float,
+             report: RepairReport | None, tally: Tally, counts: tuple[int, ...]) -> str:
+    """One line on a mesh the studio failed: how, the quality in and out, the report."""
+    how = []
+    if tally.bodies_lost > counts[1]:
+        how.append(f"lost {tally.bodies_lost - counts[1]} bodies")
+    if tally.worse > counts[2]:
+        how.append("worse than its input")
+    if tally.timed_out > counts[3]:
+        how.append(f"timed out ({seconds:.0f} s)")
+    if not how:
+        how.append("refused" if report is None else "not printable")
+    after = report.after if report is not None else None
+    said = "" if report is None else (
+        f"; fell back to {report.fell_back_to}: {report.reason}" if report.fell_back_to else ""
+    ) + "".join(f"; note: {note}" for note in report.notes)
+    return (f"- {name} ({faces} faces, {seconds:.1f} s): {', '.join(how)}\n"
+            f"    before: {_quality(before)}\n    after:  {_quality(after)}{said}")
+
+
+def _quality(quality: MeshQuality | None) -> str:
+    if quality is None:
+        return "none (no output)"
+    volume = "open" if quality.volume is None else f"volume {quality.volume:.4g}"
+    return (f"{quality.bodies} bodies, {quality.boundary_edges} boundary edges, "
+            f"{quality.non_manifold_edges} non-manifold edges, "
+            f"{quality.non_manifold_vertices} non-manifold vertices, "
+            f"{quality.self_intersecting_faces} crossing faces, "
+            f"winding {'consistent' if quality.winding_consistent else 'inconsistent'}, "
+            f"{volume}, printable {quality.printable}")
+
+
+def _summary(name: str, studio: Tally, meshfix: Tally, corpus: str = "synthetic") -> None:
     ratio = median(studio.seconds) / median(meshfix.seconds)
     print(
-        f"synthetic: {name} {100 * studio.successes / studio.meshes:.1f} % printable (goal "
+        f"{corpus}: {name} {100 * studio.successes / studio.meshes:.1f} % printable (goal "
         f">= 98 %), {studio.bodies_lost} bodies lost, {studio.worse} outputs worse than their "
         f"input, {studio.timed_out} time-outs at {TIME_OUT_SECONDS:.0f} s; median time "
         f"{ratio:.2f}x pymeshfix's (goal <= 1.5x). A sliver squashed flat succeeds by being "
