@@ -11,6 +11,7 @@ included, by :class:`RateLimitHeaders`.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -57,6 +58,19 @@ async def charge_job(conn: HTTPConnection, pool: AsyncConnectionPool, user_id: s
     except TooManyJobs:
         await peek(conn, Limits(pool), user_id, Policy.BILLABLE)
         raise
+
+
+async def check_job(conn: HTTPConnection, pool: AsyncConnectionPool, user_id: str) -> None:
+    """Refuse now, spending nothing, a job that :func:`charge_job` would refuse: for a request
+    that has to store something before its job is charged (a generation's new image)."""
+    limits = Limits(pool)
+    decision = await limits.peek(user_id, Policy.BILLABLE)
+    note(conn, decision)  # on the answer, refused or not
+    await limits.check_jobs(user_id)  # TooManyJobs, as charge_job raises it
+    if decision.retry_after_s > 0:  # no slot free now: take would refuse
+        refused = replace(decision, allowed=False)
+        note(conn, refused)
+        raise RateLimited(refused, "billable job")
 
 
 def header_fields(decisions: list[Decision]) -> list[tuple[bytes, bytes]]:

@@ -12,8 +12,9 @@ analytics count it as a hit or a join. Finished jobs stop answering after
 ``Settings.generation_cache_ttl_s`` or a new generator version.
 
 An image no generator can use (not an image, too large, fully transparent, blank) is refused
-before anything is stored or queued; an image uploaded again to the same project is the asset
-it already has there.
+before anything is stored or queued, and so is a job over the user's limits (jobs at once,
+billable rate, storage); an image uploaded again to the same project is the asset it already
+has there.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from starlette.responses import Response, StreamingResponse
 from api.auth import Access, Scope, current_user, guard
 from api.jsonbody import Json, parse_body
 from api.openapi import Query, contract
-from api.ratelimit import charge_job, peek
+from api.ratelimit import charge_job, check_job, peek
 from api.resources import Resources, resources
 from api.routes.assets import clean_filename, read_upload, store_upload
 from api.schemas import (
@@ -50,8 +51,8 @@ from api.schemas import (
     QUEUED,
     GenerationParams,
 )
-from core.errors import InvalidInput, MalformedInput, NotFound, UnsupportedMedia
-from core.events.blobs import BlobStore
+from core.errors import InvalidInput, MalformedInput, NotFound, QuotaExceeded, UnsupportedMedia
+from core.events.blobs import BlobStore, blob_key
 from core.events.job import STAGES, Job, JobState
 from core.events.job_kinds import GENERATE, GENERATOR_VERSIONS
 from core.events.project import Asset
@@ -86,20 +87,31 @@ class GenerationRequest:
         return self.cache_params | {"name": self.name}
 
     @property
-    def cache_on(self) -> dict[str, Any]:
-        """What the result depends on: the image's bytes and the generator's version."""
-        return {"image": self.asset.blob_key, "version": GENERATOR_VERSIONS[self.backend]}
+    def cache_key(self) -> str:
+        return result_key(self.asset.blob_key, self.cache_params)
 
     @property
     def cache_params(self) -> dict[str, Any]:
-        """The parameters the stored meshes depend on; the height is one (the worker stores
-        the meshes at that size, so a request for another height is another result)."""
-        return {"backend": self.backend, "seed": self.seed, "face_budget": self.face_budget,
-                "height_mm": self.height_mm}
+        return result_params(self.backend, self.seed, self.face_budget, self.height_mm)
 
     @property
     def version(self) -> str:
         return GENERATOR_VERSIONS[self.backend]
+
+
+def result_params(backend: str, seed: int, face_budget: int | None,
+                  height_mm: float) -> dict[str, Any]:
+    """The parameters the stored meshes depend on; the height is one (the worker stores
+    the meshes at that size, so a request for another height is another result)."""
+    return {"backend": backend, "seed": seed, "face_budget": face_budget,
+            "height_mm": height_mm}
+
+
+def result_key(image_key: str, params: dict[str, Any]) -> str:
+    """The dedup cache's key: the result depends on the image's bytes (its content address),
+    the generator's version and :func:`result_params`."""
+    on = {"image": image_key, "version": GENERATOR_VERSIONS[params["backend"]]}
+    return cache_key(GENERATE, on, params)
 
 
 @contract(body=GenerationParams, status=202, response=QUEUED)
@@ -215,9 +227,9 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
     if not isinstance(image, UploadFile):
         raise MalformedInput("multipart generation needs a file field 'image'")
     values = {k: v for k, v in form.items() if isinstance(v, str)}
-    _checked_params(values.get("backend"), _form_int(values, "seed"),
-                    _form_int(values, "face_budget"))  # refuse before storing anything
-    height = _checked_height(_form_float(values, "height_mm"))
+    backend, seed, budget = _checked_params(values.get("backend"), _form_int(values, "seed"),
+                                            _form_int(values, "face_budget"))  # refuse before
+    height = _checked_height(_form_float(values, "height_mm"))  # storing anything
     _check_label(values.get("name"))
     digest = await asyncio.to_thread(_checked_digest, image.file, image.filename or "image")
     await image.seek(0)
@@ -225,6 +237,10 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
                                       request.state.project_id)
     asset = _image_with_digest(project.assets.values(), digest)
     if asset is None:
+        params = result_params(backend, seed, budget, height)
+        await _check_job_before_storing(request, result_key(blob_key(digest), params),
+                                        GENERATOR_VERSIONS[backend])
+
         def only_images(media: MediaInfo) -> None:
             if media.kind != "image":
                 raise UnsupportedMedia(f"{image.filename}: not an image")
@@ -233,6 +249,24 @@ async def _from_form(request: Request, form: FormData) -> GenerationRequest:
                                       read_upload(image), check=only_images)
     return _checked(asset, values.get("backend"), _form_int(values, "seed"),
                     _form_int(values, "face_budget"), height, values.get("name"))
+
+
+async def _check_job_before_storing(request: Request, key: str, version: str) -> None:
+    """Refuse a job the user's limits (jobs at once, billable rate) would refuse before its
+    new image is stored, so that a refusal stores, records and counts nothing; the image's
+    storage is held (or refused) by :func:`store_upload` next. Spends nothing: the job is
+    charged under its cache key's lock as every job is (:func:`_find_or_request`), which
+    stays the decision (two requests at once may pass here and one be refused there, with
+    its image stored; sent again, that image is the project's, and is not stored twice).
+    A result the cache would answer costs nothing, so its request is not refused here."""
+    res = resources(request)
+    try:
+        await check_job(request, res.pool, current_user(request).key)
+    except QuotaExceeded:
+        cached = await res.read_models.job_by_cache_key(
+            key, max_age_s=res.settings.generation_cache_ttl_s, version=version)
+        if cached is None:
+            raise
 
 
 def _checked_digest(file: IO[bytes], filename: str) -> str:
@@ -336,7 +370,7 @@ async def _job_for(request: Request, wanted: GenerationRequest) -> UUID:
     res = resources(request)
     project_id: UUID = request.state.project_id
     user = current_user(request).key
-    key = cache_key(GENERATE, wanted.cache_on, wanted.cache_params)
+    key = wanted.cache_key
     wait = LOCK_RETRY_S
     while True:
         async with res.pool.connection() as conn, conn.transaction():

@@ -28,15 +28,15 @@ from core.limits import DEFAULTS, Tier
 from core.projections.runner import ProjectionRunner
 from core.settings import Settings
 from tests.integration.conftest import Account, BackgroundPart, async_part
-from tests.integration.helpers import box_stl, event_topics, poll
+from tests.integration.helpers import box_stl, bucket_keys, event_topics, poll
 
 HOUR = 3600
 
 
-def disc_png() -> bytes:
-    """An image a generator can use: a red disc on white."""
+def disc_png(fill: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+    """An image a generator can use: a (red) disc on white."""
     image = Image.new("RGB", (256, 256), "white")
-    ImageDraw.Draw(image).ellipse((48, 48, 208, 208), fill=(200, 40, 40))
+    ImageDraw.Draw(image).ellipse((48, 48, 208, 208), fill=fill)
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
@@ -202,6 +202,55 @@ def test_jobs_at_once_say_the_queue_position_and_when_a_slot_is_expected(
     assert _policies(refused)["billable"]["r"] == 9  # the refused job spent nothing
     usage = client.get("/api/v1/me/usage", headers=ann.headers).json()
     assert usage["jobs"] == {"running": 1, "limit": 1}
+
+
+def test_a_generation_refused_for_the_limits_stores_nothing_and_can_be_sent_again(
+        client: TestClient, projections: Settings,
+        make_account: Callable[..., Account]) -> None:
+    """An image sent with its generation (multipart) is stored only once the job may run:
+    refused for the jobs at once, or for the billable rate, the request stores no blob,
+    records no upload and counts no storage. Sent again once a slot is free, it runs."""
+    admin = make_account("root", admin=True)
+    _limits(client, admin, "free", billable_per_window=2, concurrent_jobs=1)
+    hal = make_account("hal")
+    running = _analyse(client, hal, _mesh(client, hal))  # hal's one job at once
+    assert running.status_code == 202, running.text
+    project = client.post("/api/v1/projects", json={"name": "gen"}, headers=hal.headers)
+    url = f"/api/v1/projects/{project.json()['id']}/generate-progressive"
+
+    def usage() -> Any:
+        return client.get("/api/v1/me/usage", headers=hal.headers).json()
+
+    def after_ending(job_id: str) -> Any:
+        """Cancel the job; the usage once the read models have caught up with that (and so
+        with every event the requests before it appended)."""
+        ended = client.delete(f"/api/v1/jobs/{job_id}", headers=hal.headers)
+        assert ended.status_code == 204, ended.text
+        return poll(usage, lambda u: u["jobs"]["running"] == 0)
+
+    used = poll(usage, lambda u: u["jobs"]["running"] == 1)["storage"]["used_bytes"]
+    assert used > 0  # the mesh
+    keys, topics = bucket_keys(projections), event_topics(projections)
+    image = {"image": ("disc.png", disc_png(), "image/png")}
+    refused = client.post(url, files=image, headers=hal.headers)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["active_jobs"] == 1 and _policies(refused)["billable"]["r"] == 1
+    assert bucket_keys(projections) == keys and event_topics(projections) == topics
+    assert after_ending(running.json()["job_id"])["storage"]["used_bytes"] == used
+
+    with client.stream("POST", url, files=image, headers=hal.headers) as sent_again:
+        assert sent_again.status_code == 200, sent_again.read()
+        queued = json.loads(next(line for line in sent_again.iter_lines() if line))
+    assert queued["event"] == "queued", queued
+    assert after_ending(queued["job_id"])["storage"]["used_bytes"] == used + len(disc_png())
+
+    keys, topics = bucket_keys(projections), event_topics(projections)
+    other = {"image": ("blue.png", disc_png((40, 40, 200)), "image/png")}
+    refused = client.post(url, files=other, headers=hal.headers)  # both billable jobs spent
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["policy"] == "billable" and _policies(refused)["billable"]["r"] == 0
+    assert bucket_keys(projections) == keys and event_topics(projections) == topics
+    assert usage()["storage"]["used_bytes"] == used + len(disc_png())
 
 
 def test_request_rate_over_all_routes(client: TestClient, second: TestClient,
