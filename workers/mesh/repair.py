@@ -22,9 +22,10 @@ The pipeline, and which library does each step:
    MeshFix (pymeshfix: hole filling, non-manifold cutting, degeneracy and self-intersection
    removal) on unit-scaled coordinates. MeshFix is given one body at a time, so its habit of
    keeping only the largest component cannot lose the other bodies. A closed body MeshFix
-   would shrink or grow by more than 1 % is kept as it came, crossings and all. A small or
-   flat open body MeshFix cannot close (a stray triangle, a sheet) is sealed with its convex
-   hull (manifold3d), thickened when flat; a large one is left out. The report counts both;
+   would shrink or grow by more than 1 % is kept as it came, crossings and all. A flat body
+   (a sheet) and a small open body MeshFix cannot close (a stray triangle) are sealed with
+   their convex hull (manifold3d), thickened when flat; a large one is left out. The report
+   counts both;
 4. the bodies are combined with manifold3d booleans: solids are unioned, which removes the
    intersections between overlapping bodies, and a closed body wound inwards that sits inside
    another is kept as a cavity (subtracted) rather than flipped into a solid. manifold3d's
@@ -41,8 +42,10 @@ level set (the self-union of a tube through itself or of an offset that folded).
 The result is never worse than the input: with more crossing faces or non-manifold edges, or a
 body lost (:func:`count_lost_bodies`: overlapping bodies unioned into one are held, not lost),
 the latest stage that is not worse is returned, and so it is when ``time_limit`` runs out; the
-report names the stage and the reason. A closed mesh squashed flat (no volume at all) is
-refused with :class:`NothingToPrint` rather than given a made-up thickness or emptied.
+report names the stage and the reason. A mesh all of whose bodies are flat and closed (a
+sliver squashed flat) or flat and not their own hull (a concave or folded sheet) encloses no
+volume and has no shape a hull would keep: it is refused with :class:`NothingToPrint` rather
+than given a made-up thickness or emptied.
 
 "Free of self-intersections" is checked with MeshFix's triangle-triangle intersection test,
 see :mod:`workers.mesh.crossings`. Faces that only touch to within rounding (coplanar slivers
@@ -63,6 +66,7 @@ import numpy as np
 import trimesh
 from numpy.typing import NDArray
 from scipy import sparse
+from scipy.spatial import ConvexHull, QhullError
 
 from core.errors import InvalidInput
 from workers.mesh.crossings import (
@@ -120,6 +124,11 @@ thousandth of the volume."""
 
 _NESTING_PROBES: Final = 8
 """Vertices of a body tested to decide whether another body contains it."""
+
+_OWN_HULL_AREA: Final = 0.01
+"""Largest relative gap between a flat sheet's area and its hull's for the hull to be its
+shape: the plane and lone-triangle files of the corpus match to rounding; a concave fan of
+triangles folded over one another covers nearly twice its hull."""
 
 _HULL_MAX_FACES: Final = 64
 """Largest open, non-flat body MeshFix cannot close that is still sealed by its hull."""
@@ -498,22 +507,44 @@ def _on_time(deadline: float) -> None:
 def _refuse_flat(
     mesh: trimesh.Trimesh, before: MeshQuality, bodies: Sequence[trimesh.Trimesh]
 ) -> None:
-    """Refuse a closed mesh all of whose bodies are flat: a solid squashed to no volume.
+    """Refuse a mesh all of whose bodies are flat when no honest solid can be made of it.
 
-    Such a sliver says it is a solid and encloses nothing, so any thickness given to it
-    would be a guess, and an empty result would say nothing; the refusal says why. An open
-    sheet (a plane, a stray triangle) is surface modelling without a thickness and is still
-    sealed by its thickened hull, as is a flat body beside real parts.
+    A closed sliver says it is a solid and encloses nothing; a flat sheet that is not its
+    own hull (a concave outline, a fan of triangles folded over one another, as assimp's
+    concave_polygon.obj: faces of 3.2 units² over a hull of 1.7) would change shape if
+    sealed by its hull. Any thickness or outline given to either would be a guess, and an
+    empty result would say nothing, so the refusal says why. It is also quick: MeshFix spent
+    over 10 s on that polygon's 64 crossing triangles before its hull was taken anyway.
+    A flat sheet that is its own hull (a plane, a lone triangle) is still sealed by its
+    thickened hull, as is any flat body beside a real part (:func:`_solid_body`).
     """
     if not bodies or not all(_is_flat_points(body.vertices) for body in bodies):
         return
-    if not (before.watertight or edge_topology(mesh.faces, len(mesh.vertices)).watertight):
+    closed = before.watertight or edge_topology(mesh.faces, len(mesh.vertices)).watertight
+    if closed:
+        what = "a closed solid squashed flat"
+    elif all(_is_own_hull(body) for body in bodies):
         return
+    else:
+        what = "an open sheet whose outline is not its hull, so it has no shape to seal"
+    where = "in one plane" if len(bodies) == 1 else f"flat, in {len(bodies)} bodies"
     raise NothingToPrint(
-        f"the mesh encloses no volume: its {len(mesh.faces)} faces lie in one plane (a "
-        "closed solid squashed flat), so there is nothing a printer could fill; give it a "
-        "thickness first"
+        f"the mesh encloses no volume: its {len(mesh.faces)} faces lie {where} ({what}), "
+        "so there is nothing a printer could fill; give it a thickness first"
     )
+
+
+def _is_own_hull(body: trimesh.Trimesh) -> bool:
+    """Say whether the flat ``body``'s faces cover its convex hull once, to 1 % of its area:
+    a convex sheet without overlaps, which its thickened hull keeps as it is."""
+    points = np.asarray(body.vertices, dtype=np.float64)
+    centred = points - points.mean(axis=0)
+    _, _, axes = np.linalg.svd(centred, full_matrices=False)
+    try:
+        hull_area = float(ConvexHull(centred @ axes[:2].T).volume)  # a 2-D hull's "volume"
+    except QhullError:
+        return False
+    return bool(abs(body.area - hull_area) <= _OWN_HULL_AREA * hull_area)
 
 
 def _known_crossings(
@@ -791,6 +822,10 @@ def _solid_body(
             # meet its neighbours at a slant) and nudged once they are done.
             return collapsed
     _on_time(deadline)
+    if _is_flat_points(body.vertices):
+        # MeshFix cannot give a flat body a volume (it can only close it onto itself), and
+        # on a fan of crossing triangles it spent seconds trying: the hull is the answer.
+        return _sealed_by_hull(body, thickness, report)
     fixed = _meshfix(body, report)
     wound_closed = closed or _is_closed_wound(body)
     if fixed is not None and not wound_closed:
@@ -817,6 +852,14 @@ def _solid_body(
             "removing them would have changed its volume"
         )
         return body
+    return _sealed_by_hull(body, thickness, report)
+
+
+def _sealed_by_hull(
+    body: trimesh.Trimesh, thickness: float, report: RepairReport
+) -> trimesh.Trimesh | None:
+    """``body`` sealed by its (thickened) hull when that keeps its shape, else ``None``,
+    either way counted and said in ``report``."""
     hull = _hull(body, thickness) if _hull_is_fair(body) else None
     if hull is None:
         report.bodies_unrepaired += 1
