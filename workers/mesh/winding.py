@@ -249,17 +249,24 @@ def winding_solid(
     field = _signed_distance(triangles, lattice, abs(level), deadline)
     _check(deadline)
     values = field.ravel().tolist()
-    lo0, lo1, lo2 = (float(v) for v in lattice.lo)
-    h0, h1, h2 = (float(v) for v in lattice.half)
-    n0, n1, n2 = (int(v) for v in lattice.size)
-    stride0, stride1 = n1 * n2, n2
+    # Flat index of the lattice point nearest (x, y, z), as index = int(x * scale + shift)
+    # per axis (rounding, one past the lattice's first point): 35 % faster per call than
+    # round() and a bounds check, and manifold3d calls this once per grid point (600 000
+    # times for a 64-cell spindle torus). Its points are all on the lattice and inside it;
+    # an index one past an end lands on a border point of a neighbouring row, outside the
+    # mesh like the border itself, and only one past the last point raises.
+    s0, s1, s2 = (float(v) for v in 1.0 / lattice.half)
+    c0, c1, c2 = (float(v) for v in 1.5 - lattice.lo / lattice.half)
+    stride0, stride1 = int(lattice.size[1] * lattice.size[2]), int(lattice.size[2])
     outside = -float(np.abs(field).max()) - 1.0
 
     def sample(x: float, y: float, z: float) -> float:
-        i, j, k = round((x - lo0) / h0) + 1, round((y - lo1) / h1) + 1, round((z - lo2) / h2) + 1
-        if 0 <= i < n0 and 0 <= j < n1 and 0 <= k < n2:
-            return float(values[i * stride0 + j * stride1 + k])
-        return outside
+        try:
+            return values[  # type: ignore[no-any-return]
+                int(x * s0 + c0) * stride0 + int(y * s1 + c1) * stride1 + int(z * s2 + c2)
+            ]
+        except IndexError:
+            return outside
 
     bounds = [*(lo - pad), *(hi + pad)]
     solid = manifold3d.Manifold.level_set(sample, bounds, edge, level)
@@ -269,9 +276,16 @@ def winding_solid(
 def _signed_distance(
     triangles: Floats, lattice: _Lattice, reach_beyond: float, deadline: float | None
 ) -> Floats:
-    """Winding sign times distance to the nearest ray-found surface point, on the lattice;
-    distances past a few cells beyond ``reach_beyond`` are cut there (only their sign
-    matters to a level set at ``reach_beyond``)."""
+    """Winding sign times distance to the nearest ray-found surface point, at the lattice's
+    body-centred points (all indices even or all odd: the only ones manifold3d's level set
+    samples, a quarter of the lattice); the other points are left at ``-reach``. Distances
+    past a few cells beyond ``reach_beyond`` are cut there (only their sign matters to a
+    level set at ``reach_beyond``).
+
+    Every lattice ray is cast, so the surface points (and the distances) are those of the
+    whole lattice, but the winding number is counted and the distance asked only at the
+    body-centred points: on a 64-cell spindle torus those two steps took 4 s of 5.
+    """
     axes = [lattice.axis(a) for a in range(3)]
     votes = np.zeros(tuple(int(s) for s in lattice.size), dtype=np.int8)
     surface = []
@@ -286,9 +300,7 @@ def _signed_distance(
         # cell, they cross exactly one.
         shifted = points + _OFF_EDGE * lattice.half[[u, v]]
         ray, height, sign = ray_crossings(turned, shifted)
-        inside = _inside_along(ray, height, sign, len(points), axes[a])
-        inside = inside.reshape(len(axes[u]), len(axes[v]), len(axes[a]))
-        votes += np.moveaxis(inside, (0, 1, 2), (u, v, a)).astype(np.int8)
+        _count_votes(votes, (u, v, a), ray, height, sign, axes[a])
         found = np.zeros((len(ray), 3))
         found[:, u], found[:, v], found[:, a] = points[ray, 0], points[ray, 1], height
         surface.append(found)
@@ -304,12 +316,48 @@ def _signed_distance(
     near[index[:, 0], index[:, 1], index[:, 2]] = True
     steps = int(np.ceil(reach / float(lattice.half.min())))
     near = ndimage.binary_dilation(near, np.ones((3, 3, 3), dtype=bool), iterations=steps)
-    where = np.nonzero(near)
+    where = np.nonzero(near & _body_centred(votes.shape))
     grid = np.column_stack([axes[a][where[a]] for a in range(3)])
     distance, _ = cKDTree(points).query(grid, distance_upper_bound=reach, workers=1)
     field = np.full(votes.shape, reach)  # far points only need their sign
     field[where] = np.minimum(distance, reach)
     return np.asarray(sign * field, dtype=np.float64)
+
+
+def _body_centred(shape: tuple[int, ...]) -> NDArray[np.bool_]:
+    """Which points of a lattice of ``shape`` have all indices even or all odd."""
+    parity = [np.arange(n) % 2 for n in shape]
+    odd = parity[0][:, None, None] + parity[1][None, :, None] + parity[2][None, None, :]
+    return np.asarray((odd == 0) | (odd == 3))
+
+
+def _count_votes(
+    votes: NDArray[np.int8],
+    order: tuple[int, int, int],
+    ray: Ints,
+    height: Floats,
+    sign: Ints,
+    samples: Floats,
+) -> None:
+    """Add 1 to ``votes`` at each body-centred lattice point inside along the rays of one
+    axis. ``order`` is ``(u, v, a)``: the rays' two lattice axes and the axis they run
+    along; ray ``r`` is lattice line ``divmod(r, votes.shape[v])``."""
+    u, v, a = order
+    rows = votes.shape[v]
+    lines = np.arange(votes.shape[u] * rows)
+    line_u, line_v = np.divmod(lines, rows)
+    for parity in (0, 1):
+        chosen = lines[(line_u % 2 == parity) & (line_v % 2 == parity)]
+        renumber = np.full(len(lines), -1, dtype=np.int64)
+        renumber[chosen] = np.arange(len(chosen))
+        keep = renumber[ray] >= 0
+        along = samples[parity::2]
+        inside = _inside_along(renumber[ray[keep]], height[keep], sign[keep], len(chosen), along)
+        at: list[Ints] = [np.zeros(0, np.int64)] * 3
+        at[u] = line_u[chosen][:, None]
+        at[v] = line_v[chosen][:, None]
+        at[a] = (parity + 2 * np.arange(len(along)))[None, :]
+        votes[tuple(at)] += inside.reshape(len(chosen), len(along)).astype(np.int8)
 
 
 def _inside_along(
