@@ -26,26 +26,25 @@ import pytest
 from PIL import Image
 from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    ARTIFACTS,
+from tests.e2e.pages import (
+    ROOT,
     USERS,
-    _browser_and_build,
-    browser,
+    Browser,
+    Page,
+    api_client,
+    expect,
+    new_project,
     open_sphere_stl,
-    studio,
+    running_studio,
+    shot,
+    signed_in,
 )
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import Up, orfeas, token_for
+from tests.integration.test_up import Up
 from tests.yjs_clients import YjsPeers, wait_converged
-
-Browser = playwright_sync.Browser
-BrowserContext = playwright_sync.BrowserContext
-Page = playwright_sync.Page
-expect = playwright_sync.expect
 
 pytestmark = pytest.mark.slow
 
-ROOT = ("root", "root-secret-pw")
 JOB_S = 180  # a generation or a mesh job on a busy 2-core machine
 
 
@@ -56,19 +55,6 @@ def noise_png() -> bytes:
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="PNG")
     return out.getvalue()
-
-
-def client(studio: Up, username: str, password: str) -> httpx.Client:  # noqa: F811
-    """A signed-in API client (each token is a sign-in the analytics count)."""
-    return httpx.Client(base_url=studio.url, timeout=JOB_S, headers={
-        "Authorization": f"Bearer {token_for(studio.url, username, password)}"})
-
-
-def new_project(http: httpx.Client, name: str) -> str:
-    created = http.post("/api/v1/projects", json={"name": name})
-    assert created.status_code == 201, created.text
-    project_id: str = created.json()["id"]
-    return project_id
 
 
 def generate(http: httpx.Client, project_id: str, name: str, image: bytes) -> dict[str, Any]:
@@ -102,17 +88,20 @@ class Day:
 
 
 @pytest.fixture(scope="module")
-def day_of_use(studio: Up) -> Iterator[Day]:  # noqa: F811
+def dashboard_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """This module's own studio, not the package's shared one: the dashboard must show
+    exactly the figures of the scripted day, which other modules' use would add to."""
+    with running_studio(tmp_path_factory.mktemp("e2e-dashboard"), admin=True) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def day_of_use(dashboard_studio: Up) -> Iterator[Day]:
     """The scripted day, through the API as the workspace would do it; what it did, counted."""
-    made = orfeas("admin", "create-user", ROOT[0], "--password", ROOT[1], "--admin",
-                  "--data", str(studio.data_dir))
-    assert made.returncode == 0, made.stdout + made.stderr
-    refused = httpx.post(f"{studio.url}/api/v1/auth/tokens",
+    refused = httpx.post(f"{dashboard_studio.url}/api/v1/auth/tokens",
                          json={"username": "bob", "password": "not bob's password"})
     assert refused.status_code == 401, refused.text
-    alice = client(studio, "alice", USERS["alice"])
-    bob = client(studio, "bob", USERS["bob"])
-    carol = client(studio, "carol", USERS["carol"])
+    alice, bob, carol = (api_client(dashboard_studio, name, timeout=JOB_S) for name in USERS)
     try:
         lamp, vase = new_project(alice, "Lamp"), new_project(alice, "Vase")
         bowl, bracket = new_project(bob, "Bowl"), new_project(carol, "Bracket")
@@ -125,7 +114,7 @@ def day_of_use(studio: Up) -> Iterator[Day]:  # noqa: F811
         assert failed["event"] == "failed", failed
         assert "plain background" in str(failed), failed
 
-        stl = open_sphere_stl(studio.data_dir.parent / "open-sphere.stl")
+        stl = open_sphere_stl(dashboard_studio.data_dir.parent / "open-sphere.stl")
         uploaded = carol.post(f"/api/v1/projects/{bracket}/assets",
                               files={"file": ("open-sphere.stl", stl.read_bytes())})
         assert uploaded.status_code == 201, uploaded.text
@@ -156,40 +145,21 @@ def day_of_use(studio: Up) -> Iterator[Day]:  # noqa: F811
             http.close()
 
 
-def sign_in(browser: Browser, studio: Up, username: str,  # noqa: F811
-            password: str) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.on("pageerror", lambda error: print(f"[{username}'s page] {error}"))
-    page.goto("/")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_test_id("signed-in-as")).to_have_text(username)
-    return context, page
-
-
-def whole_page(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
 def figure(page: Page, name: str) -> playwright_sync.Locator:
     return page.locator(f"[data-figure={name}] dd")
 
 
 def test_the_dashboard_shows_a_scripted_day(
-        browser: Browser, studio: Up, day_of_use: Day) -> None:  # noqa: F811
+        browser: Browser, dashboard_studio: Up, day_of_use: Day) -> None:
     did = day_of_use.counts
     peers = YjsPeers()
     peers.start()
-    ctx_b, bob = sign_in(browser, studio, "bob", USERS["bob"])
-    ctx_r, root = sign_in(browser, studio, *ROOT)
+    ctx_b, bob = signed_in(browser, dashboard_studio, "bob", height=900)
+    ctx_r, root = signed_in(browser, dashboard_studio, *ROOT, height=900)
     try:
         # -- alice is in her project (a live room) and renames her object (a store); her
         # -- second tab sees the new name only once it is stored ---------------------------
-        rooms = studio.url.replace("http", "ws", 1) + "/ws/projects"
+        rooms = dashboard_studio.url.replace("http", "ws", 1) + "/ws/projects"
         peers.connect("alice", rooms, day_of_use.lamp, token=day_of_use.alice_token, wait=True)
         [object_id] = peers.state("alice")["objects"]
         peers.set("alice", object_id, "name", "Desk lamp")
@@ -203,7 +173,7 @@ def test_the_dashboard_shows_a_scripted_day(
         bob.goto("/admin")
         expect(bob.get_by_test_id("admin-refused").get_by_role("alert")).to_contain_text(
             "Only site administrators")
-        whole_page(bob, "23-admin-refused")
+        shot(bob, "23-admin-refused", full_page=True)
         bob.get_by_role("link", name="My activity").click()
         mine = bob.get_by_test_id("user-analytics")
         expect(mine).to_have_attribute("data-user", "bob")
@@ -211,7 +181,7 @@ def test_the_dashboard_shows_a_scripted_day(
         expect(figure(bob, "user-generations-failed")).to_have_text("1")
         expect(figure(bob, "user-success")).to_have_text("0.0 %")
         expect(figure(bob, "user-projects-created")).to_have_text("1")
-        whole_page(bob, "23-my-activity")
+        shot(bob, "23-my-activity", full_page=True)
 
         # -- the administrator's dashboard: the day's figures --------------------------------
         root.get_by_role("link", name="Admin").click()
@@ -259,7 +229,7 @@ def test_the_dashboard_shows_a_scripted_day(
             expect(users.locator(f"tr[data-user={name}]")).to_be_visible()
         expect(users.locator("tr[data-user=alice]")).to_contain_text("pro")
         root.wait_for_timeout(300)  # uPlot draws on the next frame
-        whole_page(root, "23-admin-dashboard")
+        shot(root, "23-admin-dashboard", full_page=True)
 
         # -- one user's analytics --------------------------------------------------------------
         users.locator("tr[data-user=alice]").get_by_role("button", name="Analytics").click()
@@ -269,7 +239,7 @@ def test_the_dashboard_shows_a_scripted_day(
         expect(figure(root, "user-generations-failed")).to_have_text("0")
         expect(figure(root, "user-projects-created")).to_have_text("2")
         expect(root.get_by_test_id("user-favourites")).to_contain_text("generator inflate")
-        whole_page(root, "23-admin-user-analytics")
+        shot(root, "23-admin-user-analytics", full_page=True)
 
         # -- by hour, the same day's figures --------------------------------------------------
         root.get_by_role("form", name="Period").get_by_label("By").select_option("hour")
@@ -279,7 +249,7 @@ def test_the_dashboard_shows_a_scripted_day(
         expect(figure(root, "generations")).to_have_text(str(did["generations"]))
         expect(figure(root, "exports")).to_have_text(str(did["exports"]))
     except BaseException:
-        whole_page(root, "failed-admin-dashboard")
+        shot(root, "failed-admin-dashboard", full_page=True)
         raise
     finally:
         ctx_b.close()

@@ -1,7 +1,7 @@
 """The design assistant in a real browser (issue 24): ask, read the figures, apply, see the gain.
 
 alice imports a broken mesh from the corpus (``teapot.stl``: open, 894 faces; its repair closes
-six holes and lifts the printability score from about 58 to about 82) and asks "will this
+six holes and lifts the printability score from about 58 to about 92) and asks "will this
 print?". The assistant first offers the analysis it needs; one click runs it; asked again, it
 says no with the reasons and their figures and suggests the repair with its predicted score.
 One click runs the repair as a job on the object; the suggestion then shows the measured
@@ -11,33 +11,19 @@ open: he sees the buttons disabled with the reason, alice's repair and its measu
 they happen, and the question in the history. A question the server refuses (empty, too long)
 shows its reason (a refused one stays in the box), and the next answer clears it.
 
-One ``orfeas up`` for the module (the fixtures of ``test_workspace``). Screenshots go to
+The package's shared ``orfeas up`` (``conftest.py``). Screenshots go to
 ``test-artifacts/e2e/``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
-import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
 from tests.corpus import corpus_path
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    USERS,
-    _browser_and_build,
-    browser,
-    shot,
-    signed_in,
-    studio,
-)
-from tests.integration.test_up import Up, token_for
-
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+from tests.e2e.pages import Browser, Page, alice_project, expect, open_project, shot, signed_in
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
@@ -46,23 +32,13 @@ JOB_MS = 120_000  # a mesh job and the analysis of its result on a busy 2-core m
 
 
 @pytest.fixture(scope="module")
-def project(studio: Up) -> Iterator[str]:  # noqa: F811
+def project(studio: Up) -> str:
     """alice's empty project, bob its viewer."""
-    token = token_for(studio.url, "alice", USERS["alice"])
-    with httpx.Client(base_url=studio.url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        created = http.post("/api/v1/projects", json={"name": PROJECT})
-        assert created.status_code == 201, created.text
-        project_id: str = created.json()["id"]
-        invited = http.post(f"/api/v1/projects/{project_id}/invite",
-                            json={"user": "bob", "role": "viewer"})
-        assert invited.status_code == 201, invited.text
-    yield project_id
+    return alice_project(studio, PROJECT, bob="viewer")
 
 
 def open_assistant(page: Page, project_id: str) -> None:
-    page.goto(f"/projects/{project_id}")
-    expect(page.get_by_test_id("project-title")).to_have_text(PROJECT)
+    open_project(page, project_id, PROJECT)
     page.get_by_role("tab", name="Assistant").click()
 
 
@@ -74,7 +50,7 @@ def ask(page: Page, question: str) -> None:
 
 
 def test_ask_will_it_print_apply_the_repair_and_see_the_gain(
-        browser: Browser, studio: Up, project: str) -> None:  # noqa: F811
+        browser: Browser, studio: Up, project: str) -> None:
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_b, bob = signed_in(browser, studio, "bob")
     try:

@@ -6,8 +6,8 @@ viewers refused), placement (new objects on a free spot of the bed, copies one w
 opened by a viewer, time travel) and stale text (a refused upload leaves no progress line, a
 later success clears an old error, a 200-character name stays clear of the role badge).
 
-One ``orfeas up`` for the module: the fixtures of ``test_workspace`` (imported, so that
-pytest sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e/``.
+The package's shared ``orfeas up`` and browser (``conftest.py``). Screenshots go to
+``test-artifacts/e2e/``.
 """
 
 from __future__ import annotations
@@ -15,50 +15,35 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    USERS,
-    _browser_and_build,
-    browser,
+from tests.e2e.pages import (
+    CAMERA,
+    Browser,
+    Page,
+    alice_project,
     camera_of,
+    expect,
+    open_project,
     shot,
     signed_in,
-    studio,
 )
-from tests.integration.test_up import Up, token_for
-
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
+PROJECT = "Editor basics"
 CUBE_MM = 20.0
-CAMERA = "JSON.parse(document.querySelector('[data-testid=viewport]').dataset.camera || '{}')"
 RADIUS_ABOVE = f"(r) => {CAMERA}.radius > r"
 
 
 @pytest.fixture(scope="module")
-def project(studio: Up) -> Iterator[str]:  # noqa: F811
+def project(studio: Up) -> str:
     """alice's project, bob its editor, carol its viewer; empty."""
-    token = token_for(studio.url, "alice", USERS["alice"])
-    with httpx.Client(base_url=studio.url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        created = http.post("/api/v1/projects", json={"name": "Editor basics"})
-        assert created.status_code == 201, created.text
-        project_id: str = created.json()["id"]
-        for user, role in (("bob", "editor"), ("carol", "viewer")):
-            invited = http.post(f"/api/v1/projects/{project_id}/invite",
-                                json={"user": user, "role": role})
-            assert invited.status_code == 201, invited.text
-    yield project_id
+    return alice_project(studio, PROJECT, bob="editor", carol="viewer")
 
 
 def cube_stl(folder: Path) -> Path:
@@ -68,11 +53,6 @@ def cube_stl(folder: Path) -> Path:
     path = folder / "cube.stl"
     trimesh.creation.box(extents=(CUBE_MM, CUBE_MM, CUBE_MM)).export(path)
     return path
-
-
-def open_project(page: Page, project_id: str) -> None:
-    page.goto(f"/projects/{project_id}")
-    expect(page.get_by_test_id("project-title")).to_have_text("Editor basics")
 
 
 def item(page: Page, name: str) -> Any:
@@ -94,12 +74,12 @@ def shown(page: Page, name: str) -> None:
 
 
 def test_placement_naming_and_framing_a_collaborators_import(
-        browser: Browser, studio: Up, project: str) -> None:  # noqa: F811
+        browser: Browser, studio: Up, project: str) -> None:
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_b, bob = signed_in(browser, studio, "bob")
     try:
-        open_project(alice, project)
-        open_project(bob, project)
+        open_project(alice, project, PROJECT)
+        open_project(bob, project, PROJECT)
         expect(alice.get_by_test_id("viewport")).to_have_attribute("data-camera", re.compile("."))
         assert camera_of(alice)["radius"] == pytest.approx(6.0)  # nothing to frame yet
 
@@ -152,13 +132,13 @@ def test_placement_naming_and_framing_a_collaborators_import(
 
 
 def test_delete_several_undo_for_everyone_locked_and_viewer(
-        browser: Browser, studio: Up, project: str) -> None:  # noqa: F811
+        browser: Browser, studio: Up, project: str) -> None:
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_b, bob = signed_in(browser, studio, "bob")
     ctx_c, carol = signed_in(browser, studio, "carol")
     try:
         for page in (alice, bob, carol):
-            open_project(page, project)
+            open_project(page, project, PROJECT)
             expect(page.locator(".outliner-item")).to_have_count(4)
 
         # -- a viewer opening a project sees its objects framed -------------------------------
@@ -241,15 +221,10 @@ def test_delete_several_undo_for_everyone_locked_and_viewer(
         ctx_c.close()
 
 
-def test_stale_text_cleared_and_long_names_wrapped(browser: Browser, studio: Up) -> None:  # noqa: F811
+def test_stale_text_cleared_and_long_names_wrapped(browser: Browser, studio: Up) -> None:
     long_name = "A very long project name " + "x" * 175
     assert len(long_name) == 200
-    token = token_for(studio.url, "alice", USERS["alice"])
-    with httpx.Client(base_url=studio.url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        created = http.post("/api/v1/projects", json={"name": long_name})
-        assert created.status_code == 201, created.text
-        project_id = created.json()["id"]
+    project_id = alice_project(studio, long_name)
     ctx, alice = signed_in(browser, studio, "alice")
     try:
         # -- a 200-character name keeps clear of the role badge ---------------------------

@@ -2,8 +2,8 @@
 operations (issue 21, items 6, 10, 11 and 12), and a viewer's reconnect without a false
 "viewers cannot edit", in a real browser.
 
-This module runs its own ``orfeas up`` (the other editor modules share the fixtures of
-``test_workspace``): its GPU worker reports its generators every second
+This module runs its own ``orfeas up`` (the other modules share the package's, in
+``conftest.py``): its GPU worker reports its generators every second
 (``ORFEAS_GENERATOR_HEARTBEAT_S=1``), so a generator drops out of the menu three seconds after
 its worker stops instead of ninety. Screenshots go to ``test-artifacts/e2e/``.
 """
@@ -15,32 +15,25 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_editor_sizes_offline import (
+from tests.e2e.pages import (
     XYZ_CUBE,
+    Browser,
+    Network,
+    Page,
+    alice_project,
+    expect,
     frame_all,
     generate,
-    new_project,
-    open_project,
-)
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    USERS,
-    Network,
-    _browser_and_build,
-    browser,
     gpu_worker_paused,
+    open_project,
+    running_studio,
     shot,
     signed_in,
 )
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import Up, orfeas, token_for
-
-Browser = playwright_sync.Browser
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
@@ -50,18 +43,12 @@ RAW_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    up = Up(tmp_path_factory.mktemp("e2e-history"),
-            env={"ORFEAS_GENERATOR_HEARTBEAT_S": str(HEARTBEAT_S)})
-    try:
-        up.wait_ready(timeout=180)
-        for name in ("alice", "bob", "carol"):
-            created = orfeas("admin", "create-user", name, "--password", USERS[name],
-                             "--tier", "pro", "--data", str(up.data_dir))
-            assert created.returncode == 0, created.stdout + created.stderr
+def history_studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """This module's own studio, not the package's shared one: its GPU worker beats every
+    second, a pace the shared studio's tests need not pay for."""
+    with running_studio(tmp_path_factory.mktemp("e2e-history"),
+                        env={"ORFEAS_GENERATOR_HEARTBEAT_S": str(HEARTBEAT_S)}) as up:
         yield up
-    finally:
-        up.cleanup()
 
 
 def select(page: Page, name: str, tab: str) -> None:
@@ -75,14 +62,14 @@ def set_field(page: Page, label: str, value: str) -> None:
 
 
 def test_a_move_and_an_offline_scale_and_turn_of_one_object_all_survive(
-        browser: Browser, studio: Up) -> None:  # noqa: F811
+        browser: Browser, history_studio: Up) -> None:
     """Position, rotation and scale are keys of their own: bob, offline, scales and turns the
     cube while alice moves it; once bob is back both see all three. (As one value, the last
     writer's whole transform won and one of the edits was lost without a word.)"""
-    project_id = new_project(studio, "Both edits")
+    project_id = alice_project(history_studio, "Both edits", bob="editor")
     network = Network()  # Playwright's offline mode leaves open WebSockets alone: cut it too
-    ctx_a, alice = signed_in(browser, studio, "alice")
-    ctx_b, bob = signed_in(browser, studio, "bob")
+    ctx_a, alice = signed_in(browser, history_studio, "alice")
+    ctx_b, bob = signed_in(browser, history_studio, "bob")
     ctx_b.route_web_socket(re.compile(r"/ws/projects/"), network.route)
     try:
         open_project(alice, project_id, "Both edits")
@@ -121,19 +108,15 @@ def test_a_move_and_an_offline_scale_and_turn_of_one_object_all_survive(
         ctx_b.close()
 
 
-def test_a_viewer_coming_back_is_not_told_it_cannot_edit(browser: Browser, studio: Up) -> None:  # noqa: F811
+def test_a_viewer_coming_back_is_not_told_it_cannot_edit(
+        browser: Browser, history_studio: Up) -> None:
     """carol views; her connection drops and comes back. Her client's sync answer carries the
     scene's whole delete set (alice's move overwrote a value), which changes nothing: the room
     drops it without a word. It used to answer "viewers cannot edit this project"."""
-    project_id = new_project(studio, "Viewer back")
-    token = token_for(studio.url, "alice", USERS["alice"])
-    invited = httpx.post(f"{studio.url}/api/v1/projects/{project_id}/invite",
-                         json={"user": "carol", "role": "viewer"},
-                         headers={"Authorization": f"Bearer {token}"})
-    assert invited.status_code == 201, invited.text
+    project_id = alice_project(history_studio, "Viewer back", bob="editor", carol="viewer")
     network = Network()
-    ctx_a, alice = signed_in(browser, studio, "alice")
-    ctx_c, carol = signed_in(browser, studio, "carol")
+    ctx_a, alice = signed_in(browser, history_studio, "alice")
+    ctx_c, carol = signed_in(browser, history_studio, "carol")
     ctx_c.route_web_socket(re.compile(r"/ws/projects/"), network.route)
     try:
         open_project(alice, project_id, "Viewer back")
@@ -166,11 +149,12 @@ def generator_option(page: Page) -> Any:
     return page.get_by_label("Generator").locator("option[value=inflate]")
 
 
-def test_the_generator_menu_follows_the_workers_heartbeat(browser: Browser, studio: Up) -> None:  # noqa: F811
+def test_the_generator_menu_follows_the_workers_heartbeat(
+        browser: Browser, history_studio: Up) -> None:
     """Listed as available while the GPU worker beats, for many times the freshness window;
     "(no worker)" once it has been silent past it; available again when it beats again."""
-    project_id = new_project(studio, "Heartbeat")
-    context, alice = signed_in(browser, studio, "alice")
+    project_id = alice_project(history_studio, "Heartbeat", bob="editor")
+    context, alice = signed_in(browser, history_studio, "alice")
     try:
         open_project(alice, project_id, "Heartbeat")
         alice.get_by_role("tab", name="Generate").click()
@@ -182,7 +166,7 @@ def test_the_generator_menu_follows_the_workers_heartbeat(browser: Browser, stud
         alice.wait_for_timeout(500)
         expect(option).to_have_text("inflate")  # a report at start alone would have lapsed
 
-        with gpu_worker_paused(studio):  # the worker stops beating
+        with gpu_worker_paused(history_studio):  # the worker stops beating
             def says_no_worker() -> bool:
                 alice.get_by_label("Generator").focus()
                 alice.get_by_label("Generator").blur()
@@ -234,13 +218,13 @@ def wears_a_texture(page: Page) -> bool:
 
 
 def test_timeline_and_chained_operations_read_as_people_say_them(
-        browser: Browser, studio: Up) -> None:  # noqa: F811
+        browser: Browser, history_studio: Up) -> None:
     """alice generates an apple, moves it, gives it a metal material, repairs it and optimises
     it. The result still wears the material, is named by what was done to it, and the mesh
     panel shows its figures without being asked; the timeline reads as sentences (no "bytes",
     no raw ids)."""
-    project_id = new_project(studio, "Chained")
-    context, alice = signed_in(browser, studio, "alice")
+    project_id = alice_project(history_studio, "Chained", bob="editor")
+    context, alice = signed_in(browser, history_studio, "alice")
     try:
         open_project(alice, project_id, "Chained")
         generate(alice, "30", "apple", disc_png())
@@ -286,7 +270,7 @@ def test_timeline_and_chained_operations_read_as_people_say_them(
         assert "bytes" not in text and not RAW_ID.search(text), text
         shot(alice, "21-10-readable-timeline")
     except BaseException:
-        print(studio.output[-20_000:])  # the workers' side of the story
+        print(history_studio.output[-20_000:])  # the workers' side of the story
         raise
     finally:
         context.close()

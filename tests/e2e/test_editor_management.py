@@ -8,65 +8,47 @@ is refused; enable it again). In the viewport: an imported (CAD) mesh is shaded 
 about its centre, a heat map has a legend with its unit and range, and a collaborator's camera
 carries their name.
 
-One ``orfeas up`` for the module: the fixtures of ``test_workspace`` (imported, so that pytest
-sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e/``.
+The package's shared ``orfeas up`` and browser (``conftest.py``); it has ``ROOT``, an
+administrator, from the start. Screenshots go to ``test-artifacts/e2e/``.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    USERS,
-    _browser_and_build,
-    browser,
+from tests.e2e.pages import (
+    ROOT,
+    Browser,
+    Page,
+    api_client,
+    camera_of,
+    expect,
+    new_project,
+    open_project,
     shot,
+    sign_in,
     signed_in,
-    studio,
 )
-from tests.integration.test_up import Up, orfeas, token_for
-
-Browser = playwright_sync.Browser
-BrowserContext = playwright_sync.BrowserContext
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
-ROOT = ("root", "root-secret-pw")
-
-
-def api_client(studio: Up, username: str, password: str) -> httpx.Client:  # noqa: F811
-    token = token_for(studio.url, username, password)
-    return httpx.Client(base_url=studio.url, timeout=60,
-                        headers={"Authorization": f"Bearer {token}"})
-
 
 @pytest.fixture(scope="module")
-def alice_api(studio: Up) -> Iterator[httpx.Client]:  # noqa: F811
-    with api_client(studio, "alice", USERS["alice"]) as http:
+def alice_api(studio: Up) -> Iterator[httpx.Client]:
+    with api_client(studio, "alice") as http:
         yield http
 
 
 @pytest.fixture(scope="module")
 def project(alice_api: httpx.Client) -> str:
     """alice's project, bob its editor, carol its viewer."""
-    created = alice_api.post("/api/v1/projects", json={"name": "Managed"})
-    assert created.status_code == 201, created.text
-    project_id: str = created.json()["id"]
-    for user, role in (("bob", "editor"), ("carol", "viewer")):
-        invited = alice_api.post(f"/api/v1/projects/{project_id}/invite",
-                                 json={"user": user, "role": role})
-        assert invited.status_code == 201, invited.text
-    return project_id
+    return new_project(alice_api, "Managed", bob="editor", carol="viewer")
 
 
 def roles(http: httpx.Client, project_id: str) -> dict[str, str]:
@@ -75,28 +57,15 @@ def roles(http: httpx.Client, project_id: str) -> dict[str, str]:
     return {c["username"]: c["role"] for c in listed.json()["collaborators"]}
 
 
-def sign_in(browser: Browser, studio: Up, username: str,  # noqa: F811
-            password: str) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 860})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.goto("/")
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    return context, page
-
-
 def members_tab(page: Page, project_id: str) -> Page:
-    page.goto(f"/projects/{project_id}")
-    expect(page.get_by_test_id("project-title")).to_have_text("Managed")
+    open_project(page, project_id, "Managed")
     page.get_by_role("tab", name="Members").click()
     expect(page.get_by_test_id("members-panel")).to_be_visible()
     return page
 
 
 def test_members_roles_removal_and_project_deletion(
-        browser: Browser, studio: Up, project: str,  # noqa: F811
+        browser: Browser, studio: Up, project: str,
         alice_api: httpx.Client) -> None:
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_c, carol = signed_in(browser, studio, "carol")
@@ -162,11 +131,8 @@ def test_members_roles_removal_and_project_deletion(
         ctx_c.close()
 
 
-def test_admins_create_disable_and_enable_accounts(browser: Browser, studio: Up) -> None:  # noqa: F811
-    made = orfeas("admin", "create-user", ROOT[0], "--password", ROOT[1], "--admin",
-                  "--data", str(studio.data_dir))
-    assert made.returncode == 0, made.stdout + made.stderr
-    ctx_r, root = sign_in(browser, studio, *ROOT)
+def test_admins_create_disable_and_enable_accounts(browser: Browser, studio: Up) -> None:
+    ctx_r, root = signed_in(browser, studio, *ROOT)
     ctx_d = None
     try:
         expect(root.get_by_role("heading", name="Projects")).to_be_visible()
@@ -230,29 +196,17 @@ def sphere_stl(folder: Path) -> Path:
     return path
 
 
-def camera(page: Page) -> dict[str, Any]:
-    raw = page.get_by_test_id("viewport").get_attribute("data-camera")
-    assert raw, "the viewport reports no camera"
-    parsed: dict[str, Any] = json.loads(raw)
-    return parsed
-
-
 def framed_target(page: Page) -> list[float]:
     """Where the camera looks once everything is framed (the scene's bounding-box centre)."""
     page.get_by_role("button", name="Frame all").click()
     page.wait_for_timeout(300)  # the framing is one camera move; let its report arrive
-    target: list[float] = camera(page)["target"]
+    target: list[float] = camera_of(page)["target"]
     return target
 
 
 def test_viewport_flat_cad_centre_pivot_legend_and_camera_names(
-        browser: Browser, studio: Up, alice_api: httpx.Client) -> None:  # noqa: F811
-    created = alice_api.post("/api/v1/projects", json={"name": "Viewport"})
-    assert created.status_code == 201, created.text
-    project_id = created.json()["id"]
-    invited = alice_api.post(f"/api/v1/projects/{project_id}/invite",
-                             json={"user": "bob", "role": "editor"})
-    assert invited.status_code == 201, invited.text
+        browser: Browser, studio: Up, alice_api: httpx.Client) -> None:
+    project_id = new_project(alice_api, "Viewport", bob="editor")
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_b, bob = signed_in(browser, studio, "bob")
     try:

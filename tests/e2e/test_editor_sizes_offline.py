@@ -1,8 +1,8 @@
 """Real sizes, Z-up files upright on the print bed, and offline said at once (issue 21, items
 2, 3 and 7), in a real browser.
 
-One ``orfeas up`` for the module: the fixtures of ``test_workspace`` (imported, so that pytest
-sees them here) start it and the browser. Screenshots go to ``test-artifacts/e2e/``.
+The package's shared ``orfeas up`` and browser (``conftest.py``). Screenshots go to
+``test-artifacts/e2e/``.
 
 Where things stand is read from the camera the viewport reports (``data-camera``) after
 framing everything (F): its target is the centre of what is on screen, so an object that
@@ -15,60 +15,31 @@ import re
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    REPO,
-    USERS,
-    _browser_and_build,
-    browser,
+from tests.e2e.pages import (
+    CAMERA,
+    XYZ_CUBE,
+    Browser,
+    Page,
+    alice_project,
+    expect,
+    frame_all,
+    generate,
+    open_project,
     shot,
     signed_in,
     square_png,
-    studio,
 )
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import Up, token_for
-
-Browser = playwright_sync.Browser
-FilePayload = playwright_sync.FilePayload
-Page = playwright_sync.Page
-expect = playwright_sync.expect
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
-XYZ_CUBE = REPO / "tests" / "data" / "meshes" / "trimesh" / "20mm-xyz-cube.stl"
-CAMERA = "JSON.parse(document.querySelector('[data-testid=viewport]').dataset.camera || '{}')"
 GENERATION_MS = 120_000
 OFFLINE_SAID_MS = 4_000
 """The banner must show within 2 s of the drop; 4 s allows for a busy 2-core machine. Before,
 nothing showed for y-websocket's 30 s."""
-
-
-def new_project(studio: Up, name: str) -> str:  # noqa: F811
-    """alice's project with bob as editor; empty."""
-    token = token_for(studio.url, "alice", USERS["alice"])
-    with httpx.Client(base_url=studio.url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        created = http.post("/api/v1/projects", json={"name": name})
-        assert created.status_code == 201, created.text
-        project_id: str = created.json()["id"]
-        invited = http.post(f"/api/v1/projects/{project_id}/invite",
-                            json={"user": "bob", "role": "editor"})
-        assert invited.status_code == 201, invited.text
-    return project_id
-
-
-def open_project(page: Page, project_id: str, name: str) -> None:
-    page.goto(f"/projects/{project_id}")
-    expect(page.get_by_test_id("project-title")).to_have_text(name)
-
-
-def frame_all(page: Page) -> None:
-    page.get_by_test_id("viewport").click(position={"x": 8, "y": 8})  # empty corner: focus
-    page.keyboard.press("f")
 
 
 def wait_target_y(page: Page, y: float, tolerance: float = 0.5) -> None:
@@ -86,8 +57,8 @@ def tall_box_stl(folder: Path) -> Path:
     return path
 
 
-def test_z_up_files_stand_upright_on_the_print_bed(browser: Browser, studio: Up) -> None:  # noqa: F811
-    project_id = new_project(studio, "Print bed")
+def test_z_up_files_stand_upright_on_the_print_bed(browser: Browser, studio: Up) -> None:
+    project_id = alice_project(studio, "Print bed", bob="editor")
     context, alice = signed_in(browser, studio, "alice")
     try:
         open_project(alice, project_id, "Print bed")
@@ -114,22 +85,8 @@ def test_z_up_files_stand_upright_on_the_print_bed(browser: Browser, studio: Up)
         context.close()
 
 
-def generate(page: Page, height_mm: str, name: str, png: bytes) -> Any:
-    """Generate from the panel with this height; the object once its final stage shows."""
-    page.get_by_role("tab", name="Generate").click()
-    page.get_by_label("Height (mm)").fill(height_mm)
-    page.get_by_label("Face budget").fill("3000")  # quicker to make and to analyse
-    before = page.locator(".outliner-item").count()
-    image: FilePayload = {"name": f"{name}.png", "mimeType": "image/png", "buffer": png}
-    page.get_by_test_id("image-input").set_input_files(files=[image])
-    expect(page.locator(".outliner-item")).to_have_count(before + 1, timeout=GENERATION_MS)
-    made = page.locator(".outliner-item", has_text=name)
-    expect(made).to_have_attribute("data-stage", "final", timeout=GENERATION_MS)
-    return made
-
-
-def test_generated_objects_have_a_real_size(browser: Browser, studio: Up) -> None:  # noqa: F811
-    project_id = new_project(studio, "Real sizes")
+def test_generated_objects_have_a_real_size(browser: Browser, studio: Up) -> None:
+    project_id = alice_project(studio, "Real sizes", bob="editor")
     context, alice = signed_in(browser, studio, "alice")
     try:
         open_project(alice, project_id, "Real sizes")
@@ -170,8 +127,8 @@ class SilentNetwork:
         server.on_message(lambda message: self.online and ws.send(message))
 
 
-def test_offline_is_said_at_once_and_presence_cleared(browser: Browser, studio: Up) -> None:  # noqa: F811
-    project_id = new_project(studio, "Offline")
+def test_offline_is_said_at_once_and_presence_cleared(browser: Browser, studio: Up) -> None:
+    project_id = alice_project(studio, "Offline", bob="editor")
     network = SilentNetwork()
     ctx_a, alice = signed_in(browser, studio, "alice")
     ctx_b, bob = signed_in(browser, studio, "bob")

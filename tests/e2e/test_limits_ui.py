@@ -2,8 +2,8 @@
 says why, where the queue stands and when to retry; an administrator puts users on tiers in
 the users page, and its create form clears once the account exists.
 
-One ``orfeas up`` for the module (the fixtures of ``test_workspace``, imported so that pytest
-sees them here). Screenshots go to ``test-artifacts/e2e/``.
+The package's shared ``orfeas up`` and browser (``conftest.py``), where ``ROOT`` is an
+administrator from the start. Screenshots go to ``test-artifacts/e2e/``.
 """
 
 from __future__ import annotations
@@ -12,47 +12,39 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright import sync_api as playwright_sync
 
-from tests.e2e.test_editor_management import sign_in
-from tests.e2e.test_workspace import (  # noqa: F401 (fixtures pytest finds by name)
-    _browser_and_build,
-    browser,
+from tests.e2e.pages import (
+    ROOT,
+    Browser,
+    api_client,
+    create_users,
+    expect,
     gpu_worker_paused,
     shot,
+    signed_in,
     square_png,
-    studio,
 )
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import Up, orfeas, token_for
-
-Browser = playwright_sync.Browser
-expect = playwright_sync.expect
+from tests.integration.test_up import Up
 
 pytestmark = pytest.mark.slow
 
 FRED = ("fred", "fred-secret-pw")  # on the free tier: one job at once
-ROOT = ("root", "root-secret-pw")
 
 
 @pytest.fixture(scope="module")
-def accounts(studio: Up) -> None:  # noqa: F811
-    for (name, password), extra in ((FRED, ()), (ROOT, ("--admin",))):
-        made = orfeas("admin", "create-user", name, "--password", password, *extra,
-                      "--data", str(studio.data_dir))
-        assert made.returncode == 0, made.stdout + made.stderr
+def accounts(studio: Up) -> None:
+    create_users(studio, {FRED[0]: (FRED[1],)})
 
 
 @pytest.fixture
-def fred_api(studio: Up, accounts: None) -> Iterator[httpx.Client]:  # noqa: F811
-    token = token_for(studio.url, *FRED)
-    with httpx.Client(base_url=studio.url, timeout=60,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
+def fred_api(studio: Up, accounts: None) -> Iterator[httpx.Client]:
+    with api_client(studio, *FRED) as http:
         yield http
 
 
 def test_a_free_users_second_job_at_once_says_the_queue_and_when_to_retry(
-        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:  # noqa: F811
+        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:
     project = fred_api.post("/api/v1/projects", json={"name": "Free plan"})
     assert project.status_code == 201, project.text
     project_id = project.json()["id"]
@@ -61,7 +53,7 @@ def test_a_free_users_second_job_at_once_says_the_queue_and_when_to_retry(
     assert image.status_code == 201, image.text
     square = studio.data_dir.parent / "fred-square.png"
     square.write_bytes(square_png())
-    context, page = sign_in(browser, studio, *FRED)
+    context, page = signed_in(browser, studio, *FRED)
     try:
         with gpu_worker_paused(studio):  # fred's first job waits in the queue
             first = fred_api.post(f"/api/v1/projects/{project_id}/generate",
@@ -84,8 +76,8 @@ def test_a_free_users_second_job_at_once_says_the_queue_and_when_to_retry(
 
 
 def test_an_admin_puts_users_on_tiers_in_the_users_page(
-        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:  # noqa: F811
-    context, root = sign_in(browser, studio, *ROOT)
+        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:
+    context, root = signed_in(browser, studio, *ROOT)
     try:
         root.get_by_role("link", name="Users").click()
         expect(root.get_by_role("heading", name="Users")).to_be_visible()

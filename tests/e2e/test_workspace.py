@@ -1,87 +1,52 @@
 """The web workspace in a real browser: two people in one project, end to end.
 
-``orfeas up`` runs as a subprocess on a fresh data folder (real PostgreSQL, NATS, S3, API,
-workers) and serves the built workspace (``frontend/dist``) at ``/``. Debian's Chromium, driven
+The package's shared ``orfeas up`` (``conftest.py``: real PostgreSQL, NATS, S3, API, workers)
+serves the built workspace (``frontend/dist``) at ``/``. Debian's Chromium, driven
 by Playwright, opens two browser contexts signed in as two users. One generates an object from
 an image and both see it arrive; one moves it and the other sees it move and sees who is there;
 the history slider shows an older state; undo takes the move back. Screenshots of the key
 screens go to ``test-artifacts/e2e/``.
+
+The first generation from ``disc_png`` at the panel's defaults must be the studio's first (a
+cache hit shows no coarser stage): other modules generate from it only at other sizes.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
 import math
-import os
 import re
-import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from PIL import Image, ImageChops, ImageDraw
-from playwright import sync_api as playwright_sync
 
+from tests.e2e.pages import (
+    GENERATION_S,
+    USERS,
+    Browser,
+    Network,
+    Page,
+    api_client,
+    camera_of,
+    expect,
+    gpu_worker_paused,
+    new_project,
+    open_project,
+    open_sphere_stl,
+    shot,
+    sign_in,
+    signed_in,
+    square_png,
+)
+from tests.integration.helpers import poll
 from tests.integration.test_generation import disc_png
-from tests.integration.test_up import REPO, Up, orfeas, token_for
-
-Browser = playwright_sync.Browser
-BrowserContext = playwright_sync.BrowserContext
-Page = playwright_sync.Page
-expect = playwright_sync.expect
-WebSocketRoute = playwright_sync.WebSocketRoute
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
-                 "--disable-background-networking"]
-ARTIFACTS = REPO / "test-artifacts" / "e2e"
-DIST = REPO / "frontend" / "dist" / "index.html"
-USERS = {"alice": "alice-secret-pw", "bob": "bob-secret-pw", "carol": "carol-secret-pw"}
-GENERATION_S = 180  # preview → final with the CPU generator on a busy 2-core machine
+from tests.integration.test_up import Up, token_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _browser_and_build() -> None:
-    """Fail, not skip, without what `make test` provides: a skipped suite reads as a passed one."""
-    missing = [f"{path} ({how})" for path, how in (
-        (CHROMIUM, "make test installs it: apt-get install -y chromium"),
-        (DIST, "make test builds it: cd frontend && npm run build"),
-    ) if not path.exists()]
-    if missing:
-        pytest.fail("the end-to-end tests need " + " and ".join(missing))
-
-
-@pytest.fixture(scope="module")
-def studio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    up = Up(tmp_path_factory.mktemp("e2e-data"))
-    try:
-        up.wait_ready(timeout=180)
-        for name, password in USERS.items():
-            # pro: these tests are about the editor; a free account's one job at a time would
-            # refuse a generation requested while the last one's analysis runs
-            created = orfeas("admin", "create-user", name, "--password", password,
-                             "--tier", "pro", "--data", str(up.data_dir))
-            assert created.returncode == 0, created.stdout + created.stderr
-        yield up
-    finally:
-        up.cleanup()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with playwright_sync.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 # Records each stage the viewport shows for an object, as the outliner reports it.
@@ -96,42 +61,6 @@ RECORD_STAGES = """() => {
   }).observe(document.body, { subtree: true, childList: true, attributes: true,
                               attributeFilter: ['data-stage'] })
 }"""
-
-
-def project_of(page: Page) -> str:
-    """The project id of the workspace a page shows (``/projects/{id}``)."""
-    match = re.search(r"/projects/([0-9a-f-]{36})", page.url)
-    assert match, page.url
-    return match.group(1)
-
-
-@contextlib.contextmanager
-def gpu_worker_paused(studio: Up) -> Iterator[None]:
-    """Hold the GPU worker still (SIGSTOP) so that a job stays queued, as it would behind a busy
-    worker, however fast this machine is; it resumes (SIGCONT) afterwards."""
-    state = json.loads((studio.data_dir / "state.json").read_text())
-    pid = state["processes"]["worker-gpu"]
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def square_png() -> bytes:
-    image = Image.new("RGB", (200, 200), "white")
-    ImageDraw.Draw(image).rectangle((50, 40, 150, 160), fill=(40, 90, 200))
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def camera_of(page: Page) -> dict[str, Any]:
-    """The viewport's camera as the page says it looks (the canvas's ``data-camera``)."""
-    raw = page.get_by_test_id("viewport").get_attribute("data-camera")
-    assert raw, "the viewport has not reported its camera"
-    camera: dict[str, Any] = json.loads(raw)
-    return camera
 
 
 def eye_distance(camera: dict[str, Any]) -> float:
@@ -178,41 +107,8 @@ def screen_point(box: dict[str, float], world: tuple[float, float, float],
     return box["x"] + (x + 1) / 2 * w, box["y"] + (1 - y) / 2 * h
 
 
-def shot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-
-
-def signed_in(browser: Browser, studio: Up, username: str) -> tuple[BrowserContext, Page]:
-    context = browser.new_context(base_url=studio.url, viewport={"width": 1400, "height": 860})
-    context.set_default_timeout(30_000)
-    page = context.new_page()
-    page.on("pageerror", lambda error: print(f"[{username}'s page] {error}"))
-    page.goto("/")
-    try:
-        expect(page.get_by_label("User name")).to_be_visible(timeout=60_000)
-    except AssertionError:
-        shot(page, f"failed-sign-in-{username}")
-        raise
-    page.get_by_label("User name").fill(username)
-    page.get_by_label("Password").fill(USERS[username])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
-    expect(page.get_by_test_id("signed-in-as")).to_have_text(username)
-    return context, page
-
-
-def position_x(page: Page) -> str:
-    return page.get_by_label("Position X").input_value()
-
-
 def test_sign_in_is_refused_with_a_readable_message(browser: Browser, studio: Up) -> None:
-    context = browser.new_context(base_url=studio.url)
-    page = context.new_page()
-    page.goto("/")
-    page.get_by_label("User name").fill("alice")
-    page.get_by_label("Password").fill("not the password")
-    page.get_by_role("button", name="Sign in").click()
+    context, page = sign_in(browser, studio, "alice", "not the password")
     expect(page.get_by_role("alert")).to_contain_text("wrong username or password")
     shot(page, "00-sign-in-refused")
     context.close()
@@ -393,43 +289,14 @@ def test_two_people_generate_move_travel_and_undo(browser: Browser, studio: Up) 
 
 def project_with_object(studio: Up, name: str) -> str:
     """A project of alice's with bob as editor and one generated object (through the API)."""
-    token = token_for(studio.url, "alice", USERS["alice"])
-    with httpx.Client(base_url=studio.url, timeout=GENERATION_S,
-                      headers={"Authorization": f"Bearer {token}"}) as http:
-        created = http.post("/api/v1/projects", json={"name": name})
-        assert created.status_code == 201, created.text
-        project_id: str = created.json()["id"]
-        for user, role in (("bob", "editor"), ("carol", "viewer")):
-            invited = http.post(f"/api/v1/projects/{project_id}/invite",
-                                json={"user": user, "role": role})
-            assert invited.status_code == 201, invited.text
+    with api_client(studio, "alice", timeout=GENERATION_S) as http:
+        project_id = new_project(http, name, bob="editor", carol="viewer")
         with http.stream("POST", f"/api/v1/projects/{project_id}/generate-progressive",
                          files={"image": ("disc.png", disc_png(), "image/png")}) as stream:
             assert stream.status_code == 200, stream.read()
             events = [line for line in stream.iter_lines() if line]
         assert '"final"' in events[-2] and '"succeeded"' in events[-1], events
     return project_id
-
-
-class Network:
-    """Bob's scene WebSocket passes through this, so a test can cut it and restore it."""
-
-    def __init__(self) -> None:
-        self.online = True
-        self.sockets: list[tuple[Any, Any]] = []
-
-    def route(self, ws: Any) -> None:
-        if not self.online:
-            ws.close()
-            return
-        self.sockets.append((ws, ws.connect_to_server()))
-
-    def cut(self) -> None:
-        self.online = False
-        for page_side, server_side in self.sockets:
-            server_side.close()
-            page_side.close()
-        self.sockets.clear()
 
 
 def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) -> None:
@@ -440,8 +307,7 @@ def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) 
     ctx_b.route_web_socket(re.compile(r"/ws/projects/"), network.route)
     try:
         for page in (alice, bob):
-            page.goto(f"/projects/{project_id}")  # a client-side route, served index.html
-            expect(page.get_by_test_id("project-title")).to_have_text("Offline edits")
+            open_project(page, project_id, "Offline edits")
             page.locator(".outliner-item").click()
             page.get_by_role("tab", name="Properties").click()
             expect(page.get_by_label("Position Y")).to_have_value("0")
@@ -481,15 +347,6 @@ def test_connection_lost_banner_and_offline_edits(browser: Browser, studio: Up) 
     finally:
         ctx_a.close()
         ctx_b.close()
-
-
-def open_sphere_stl(path: Path) -> Path:
-    """An icosphere (radius 10 mm) with three faces cut away: open, so it needs a repair."""
-    import trimesh
-
-    sphere = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
-    trimesh.Trimesh(sphere.vertices, sphere.faces[3:], process=False).export(path)
-    return path
 
 
 def test_import_analyse_repair_and_export_a_mesh(browser: Browser, studio: Up) -> None:
@@ -664,9 +521,7 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
     token = token_for(studio.url, "alice", USERS["alice"])
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=studio.url, timeout=GENERATION_S, headers=headers) as http:
-        created = http.post("/api/v1/projects", json={"name": "Budget"})
-        assert created.status_code == 201, created.text
-        project_id: str = created.json()["id"]
+        project_id = new_project(http, "Budget")
 
     ctx, alice = signed_in(browser, studio, "alice")
     downloads: dict[str, int] = {}
@@ -680,8 +535,7 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
 
     alice.on("response", on_response)
     try:
-        alice.goto(f"/projects/{project_id}")
-        expect(alice.get_by_test_id("project-title")).to_have_text("Budget")
+        open_project(alice, project_id, "Budget")
         alice.get_by_role("button", name="Stats").click()
         expect(alice.get_by_test_id("render-stats")).to_have_attribute("data-objects", "0")
 
@@ -694,7 +548,9 @@ def test_rendering_budget_thin_instances_and_stage_downloads(browser: Browser, s
             assert events[-1]["event"] == "succeeded", events[-3:]
             assert "preview" in {e["event"] for e in events}, "a cache hit: use a fresh image"
             job_id = events[0]["job_id"]
-            job = http.get(f"/api/v1/jobs/{job_id}").json()
+            # the job's read model may trail the stream's last event on a busy machine
+            job = poll(lambda: http.get(f"/api/v1/jobs/{job_id}").json(),
+                       lambda j: "final" in j["stages"])
         faces = {name: stage["stats"]["faces"] for name, stage in job["stages"].items()}
         expect(alice.locator(".outliner-item")).to_have_attribute("data-stage", "final",
                                                                   timeout=GENERATION_S * 1000)
