@@ -153,6 +153,8 @@ export class Viewport {
   private readonly canvas: HTMLCanvasElement
   private dirtyFrames = 3
   private readonly sources = new Map<string, Source>()
+  /** Mesh files on their way for a source not made yet (see `prefetch`), by URL. */
+  private readonly downloads = new Map<string, Promise<Uint8Array>>()
   private flat = false
   private heat: { objectId: string; overlays: AbstractMesh[]; hidden: AbstractMesh[] } | null =
     null
@@ -174,6 +176,14 @@ export class Viewport {
   constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents,
               options: ViewportOptions = {}) {
     this.instancing = options.instancing ?? true
+    // What the glTF loader and the PBR material import on first use, asked for now: these
+    // chunks come while the page waits for the scene, not in series after the first download.
+    void Promise.all([
+      import('@babylonjs/core/Materials/PBR/pbrMaterial.pure'),
+      import('@babylonjs/loaders/glTF/2.0/pbrMaterialLoadingAdapter'),
+      import('@babylonjs/core/Shaders/pbr.vertex'),
+      import('@babylonjs/core/Shaders/pbr.fragment'),
+    ]).catch(() => {}) // the loader asks again, and reports what fails
     this.engine = new Engine(canvas, true, { preserveDrawingBuffer: true, stencil: true })
     const scene = (this.scene = new Scene(this.engine))
     scene.useRightHandedSystem = true // glTF and the server's meshes are right-handed, Y up
@@ -233,16 +243,29 @@ export class Viewport {
     // Render on demand: after a change, while the user interacts, and while the camera
     // still glides (inertia). A still scene costs nothing, which matters on CPU renderers.
     // Frame times count only frames drawn back to back (an orbit), not the pauses between.
+    // While something is not ready to draw (a shader compiling, a file loading) the loop
+    // asks again on every tick and draws once it is: drawing the unready scene on every tick
+    // meanwhile (30-odd frames over a first load) held the page's thread at each frame's
+    // read-back under a software renderer, in series with the download and the parse.
     let drewLastTick = false
+    let unready = true
     this.engine.runRenderLoop(() => {
       this.updateDetail()
       for (const source of this.sources.values()) source.model?.flush()
       const start = performance.now()
-      const draw = this.dirtyFrames > 0 || this.cameraMoving() || !scene.isReady()
+      let draw = this.dirtyFrames > 0 || this.cameraMoving()
+      if (!draw && unready && scene.isReady()) {
+        unready = false
+        draw = true
+        this.invalidate()
+      }
       if (draw) {
         scene.render()
         this.frames.add(start, performance.now() - start, drewLastTick)
-        this.dirtyFrames = Math.max(0, this.dirtyFrames - 1)
+        if (this.dirtyFrames > 0) {
+          this.dirtyFrames -= 1
+          if (this.dirtyFrames === 0) unready = !scene.isReady() // the last frame asked for
+        }
         this.statsStale = true
         if (this.changePending) {
           this.changePending = false
@@ -317,6 +340,7 @@ export class Viewport {
   private async load(entry: Entry, url: string, stage: string | null): Promise<void> {
     this.report(entry, { loading: true, error: null })
     let content: TransformNode | null = null
+    this.prefetch(url)
     // Both follow the mesh's chain of assets, from one answer per asset, asked at once.
     const [fromFile, up] = await Promise.all([shadedFlat(entry.object), upAxisOf(entry.object)])
     const flat = this.flat || fromFile
@@ -488,6 +512,17 @@ export class Viewport {
     }
   }
 
+  /** Starts downloading `url` unless a loaded (or loading) source already has it: the bytes
+   *  come while the shading and the up axis are asked for, instead of after them (a round
+   *  trip and the file's transfer in series before every first mesh). `acquire` takes them. */
+  private prefetch(url: string): void {
+    if (this.downloads.has(url) || this.sources.has(`flat ${url}`) ||
+        this.sources.has(`smooth ${url}`)) return
+    const bytes = download(url)
+    bytes.catch(() => {}) // reported by the load that takes it
+    this.downloads.set(url, bytes)
+  }
+
   /** The loaded GLB of `url` (under `key`: URL and shading), loaded on first use, stood
    *  upright (`up`: its file's up axis) on the bed, and counted until `release`. */
   private acquire(key: string, url: string, up: UpAxis, flat: boolean): Promise<AssetContainer> {
@@ -495,7 +530,10 @@ export class Viewport {
     if (!source) {
       const created: Source = { container: Promise.resolve(null as never), loaded: null,
                                 model: null, users: 0 }
-      created.container = LoadAssetContainerAsync(url, this.scene, { pluginExtension: '.glb' })
+      const bytes = this.downloads.get(url) ?? download(url)
+      this.downloads.delete(url)
+      created.container = bytes
+        .then((data) => LoadAssetContainerAsync(data, this.scene, { pluginExtension: '.glb' }))
         .then((c) => {
           standOnBed(c, up)
           if (flat) {
@@ -962,6 +1000,13 @@ export class Viewport {
   }
 }
 
+/** A mesh file's bytes, with the page's session like the rest of the API. */
+async function download(url: string): Promise<Uint8Array> {
+  const response = await fetch(url, { credentials: 'same-origin' })
+  if (!response.ok) throw new Error(`${response.status} ${response.statusText} from ${url}`)
+  return new Uint8Array(await response.arrayBuffer())
+}
+
 /** Resolves once every mesh can be drawn (materials compiled), or after `timeoutMs`. */
 async function whenReady(
   meshes: AbstractMesh[], ready = (m: AbstractMesh) => m.isReady(true), timeoutMs = 20_000,
@@ -969,7 +1014,8 @@ async function whenReady(
   const until = performance.now() + timeoutMs
   while (performance.now() < until) {
     if (meshes.every((m) => m.getTotalVertices() === 0 || ready(m))) return
-    await new Promise((resolve) => setTimeout(resolve, 50))
+    // About a frame: a compile that ends just after a check waits no longer than that.
+    await new Promise((resolve) => setTimeout(resolve, 16))
   }
 }
 
