@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
-  SILENT_MS, WATCH_MS, cameraPosition, colorFor, isSilent, parseCamera, withDrags, type Peer,
+  SILENT_MS, WATCH_MS, cameraPosition, colorFor, isSilent, parseCamera, samePeers, withDrags,
+  type Peer,
 } from './collab'
 import { IDENTITY, type Transform } from './scene'
 
@@ -22,6 +23,26 @@ describe('withDrags', () => {
   it('ignores the own drag (the viewport already shows it) and idle peers', () => {
     const peers = [peer(1, true, { id: 'a', transform: moved }), peer(2, false, null)]
     expect(withDrags(objects, peers)).toBe(objects)
+  })
+})
+
+describe('samePeers', () => {
+  const view = { alpha: 1, beta: 0.5, radius: 4, target: [1, 0, 2] as [number, number, number] }
+  const turned = { ...view, alpha: 2 }
+
+  it("leaves one's own camera out (nothing shows it)", () => {
+    const before = [{ ...peer(1, true, null), camera: view }, peer(2, false, null)]
+    const after = [{ ...peer(1, true, null), camera: turned }, peer(2, false, null)]
+    expect(samePeers(before, after)).toBe(true)
+  })
+
+  it("sees others' cameras, selections, drags and arrivals", () => {
+    const before = [peer(1, true, null), { ...peer(2, false, null), camera: view }]
+    expect(samePeers(before, [before[0], { ...before[1], camera: turned }])).toBe(false)
+    expect(samePeers(before, [before[0], { ...before[1], selection: 'a' }])).toBe(false)
+    expect(samePeers(before, [before[0], { ...before[1], drag: { id: 'a', transform: moved } }]))
+      .toBe(false)
+    expect(samePeers(before, [...before, peer(3, false, null)])).toBe(false)
   })
 })
 

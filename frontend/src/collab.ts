@@ -107,6 +107,16 @@ function parseDrag(value: unknown): Drag | null {
   return typeof d.id === 'string' ? { id: d.id, transform: parseTransform(d.transform) } : null
 }
 
+/** Whether two lists of peers show the same: one's own camera is left out, since nothing
+ *  shows it (markers and following are for others' cameras) and it changes five times a
+ *  second while one orbits, each change a new list that re-rendered the whole workspace
+ *  (its outliner, the viewport's selection outlines and camera markers) mid-orbit. */
+export function samePeers(a: readonly Peer[], b: readonly Peer[]): boolean {
+  const shown = (peers: readonly Peer[]): string =>
+    JSON.stringify(peers.map((p) => (p.self ? { ...p, camera: null } : p)))
+  return a.length === b.length && shown(a) === shown(b)
+}
+
 /** Objects as collaborators are dragging them right now (their drags override the document). */
 export function withDrags<T extends { id: string; transform: Transform }>(
   objects: T[], peers: Peer[],

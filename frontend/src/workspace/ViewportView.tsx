@@ -73,7 +73,9 @@ export function ViewportView(props: Props) {
   const placeLabels = useRef(() => {})
   placeLabels.current = () => {
     const viewport = viewportRef.current
-    setLabels(viewport ? cameraLabels(viewport, handlers.current.cameraMarkers) : [])
+    const next = viewport ? cameraLabels(viewport, handlers.current.cameraMarkers) : []
+    // Asked on every frame of an orbit: with no one to label, nothing to render again.
+    setLabels((shown) => (shown.length === 0 && next.length === 0 ? shown : next))
   }
   const handlers = useRef(props)
   handlers.current = props

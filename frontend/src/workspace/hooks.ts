@@ -1,7 +1,7 @@
 /** React bindings for a SceneSession: connection state, the objects, and who is online. */
 import { useEffect, useState, useSyncExternalStore } from 'react'
 import * as Y from 'yjs'
-import type { CollabState, Peer, SceneSession } from '../collab'
+import { samePeers, type CollabState, type Peer, type SceneSession } from '../collab'
 import { objectsOf, type SceneObject } from '../scene'
 
 export function useCollabState(session: SceneSession): CollabState {
@@ -27,7 +27,10 @@ export function usePeers(session: SceneSession): Peer[] {
   const [peers, setPeers] = useState<Peer[]>(() => session.peers())
   useEffect(() => {
     const awareness = session.provider.awareness
-    const update = (): void => setPeers(session.peers())
+    const update = (): void => {
+      const next = session.peers()
+      setPeers((shown) => (samePeers(shown, next) ? shown : next))
+    }
     awareness.on('change', update)
     update()
     return () => awareness.off('change', update)
