@@ -1,5 +1,6 @@
 /** The studio's HTTP API (same origin, session cookie). Errors are RFC 9457 problem+json. */
 import type { TimelinePage } from './timeline'
+import { usageChanged } from './usage'
 
 export class ApiError extends Error {
   constructor(readonly status: number, readonly title: string, readonly detail: string) {
@@ -35,6 +36,7 @@ export async function request<T>(method: string, path: string, body?: unknown): 
   }
   const response = await fetch(path, init)
   if (!response.ok) throw await problemOf(response)
+  if (method !== 'GET') usageChanged() // a job queued, a project or asset gone
   if (response.status === 204) return undefined as T
   return (await response.json()) as T
 }
@@ -195,6 +197,7 @@ export async function startGeneration(
     headers: { Accept: 'application/x-ndjson' },
   })
   if (!response.ok) throw await problemOf(response)
+  usageChanged() // the image is stored and its job counted
   if (!response.body) throw new Error('The server sent no progress stream.')
   return response.body
 }

@@ -4,6 +4,7 @@
  */
 import { problemOf, request } from './api'
 import { readNdjson } from './ndjson'
+import { usageChanged } from './usage'
 
 const V1 = '/api/v1'
 const m = (id: string): string => `${V1}/meshes/${encodeURIComponent(id)}`
@@ -96,6 +97,7 @@ export async function followJob(queued: Queued, onPhase: (phase: string) => void
       if (FINISHED.has(event)) end = event
     }
   }
+  usageChanged() // a job slot is free again, its result stored
   // The stream ends with the job's end, as the log has it; the job's read model follows a
   // moment later, so wait for it to say the same.
   for (let tries = 0; ; tries++) {

@@ -1,6 +1,7 @@
 """Tiers and limits in a real browser (issue 22): a free user's refused second job at once
 says why, where the queue stands and when to retry; an administrator puts users on tiers in
-the users page, and its create form clears once the account exists.
+the users page, and its create form clears once the account exists; the header's usage line
+follows the user's own uploads at once, not at its next 30 s refresh.
 
 The package's shared ``orfeas up`` and browser (``conftest.py``), where ``ROOT`` is an
 administrator from the start. Screenshots go to ``test-artifacts/e2e/``.
@@ -15,11 +16,13 @@ import pytest
 
 from tests.e2e.pages import (
     ROOT,
+    XYZ_CUBE,
     Browser,
     api_client,
     create_users,
     expect,
     gpu_worker_paused,
+    open_project,
     shot,
     signed_in,
     square_png,
@@ -71,6 +74,30 @@ def test_a_free_users_second_job_at_once_says_the_queue_and_when_to_retry(
             shot(page, "22-01-free-second-job-refused")
             cancelled = fred_api.delete(f"/api/v1/jobs/{first.json()['job_id']}")
             assert cancelled.status_code in (200, 202, 204), cancelled.text
+    finally:
+        context.close()
+
+
+def test_the_usage_line_follows_an_upload_at_once(
+        browser: Browser, studio: Up, fred_api: httpx.Client) -> None:
+    project = fred_api.post("/api/v1/projects", json={"name": "Usage"})
+    assert project.status_code == 201, project.text
+    context, page = signed_in(browser, studio, *FRED)
+    try:
+        open_project(page, project.json()["id"], "Usage")
+        usage = page.get_by_test_id("usage-line")
+        expect(usage).to_contain_text("storage")
+        before = usage.inner_text()
+        used = fred_api.get("/api/v1/me/usage").json()["storage"]["used_bytes"]
+        page.get_by_role("tab", name="Generate").click()
+        page.get_by_test_id("mesh-input").set_input_files(str(XYZ_CUBE))
+        expect(page.locator(".outliner-item", has_text="20mm-xyz-cube")).to_be_visible(
+            timeout=60_000)
+        # the 30 s refresh (and focus) would come too late: the upload itself asks for it
+        expect(usage).not_to_have_text(before, timeout=10_000)
+        after = fred_api.get("/api/v1/me/usage").json()["storage"]["used_bytes"]
+        assert after > used
+        shot(page, "22-03-usage-after-upload")
     finally:
         context.close()
 

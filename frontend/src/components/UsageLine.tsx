@@ -1,5 +1,6 @@
 import { useEffect, useState } from 'react'
 import { request } from '../api'
+import { USAGE_CHANGED } from '../usage'
 
 /** `GET /api/v1/me/usage`: the caller's tier, what it allows and what they have used. */
 export interface Usage {
@@ -10,6 +11,10 @@ export interface Usage {
 }
 
 const REFRESH_MS = 30_000
+/** After a change: reload once the burst of changes is over, and again when the read models
+ * (which the figures come from) have had time to catch up with it. */
+const SETTLE_MS = 300
+const CATCH_UP_MS = 2_500
 
 function bytes(n: number): string {
   const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB']
@@ -30,7 +35,8 @@ function windowName(seconds: number): string {
 }
 
 /** One line in the header: tier, billable jobs used in their window, jobs running, storage.
- * Refreshed every 30 s and when the window regains focus; says nothing until it has loaded
+ * Refreshed every 30 s, when the window regains focus and after the caller's own uploads,
+ * jobs and deletions (`usageChanged`); says nothing until it has loaded
  * (a refused action's own message says why and when to retry). */
 export function UsageLine() {
   const [usage, setUsage] = useState<Usage | null>(null)
@@ -41,13 +47,25 @@ export function UsageLine() {
         .then((u) => { if (alive) setUsage(u) })
         .catch(() => { /* a 429 or an outage: keep the last figures */ })
     }
+    let settle = 0
+    let catchUp = 0
+    const changed = () => {
+      window.clearTimeout(settle)
+      window.clearTimeout(catchUp)
+      settle = window.setTimeout(load, SETTLE_MS)
+      catchUp = window.setTimeout(load, CATCH_UP_MS)
+    }
     load()
     const timer = window.setInterval(load, REFRESH_MS)
     window.addEventListener('focus', load)
+    window.addEventListener(USAGE_CHANGED, changed)
     return () => {
       alive = false
       window.clearInterval(timer)
+      window.clearTimeout(settle)
+      window.clearTimeout(catchUp)
       window.removeEventListener('focus', load)
+      window.removeEventListener(USAGE_CHANGED, changed)
     }
   }, [])
   if (usage === null) return null

@@ -1,6 +1,7 @@
 import { useRef, useState } from 'react'
 import { errorMessage, problemOf } from '../api'
 import { ErrorMessage } from '../components/ErrorMessage'
+import { usageChanged } from '../usage'
 
 export interface UploadedMesh {
   id: string
@@ -36,6 +37,7 @@ export function ImportMesh({ projectId, canEdit, onImported }: Props) {
         { method: 'POST', body: form, credentials: 'same-origin' })
       if (!response.ok) throw await problemOf(response)
       const asset = (await response.json()) as UploadedMesh
+      usageChanged() // its bytes count towards the storage limit
       if (asset.kind !== 'mesh') throw new Error(`${file.name} is not a mesh`)
       onImported(asset)
     } catch (e) {

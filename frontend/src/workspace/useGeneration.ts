@@ -3,6 +3,7 @@ import { useCallback, useEffect, useRef, useState } from 'react'
 import { api, errorMessage, startGeneration } from '../api'
 import { IDLE, advance, isFinished, isJobEvent, type JobProgress } from '../generation'
 import { readNdjson } from '../ndjson'
+import { usageChanged } from '../usage'
 
 export interface GenerationParams {
   faceBudget?: number
@@ -54,6 +55,7 @@ export function useGeneration(projectId: string): Generation {
         if (jobId.current === null) setProgress(IDLE)
       }
     } finally {
+      usageChanged() // the job's slot is free again (or it never took one)
       if (abort.current === controller) {
         abort.current = null
         setRunning(false)
