@@ -218,6 +218,7 @@ def winding_solid(
     *,
     level: float = 0.0,
     cells: int = GRID_CELLS,
+    within: tuple[Floats, Floats] | None = None,
     deadline: float | None = None,
 ) -> manifold3d.Manifold:
     """The solid of the points ``mesh`` winds around, moved inwards by ``level``.
@@ -231,6 +232,10 @@ def winding_solid(
     cells
         Grid cells along the box's longest side: the surface is placed to a small fraction
         of a cell, and features thinner than about a cell are lost.
+    within
+        ``(lo (3,), hi (3,))``: make only the part of the solid in this box (grown by two
+        cells), closed at its walls, with ``cells`` along the box's longest side; ``None``
+        makes all of it. The winding is still that of the whole ``mesh``.
     deadline
         ``time.monotonic()`` value past which :class:`DeadlinePassed` is raised (checked
         between the stages); ``None`` for no limit.
@@ -242,7 +247,7 @@ def winding_solid(
     """
     triangles = np.asarray(mesh.triangles, dtype=np.float64)
     corners = triangles.reshape(-1, 3)
-    lo, hi = corners.min(axis=0), corners.max(axis=0)
+    lo, hi = (corners.min(axis=0), corners.max(axis=0)) if within is None else within
     edge = float((hi - lo).max()) / cells
     pad = 2.0 * edge
     lattice = _lattice(lo - pad, hi + pad, edge)
