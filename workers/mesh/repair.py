@@ -37,7 +37,9 @@ The pipeline, and which library does each step:
 A closed body whose faces cross is judged by the volume it winds around (its union with
 itself, :mod:`workers.mesh.winding`), since its signed volume counts an overlap twice: MeshFix's
 mend is kept when it keeps that volume to 1 %, else the body is made again as that solid by a
-level set (the self-union of a tube through itself or of an offset that folded).
+level set (the self-union of a tube through itself or of an offset that folded); a thin body
+whose crossings lie in a small box is made again only in that box, finely, and kept exact
+elsewhere.
 
 The result is never worse than the input: with more crossing faces or non-manifold edges, or a
 body lost (:func:`count_lost_bodies`: overlapping bodies unioned into one are held, not lost),
