@@ -5,9 +5,14 @@ import type { MaterialPreview } from '../materialPreview'
 import type { RenderStats } from '../viewport/stats'
 import { HeatLegend } from './HeatLegend'
 import { RenderStatsOverlay } from './RenderStatsOverlay'
-import {
-  Viewport, type CameraMarker, type GizmoMode, type HeatMap, type MeshState,
+import type {
+  CameraMarker, GizmoMode, HeatMap, MeshState, Viewport,
 } from '../viewport/Viewport'
+
+// The view (Babylon.js, most of the workspace's code) is a chunk of its own, asked for as
+// soon as the workspace's code runs: it downloads and compiles while the project, the scene
+// connection and the panels come, instead of before all of them.
+const viewportModule = import('../viewport/Viewport')
 
 /** `?instancing=off` in the page's address draws one copy per object instead of thin
  *  instances: a diagnostic, and the peer the frame-time benchmark compares against. */
@@ -66,6 +71,8 @@ interface Props {
 export function ViewportView(props: Props) {
   const canvasRef = useRef<HTMLCanvasElement>(null)
   const viewportRef = useRef<Viewport | null>(null)
+  // Set once the view's chunk has come: the effects below give it what it should show then.
+  const [viewport, setViewport] = useState<Viewport | null>(null)
   // Kept here, not in the workspace: a few updates a second re-render only this view.
   const [renderStats, setRenderStats] = useState<RenderStats | null>(null)
   // Collaborators' names over their camera markers, placed again whenever either camera moves.
@@ -85,7 +92,31 @@ export function ViewportView(props: Props) {
   useEffect(() => {
     const canvas = canvasRef.current
     if (!canvas) return
-    const viewport = new Viewport(canvas, {
+    let made: Viewport | null = null
+    let gone = false
+    const take = (): void => handlers.current.onTakeCamera()
+    void viewportModule.then(({ Viewport }) => {
+      if (gone) return
+      made = makeViewport(Viewport, canvas)
+      canvas.addEventListener('pointerdown', take)
+      canvas.addEventListener('wheel', take, { passive: true })
+      viewportRef.current = made
+      setViewport(made)
+      handlers.current.onViewport?.(made)
+    })
+    return () => {
+      gone = true
+      if (!made) return
+      handlers.current.onViewport?.(null)
+      canvas.removeEventListener('pointerdown', take)
+      canvas.removeEventListener('wheel', take)
+      viewportRef.current = null
+      made.dispose()
+    }
+  }, [])
+
+  function makeViewport(View: typeof Viewport, canvas: HTMLCanvasElement): Viewport {
+    return new View(canvas, {
       onPick: (id, additive) => handlers.current.onPick(id, additive),
       onTransform: (id, t, final) => handlers.current.onTransform(id, t, final),
       onMeshState: (id, s) => handlers.current.onMeshState(id, s),
@@ -97,47 +128,34 @@ export function ViewportView(props: Props) {
       },
       onStats: (s) => setRenderStats(s),
     }, { instancing: instancingWanted() })
-    const take = (): void => handlers.current.onTakeCamera()
-    canvas.addEventListener('pointerdown', take)
-    canvas.addEventListener('wheel', take, { passive: true })
-    viewportRef.current = viewport
-    handlers.current.onViewport?.(viewport)
-    return () => {
-      handlers.current.onViewport?.(null)
-      canvas.removeEventListener('pointerdown', take)
-      canvas.removeEventListener('wheel', take)
-      viewportRef.current = null
-      viewport.dispose()
-    }
-  }, [])
+  }
 
-  useEffect(() => { viewportRef.current?.setObjects(objects, readOnly) }, [objects, readOnly])
-  useEffect(() => { viewportRef.current?.setSelection(selection, ownColor) }, [selection, ownColor])
-  useEffect(() => { viewportRef.current?.setRemoteSelections(remoteSelections) }, [remoteSelections])
-  useEffect(() => { viewportRef.current?.setGizmoMode(mode) }, [mode])
-  useEffect(() => { viewportRef.current?.setWireframe(wireframe) }, [wireframe])
-  useEffect(() => { viewportRef.current?.setFlatShading(flat) }, [flat])
+  useEffect(() => { viewport?.setObjects(objects, readOnly) }, [viewport, objects, readOnly])
+  useEffect(() => { viewport?.setSelection(selection, ownColor) }, [viewport, selection, ownColor])
+  useEffect(() => { viewport?.setRemoteSelections(remoteSelections) }, [viewport, remoteSelections])
+  useEffect(() => { viewport?.setGizmoMode(mode) }, [viewport, mode])
+  useEffect(() => { viewport?.setWireframe(wireframe) }, [viewport, wireframe])
+  useEffect(() => { viewport?.setFlatShading(flat) }, [viewport, flat])
   useEffect(() => {
-    viewportRef.current?.setStats(stats)
+    viewport?.setStats(stats)
     if (!stats) setRenderStats(null)
-  }, [stats])
+  }, [viewport, stats])
   useEffect(() => {
-    const viewport = viewportRef.current
     if (viewport) handlers.current.onHeatMapShown(viewport.setHeatMap(heatMap))
-  }, [heatMap])
+  }, [viewport, heatMap])
   useEffect(() => {
-    viewportRef.current?.setMaterialPreview(materialPreview)
-  }, [materialPreview])
+    viewport?.setMaterialPreview(materialPreview)
+  }, [viewport, materialPreview])
   useEffect(() => {
-    if (frameRequest > 0) viewportRef.current?.frameAll()
-  }, [frameRequest])
+    if (frameRequest > 0) viewport?.frameAll()
+  }, [viewport, frameRequest])
   useEffect(() => {
-    viewportRef.current?.setCameraMarkers(cameraMarkers)
+    viewport?.setCameraMarkers(cameraMarkers)
     placeLabels.current()
-  }, [cameraMarkers])
+  }, [viewport, cameraMarkers])
   useEffect(() => {
-    if (follow) viewportRef.current?.setCamera(follow)
-  }, [follow])
+    if (follow) viewport?.setCamera(follow)
+  }, [viewport, follow])
 
   return (
     <>
