@@ -106,6 +106,21 @@ def test_a_sheet_beside_a_real_part_is_still_sealed() -> None:
     assert count_lost_bodies(mesh, repaired) == 0
 
 
+def test_a_flat_sheet_alone_is_sealed_only_where_its_hull_is_its_shape() -> None:
+    square = trimesh.Trimesh([[0, 0, 0], [10, 0, 0], [10, 10, 0], [0, 10, 0]],
+                             [[0, 1, 2], [0, 2, 3]], process=False)
+    # an L-shaped outline: its hull would fill the notch (area 3 against the hull's 3.5)
+    ell = trimesh.Trimesh([[0, 0, 0], [2, 0, 0], [2, 1, 0], [1, 1, 0], [1, 2, 0], [0, 2, 0]],
+                          [[0, 1, 2], [0, 2, 3], [0, 3, 4], [0, 4, 5]], process=False)
+
+    _, report = repair(square)
+    assert report.after is not None and report.after.printable
+    assert report.bodies_sealed_by_hull == 1
+    with pytest.raises(NothingToPrint, match=r"its 4 faces lie in one plane \(an open sheet "
+                       "whose outline is not its hull"):
+        repair(ell)
+
+
 def test_out_of_time_returns_the_cleaned_input_and_says_why() -> None:
     mesh = spindle_torus(2, size=0.3)
     before = assess(mesh)
