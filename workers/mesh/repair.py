@@ -867,9 +867,13 @@ def _solid_body(
             return collapsed
         _on_time(deadline)
         wound = union_volume(body, rays=_UNION_RAYS)
-        if not _passes_through(body, wound) and nudged(collapsed) is not None:
+        if not _passes_through(body, wound) and nudged(_outward_copy(collapsed)) is not None:
             # Its faces only touch: it is kept exact for the booleans (a nudged body would
-            # meet its neighbours at a slant) and nudged once they are done.
+            # meet its neighbours at a slant) and nudged once they are done. The booleans
+            # take it wound outwards, so it is nudged so: MeshFix's test reads the winding
+            # to the last bit, and a mirrored copy left wound inwards that no nudge parted
+            # (mirrored_overlap-0) parted at once turned outwards, instead of being made
+            # again by a level set (3 s).
             return collapsed
     _on_time(deadline)
     if _is_flat_points(body.vertices):
