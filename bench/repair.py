@@ -70,6 +70,7 @@ from tests.corpus import CORPUS, corpus_meshes, corpus_name
 from tests.registry_meshes import registry_entries
 from tests.synthetic_meshes import synthetic_corpus
 from workers.mesh.analysis import basic_stats
+from workers.mesh.crossings import forget_answers
 from workers.mesh.printability import analyse_printability
 from workers.mesh.printer import PrinterProfile
 from workers.mesh.repair import (
@@ -179,6 +180,7 @@ class Tally:
         there, a refusal that says why is the success, and any output a failure."""
         self.meshes += 1
         successes = self.successes
+        forget_answers()  # each peer pays for its own crossing tests (none kept from the last)
         start = time.perf_counter()
         refused = False
         try:
