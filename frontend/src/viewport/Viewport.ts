@@ -31,8 +31,9 @@ import { Mesh } from '@babylonjs/core/Meshes/mesh'
 import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
 import { GetEnvironmentBRDFTexture } from '@babylonjs/core/Misc/brdfTextureTools'
-// Every mesh the server sends is drawn with PBR: its shaders come with the view rather than
-// as chunks asked for only once the first mesh has been parsed, in series before it shows.
+// A mesh with a material of its own is drawn with PBR: its shaders come with the view rather
+// than as chunks asked for only once the first such mesh has been parsed, in series before it
+// shows. (A mesh without one is drawn with the standard material, as the print bed is.)
 import '@babylonjs/core/Shaders/pbr.vertex'
 import '@babylonjs/core/Shaders/pbr.fragment'
 import { Scene } from '@babylonjs/core/scene'
@@ -44,6 +45,7 @@ import type { MaterialPreview } from '../materialPreview'
 import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
+import { usePlainMaterial } from './plainMaterial'
 import { drawPrintBed, FURNITURE, standOnBed } from './printBed'
 import { upAxisOf, type UpAxis } from './upAxis'
 import { shadedFlat } from './shading'
@@ -200,8 +202,9 @@ export class Viewport {
     this.camera.upperRadiusLimit = 500
     this.camera.minZ = 0.01
 
-    // PBR materials (every mesh the server sends) reflect and take their ambient light from
-    // the environment; the two lights add the shading that reads shape on matte surfaces.
+    // PBR materials (a mesh's own, a material preview) reflect and take their ambient light
+    // from the environment; the two lights add the shading that reads shape on matte surfaces
+    // and light alone the plain material of a mesh without one (see `usePlainMaterial`).
     scene.environmentTexture = studioEnvironment(scene)
     scene.environmentIntensity = 0.65
     // The lookup texture PBR materials need is decoded now, while the page waits for the
@@ -539,6 +542,7 @@ export class Viewport {
         .then((data) => LoadAssetContainerAsync(data, this.scene, { pluginExtension: '.glb' }))
         .then((c) => {
           standOnBed(c, up)
+          usePlainMaterial(c, this.scene) // no PBR or environment for a mesh without a material
           if (flat) {
             for (const mesh of c.meshes) if (mesh instanceof Mesh) mesh.convertToFlatShadedMesh()
           }
