@@ -870,7 +870,7 @@ def _solid_body(
         if crossed == 0:
             return collapsed
         _on_time(deadline)
-        wound = union_volume(body, rays=_UNION_RAYS)
+        wound = union_volume(_outward_copy(body), rays=_UNION_RAYS)
         through = _passes_through(body, wound)
         if not through and nudged(_outward_copy(collapsed)) is not None:
             # Its faces only touch: it is kept exact for the booleans (a nudged body would
@@ -893,14 +893,17 @@ def _solid_body(
         united = _self_union(body, wound, deadline)
         if united is not None:
             return _made_again(body, united, report)
-    fixed = _meshfix(body, report)
+    # a closed body wound inwards may be a cavity: its mend is wound inwards too, for
+    # _combine to place
+    inward = closed and signed_volume(body.vertices, body.faces) < 0
+    fixed = _meshfix(body, report, inward=inward)
     wound_closed = closed or _is_closed_wound(body)
     if fixed is not None and not wound_closed:
         return fixed
     if wound_closed:
         _on_time(deadline)
         if wound is None:
-            wound = union_volume(body, rays=_UNION_RAYS)
+            wound = union_volume(_outward_copy(body), rays=_UNION_RAYS)
         if fixed is not None and not _drifted(wound.volume, fixed):
             return fixed
         _on_time(deadline)
@@ -1038,13 +1041,12 @@ def _self_union(
     box is made again, finely, and the rest kept exact (:func:`_patched_union`).
 
     A body wound inwards (a cavity, or a part whose file turned it inside out) winds around
-    no point positively, so ``wound`` is 0 for it: it is united turned outwards, against the
-    volume that winds around, and given back wound inwards for :func:`_combine` to place.
+    no point positively: it is united turned outwards, against the volume that winds around
+    (``wound`` is measured so, :func:`_outward_copy`), and given back wound inwards for
+    :func:`_combine` to place.
     """
     inward = signed_volume(body.vertices, body.faces) < 0
     outward = _bare(body.vertices, body.faces[:, ::-1]) if inward else body
-    if inward:
-        wound = union_volume(outward, rays=_UNION_RAYS)
     if wound.volume <= 0:
         return None
     if not _passes_through(outward, wound):
@@ -1115,8 +1117,12 @@ def _is_sound(body: trimesh.Trimesh, *, intersections: bool) -> bool:
     return not intersections or count_self_intersecting_faces(body.vertices, body.faces) == 0
 
 
-def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | None:
-    """Repair one body with MeshFix; ``None`` when the result is not a sound solid.
+def _meshfix(
+    body: trimesh.Trimesh, report: RepairReport, *, inward: bool = False
+) -> trimesh.Trimesh | None:
+    """Repair one body with MeshFix; ``None`` when the result is not a sound solid. The
+    result is wound outwards, or inwards where ``inward`` (a closed body wound inwards, which
+    may be a cavity).
 
     MeshFix first cuts non-manifold edges and vertices on load, then fills every hole and
     removes degenerate and self-intersecting faces. Only when that leaves a body that is
@@ -1137,6 +1143,8 @@ def _meshfix(body: trimesh.Trimesh, report: RepairReport) -> trimesh.Trimesh | N
         fixed = _bare(centre + scale * vertices, faces)
         if len(fixed.faces) and _is_sound(fixed, intersections=not uncrossed):
             report.holes_filled += holes
+            if inward:
+                return fixed if fixed.volume < 0 else _bare(fixed.vertices, fixed.faces[:, ::-1])
             return _outward(fixed, report)
     return None
 
