@@ -46,7 +46,7 @@ import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
 import { usePlainMaterial } from './plainMaterial'
-import { drawPrintBed, FURNITURE, standOnBed } from './printBed'
+import { drawPrintBed, FURNITURE, settle, standOnBed } from './printBed'
 import { upAxisOf, type UpAxis } from './upAxis'
 import { shadedFlat } from './shading'
 import { FrameTimes, type RenderStats } from './stats'
@@ -984,7 +984,7 @@ export class Viewport {
     }
     const grid = CreateLineSystem('grid', { lines }, this.scene)
     grid.color = new Color3(0.3, 0.32, 0.36)
-    grid.isPickable = false
+    settle(grid)
 
     const lift = 0.002 // above the grid, so the axes are not hidden by it
     const axes: [Vector3, number, Color4][] = [
@@ -1003,7 +1003,7 @@ export class Viewport {
     }
     const axis = CreateLineSystem(
       'axes', { lines: axisLines, colors: axisColors }, this.scene)
-    axis.isPickable = false
+    settle(axis)
   }
 }
 

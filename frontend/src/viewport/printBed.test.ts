@@ -30,6 +30,12 @@ describe('print bed', () => {
     expect(plate?.hasVertexAlpha).toBe(false)
     expect(material.disableLighting).toBe(true)
     expect(material.isFrozen).toBe(true)
+    for (const mesh of scene.meshes) { // fixed: no per-frame matrix, bounds or culling
+      expect(mesh.isWorldMatrixFrozen).toBe(true)
+      expect(mesh.doNotSyncBoundingInfo).toBe(true)
+      expect(mesh.alwaysSelectAsActiveMesh).toBe(true)
+      expect(mesh.isPickable).toBe(false)
+    }
     const lines = scene.getMeshByName('print-bed-lines')
     expect(lines?.hasVertexAlpha).toBe(false) // lines and edges: one opaque draw
     expect(scene.meshes.length).toBe(2)

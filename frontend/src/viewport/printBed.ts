@@ -4,6 +4,7 @@
  * above it, and what stands a loaded mesh upright on it (see `standOnBed`).
  */
 import type { AssetContainer } from '@babylonjs/core/assetContainer'
+import type { AbstractMesh } from '@babylonjs/core/Meshes/abstractMesh'
 import { StandardMaterial } from '@babylonjs/core/Materials/standardMaterial'
 import { Color3, Color4 } from '@babylonjs/core/Maths/math.color'
 import { Matrix, Quaternion, Vector3 } from '@babylonjs/core/Maths/math.vector'
@@ -45,7 +46,6 @@ export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void
   const [w, d] = [max[0] - min[0], max[2] - min[2]]
   const plate = CreateGround('print-bed', { width: w, height: d }, scene)
   plate.position.y = -0.05 // just under the objects that rest on it
-  plate.isPickable = false
   plate.metadata = FURNITURE
   // The plate can cover the whole view, and a software renderer (SwiftShader) pays for every
   // pixel it covers, on every frame drawn, including those drawn while the first mesh's
@@ -59,7 +59,7 @@ export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void
   material.backFaceCulling = false
   material.freeze()
   plate.material = material
-  plate.freezeWorldMatrix()
+  settle(plate)
 
   // The plate's lines and the volume's edges are one line system: one draw for both.
   const lines: Vector3[][] = []
@@ -83,8 +83,17 @@ export function drawPrintBed(scene: Scene, volume: Vec3 = BUILD_VOLUME_MM): void
     line(c(p, q, 0), c(p, q, 1), VOLUME_EDGE) // along z
   }
   const bedLines = CreateLineSystem('print-bed-lines', { lines, colors, useVertexAlpha: false }, scene)
-  bedLines.isPickable = false
-  bedLines.freezeWorldMatrix()
+  settle(bedLines)
+}
+
+/** Fixes a mesh of the room for good: nothing moves it, nothing picks it, and it is always in
+ *  view (it is under or around every object), so no frame computes its world matrix, its
+ *  bounds or whether the camera sees it. */
+export function settle(mesh: AbstractMesh): void {
+  mesh.isPickable = false
+  mesh.freezeWorldMatrix()
+  mesh.doNotSyncBoundingInfo = true
+  mesh.alwaysSelectAsActiveMesh = true
 }
 
 /** Turns a loaded mesh file upright (`up`: its file's up axis) and rests it on the plate,
