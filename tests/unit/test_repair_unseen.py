@@ -16,6 +16,7 @@ import trimesh
 
 from core.errors import InvalidInput
 from tests.synthetic_meshes import (
+    cad_part,
     figure_eight,
     mirrored_overlap,
     offset_shell,
@@ -81,6 +82,24 @@ def test_a_mirrored_copy_wound_inwards_is_a_solid_not_a_cavity(seed: int) -> Non
     assert report.after is not None and report.after.printable
     assert count_lost_bodies(mesh, repaired) == 0
     assert report.after.volume == pytest.approx(wound, rel=UNION_TOLERANCE)
+
+
+def test_a_cad_part_keeps_its_nudge_through_the_union_with_a_shell_through_it() -> None:
+    # The rotated plate's faces only touch (fans of coplanar needles); the nudge that parts
+    # them is applied after its union with the boss pushed through it, to the vertices the
+    # union kept, instead of the whole result being nudged afresh: no face is left crossing.
+    mesh = cad_part(0, size=0.3)
+    wound = union_volume(mesh).volume
+
+    repaired, report = repair(mesh)
+
+    assert report.after is not None and report.after.printable, report.to_dict()
+    assert report.fell_back_to is None
+    assert count_lost_bodies(mesh, repaired) == 0
+    assert report.after.volume == pytest.approx(wound, rel=UNION_TOLERANCE)
+    applied = [note for note in report.notes if "nudges that parted" in note]
+    assert applied == ["the nudges that parted touching faces of bodies were applied: "
+                       "crossing faces left 0"], report.notes
 
 
 def _spindle(tube: float) -> trimesh.Trimesh:
