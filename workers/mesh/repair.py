@@ -1230,16 +1230,18 @@ def _renudged(solid: trimesh.Trimesh, nudges: Sequence[Nudge]) -> trimesh.Trimes
     """
     if not nudges:
         return None
-    sources = np.ascontiguousarray(np.vstack([where for where, _ in nudges]))
+    sources = np.vstack([where for where, _ in nudges])
     targets = np.vstack([moved for _, moved in nudges])
-    place = {row.tobytes(): k for k, row in enumerate(sources)}
-    vertices = np.ascontiguousarray(solid.vertices, dtype=np.float64)
-    found = [(v, place.get(row.tobytes())) for v, row in enumerate(vertices)]
-    hits = np.array([(v, k) for v, k in found if k is not None], dtype=np.int64).reshape(-1, 2)
-    if len(hits) == 0:
+    vertices = np.array(solid.vertices, dtype=np.float64)
+    _, ids = np.unique(np.vstack([sources, vertices]), axis=0, return_inverse=True)
+    ids = ids.ravel()
+    source_of = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+    source_of[ids[: len(sources)]] = np.arange(len(sources))
+    found = source_of[ids[len(sources):]]
+    hit = found >= 0
+    if not hit.any():
         return None
-    vertices = vertices.copy()
-    vertices[hits[:, 0]] = targets[hits[:, 1]]
+    vertices[hit] = targets[found[hit]]
     return _welded(vertices, solid.faces)
 
 
