@@ -139,7 +139,9 @@ export class Viewport {
   readonly scene: Scene
   readonly camera: ArcRotateCamera
   private readonly gizmos: GizmoManager
-  private readonly highlight: HighlightLayer
+  /** Made on the first selection: its glow and blur passes add render targets and shaders
+   * that a first load would otherwise compile before it can draw the first mesh. */
+  private highlight: HighlightLayer | null = null
   private readonly entries = new Map<string, Entry>()
   private selected: string | null = null
   private remoteSelections = new Map<string, string>()
@@ -178,13 +180,16 @@ export class Viewport {
   constructor(canvas: HTMLCanvasElement, private readonly events: ViewportEvents,
               options: ViewportOptions = {}) {
     this.instancing = options.instancing ?? true
-    // What the glTF loader and the PBR material import on first use, asked for now: these
-    // chunks come while the page waits for the scene, not in series after the first download.
+    // What the glTF loader, the PBR material and the plain material (`usePlainMaterial`)
+    // import on first use, asked for now: these chunks come while the page waits for the
+    // scene, not in series after the first download.
     void Promise.all([
       import('@babylonjs/core/Materials/PBR/pbrMaterial.pure'),
       import('@babylonjs/loaders/glTF/2.0/pbrMaterialLoadingAdapter'),
       import('@babylonjs/core/Shaders/pbr.vertex'),
       import('@babylonjs/core/Shaders/pbr.fragment'),
+      import('@babylonjs/core/Shaders/default.vertex'),
+      import('@babylonjs/core/Shaders/default.fragment'),
     ]).catch(() => {}) // the loader asks again, and reports what fails
     // Multisampled edges cost a graphics card next to nothing, and a renderer that draws on
     // the CPU about as much as everything else in the frame: there, the frame time comes first.
@@ -208,7 +213,8 @@ export class Viewport {
     scene.environmentTexture = studioEnvironment(scene)
     scene.environmentIntensity = 0.65
     // The lookup texture PBR materials need is decoded now, while the page waits for the
-    // scene and the first download, instead of after the first mesh is parsed.
+    // scene and the first download, instead of after the first mesh is parsed (the glTF
+    // loader's default material of a mesh without one is PBR until `usePlainMaterial`).
     scene.environmentBRDFTexture = GetEnvironmentBRDFTexture(scene)
     const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
     sky.intensity = 0.45
@@ -230,9 +236,6 @@ export class Viewport {
 
     this.buildGridAndAxes()
     drawPrintBed(scene)
-    this.highlight = new HighlightLayer('selection', scene, { isStroke: true, blurHorizontalSize: 1, blurVerticalSize: 1 })
-    this.highlight.innerGlow = false
-
     this.gizmos = new GizmoManager(scene)
     this.gizmos.usePointerToAttachGizmos = false
     this.gizmos.clearGizmoOnEmptyPointerEvent = false
@@ -811,15 +814,24 @@ export class Viewport {
     return this.heatMaterialCache
   }
 
+  private selectionHighlight(): HighlightLayer {
+    if (this.highlight === null) {
+      this.highlight = new HighlightLayer('selection', this.scene,
+                                          { isStroke: true, blurHorizontalSize: 1, blurVerticalSize: 1 })
+      this.highlight.innerGlow = false
+    }
+    return this.highlight
+  }
+
   private refreshSelection(): void {
     this.syncModes()
-    this.highlight.removeAllMeshes()
+    this.highlight?.removeAllMeshes()
     for (const [id, entry] of this.entries) {
       const color = id === this.selected ? this.ownColor : this.remoteSelections.get(id)
       if (!color) continue
       for (const mesh of entry.root.getChildMeshes()) {
         if (mesh instanceof Mesh && mesh.getTotalVertices() > 0) {
-          this.highlight.addMesh(mesh, Color3.FromHexString(color))
+          this.selectionHighlight().addMesh(mesh, Color3.FromHexString(color))
         }
       }
     }
