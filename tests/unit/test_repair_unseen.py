@@ -26,7 +26,7 @@ from tests.synthetic_meshes import (
 )
 from workers.mesh.optimise import optimise_for_print
 from workers.mesh.printer import PrinterProfile
-from workers.mesh.repair import NothingToPrint, assess, count_lost_bodies, repair
+from workers.mesh.repair import NothingToPrint, RepairReport, assess, count_lost_bodies, repair
 from workers.mesh.winding import union_volume, winding_solid
 
 RESIN = PrinterProfile.from_json({"technology": "resin"})
@@ -41,7 +41,7 @@ def _joined(*meshes: trimesh.Trimesh) -> trimesh.Trimesh:
     return cast(trimesh.Trimesh, trimesh.util.concatenate(list(meshes)))
 
 
-def _assert_repaired_to_its_union(mesh: trimesh.Trimesh) -> None:
+def _assert_repaired_to_its_union(mesh: trimesh.Trimesh) -> RepairReport:
     before = assess(mesh)
     assert before.self_intersecting_faces > 0  # the case is what it claims to be
     wound = union_volume(mesh).volume
@@ -52,6 +52,7 @@ def _assert_repaired_to_its_union(mesh: trimesh.Trimesh) -> None:
     assert report.fell_back_to is None
     assert count_lost_bodies(mesh, repaired) == 0
     assert report.after.volume == pytest.approx(wound, rel=UNION_TOLERANCE)
+    return report
 
 
 def test_a_spindle_torus_is_made_the_solid_it_winds_around() -> None:
@@ -88,15 +89,7 @@ def test_a_cad_part_keeps_its_nudge_through_the_union_with_a_shell_through_it() 
     # The rotated plate's faces only touch (fans of coplanar needles); the nudge that parts
     # them is applied after its union with the boss pushed through it, to the vertices the
     # union kept, instead of the whole result being nudged afresh: no face is left crossing.
-    mesh = cad_part(0, size=0.3)
-    wound = union_volume(mesh).volume
-
-    repaired, report = repair(mesh)
-
-    assert report.after is not None and report.after.printable, report.to_dict()
-    assert report.fell_back_to is None
-    assert count_lost_bodies(mesh, repaired) == 0
-    assert report.after.volume == pytest.approx(wound, rel=UNION_TOLERANCE)
+    report = _assert_repaired_to_its_union(cad_part(0, size=0.3))
     applied = [note for note in report.notes if "nudges that parted" in note]
     assert applied == ["the nudges that parted touching faces of bodies were applied: "
                        "crossing faces left 0"], report.notes
