@@ -65,12 +65,12 @@ async def check_job(conn: HTTPConnection, pool: AsyncConnectionPool, user_id: st
     that has to store something before its job is charged (a generation's new image)."""
     limits = Limits(pool)
     decision = await limits.peek(user_id, Policy.BILLABLE)
+    if decision.retry_after_s > 0:  # no slot free now: take would refuse
+        decision = replace(decision, allowed=False)
     note(conn, decision)  # on the answer, refused or not
     await limits.check_jobs(user_id)  # TooManyJobs, as charge_job raises it
-    if decision.retry_after_s > 0:  # no slot free now: take would refuse
-        refused = replace(decision, allowed=False)
-        note(conn, refused)
-        raise RateLimited(refused, "billable job")
+    if not decision.allowed:
+        raise RateLimited(decision, "billable job")
 
 
 def header_fields(decisions: list[Decision]) -> list[tuple[bytes, bytes]]:
