@@ -221,6 +221,62 @@ def test_delete_several_undo_for_everyone_locked_and_viewer(
         ctx_c.close()
 
 
+def test_a_project_opens_framed_on_every_object_however_late_its_mesh(
+        browser: Browser, studio: Up) -> None:
+    """Framing on open waits for the objects of the first sync, not for the first mesh shown.
+
+    Two different meshes 300 mm apart; the page opening the project gets the second mesh to
+    arrive 2 s after the first (whichever it asks for second), so no batching of the two
+    arrivals can hide a frame taken on one of them.
+    """
+    project = alice_project(studio, "Framed on open", bob="editor")
+    ctx_a, alice = signed_in(browser, studio, "alice")
+    ctx_b, bob = signed_in(browser, studio, "bob")
+    try:
+        open_project(alice, project, "Framed on open")
+        alice.get_by_role("tab", name="Generate").click()
+        alice.get_by_test_id("mesh-input").set_input_files(str(cube_stl(studio.data_dir.parent)))
+        shown(alice, "cube")
+        ball = studio.data_dir.parent / "ball.stl"
+        import trimesh
+
+        trimesh.creation.icosphere(subdivisions=2, radius=10.0).export(ball)
+        alice.get_by_test_id("mesh-input").set_input_files(str(ball))
+        shown(alice, "ball")
+        item(alice, "ball").click()
+        alice.get_by_role("tab", name="Properties").click()
+        alice.get_by_label("Position X").fill("300")
+        alice.get_by_label("Position X").press("Enter")
+        expect(alice.get_by_label("Position X")).to_have_value("300")
+
+        asked: list[str] = []
+
+        def second_mesh_late(route: Any) -> None:
+            if route.request.url not in asked:
+                asked.append(route.request.url)
+            if asked.index(route.request.url) > 0:
+                import time
+
+                time.sleep(2.0)
+            route.continue_()
+
+        bob.route(re.compile(r"/export\?format=glb"), second_mesh_late)
+        open_project(bob, project, "Framed on open")
+        shown(bob, "cube")
+        shown(bob, "ball")
+        # the cube's centre is at x 0 (or wherever placement put it, within 30 mm), the ball's
+        # at 300: framed on both, the camera looks at about x 150 from far enough to see 300 mm
+        bob.wait_for_function(f"() => {CAMERA}.target && {CAMERA}.target[0] > 120")
+        camera = camera_of(bob)
+        assert camera["target"][0] == pytest.approx(150, abs=20), camera
+        assert camera["radius"] > 300, camera
+        assert len(asked) == 2, asked
+        shot(bob, "21-05-opened-framed-on-a-late-mesh-bob")
+    finally:
+        ctx_a.close()
+        ctx_b.close()
+
+
 def test_stale_text_cleared_and_long_names_wrapped(browser: Browser, studio: Up) -> None:
     long_name = "A very long project name " + "x" * 175
     assert len(long_name) == 200

@@ -1,5 +1,5 @@
 /** React bindings for a SceneSession: connection state, the objects, and who is online. */
-import { useEffect, useState, useSyncExternalStore } from 'react'
+import { useEffect, useMemo, useState, useSyncExternalStore } from 'react'
 import * as Y from 'yjs'
 import { samePeers, type CollabState, type Peer, type SceneSession } from '../collab'
 import { objectsOf, type SceneObject } from '../scene'
@@ -11,16 +11,30 @@ export function useCollabState(session: SceneSession): CollabState {
   )
 }
 
+/** The scene's objects, read through the same kind of store as `useCollabState`: both are
+ *  then rendered together, so the render in which `synced` turns true already holds the objects
+ *  of that sync (a state update here would lag one render behind it, and framing on open, which
+ *  waits for "the objects of the first sync", would wait for none). */
 export function useSceneObjects(session: SceneSession): SceneObject[] {
-  const [objects, setObjects] = useState<SceneObject[]>(() => objectsOf(session.doc))
-  useEffect(() => {
-    const map = session.doc.getMap<unknown>('objects')
-    const update = (): void => setObjects(objectsOf(session.doc))
-    map.observeDeep(update)
-    update()
-    return () => map.unobserveDeep(update)
-  }, [session])
-  return objects
+  const store = useMemo(() => objectsStore(session.doc), [session])
+  return useSyncExternalStore(store.subscribe, store.snapshot)
+}
+
+function objectsStore(doc: Y.Doc): { subscribe: (l: () => void) => () => void; snapshot: () => SceneObject[] } {
+  const map = doc.getMap<unknown>('objects')
+  let current = objectsOf(doc)
+  return {
+    subscribe(listener) {
+      const update = (): void => {
+        current = objectsOf(doc)
+        listener()
+      }
+      map.observeDeep(update)
+      update() // whatever changed between the first render and this subscription
+      return () => map.unobserveDeep(update)
+    },
+    snapshot: () => current,
+  }
 }
 
 export function usePeers(session: SceneSession): Peer[] {
