@@ -80,7 +80,13 @@ from workers.mesh.crossings import (
     meshfix_mesh,
     nudged,
 )
-from workers.mesh.edge_topology import EdgeTopology, body_labels, edge_topology, signed_volume
+from workers.mesh.edge_topology import (
+    EdgeTopology,
+    body_labels,
+    edge_topologies,
+    edge_topology,
+    signed_volume,
+)
 from workers.mesh.winding import DeadlinePassed, UnionVolume, union_volume, winding_solid
 
 Faces = NDArray[np.int64]
@@ -492,7 +498,8 @@ def repair(
     cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
-    bodies = _bodies(cleaned)
+    labels = body_labels(cleaned.faces, len(cleaned.vertices))
+    bodies = _bodies(cleaned, labels)
     kept = _without_debris(bodies, cleaned, debris_fraction)
     report.debris_bodies_dropped = len(bodies) - len(kept)
     _refuse_flat(mesh, before, kept)
@@ -507,9 +514,12 @@ def repair(
         repaired, after = cleaned, before
     else:
         flags = None if flags is None else flags[kept_faces]
-        crossed = _known_crossings(before, cleaned, bodies, kept, flags, exact=not any(counts[1:]))
+        crossed = _known_crossings(before, labels, bodies, kept, flags, exact=not any(counts[1:]))
+        topologies = _kept_topologies(cleaned, labels, bodies, kept)
+        thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
         try:
-            repaired, after = _full_repair(cleaned, kept, crossed, report, stages, deadline)
+            repaired, after = _full_repair(kept, topologies, crossed, thickness, report, stages,
+                                           deadline)
         except _OutOfTime:
             repaired, after = _fall_back(mesh, real, stages, report, f"the time budget of "
                                          f"{time_limit} s ran out")
@@ -595,7 +605,7 @@ def _is_own_hull(body: trimesh.Trimesh) -> bool:
 
 def _known_crossings(
     before: MeshQuality,
-    cleaned: trimesh.Trimesh,
+    labels: tuple[int, NDArray[np.int32]],
     bodies: Sequence[trimesh.Trimesh],
     kept: Sequence[trimesh.Trimesh],
     flags: NDArray[np.bool_] | None,
@@ -606,17 +616,17 @@ def _known_crossings(
     without a test of the body's own, else ``None``.
 
     A body none of whose faces crossed anything in the whole mesh (``flags``, ``(m,) bool``
-    over ``cleaned``'s faces) crosses none of its own; a mesh that is one body crosses itself
-    where the whole did, when the test ran on exactly its faces (``exact``: none removed).
-    ``bodies`` are :func:`_bodies` of ``cleaned`` (in its label order), ``kept`` those of them
-    that are not debris.
+    over the cleaned mesh's faces) crosses none of its own; a mesh that is one body crosses
+    itself where the whole did, when the test ran on exactly its faces (``exact``: none
+    removed). ``labels`` is :func:`body_labels` of the cleaned mesh, ``bodies`` its
+    :func:`_bodies` (in label order), ``kept`` those of them that are not debris.
     """
     if before.self_intersecting_faces == 0:
         return [0] * len(kept)
     if flags is None:
         return [None] * len(kept)
-    count, labels = body_labels(cleaned.faces, len(cleaned.vertices))
-    flagged = np.bincount(labels, weights=flags, minlength=count).astype(np.int64)
+    count, face_labels = labels
+    flagged = np.bincount(face_labels, weights=flags, minlength=count).astype(np.int64)
     place = {id(body): label for label, body in enumerate(bodies)}
     known: list[int | None] = []
     for body in kept:
@@ -625,22 +635,37 @@ def _known_crossings(
     return known
 
 
-def _full_repair(
+def _kept_topologies(
     cleaned: trimesh.Trimesh,
+    labels: tuple[int, NDArray[np.int32]],
+    bodies: Sequence[trimesh.Trimesh],
     kept: Sequence[trimesh.Trimesh],
+) -> list[EdgeTopology]:
+    """:func:`edge_topology` of each of the ``kept`` bodies, measured on the cleaned mesh at
+    once (:func:`workers.mesh.edge_topology.edge_topologies`): ``labels`` is its
+    :func:`body_labels`, ``bodies`` its :func:`_bodies` in label order."""
+    count, face_labels = labels
+    topologies = edge_topologies(cleaned.faces, len(cleaned.vertices), face_labels, count)
+    place = {id(body): label for label, body in enumerate(bodies)}
+    return [topologies[place[id(body)]] for body in kept]
+
+
+def _full_repair(
+    kept: Sequence[trimesh.Trimesh],
+    topologies: Sequence[EdgeTopology],
     crossed: Sequence[int | None],
+    thickness: float,
     report: RepairReport,
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]],
     deadline: float,
 ) -> tuple[trimesh.Trimesh, MeshQuality]:
     """Steps 3 and 4 of the module docstring; each finished stage is added to ``stages``.
-    ``crossed`` gives each kept body's crossing faces where they are known
-    (:func:`_known_crossings`)."""
-    thickness = _SHEET_THICKNESS_FRACTION * _diagonal(cleaned)
+    ``topologies`` gives each kept body's :func:`edge_topology`, ``crossed`` its crossing
+    faces where they are known (:func:`_known_crossings`), ``thickness`` what a flat sheet
+    is given."""
     solids = []
     nudges: list[Nudge] = []
-    for body, crossing in zip(kept, crossed, strict=True):
-        topology = edge_topology(body.faces, len(body.vertices))
+    for body, topology, crossing in zip(kept, topologies, crossed, strict=True):
         for piece in _pieces(body, topology):
             _on_time(deadline)
             whole = piece is body
@@ -774,17 +799,20 @@ def _referenced_count(faces: Faces) -> int:
     return int(np.count_nonzero(np.bincount(faces.ravel())))
 
 
-def _bodies(mesh: trimesh.Trimesh) -> list[trimesh.Trimesh]:
-    """Split ``mesh`` into bodies, faces joined through shared vertices, as bare meshes.
+def _bodies(
+    mesh: trimesh.Trimesh, labels: tuple[int, NDArray[np.int32]] | None = None
+) -> list[trimesh.Trimesh]:
+    """Split ``mesh`` into bodies, faces joined through shared vertices, as bare meshes, in
+    the order of their :func:`body_labels` (``labels``, where the caller has them).
 
     Vertices rather than edges: a surface torn along non-manifold edges, or two lobes
     pinched at a corner, is one damaged body for MeshFix to mend, not many open scraps.
     """
-    count, labels = body_labels(mesh.faces, len(mesh.vertices))
+    count, face_labels = body_labels(mesh.faces, len(mesh.vertices)) if labels is None else labels
     if count <= 1:
         return [mesh] if count else []
-    order = np.argsort(labels, kind="stable")
-    splits = np.flatnonzero(np.diff(labels[order])) + 1
+    order = np.argsort(face_labels, kind="stable")
+    splits = np.flatnonzero(np.diff(face_labels[order])) + 1
     return [_submesh(mesh, group) for group in np.split(order, splits)]
 
 
@@ -861,6 +889,8 @@ def _solid_body(
     parts only faces that touch, and trying costs five intersection tests. It is made again
     as the solid it winds around before MeshFix is tried, and MeshFix only where that fails.
     """
+    if topology is None:
+        topology = edge_topology(body.faces, len(body.vertices))
     closed = _is_closed_solid(body, topology)
     if closed:
         if crossed is None:
@@ -911,7 +941,7 @@ def _solid_body(
     # _combine to place
     inward = closed and signed_volume(body.vertices, body.faces) < 0
     fixed = _meshfix(body, report, inward=inward)
-    wound_closed = closed or _is_closed_wound(body)
+    wound_closed = closed or _is_closed_wound(topology)
     if fixed is not None and not wound_closed:
         return fixed
     if wound_closed:
@@ -980,10 +1010,10 @@ def _is_closed_solid(body: trimesh.Trimesh, topology: EdgeTopology | None = None
     return _closed_manifold(topology) and not _is_flat(body, topology)
 
 
-def _is_closed_wound(body: trimesh.Trimesh) -> bool:
-    """Closed and consistently wound (pinched vertices and crossing faces allowed): it has a
-    well-defined inside, the points it winds around."""
-    topology = edge_topology(body.faces, len(body.vertices))
+def _is_closed_wound(topology: EdgeTopology) -> bool:
+    """Closed and consistently wound (pinched vertices and crossing faces allowed), read off
+    a body's :func:`edge_topology`: it has a well-defined inside, the points it winds
+    around."""
     return topology.watertight and topology.winding_consistent
 
 
