@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { SceneObject } from '../scene'
 import { shadedFlat } from './shading'
 import { upAxisOf } from './upAxis'
+import { meshInfo } from './meshInfo'
 
 function object(asset: string): SceneObject {
   return { id: 'o', name: 'o', blob: null, stage: null, createdBy: null, jobId: null,
@@ -34,5 +35,29 @@ describe('mesh info before the first download', () => {
     expect(await upAxisOf(object('part'))).toBe('y') // shown as stored meanwhile
     expect(await shadedFlat(object('part'))).toBe(true)
     expect(asked).toEqual(['/api/v1/meshes/part', '/api/v1/meshes/part'])
+  })
+
+  it('is kept for the tab: a page opened again asks no more', async () => {
+    const kept = new Map<string, string>()
+    vi.stubGlobal('sessionStorage', {
+      getItem: (k: string) => kept.get(k) ?? null,
+      setItem: (k: string, v: string) => { kept.set(k, v) },
+    })
+    const asked: string[] = []
+    vi.stubGlobal('fetch', (url: string) => {
+      asked.push(url)
+      return Promise.resolve(new Response(JSON.stringify(
+        { filename: 'bracket.3mf', derived_from: null, size: 1234 })))
+    })
+    expect(await meshInfo('bracket')).toEqual({ filename: 'bracket.3mf', derived_from: null })
+    expect(asked).toEqual(['/api/v1/meshes/bracket'])
+    // What another page of the tab kept, for an asset this page has not asked about.
+    kept.set('orfeas.meshInfo.repaired', JSON.stringify(
+      { filename: 'bracket.glb', derived_from: { asset_id: 'bracket', operation: 'repair' } }))
+    expect(await upAxisOf(object('repaired'))).toBe('z') // the bracket's 3MF is Z-up
+    expect(asked).toEqual(['/api/v1/meshes/bracket'])
+    kept.set('orfeas.meshInfo.garbled', '{"filename": 3}')
+    expect(await shadedFlat(object('garbled'))).toBe(true)
+    expect(asked).toEqual(['/api/v1/meshes/bracket', '/api/v1/meshes/garbled'])
   })
 })
