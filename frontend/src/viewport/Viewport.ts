@@ -30,12 +30,20 @@ import { LinesMesh } from '@babylonjs/core/Meshes/linesMesh'
 import { Mesh } from '@babylonjs/core/Meshes/mesh'
 import { TransformNode } from '@babylonjs/core/Meshes/transformNode'
 import type { Observer } from '@babylonjs/core/Misc/observable'
-import { GetEnvironmentBRDFTexture } from '@babylonjs/core/Misc/brdfTextureTools'
 // A mesh with a material of its own is drawn with PBR: its shaders come with the view rather
 // than as chunks asked for only once the first such mesh has been parsed, in series before it
 // shows. (A mesh without one is drawn with the standard material, as the print bed is.)
 import '@babylonjs/core/Shaders/pbr.vertex'
 import '@babylonjs/core/Shaders/pbr.fragment'
+// The grid's, the axes' and the plain material's shaders, likewise: the furniture and the
+// warm-up (`warmUpPlainMaterial`) can then be drawn in the first frames after the view is
+// made, while the page waits for the scene, rather than a few chunk round trips later, when
+// their first draw (which a software renderer compiles for, holding the page's thread) fell
+// between the scene's arrival and the first mesh.
+import '@babylonjs/core/Shaders/color.vertex'
+import '@babylonjs/core/Shaders/color.fragment'
+import '@babylonjs/core/Shaders/default.vertex'
+import '@babylonjs/core/Shaders/default.fragment'
 import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
 import './meshopt'
@@ -45,9 +53,11 @@ import type { MaterialPreview } from '../materialPreview'
 import { farMeshUrl, meshUrl, type SceneObject, type Transform } from '../scene'
 import { studioEnvironment } from './environment'
 import { InstancedModel } from './instances'
-import { usePlainMaterial } from './plainMaterial'
+import { hasMaterials, usePlainMaterial } from './plainMaterial'
+import { download, takePrefetched } from './prefetch'
 import { drawPrintBed, FURNITURE, settle, standOnBed } from './printBed'
 import { upAxisOf, type UpAxis } from './upAxis'
+import { warmUpPlainMaterial } from './warmUp'
 import { shadedFlat } from './shading'
 import { FrameTimes, type RenderStats } from './stats'
 import type { Footprint } from '../placement'
@@ -155,7 +165,8 @@ export class Viewport {
   private placeholderMaterial: StandardMaterial
   private readonly wired = new WeakSet<object>()
   private readonly canvas: HTMLCanvasElement
-  private dirtyFrames = 3
+  /** Frames still to draw; the first shows the background while shaders compile. */
+  private dirtyFrames = 1
   private readonly sources = new Map<string, Source>()
   /** Mesh files on their way for a source not made yet (see `prefetch`), by URL. */
   private readonly downloads = new Map<string, Promise<Uint8Array>>()
@@ -212,15 +223,12 @@ export class Viewport {
     // and light alone the plain material of a mesh without one (see `usePlainMaterial`).
     scene.environmentTexture = studioEnvironment(scene)
     scene.environmentIntensity = 0.65
-    // The lookup texture PBR materials need is decoded now, while the page waits for the
-    // scene and the first download, instead of after the first mesh is parsed (the glTF
-    // loader's default material of a mesh without one is PBR until `usePlainMaterial`).
-    scene.environmentBRDFTexture = GetEnvironmentBRDFTexture(scene)
     const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
     sky.intensity = 0.45
     sky.groundColor = new Color3(0.25, 0.24, 0.22)
     const key = new DirectionalLight('key', new Vector3(-0.5, -1, -0.6), scene)
     key.intensity = 0.6
+    warmUpPlainMaterial(scene) // lit by the two lights, as the meshes will be
 
     this.placeholderMaterial = new StandardMaterial('placeholder', scene)
     this.placeholderMaterial.wireframe = true
@@ -266,7 +274,7 @@ export class Viewport {
       if (!draw && unready && scene.isReady()) {
         unready = false
         draw = true
-        this.invalidate()
+        this.invalidate(2) // this frame and one more
       }
       if (draw) {
         scene.render()
@@ -294,7 +302,7 @@ export class Viewport {
     this.canvas = canvas
     this.resizeObserver = new ResizeObserver(() => {
       this.engine.resize()
-      this.invalidate()
+      this.invalidate(1) // the same scene at the new size: one frame draws it
     })
     this.resizeObserver.observe(canvas)
   }
@@ -311,6 +319,7 @@ export class Viewport {
         this.dropShown(entry)
         entry.root.dispose(false, false)
         this.entries.delete(id)
+        this.invalidate()
       }
     }
     for (const object of objects) this.upsert(object)
@@ -336,7 +345,8 @@ export class Viewport {
     if (entry.instanced) this.sources.get(entry.instanced)?.model?.touch(object.id)
     entry.far?.model?.touch(object.id)
     this.detailStale = true
-    this.invalidate()
+    // An object with nothing on screen yet (its mesh is on its way) changes no pixel.
+    if (entry.content || entry.instanced) this.invalidate()
     const url = meshUrl(object)
     if (url !== entry.url) {
       entry.url = url
@@ -390,6 +400,7 @@ export class Viewport {
       if (far && this.instancing) void this.attachFar(entry, far)
       entry.shownUrl = url
       this.report(entry, { shown: stage, loading: false, triangles: model.triangles, flat })
+      this.invalidate()
       this.refreshSelection()
       if (this.preview?.wanted.objectId === entry.object.id) this.setMaterialPreview(this.preview.wanted)
     } catch (error) {
@@ -527,7 +538,7 @@ export class Viewport {
   private prefetch(url: string): void {
     if (this.downloads.has(url) || this.sources.has(`flat ${url}`) ||
         this.sources.has(`smooth ${url}`)) return
-    const bytes = download(url)
+    const bytes = takePrefetched(url) ?? download(url) // asked for before the view was made
     bytes.catch(() => {}) // reported by the load that takes it
     this.downloads.set(url, bytes)
   }
@@ -539,10 +550,12 @@ export class Viewport {
     if (!source) {
       const created: Source = { container: Promise.resolve(null as never), loaded: null,
                                 model: null, users: 0 }
-      const bytes = this.downloads.get(url) ?? download(url)
+      const bytes = this.downloads.get(url) ?? takePrefetched(url) ?? download(url)
       this.downloads.delete(url)
       created.container = bytes
-        .then((data) => LoadAssetContainerAsync(data, this.scene, { pluginExtension: '.glb' }))
+        .then((data) => LoadAssetContainerAsync(data, this.scene, {
+          pluginExtension: '.glb', pluginOptions: { gltf: { skipMaterials: !hasMaterials(data) } },
+        }))
         .then((c) => {
           standOnBed(c, up)
           usePlainMaterial(c, this.scene) // no PBR or environment for a mesh without a material
@@ -635,6 +648,7 @@ export class Viewport {
   }
 
   setWireframe(on: boolean): void {
+    if (this.scene.forceWireframe === on) return
     this.scene.forceWireframe = on
     this.invalidate()
   }
@@ -667,6 +681,7 @@ export class Viewport {
     const total = meshes.reduce((n, m) => n + m.getTotalIndices() / 3, 0)
     if (!entry || total !== map.values.length) {
       this.pinned = null
+      this.invalidate()
       this.refreshSelection()
       return false
     }
@@ -689,6 +704,7 @@ export class Viewport {
       mesh.isVisible = false
     }
     this.heat = { objectId: map.objectId, overlays, hidden: meshes }
+    this.invalidate()
     this.refreshSelection()
     return true
   }
@@ -717,6 +733,7 @@ export class Viewport {
       this.preview.replaced.clear()
     }
     if (!wanted) {
+      if (this.preview) this.invalidate()
       this.preview?.material.dispose()
       this.preview = null
       this.refreshSelection() // the object may go back to being a thin instance
@@ -748,12 +765,14 @@ export class Viewport {
   /** Show where collaborators look from: a cone at each camera, pointing at its target. */
   setCameraMarkers(markers: CameraMarker[]): void {
     const keep = new Set(markers.map((m) => m.key))
+    const before = this.markers.size
     for (const [key, marker] of this.markers) {
       if (!keep.has(key)) {
         marker.node.dispose(false, true)
         this.markers.delete(key)
       }
     }
+    if (before === 0 && markers.length === 0) return // nothing shown, nothing to show
     for (const m of markers) {
       let marker = this.markers.get(m.key)
       if (!marker) {
@@ -823,23 +842,33 @@ export class Viewport {
     return this.highlight
   }
 
+  /** Outlines what is selected here and by others and puts the gizmo on this user's
+   *  selection; draws again only when either changed (it is asked after every scene change,
+   *  and each frame drawn costs a software renderer tens of milliseconds). */
   private refreshSelection(): void {
     this.syncModes()
     this.highlight?.removeAllMeshes()
+    const outlined: string[] = []
     for (const [id, entry] of this.entries) {
       const color = id === this.selected ? this.ownColor : this.remoteSelections.get(id)
       if (!color) continue
       for (const mesh of entry.root.getChildMeshes()) {
         if (mesh instanceof Mesh && mesh.getTotalVertices() > 0) {
           this.selectionHighlight().addMesh(mesh, Color3.FromHexString(color))
+          outlined.push(`${mesh.uniqueId}:${color}`)
         }
       }
     }
     const entry = this.selected ? this.entries.get(this.selected) : undefined
     const editable = entry && !this.readOnly && !entry.object.locked && entry.object.visible
     this.gizmos.attachToNode(editable ? entry.root : null)
-    this.invalidate()
+    const shown = `${outlined.join(' ')}|${editable ? entry.root.uniqueId : ''}`
+    if (shown !== this.selectionShown) this.invalidate()
+    this.selectionShown = shown
   }
+
+  /** What `refreshSelection` last outlined, and where the gizmo was. */
+  private selectionShown = '|'
 
   private applyGizmoMode(): void {
     this.gizmos.positionGizmoEnabled = this.mode === 'move'
@@ -944,6 +973,8 @@ export class Viewport {
     } else if (!on && this.instrumentation) {
       this.instrumentation.dispose()
       this.instrumentation = null
+    } else {
+      return
     }
     this.invalidate()
   }
@@ -985,17 +1016,23 @@ export class Viewport {
   private buildGridAndAxes(): void {
     // Lines are cut into unit segments: some renderers (SwiftShader) drop a whole segment
     // when one end is behind the camera, instead of clipping it.
+    // The grid, the axes and the bed's lines are all opaque lines coloured per vertex: one
+    // shader and one pipeline for the three (a uniform colour, and alpha blending, made
+    // three), each of which a software renderer compiles at its first draw while the page
+    // waits for the first mesh.
     const half = 10
     const lines: Vector3[][] = []
+    const colors: Color4[][] = []
+    const gridColor = new Color4(0.3, 0.32, 0.36, 1)
     for (let i = -half; i <= half; i++) {
       for (let j = -half; j < half; j++) {
         if (i === 0 && j >= 0) continue // the positive axes are drawn in colour below
         lines.push([new Vector3(i, 0, j), new Vector3(i, 0, j + 1)])
         lines.push([new Vector3(j, 0, i), new Vector3(j + 1, 0, i)])
+        colors.push([gridColor, gridColor], [gridColor, gridColor])
       }
     }
-    const grid = CreateLineSystem('grid', { lines }, this.scene)
-    grid.color = new Color3(0.3, 0.32, 0.36)
+    const grid = CreateLineSystem('grid', { lines, colors, useVertexAlpha: false }, this.scene)
     settle(grid)
 
     const lift = 0.002 // above the grid, so the axes are not hidden by it
@@ -1014,7 +1051,7 @@ export class Viewport {
       }
     }
     const axis = CreateLineSystem(
-      'axes', { lines: axisLines, colors: axisColors }, this.scene)
+      'axes', { lines: axisLines, colors: axisColors, useVertexAlpha: false }, this.scene)
     settle(axis)
   }
 }
@@ -1023,21 +1060,39 @@ export class Viewport {
  *  GPU; Mesa's llvmpipe or softpipe). Asked of a throwaway context, since a canvas keeps the
  *  antialiasing its first context was made with. bench.workspace, SwiftShader, 2 cores
  *  shared: without multisampling the frame time with 100 objects was 69 ms against 121 ms,
- *  with 1,000 134 ms against 255 ms (medians of 3 runs each, same build otherwise). */
+ *  with 1,000 134 ms against 255 ms (medians of 3 runs each, same build otherwise). The
+ *  answer is kept for the tab (its renderer does not change): the throwaway context cost
+ *  30-35 ms of the page's thread at every opening of a workspace (a Chromium profile). */
 function drawsOnCpu(): boolean {
+  const known = remembered(SOFTWARE_RENDERER)
+  if (known !== null) return known === 'yes'
   const gl = document.createElement('canvas').getContext('webgl2')
   if (!gl) return false
   const info = gl.getExtension('WEBGL_debug_renderer_info') // RENDERER alone says 'WebKit WebGL'
   const renderer = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER))
   gl.getExtension('WEBGL_lose_context')?.loseContext()
-  return /swiftshader|llvmpipe|softpipe|software/i.test(renderer)
+  const software = /swiftshader|llvmpipe|softpipe|software/i.test(renderer)
+  remember(SOFTWARE_RENDERER, software ? 'yes' : 'no')
+  return software
 }
 
-/** A mesh file's bytes, with the page's session like the rest of the API. */
-async function download(url: string): Promise<Uint8Array> {
-  const response = await fetch(url, { credentials: 'same-origin' })
-  if (!response.ok) throw new Error(`${response.status} ${response.statusText} from ${url}`)
-  return new Uint8Array(await response.arrayBuffer())
+const SOFTWARE_RENDERER = 'orfeas.softwareRenderer'
+
+/** A value kept in the tab's session storage, or null (none, or no storage allowed). */
+function remembered(key: string): string | null {
+  try {
+    return window.sessionStorage.getItem(key)
+  } catch {
+    return null
+  }
+}
+
+function remember(key: string, value: string): void {
+  try {
+    window.sessionStorage.setItem(key, value)
+  } catch {
+    // storage refused (a private mode, a full quota): asked again next time
+  }
 }
 
 /** Resolves once every mesh can be drawn (materials compiled), or after `timeoutMs`. */

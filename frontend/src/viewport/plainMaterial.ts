@@ -31,12 +31,35 @@ export function plainMaterial(scene: Scene): StandardMaterial {
   return material
 }
 
-/** Gives every mesh of a loaded file that has the loader's default material the plain one;
- *  returns how many it changed. */
+/** Whether a GLB file (its bytes) has materials. One without is loaded without them (the
+ *  loader's `skipMaterials`), so that the loader makes no default PBR material, which would
+ *  then be replaced at once: making one has the scene decode the PBR lookup table (a texture
+ *  decoded by a shader, compiled for it) while the first mesh is being loaded. Bytes that do
+ *  not read as a GLB count as having materials (the loader then decides). */
+export function hasMaterials(glb: Uint8Array): boolean {
+  const view = new DataView(glb.buffer, glb.byteOffset, glb.byteLength)
+  const GLTF = 0x46546c67 // 'glTF'
+  const JSON_CHUNK = 0x4e4f534a // 'JSON'
+  if (glb.byteLength < 20 || view.getUint32(0, true) !== GLTF ||
+      view.getUint32(16, true) !== JSON_CHUNK) return true
+  const length = view.getUint32(12, true)
+  if (20 + length > glb.byteLength) return true
+  try {
+    const json = JSON.parse(new TextDecoder().decode(glb.subarray(20, 20 + length))) as
+      { materials?: unknown[] }
+    return (json.materials?.length ?? 0) > 0
+  } catch {
+    return true
+  }
+}
+
+/** Gives every mesh of a loaded file that has the loader's default material, or none (a file
+ *  loaded without materials), the plain one; returns how many it changed. */
 export function usePlainMaterial(container: AssetContainer, scene: Scene): number {
   let changed = 0
   for (const mesh of container.meshes) {
-    if (mesh.material?.name !== LOADER_DEFAULT) continue
+    const none = !mesh.material && mesh.getTotalVertices() > 0
+    if (!none && mesh.material?.name !== LOADER_DEFAULT) continue
     mesh.material = plainMaterial(scene)
     changed += 1
   }

@@ -1,7 +1,8 @@
-import { useEffect, useRef, useState } from 'react'
+import { useEffect, useLayoutEffect, useRef, useState } from 'react'
 import type { CameraView } from '../collab'
 import type { SceneObject, Transform } from '../scene'
 import type { MaterialPreview } from '../materialPreview'
+import { prefetchMeshes } from '../viewport/prefetch'
 import type { RenderStats } from '../viewport/stats'
 import { HeatLegend } from './HeatLegend'
 import { RenderStatsOverlay } from './RenderStatsOverlay'
@@ -130,7 +131,13 @@ export function ViewportView(props: Props) {
     }, { instancing: instancingWanted() })
   }
 
-  useEffect(() => { viewport?.setObjects(objects, readOnly) }, [viewport, objects, readOnly])
+  // Before the browser paints: a change (a collaborator's edit) reaches the view, and so its
+  // next frame, without waiting for the paint that passive effects follow. Before the view is
+  // made, the first meshes' files are asked for meanwhile (see `prefetchMeshes`).
+  useLayoutEffect(() => {
+    if (viewport) viewport.setObjects(objects, readOnly)
+    else prefetchMeshes(objects)
+  }, [viewport, objects, readOnly])
   useEffect(() => { viewport?.setSelection(selection, ownColor) }, [viewport, selection, ownColor])
   useEffect(() => { viewport?.setRemoteSelections(remoteSelections) }, [viewport, remoteSelections])
   useEffect(() => { viewport?.setGizmoMode(mode) }, [viewport, mode])
