@@ -344,7 +344,8 @@ def _synthetic_corpus(seeds: int, size: float) -> None:
             tally.add(case.mesh, before, peers[name], union if union > 0 else None,
                       printable=case.printable)
             print(f"  {case.name} ({len(case.mesh.faces)} faces) {name}: "
-                  f"{time.perf_counter() - start:.1f} s with judging", flush=True)
+                  f"{tally.seconds[-1]:.2f} s ({time.perf_counter() - start:.1f} s with "
+                  "judging)", flush=True)
     kinds = sorted({case.kind for case in cases})
     _table(tallies, f"mesh repair over {len(cases)} synthetic unseen-like meshes "
            f"({', '.join(kinds)}; seeds 0-{seeds - 1}, size {size:g})").print()
