@@ -46,7 +46,7 @@ import '@babylonjs/core/Shaders/default.vertex'
 import '@babylonjs/core/Shaders/default.fragment'
 import { Scene } from '@babylonjs/core/scene'
 import '@babylonjs/loaders/glTF'
-import './meshopt'
+import { prepareMeshopt } from './meshopt'
 import type { CameraView } from '../collab'
 import { heatColour } from '../faceMaps'
 import type { MaterialPreview } from '../materialPreview'
@@ -229,6 +229,7 @@ export class Viewport {
     const key = new DirectionalLight('key', new Vector3(-0.5, -1, -0.6), scene)
     key.intensity = 0.6
     warmUpPlainMaterial(scene) // lit by the two lights, as the meshes will be
+    prepareMeshopt()
 
     this.placeholderMaterial = new StandardMaterial('placeholder', scene)
     this.placeholderMaterial.wireframe = true
