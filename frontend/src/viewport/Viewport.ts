@@ -148,7 +148,8 @@ export class Viewport {
   readonly engine: Engine
   readonly scene: Scene
   readonly camera: ArcRotateCamera
-  private readonly gizmos: GizmoManager
+  /** Made at the first selection that can be edited (see `gizmoManager`). */
+  private gizmos: GizmoManager | null = null
   /** Made on the first selection: its glow and blur passes add render targets and shaders
    * that a first load would otherwise compile before it can draw the first mesh. */
   private highlight: HighlightLayer | null = null
@@ -218,11 +219,9 @@ export class Viewport {
     this.camera.upperRadiusLimit = 500
     this.camera.minZ = 0.01
 
-    // PBR materials (a mesh's own, a material preview) reflect and take their ambient light
-    // from the environment; the two lights add the shading that reads shape on matte surfaces
-    // and light alone the plain material of a mesh without one (see `usePlainMaterial`).
-    scene.environmentTexture = studioEnvironment(scene)
-    scene.environmentIntensity = 0.65
+    // The two lights add the shading that reads shape on matte surfaces and light alone the
+    // plain material of a mesh without one (see `usePlainMaterial`); PBR materials also take
+    // light from the environment (`usePbrEnvironment`).
     const sky = new HemisphericLight('sky', new Vector3(0, 1, 0), scene)
     sky.intensity = 0.45
     sky.groundColor = new Color3(0.25, 0.24, 0.22)
@@ -245,10 +244,6 @@ export class Viewport {
 
     this.buildGridAndAxes()
     drawPrintBed(scene)
-    this.gizmos = new GizmoManager(scene)
-    this.gizmos.usePointerToAttachGizmos = false
-    this.gizmos.clearGizmoOnEmptyPointerEvent = false
-    this.applyGizmoMode()
 
     this.pointerObserver = scene.onPointerObservable.add((info) => {
       if (info.type !== PointerEventTypes.POINTERTAP || this.dragging) return
@@ -554,9 +549,13 @@ export class Viewport {
       const bytes = this.downloads.get(url) ?? takePrefetched(url) ?? download(url)
       this.downloads.delete(url)
       created.container = bytes
-        .then((data) => LoadAssetContainerAsync(data, this.scene, {
-          pluginExtension: '.glb', pluginOptions: { gltf: { skipMaterials: !hasMaterials(data) } },
-        }))
+        .then((data) => {
+          const materials = hasMaterials(data)
+          if (materials) this.usePbrEnvironment()
+          return LoadAssetContainerAsync(data, this.scene, {
+            pluginExtension: '.glb', pluginOptions: { gltf: { skipMaterials: !materials } },
+          })
+        })
         .then((c) => {
           standOnBed(c, up)
           usePlainMaterial(c, this.scene) // no PBR or environment for a mesh without a material
@@ -741,6 +740,7 @@ export class Viewport {
       return
     }
     if (!this.preview) {
+      this.usePbrEnvironment()
       const material = new PBRMaterial('material-preview', this.scene)
       this.preview = { wanted, material, replaced: new Map() }
     }
@@ -758,6 +758,16 @@ export class Viewport {
       mesh.useVertexColors = false // the preview's colour, not the mesh's painted one
     }
     this.invalidate()
+  }
+
+  /** Gives the scene the environment PBR materials (a mesh's own, a material preview)
+   *  reflect and take their ambient light from, before the first of them. Made up front it
+   *  cost the view's start 20-30 ms (its texels, their spherical harmonics, a cube texture
+   *  and its mipmaps) that a first mesh without a material of its own never uses. */
+  private usePbrEnvironment(): void {
+    if (this.scene.environmentTexture) return
+    this.scene.environmentTexture = studioEnvironment(this.scene)
+    this.scene.environmentIntensity = 0.65
   }
 
   private heatMaterialCache: StandardMaterial | null = null
@@ -862,7 +872,8 @@ export class Viewport {
     }
     const entry = this.selected ? this.entries.get(this.selected) : undefined
     const editable = entry && !this.readOnly && !entry.object.locked && entry.object.visible
-    this.gizmos.attachToNode(editable ? entry.root : null)
+    if (editable) this.gizmoManager().attachToNode(entry.root)
+    else this.gizmos?.attachToNode(null)
     const shown = `${outlined.join(' ')}|${editable ? entry.root.uniqueId : ''}`
     if (shown !== this.selectionShown) this.invalidate()
     this.selectionShown = shown
@@ -871,11 +882,26 @@ export class Viewport {
   /** What `refreshSelection` last outlined, and where the gizmo was. */
   private selectionShown = '|'
 
+  /** The move/rotate/scale gizmos, made when first needed: they bring a scene of their own
+   *  (a utility layer) and meshes, which cost the view's start about 20 ms before anything
+   *  could be selected. */
+  private gizmoManager(): GizmoManager {
+    if (!this.gizmos) {
+      this.gizmos = new GizmoManager(this.scene)
+      this.gizmos.usePointerToAttachGizmos = false
+      this.gizmos.clearGizmoOnEmptyPointerEvent = false
+      this.applyGizmoMode()
+    }
+    return this.gizmos
+  }
+
   private applyGizmoMode(): void {
-    this.gizmos.positionGizmoEnabled = this.mode === 'move'
-    this.gizmos.rotationGizmoEnabled = this.mode === 'rotate'
-    this.gizmos.scaleGizmoEnabled = this.mode === 'scale'
-    const { positionGizmo, rotationGizmo, scaleGizmo } = this.gizmos.gizmos
+    const gizmos = this.gizmos
+    if (!gizmos) return // applied once they are made
+    gizmos.positionGizmoEnabled = this.mode === 'move'
+    gizmos.rotationGizmoEnabled = this.mode === 'rotate'
+    gizmos.scaleGizmoEnabled = this.mode === 'scale'
+    const { positionGizmo, rotationGizmo, scaleGizmo } = gizmos.gizmos
     for (const gizmo of [positionGizmo, rotationGizmo, scaleGizmo]) {
       if (!gizmo || this.wired.has(gizmo)) continue
       this.wired.add(gizmo)
@@ -1008,7 +1034,7 @@ export class Viewport {
     }
     this.scene.onPointerObservable.remove(this.pointerObserver)
     this.resizeObserver.disconnect()
-    this.gizmos.dispose()
+    this.gizmos?.dispose()
     this.engine.stopRenderLoop()
     this.scene.dispose()
     this.engine.dispose()
