@@ -125,6 +125,13 @@ _LEVEL_SET_DRIFT: Final = 0.02
 the body winds around: its surface is placed to a fraction of a grid cell, so a thin body
 moves a little more than MeshFix's exact faces would."""
 
+_UNION_SIMPLIFY: Final = 0.05
+"""How far (in level-set cells) a self-union's surface may move when simplified: five times
+the level set's default. The union already lies a fraction of a cell off the true surface
+(the grid's own error), and keeping every flat stretch at the default's detail made
+offset shells come out at 14x their input's faces, which the final crossing test then paid
+for. Hollowing keeps the default: its cavity simplified this far folds at sharp notches."""
+
 _PATCH_CELLS: Final = 128
 """Level-set cells along the longest side of the box patched by :func:`_patched_union`."""
 
@@ -1098,7 +1105,7 @@ def _self_union(
     else:
         volume = wound.volume
     try:
-        solid = winding_solid(outward, deadline=deadline)
+        solid = winding_solid(outward, deadline=deadline, simplify=_UNION_SIMPLIFY)
         united = None if _off_volume(solid, volume) else _from_manifold(solid)
         if united is None:
             united = _patched_union(outward, volume, deadline)

@@ -298,6 +298,7 @@ def winding_solid(
     cells: int = GRID_CELLS,
     within: tuple[Floats, Floats] | None = None,
     deadline: float | None = None,
+    simplify: float = SIMPLIFY_FRACTION,
 ) -> manifold3d.Manifold:
     """The solid of the points ``mesh`` winds around, moved inwards by ``level``.
 
@@ -317,6 +318,8 @@ def winding_solid(
     deadline
         ``time.monotonic()`` value past which :class:`DeadlinePassed` is raised (checked
         between the stages); ``None`` for no limit.
+    simplify
+        How far (in cells) the surface may move when its flat stretches are simplified.
 
     Raises
     ------
@@ -360,7 +363,7 @@ def winding_solid(
 
     bounds = [*(lo - pad), *(hi + pad)]
     solid = manifold3d.Manifold.level_set(sample, bounds, edge, level)
-    return solid.simplify(SIMPLIFY_FRACTION * edge)
+    return solid.simplify(simplify * edge)
 
 
 def _signed_distance(
