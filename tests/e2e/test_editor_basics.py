@@ -277,6 +277,28 @@ def test_a_project_opens_framed_on_every_object_however_late_its_mesh(
         ctx_b.close()
 
 
+def test_a_project_one_cannot_read_says_so_and_its_scene_is_not_retried(
+        browser: Browser, studio: Up) -> None:
+    """The scene connection opens beside the project's request (its sync is the longer wait
+    before the first mesh); for a project carol may not read, both are refused: the page says
+    why, and the refused socket is not opened again and again."""
+    project = alice_project(studio, "Not carol's", bob="editor")
+    ctx_c, carol = signed_in(browser, studio, "carol")
+    try:
+        sockets: list[Any] = []
+        carol.on("websocket", lambda ws: sockets.append(ws))
+        carol.goto(f"/projects/{project}")
+        expect(carol.get_by_role("alert")).to_be_visible()
+        expect(carol.get_by_test_id("viewport")).to_have_count(0)
+        carol.wait_for_timeout(3_000)  # y-websocket would have retried several times by now
+        scene = [ws for ws in sockets if project in ws.url]
+        assert len(scene) <= 1, [ws.url for ws in scene]
+        assert all(ws.is_closed() for ws in scene)
+        shot(carol, "21-13-project-not-readable-carol")
+    finally:
+        ctx_c.close()
+
+
 def test_stale_text_cleared_and_long_names_wrapped(browser: Browser, studio: Up) -> None:
     long_name = "A very long project name " + "x" * 175
     assert len(long_name) == 200

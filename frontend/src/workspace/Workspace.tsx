@@ -18,22 +18,23 @@ export default function Workspace({ projectId, user, onSignOut }: Props) {
   const [session, setSession] = useState<SceneSession | null>(null)
   const color = useMemo(() => colorFor(user.username), [user.username])
 
-  const loaded = project !== null
-
   useEffect(() => {
     api.project(projectId).then(setProject).catch((e: unknown) => setError(errorMessage(e)))
   }, [projectId])
 
-  // The scene connection opens once the project is known to exist and be readable.
+  // The scene connection opens beside the project's request, not after it: its sync is the
+  // longer wait before the first mesh. A project that cannot be read is refused by the scene
+  // server as well (a close code, no reconnecting), and closed here once the request says so.
+  const failed = error !== null
   useEffect(() => {
-    if (!loaded) return
+    if (failed) return
     const s = new SceneSession(projectId, { name: user.username, color })
     setSession(s)
     return () => {
       setSession(null)
       s.destroy()
     }
-  }, [projectId, loaded, user.username, color])
+  }, [projectId, failed, user.username, color])
 
   if (error) {
     return (
