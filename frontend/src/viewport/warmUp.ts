@@ -4,10 +4,14 @@
  * without a usable GPU) builds its machine code only when it first draws with the program,
  * and the page's thread waits for that at the next read-back of the canvas: the frame that
  * showed the first mesh held the page for 100-140 ms more than the frames after it (a
- * Chromium trace of bench.workspace's first-mesh load, 2 shared cores). So the view draws the
+ * Chromium trace of bench.workspace's first-mesh load, 2 shared cores). So the view adds the
  * plain material once, as a thin instance (how objects are drawn) of one triangle scaled
- * below a pixel, while the page still waits for the scene and the first download; a GPU
- * driver pays next to nothing for it.
+ * below a pixel. What it buys is measured only in part: its thin-instance variant of the
+ * program is compiled before the first mesh is (the mesh's draw then uses it), but the
+ * render loop draws nothing until the whole scene is ready, so the warm-up is drawn in the
+ * same frame as the first mesh, not before it, and that frame still pays SwiftShader's
+ * build (about 80 ms, a later trace). Drawing it earlier moved the cost, it did not remove
+ * it (an A/B of 20 loads each: 764 against 611 ms to the first mesh).
  */
 import { Matrix, Vector3 } from '@babylonjs/core/Maths/math.vector'
 import { Mesh } from '@babylonjs/core/Meshes/mesh'
@@ -16,8 +20,8 @@ import '@babylonjs/core/Meshes/thinInstanceMesh'
 import type { Scene } from '@babylonjs/core/scene'
 import { plainMaterial } from './plainMaterial'
 
-/** Draws the plain material once, on a mesh too small to see that is then disposed; returns
- *  the mesh (disposed after the first frame that drew it). */
+/** Adds the plain material once, on a mesh too small to see that is disposed after its first
+ *  frame; returns the mesh. */
 export function warmUpPlainMaterial(scene: Scene): Mesh {
   const mesh = new Mesh('warm-up', scene)
   const data = new VertexData()
