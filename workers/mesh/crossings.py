@@ -20,7 +20,16 @@ keep crossing, and the shape and volume do not change at any scale a printer res
 The test is the repair's main cost on CAD parts (close to a second for 14k faces of needle
 fans), and a repair asks it about the same arrays more than once (a body, then the same body
 handed to :func:`nudged`; a nudged candidate, then its measurement): the latest answers are
-kept by a digest of the arrays (:data:`RECENT_ANSWERS`), so a repeated question costs a hash.
+kept by a digest of the arrays (:data:`RECENT_ANSWERS`), so a repeated question costs a hash;
+the size of the cells of MeshFix's grid is chosen per mesh (:mod:`workers.mesh.crossing_grid`).
+
+MeshFix's orientation predicates are not exact in this build: a triangle 3e-19 below another's
+plane in exact arithmetic (on the synthetic CAD part, in MeshFix's unit frame) is answered as
+crossing it; plain floating point gives a sign against the exact one when the corner far from
+the other two is taken as the origin, which is what MeshFix's answer matches. So a pair of
+faces that nearly touch can be answered either way depending on the order it is tested in
+(airplane.ply: 80 crossing faces with cells of 1,000 triangles, 79 with 200). Faces that
+close to touching are what :func:`nudged` parts.
 """
 
 from __future__ import annotations
@@ -35,15 +44,10 @@ import pymeshfix
 import trimesh
 from numpy.typing import NDArray
 
+from workers.mesh.crossing_grid import cell_triangles
+
 Faces = NDArray[np.int64]
 Points = NDArray[np.float64]
-
-CELL_TRIANGLES: Final = 1000
-"""Triangles per cell of MeshFix's intersection grid. Its default (50) makes the grid subdivide
-without end around vertices with many faces (fans of a cylinder cap, apexes), which cost
-seconds on a few thousand faces. 200 was the fastest setting over the test corpus (28 s for
-all of it, against 33 s at 1000), but a rotated CAD plate of 7,444 faces drilled with fine
-cylinders (long needles across its faces) took 54 s at 200 and 2 s at 1000."""
 
 NUDGE_STEPS: Final = (1e-9, 1e-8, 1e-7)
 """Sizes of the random nudges tried, as fractions of the mesh's bounding-box diagonal. The
@@ -211,7 +215,8 @@ def _selection(vertices: Points, faces: Faces) -> _Answer:
     filled, indices into MeshFix's own face list, which holds the faces in reverse order.
     """
     tmesh, _ = meshfix_mesh(vertices, faces)
-    selected = tmesh.select_intersecting_triangles(tris_per_cell=CELL_TRIANGLES, justproper=True)
+    cells = cell_triangles(vertices, faces)
+    selected = tmesh.select_intersecting_triangles(tris_per_cell=cells, justproper=True)
     count = len(selected)
     if count == 0:
         return _Answer(0, np.zeros(0, dtype=np.int64), "")
