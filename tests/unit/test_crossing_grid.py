@@ -81,3 +81,18 @@ def test_meshfix_answers_the_same_at_the_chosen_size() -> None:
     assert small == large and len(small) > 100
     forget_answers()
     assert assess(tube).self_intersecting_faces == len(large)
+
+
+def test_needles_through_one_point_keep_large_cells_though_they_stall_both() -> None:
+    # 1,500 needles through the origin, each spanning the box: every cell holds all of them,
+    # so the grid splits until its limit at either size; the count gives up (copies) and the
+    # large cells are kept rather than the small ones compared against an endless count.
+    rng = np.random.default_rng(7)
+    tips = rng.normal(size=(1500, 3))
+    tips /= np.linalg.norm(tips, axis=1, keepdims=True)
+    sideways = 1e-3 * rng.normal(size=(1500, 3))
+    vertices = np.concatenate([tips, -tips, tips + sideways])
+    faces = np.arange(1500)[:, None] + np.array([0, 1500, 3000])[None, :]
+    lo, hi = _boxes(trimesh.Trimesh(vertices, faces, process=False))
+    assert pair_tests(lo, hi, LARGE_CELL) == math.inf
+    assert cell_triangles(vertices, faces) == LARGE_CELL

@@ -32,6 +32,7 @@ soon as it passes that.
 
 from __future__ import annotations
 
+import math
 from typing import Final
 
 import numpy as np
@@ -57,9 +58,11 @@ faster, or slower, at 48-92 % (mostly touching faces: see the module docstring).
 MAX_SPLITS: Final = 10_000
 """MeshFix's ``DI_MAX_NUMBER_OF_CELLS``: splits made before every cell left is tested whole."""
 
-_MEMBERSHIP_LIMIT: Final = 40
-"""Triangle-in-cell entries, per triangle, past which a size is given up as too costly: the
-fans that stall the grid copy a triangle into thousands of cells."""
+_MEMBERSHIP_LIMIT: Final = 8
+"""Triangle-in-cell entries, per triangle, past which a size is given up as too costly (and
+the count stopped, which bounds its own time and memory): the fans that stall the grid copy
+a triangle into thousands of cells, while the corpora's meshes stay under 3 per triangle
+at either size."""
 
 _ROOT_MARGIN: Final = 1e-9
 """MeshFix's ``DI_EPSILON_POINT``: how far its first cell reaches past the vertices."""
@@ -80,7 +83,10 @@ def cell_triangles(points: Points, faces: Faces) -> int:
         return LARGE_CELL  # one cell either way
     triangles = np.asarray(points, dtype=np.float64)[np.asarray(faces, dtype=np.int64)]
     lo, hi = triangles.min(axis=1), triangles.max(axis=1)
-    budget = SMALL_CELL_SHARE * pair_tests(lo, hi, LARGE_CELL)
+    large = pair_tests(lo, hi, LARGE_CELL)
+    if not math.isfinite(large):
+        return LARGE_CELL  # smaller cells copy the triangles more still
+    budget = SMALL_CELL_SHARE * large
     return SMALL_CELL if pair_tests(lo, hi, SMALL_CELL, budget=budget) <= budget else LARGE_CELL
 
 
