@@ -45,7 +45,11 @@ def test_two_clusters_one_split_apart_are_tested_apart() -> None:
     left = trimesh.creation.icosphere(subdivisions=2)  # 320 faces each
     right = left.copy()
     right.apply_translation((10.0, 0.0, 0.0))
-    both = trimesh.util.concatenate([left, right])
+    both = trimesh.Trimesh(
+        np.vstack([left.vertices, right.vertices]),
+        np.vstack([left.faces, right.faces + len(left.vertices)]),
+        process=False,
+    )
     lo, hi = _boxes(both)
     # 640 faces over 400 a cell: one split, at x = 5, parts the two whole
     assert pair_tests(lo, hi, 400) == 2 * (320 * 319 / 2)
