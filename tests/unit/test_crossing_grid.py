@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 import trimesh
 
+from core.errors import InvalidInput
 from tests.synthetic_meshes import cad_part, figure_eight, spindle_torus
 from workers.mesh.crossing_grid import LARGE_CELL, SMALL_CELL, cell_triangles, pair_tests
 from workers.mesh.crossings import forget_answers, meshfix_mesh
-from workers.mesh.repair import assess
+from workers.mesh.repair import assess, repair
 
 
 def _boxes(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +101,17 @@ def test_needles_through_one_point_keep_large_cells_though_they_stall_both() -> 
     lo, hi = _boxes(trimesh.Trimesh(vertices, faces, process=False))
     assert pair_tests(lo, hi, LARGE_CELL) == math.inf
     assert cell_triangles(vertices, faces) == LARGE_CELL
+
+
+def test_a_corner_at_nan_is_refused_before_meshfix_sees_it() -> None:
+    # MeshFix's grid cannot split a box holding NaN: a 1,280-face sphere with one NaN
+    # corner ran for over ten minutes before this was refused. The studio's loader refuses
+    # such files; the repair and the test refuse them too when called directly.
+    sphere = trimesh.creation.icosphere(subdivisions=3)
+    vertices = sphere.vertices.copy()
+    vertices[5] = (np.nan, 0.0, 0.0)
+    broken = trimesh.Trimesh(vertices, sphere.faces, process=False)
+    with pytest.raises(InvalidInput, match="non-finite"):
+        repair(broken)
+    with pytest.raises(InvalidInput, match="non-finite"):
+        assess(broken)

@@ -44,6 +44,7 @@ import pymeshfix
 import trimesh
 from numpy.typing import NDArray
 
+from core.errors import InvalidInput
 from workers.mesh.crossing_grid import cell_triangles
 
 Faces = NDArray[np.int64]
@@ -169,6 +170,11 @@ def count_self_intersecting_faces(vertices: Points, faces: Faces) -> int:
         ``(n, 3) float`` positions.
     faces
         ``(m, 3) int`` indices into ``vertices``.
+
+    Raises
+    ------
+    InvalidInput
+        A face has a corner with a non-finite coordinate.
     """
     if len(faces) == 0:
         return 0
@@ -180,6 +186,8 @@ def crossing_faces(vertices: Points, faces: Faces) -> Faces:
 
     Raises
     ------
+    InvalidInput
+        A face has a corner with a non-finite coordinate.
     MeshFixAnswerError
         MeshFix changed the faces on loading (it cuts non-manifold vertices), so its answer
         cannot be mapped back; callers give it closed manifold meshes, where it does not.
@@ -203,6 +211,10 @@ def _answer(vertices: Points, faces: Faces) -> _Answer:
     key = digest.digest()
     answer = _RECENT.get(key)
     if answer is None:
+        if not np.isfinite(points[indices]).all():
+            # MeshFix's grid cannot split a box with NaN in it: it makes its 10,000 cells,
+            # each holding every triangle, and runs for hours.
+            raise InvalidInput("the mesh has faces with non-finite vertex coordinates")
         answer = _selection(points, indices)
         _RECENT.put(key, answer)
     return answer

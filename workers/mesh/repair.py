@@ -267,8 +267,21 @@ def assess(mesh: trimesh.Trimesh) -> MeshQuality:
     ----------
     mesh
         ``vertices : (n, 3) float`` and ``faces : (m, 3) int``.
+
+    Raises
+    ------
+    InvalidInput
+        A face has a corner with a non-finite coordinate.
     """
+    _refuse_non_finite(mesh)
     return _measure(_welded(mesh.vertices, mesh.faces))
+
+
+def _refuse_non_finite(mesh: trimesh.Trimesh) -> None:
+    """Refuse faces with a corner at NaN or infinity: welding rounds them to garbage, and
+    MeshFix's grid cannot split a box holding them (it runs for hours)."""
+    if not np.isfinite(np.asarray(mesh.vertices, dtype=np.float64)[mesh.faces]).all():
+        raise InvalidInput("the mesh has faces with non-finite vertex coordinates")
 
 
 def _measure(solid: trimesh.Trimesh) -> MeshQuality:
@@ -489,11 +502,15 @@ def repair(
     ValueError
         ``debris_fraction`` outside ``[0, 1)``, ``merge_tolerance`` not positive or
         ``time_limit`` negative.
+    InvalidInput
+        A face has a corner with a non-finite coordinate (the studio's loader refuses such
+        files; called directly, the repair refuses them too rather than hand NaN to MeshFix).
     NothingToPrint
         The mesh encloses no volume at all (a flat sheet or a sliver squashed flat): there is
         nothing a printer could fill, and making up a thickness would be a guess.
     """
     _check_options(debris_fraction, merge_tolerance, time_limit)
+    _refuse_non_finite(mesh)
     deadline = time.monotonic() + (math.inf if time_limit is None else time_limit)
     welded = _welded(mesh.vertices, mesh.faces)
     before, flags = _measured(welded)
