@@ -279,7 +279,8 @@ def assess(mesh: trimesh.Trimesh) -> MeshQuality:
 
 def _refuse_non_finite(mesh: trimesh.Trimesh) -> None:
     """Refuse faces with a corner at NaN or infinity: welding rounds them to garbage, and
-    MeshFix's grid cannot split a box holding them (it runs for hours)."""
+    MeshFix's grid cannot split a box holding them (over ten minutes on a 1,280-face
+    sphere with one NaN corner)."""
     if not np.isfinite(np.asarray(mesh.vertices, dtype=np.float64)[mesh.faces]).all():
         raise InvalidInput("the mesh has faces with non-finite vertex coordinates")
 
