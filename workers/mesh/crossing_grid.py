@@ -11,7 +11,9 @@ size makes it smallest depends on the mesh:
 - at 200, a CAD part whose faces are fans of needles spanning the part (more than 200 boxes
   over one point) never gets a cell under 200: the grid splits 10,000 times and tests
   every pair in each cell (the synthetic ``cad_part`` at full size: over 15 s, stopped,
-  against 0.7-1.5 s at 1,000; its repair took 125-160 s instead of about 7).
+  against 0.7-1.5 s at 1,000; its repair took 125-160 s instead of about 7);
+- past a million faces the 10,000 splits run out before cells of 200 are reached, and the
+  cells left are tested whole (a 1.3M-face sphere keeps 1,000).
 
 The answer does not depend on the cell size beyond the rounding of MeshFix's predicates:
 every pair whose boxes meet shares a cell whatever the size (a box meeting a half of a cell
@@ -59,11 +61,12 @@ faster, or slower, at 48-92 % (mostly touching faces: see the module docstring).
 MAX_SPLITS: Final = 10_000
 """MeshFix's ``DI_MAX_NUMBER_OF_CELLS``: splits made before every cell left is tested whole."""
 
-_MEMBERSHIP_LIMIT: Final = 8
+_MEMBERSHIP_LIMIT: Final = 4
 """Triangle-in-cell entries, per triangle, past which a size is given up as too costly (and
-the count stopped, which bounds its own time and memory): the fans that stall the grid copy
-a triangle into thousands of cells, while the corpora's meshes stay under 3 per triangle
-at either size."""
+the count stopped, which bounds its own time and memory: choosing for a 1.3M-face sphere
+took 2 s and 234 MB at peak, its boxes included): the fans that stall the grid copy a
+triangle into thousands of cells, while the corpora's meshes need at most 3 per triangle at
+either size. A mesh past it at 200 a cell keeps 1,000, which only costs speed."""
 
 _ROOT_MARGIN: Final = 1e-9
 """MeshFix's ``DI_EPSILON_POINT``: how far its first cell reaches past the vertices."""
