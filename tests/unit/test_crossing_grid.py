@@ -105,8 +105,8 @@ def test_needles_through_one_point_keep_large_cells_though_they_stall_both() -> 
 
 def test_a_corner_at_nan_is_refused_before_meshfix_sees_it() -> None:
     # MeshFix's grid cannot split a box holding NaN: a 1,280-face sphere with one NaN
-    # corner ran for over ten minutes before this was refused. The studio's loader refuses
-    # such files; the repair and the test refuse them too when called directly.
+    # corner ran for over ten minutes before this was refused. The repair and the assessment
+    # refuse it with the loader's own check (core.meshio.check_arrays) when called directly.
     sphere = trimesh.creation.icosphere(subdivisions=3)
     vertices = sphere.vertices.copy()
     vertices[5] = (np.nan, 0.0, 0.0)

@@ -30,6 +30,9 @@ the other two is taken as the origin, which is what MeshFix's answer matches. So
 faces that nearly touch can be answered either way depending on the order it is tested in
 (airplane.ply: 80 crossing faces with cells of 1,000 triangles, 79 with 200). Faces that
 close to touching are what :func:`nudged` parts.
+
+Positions must be finite: MeshFix's grid cannot split a box holding NaN (a 1,280-face sphere
+with one NaN corner ran for over ten minutes). The repair refuses such meshes on entry.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ import pymeshfix
 import trimesh
 from numpy.typing import NDArray
 
-from core.errors import InvalidInput
 from workers.mesh.crossing_grid import cell_triangles
 
 Faces = NDArray[np.int64]
@@ -170,11 +172,6 @@ def count_self_intersecting_faces(vertices: Points, faces: Faces) -> int:
         ``(n, 3) float`` positions.
     faces
         ``(m, 3) int`` indices into ``vertices``.
-
-    Raises
-    ------
-    InvalidInput
-        A face has a corner with a non-finite coordinate.
     """
     if len(faces) == 0:
         return 0
@@ -186,8 +183,6 @@ def crossing_faces(vertices: Points, faces: Faces) -> Faces:
 
     Raises
     ------
-    InvalidInput
-        A face has a corner with a non-finite coordinate.
     MeshFixAnswerError
         MeshFix changed the faces on loading (it cuts non-manifold vertices), so its answer
         cannot be mapped back; callers give it closed manifold meshes, where it does not.
@@ -211,10 +206,6 @@ def _answer(vertices: Points, faces: Faces) -> _Answer:
     key = digest.digest()
     answer = _RECENT.get(key)
     if answer is None:
-        if not np.isfinite(points[indices]).all():
-            # MeshFix's grid cannot split a box with NaN in it: a 1,280-face sphere with one
-            # NaN corner ran for over ten minutes.
-            raise InvalidInput("the mesh has faces with non-finite vertex coordinates")
         answer = _selection(points, indices)
         _RECENT.put(key, answer)
     return answer

@@ -73,6 +73,7 @@ from scipy import sparse
 from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from core.errors import InvalidInput
+from core.meshio import check_arrays
 from workers.mesh.crossings import (
     MeshFixAnswerError,
     count_self_intersecting_faces,
@@ -271,18 +272,11 @@ def assess(mesh: trimesh.Trimesh) -> MeshQuality:
     Raises
     ------
     InvalidInput
-        A face has a corner with a non-finite coordinate.
+        A vertex has a non-finite coordinate or a face index points past the vertices
+        (:func:`core.meshio.check_arrays`).
     """
-    _refuse_non_finite(mesh)
+    check_arrays(mesh, "the mesh")
     return _measure(_welded(mesh.vertices, mesh.faces))
-
-
-def _refuse_non_finite(mesh: trimesh.Trimesh) -> None:
-    """Refuse faces with a corner at NaN or infinity: welding rounds them to garbage, and
-    MeshFix's grid cannot split a box holding them (over ten minutes on a 1,280-face
-    sphere with one NaN corner)."""
-    if not np.isfinite(np.asarray(mesh.vertices, dtype=np.float64)[mesh.faces]).all():
-        raise InvalidInput("the mesh has faces with non-finite vertex coordinates")
 
 
 def _measure(solid: trimesh.Trimesh) -> MeshQuality:
@@ -504,14 +498,15 @@ def repair(
         ``debris_fraction`` outside ``[0, 1)``, ``merge_tolerance`` not positive or
         ``time_limit`` negative.
     InvalidInput
-        A face has a corner with a non-finite coordinate (the studio's loader refuses such
-        files; called directly, the repair refuses them too rather than hand NaN to MeshFix).
+        A vertex has a non-finite coordinate or a face index points past the vertices: the
+        loader's own check (:func:`core.meshio.check_arrays`), for direct callers, rather than
+        hand NaN to MeshFix.
     NothingToPrint
         The mesh encloses no volume at all (a flat sheet or a sliver squashed flat): there is
         nothing a printer could fill, and making up a thickness would be a guess.
     """
     _check_options(debris_fraction, merge_tolerance, time_limit)
-    _refuse_non_finite(mesh)
+    check_arrays(mesh, "the mesh")
     deadline = time.monotonic() + (math.inf if time_limit is None else time_limit)
     welded = _welded(mesh.vertices, mesh.faces)
     before, flags = _measured(welded)
