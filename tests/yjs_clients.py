@@ -30,6 +30,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
+from infra.embedded.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 NODE_DIR = ROOT / "tests" / "node"
 PEER_SCRIPT = NODE_DIR / "peer.mjs"
@@ -270,12 +272,6 @@ def wait_converged(peers: YjsPeers, clients: Iterable[str], timeout: float = 5.0
             raise AssertionError(f"clients did not converge within {timeout} s: "
                                  f"{json.dumps(_abridged(seen), sort_keys=True)}")
         time.sleep(0.02)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -34,12 +34,12 @@ from core.events.studio import Studio
 from core.scene import document
 from core.settings import Settings
 from infra.admin import create_user
+from infra.embedded.ports import free_port
 from tests.yjs_clients import (
     NODE_DIR,
     ROOT,
     YjsPeers,
     ensure_node_modules,
-    free_port,
     wait_converged,
 )
 
