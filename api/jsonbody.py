@@ -91,7 +91,8 @@ def check_shape(data: Any) -> None:
         item, path = pending.pop()
         if isinstance(item, float) and not math.isfinite(item):
             where = ".".join(path) or "the body"
-            raise InvalidInput(f"{where} must be a finite number (NaN and Infinity are not JSON)")
+            raise InvalidInput(f"{where} holds NaN, Infinity or a number past a double's "
+                               "range (1e999): JSON has no such number")
         if isinstance(item, dict | list):
             if len(path) >= MAX_DEPTH:
                 raise InvalidInput(f"the body nests deeper than {MAX_DEPTH} levels")
