@@ -931,8 +931,11 @@ def _solid_body(
         through = _passes_through(body, wound)
         # When the collapse changed no triangle, the body itself is nudged: its crossing
         # test has just been asked, so the nudge's first test is a kept answer (0.6 s of
-        # 6 s on a synthetic CAD part).
-        parted = None if through else nudged(_outward_copy(body if same else collapsed))
+        # 6 s on a synthetic CAD part). The nudge is applied after the booleans, whose
+        # result is measured whole, so each try of a few faces is tested only near them
+        # (0.6-1.2 s less on each synthetic CAD part).
+        parted = None if through else nudged(_outward_copy(body if same else collapsed),
+                                             near_only=True)
         if parted is not None:
             # Its faces only touch: it is kept exact for the booleans (a nudged body would
             # meet its neighbours at a slant) and its nudge is applied once they are done
