@@ -326,8 +326,8 @@ def retested(vertices: Points, faces: Faces, moved: Faces) -> Faces | None:
     MeshFix as the same numbers as in a test of the whole mesh. Only the grid's cells, and
     so the order pairs are tested in, differ, which moves the answer no more than the size
     of the cells does (see the module docstring); the repair's final measurement tests the
-    whole mesh. A nudge of a few faces on a 16k-face CAD part is tested so in a few
-    milliseconds instead of half a second.
+    whole mesh. On the synthetic CAD parts (12k-18k faces) a nudge of a few faces is tested
+    so in 25-390 ms instead of 0.5-1.3 s, with the same answer on every try measured.
     """
     mask = np.zeros(len(vertices), dtype=bool)
     mask[moved] = True
