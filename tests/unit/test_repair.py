@@ -145,6 +145,36 @@ def test_a_hollow_box_keeps_its_cavity() -> None:
     assert repaired.volume == pytest.approx(1.0 - 0.125, rel=VOLUME_TOLERANCE)
 
 
+def test_a_body_inside_another_is_united_with_it_and_counted_once() -> None:
+    # A pin exported as a body of its own inside its part: no faces cross, so the input
+    # is already printable, but its volume would be counted twice. (One tangent to its
+    # part's faces: test_units_and_placement_do_not_change_the_repair, the CAD part.)
+    pin = _box((0.2, 0.2, 0.5))
+    nested = _joined(_box(), pin)
+    assert assess(nested).printable and nested.volume == pytest.approx(1.0 + pin.volume)
+
+    repaired, report = repair(nested)
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == 1
+    assert repaired.volume == pytest.approx(1.0, rel=VOLUME_TOLERANCE)
+    assert count_lost_bodies(nested, repaired) == 0
+    assert any("inside another body's material" in note for note in report.notes)
+
+
+def test_an_island_in_a_cavity_is_not_inside_material_and_stays_as_it_came() -> None:
+    inner = _box((0.6, 0.6, 0.6))
+    cavity = trimesh.Trimesh(inner.vertices, inner.faces[:, ::-1], process=False)
+    islanded = _joined(_box(), cavity, _box((0.2, 0.2, 0.2)))
+
+    repaired, report = repair(islanded)
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == 3
+    assert len(repaired.faces) == len(islanded.faces)  # the printable input, untouched
+    assert repaired.volume == pytest.approx(1.0 - 0.216 + 0.008, rel=VOLUME_TOLERANCE)
+
+
 def test_tiny_debris_is_dropped_and_the_box_kept() -> None:
     corners = np.array([[5, 5, 5], [5.001, 5, 5], [5, 5.001, 5]], dtype=float)
     speck = trimesh.Trimesh(corners, np.array([[0, 1, 2]]), process=False)

@@ -10,7 +10,9 @@ The pipeline, and which library does each step:
 1. weld near-duplicate vertices, drop degenerate and duplicate faces (trimesh);
 2. split into bodies (faces joined through shared vertices) and drop *debris*: bodies both
    tiny in area and in extent relative to the whole mesh (``debris_fraction``). A mesh that
-   is already printable and lost nothing here is returned as this cleaned copy. A body that
+   is already printable and lost nothing here is returned as this cleaned copy, unless a
+   body lies whole inside another's material (a pin exported inside its part: its volume
+   would count twice), which goes on to be united with it in step 4. A body that
    is closed parts welded together where they touched (non-manifold edges, pinched
    vertices) is cut there into its closed parts;
 3. per body: a closed, consistently wound, manifold body free of self-intersections is kept
@@ -155,6 +157,13 @@ thousandth of the volume."""
 
 _NESTING_PROBES: Final = 8
 """Vertices of a body tested to decide whether another body contains it."""
+
+_MATERIAL_PROBES: Final = 8
+"""Points just inside a sound body tested to decide whether it lies in another's material."""
+
+_MATERIAL_PROBE_DEPTH: Final = 1e-3
+"""How far inside a body (a fraction of its diagonal) those points lie: enough that a body
+whose faces are tangent to its container's is still read inside it."""
 
 _OWN_HULL_AREA: Final = 0.01
 """Largest relative gap between a flat sheet's area and its hull's for the hull to be its
@@ -530,7 +539,16 @@ def repair(
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]] = [
         ("cleaned", cleaned, before if untouched else None)
     ]
-    if _already_printable(report, merge_tolerance):
+    printable = _already_printable(report, merge_tolerance)
+    nested = _in_others_material(kept) if printable else 0
+    if nested:
+        report.notes.append(
+            "1 body lay whole inside another body's material and was united with it, so "
+            "that its volume is counted once" if nested == 1 else
+            f"{nested} bodies lay whole inside other bodies' material and were united with "
+            "them, so that their volume is counted once"
+        )
+    if printable and not nested:
         repaired, after = cleaned, before
     else:
         flags = None if flags is None else flags[kept_faces]
@@ -1468,13 +1486,7 @@ def _nesting_depths(bodies: Sequence[trimesh.Trimesh]) -> list[int]:
     reading trimesh's cached bounds, cost 45 ms on the 24 bodies of assimp's
     3DSMaxExport.STL).
     """
-    boxes = np.array([body.bounds for body in bodies]).reshape(-1, 2, 3)
-    lower, upper = boxes[:, 0], boxes[:, 1]
-    # holds[i, j]: the box of body i holds the box of body j
-    holds = np.all(lower[:, None] <= lower[None], axis=2) & np.all(
-        upper[None] <= upper[:, None], axis=2
-    )
-    np.fill_diagonal(holds, False)
+    holds = _boxes_holding(bodies)
     depths = [0] * len(bodies)
     for outer in np.flatnonzero(holds.any(axis=1)):
         container = _outward_copy(bodies[int(outer)])
@@ -1482,6 +1494,60 @@ def _nesting_depths(bodies: Sequence[trimesh.Trimesh]) -> list[int]:
             probes = _probes(bodies[int(inner)], _NESTING_PROBES)
             depths[inner] += bool(container.contains(probes).all())
     return depths
+
+
+def _boxes_holding(bodies: Sequence[trimesh.Trimesh]) -> NDArray[np.bool_]:
+    """``holds[i, j]``: the bounding box of body ``i`` holds that of body ``j`` (``i != j``),
+    for every pair at once."""
+    boxes = np.array([body.bounds for body in bodies]).reshape(-1, 2, 3)
+    lower, upper = boxes[:, 0], boxes[:, 1]
+    holds: NDArray[np.bool_] = np.all(lower[:, None] <= lower[None], axis=2) & np.all(
+        upper[None] <= upper[:, None], axis=2
+    )
+    np.fill_diagonal(holds, False)
+    return holds
+
+
+def _in_others_material(bodies: Sequence[trimesh.Trimesh]) -> int:
+    """Count the sound outward ``bodies`` that lie whole inside another body's material,
+    though no faces cross: a boss or a pin exported as a body of its own inside the part.
+
+    A slicer prints such a body as part of the one around it, but its volume is counted
+    twice (and with it the print's weight), and whether faces tangent to its container's are
+    read as crossing depends on the last bits of the positions: the synthetic CAD part's
+    boss, tangent to its plate's faces, had 342 crossing faces at the origin and none
+    1e4 mm away, so the same part was united at one place and kept doubled at the other.
+    Its probes lie just inside it (:func:`_inner_probes`), so a tangent body is still read
+    inside; a probe is in another's material where the bodies holding it, outward ones
+    counted +1 and inward ones (cavities) -1, sum above zero, so an island in a cavity is
+    not. Only bodies whose box another's holds are probed.
+    """
+    if len(bodies) < 2:
+        return 0
+    holds = _boxes_holding(bodies)
+    nested = 0
+    for inner in np.flatnonzero(holds.any(axis=0)):
+        body = bodies[int(inner)]
+        if body.volume <= 0:
+            continue
+        probes = _inner_probes(body)
+        winding = np.zeros(len(probes), dtype=np.int64)
+        for outer in np.flatnonzero(holds[:, inner]):
+            container = bodies[int(outer)]
+            inside = np.asarray(_outward_copy(container).contains(probes), dtype=np.int64)
+            winding += inside if container.volume > 0 else -inside
+        nested += bool(2 * np.count_nonzero(winding > 0) > len(probes))
+    return nested
+
+
+def _inner_probes(body: trimesh.Trimesh) -> Points:
+    """The centres of the largest faces of the outward ``body``, moved inwards along their
+    normals by :data:`_MATERIAL_PROBE_DEPTH` of its diagonal (:data:`_MATERIAL_PROBES` of
+    them at most)."""
+    largest = np.argsort(body.area_faces)[-_MATERIAL_PROBES:]
+    depth = _MATERIAL_PROBE_DEPTH * _diagonal(body)
+    probes: Points = body.triangles_center[largest] - depth * body.face_normals[largest]
+    return probes
 
 
 def _outward_copy(body: trimesh.Trimesh) -> trimesh.Trimesh:
