@@ -43,6 +43,13 @@ MAX_FACES: Final = 5_000_000
 """Default face limit: beyond it every later step (analysis, repair, the browser) is too slow
 for an interactive studio; a deployment can set another with ``max_faces``."""
 
+MAX_COORDINATE: Final = 1e10
+"""Largest coordinate (in the file's units) a mesh may have. Welding positions to trimesh's
+``tol.merge`` grid (1e-8) scales them by 1e8 and rounds to 64-bit integers, which hold up to
+9.2e18: past 9.2e10 the weld merges unrelated vertices (a box 1e15 from the origin lost every
+face), and an OBJ corner at 1e200 made the area infinite and the volume NaN. 1e10 mm is
+10,000 km, beyond any printable part in any unit a file uses."""
+
 MAX_UNPACKED_BYTES: Final = 1 << 30
 """A 3MF (a zip) may unpack to at most this much; more is a zip bomb, not a model."""
 
@@ -208,16 +215,25 @@ def _describe_faceless(scene: trimesh.Scene) -> str:
 
 
 def check_arrays(mesh: trimesh.Trimesh, label: str) -> None:
-    """Refuse non-finite coordinates and face indices that point past the vertex array.
+    """Refuse non-finite coordinates, coordinates past :data:`MAX_COORDINATE` and face indices
+    that point past the vertex array.
 
-    Either would make every later figure (bounds, area, volume) NaN or crash the algorithms,
-    and NaN is not representable in the JSON the studio stores. MeshFix's crossing test runs
-    for over ten minutes on a 1,280-face sphere with one NaN corner (its grid cannot split a
-    box holding NaN), so the repair refuses such meshes with this check too.
+    Each would make later figures (bounds, area, volume) wrong, infinite or NaN, or crash the
+    algorithms, and NaN is not representable in the JSON the studio stores. MeshFix's crossing
+    test runs for over ten minutes on a 1,280-face sphere with one NaN corner (its grid cannot
+    split a box holding NaN), so the repair refuses such meshes with this check too.
     """
     if not np.isfinite(mesh.vertices).all():
         bad = int((~np.isfinite(mesh.vertices).all(axis=1)).sum())
         raise InvalidInput(f"{label}: {bad} vertices have non-finite coordinates")
+    reach = np.abs(mesh.vertices).max(axis=1) if len(mesh.vertices) else np.zeros(0)
+    if len(reach) and reach.max() > MAX_COORDINATE:
+        bad = int((reach > MAX_COORDINATE).sum())
+        raise InvalidInput(
+            f"{label}: {bad} vertices lie farther than {MAX_COORDINATE:.0e} from the origin "
+            f"(up to {reach.max():.3g}): positions that large cannot be welded on the "
+            "studio's 1e-8 grid; scale the mesh to millimetres or move it to the origin"
+        )
     faces = mesh.faces
     if len(faces) and (faces.min() < 0 or faces.max() >= len(mesh.vertices)):
         raise InvalidInput(

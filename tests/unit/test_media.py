@@ -150,6 +150,22 @@ def test_loader_refuses_non_finite_coordinates() -> None:
         load_mesh(obj, file_type="obj", name="nan.obj")
 
 
+@pytest.mark.parametrize("far", ["1e11", "1e200"])
+def test_loader_refuses_coordinates_too_large_to_weld(far: str) -> None:
+    # Finite in a float64 format, but welding scales by 1e8 into 64-bit integers: at 1e11
+    # unrelated vertices merged, at 1e200 the area came out infinite and the volume NaN.
+    obj = f"v 0 0 0\nv {far} 0 0\nv 0 1 0\nf 1 2 3\n".encode()
+    with pytest.raises(InvalidInput, match=r"^far\.obj: 1 vertices lie farther than 1e\+10 "
+                       r"from the origin \(up to 1e\+(11|200)\)"):
+        load_mesh(obj, file_type="obj", name="far.obj")
+
+
+def test_loader_takes_a_part_placed_far_but_within_reach() -> None:
+    obj = b"v 9e9 0 0\nv 9e9 1 0\nv 9e9 0 1\nf 1 2 3\n"
+    mesh = load_mesh(obj, file_type="obj", name="far.obj")
+    assert mesh.vertices[:, 0].min() == 9e9 and len(mesh.faces) == 1
+
+
 def test_loader_refuses_unparseable_data() -> None:
     with pytest.raises(InvalidInput, match=r"^model\.glb: not a readable \.glb file: "):
         load_mesh(b"glTF but not really", file_type="glb", name="model.glb")
