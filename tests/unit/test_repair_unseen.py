@@ -136,6 +136,25 @@ def test_a_sliver_with_no_volume_is_refused_with_the_reason(seed: int) -> None:
     assert issubclass(NothingToPrint, InvalidInput)  # the job fails with it, not a 500
 
 
+@pytest.mark.parametrize(
+    ("vertices", "across"),
+    [
+        ([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [2.0, 0.0, 0.0], [3.0, 0.0, 0.0]], "3 across"),
+        ([[0.0, 0.0, 0.0], [1e-300, 0.0, 0.0], [0.0, 1e-300, 0.0], [0.0, 0.0, 1e-300]],
+         "1e-300 across"),
+    ],
+    ids=["corners-on-a-line", "smaller-than-the-welding-grid"],
+)
+def test_a_mesh_of_faces_without_area_is_refused_with_the_reason(
+    vertices: list[list[float]], across: str
+) -> None:
+    # Before, both came back as an empty mesh with nothing in the report to say why.
+    faces = [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]
+    mesh = trimesh.Trimesh(np.array(vertices), np.array(faces), process=False)
+    with pytest.raises(NothingToPrint, match=f"none of its 4 faces has an area.*{across}"):
+        repair(mesh)
+
+
 def test_a_sheet_beside_a_real_part_is_still_sealed() -> None:
     box = trimesh.creation.box((10.0, 10.0, 10.0))
     sheet = sliver(0)
@@ -221,6 +240,7 @@ def test_units_and_placement_do_not_change_the_repair(
     moved = trimesh.Trimesh(part.vertices * scale + shift, part.faces, process=False)
     _, at_home = repair(part)
     assert at_home.after is not None and at_home.after.printable
+    assert at_home.after.volume is not None
 
     repaired, report = repair(moved)
 

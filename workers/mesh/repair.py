@@ -527,6 +527,7 @@ def repair(
     cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
+    _refuse_faceless(mesh, cleaned)
     labels = body_labels(cleaned.faces, len(cleaned.vertices))
     bodies = _bodies(cleaned, labels)
     kept = _without_debris(bodies, cleaned, debris_fraction)
@@ -625,6 +626,20 @@ def _refuse_flat(
     raise NothingToPrint(
         f"the mesh encloses no volume: its {len(mesh.faces)} faces lie {where} ({what}), "
         "so there is nothing a printer could fill; give it a thickness first"
+    )
+
+
+def _refuse_faceless(mesh: trimesh.Trimesh, cleaned: trimesh.Trimesh) -> None:
+    """Refuse a mesh none of whose faces has an area once welded: every face a line or a
+    point (corners on a line, or a part smaller than the welding grid, whose corners all
+    weld into one). Its repair was an empty mesh, with no word of why."""
+    if len(cleaned.faces) or not len(mesh.faces):
+        return
+    extent = float(np.ptp(mesh.vertices[np.unique(mesh.faces)], axis=0).max())
+    raise NothingToPrint(
+        f"the mesh encloses no volume: none of its {len(mesh.faces)} faces has an area once "
+        f"corners closer than {trimesh.tol.merge:g} are joined (its corners lie on a line or "
+        f"at one point; it is {extent:.3g} across), so there is nothing a printer could fill"
     )
 
 
