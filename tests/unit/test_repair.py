@@ -15,6 +15,7 @@ from workers.mesh.crossings import crossing_faces, nudged
 from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
 from workers.mesh.repair import (
     MeshQuality,
+    _boxes_holding,
     assess,
     count_lost_bodies,
     count_self_intersecting_faces,
@@ -160,6 +161,29 @@ def test_a_body_inside_another_is_united_with_it_and_counted_once() -> None:
     assert repaired.volume == pytest.approx(1.0, rel=VOLUME_TOLERANCE)
     assert count_lost_bodies(nested, repaired) == 0
     assert any("inside another body's material" in note for note in report.notes)
+
+
+def test_boxes_holding_finds_every_pair_that_comparing_all_pairs_finds() -> None:
+    # The k-d tree of box centres only narrows the pairs compared; nested, equal, touching
+    # and far boxes of every size must come out as comparing every pair gives them.
+    rng = np.random.default_rng(7)
+    bodies = []
+    for _ in range(150):
+        size = rng.choice([0.1, 1.0, 5.0]) * rng.uniform(0.5, 1.5, 3)
+        box = trimesh.creation.box(size)
+        box.apply_translation(rng.integers(-4, 5, 3) * 0.5)  # on a lattice: many equal walls
+        bodies.append(box)
+    bodies += [bodies[3].copy(), bodies[40].copy()]  # equal boxes hold each other
+    lower = np.array([b.bounds[0] for b in bodies])
+    upper = np.array([b.bounds[1] for b in bodies])
+    every = {(i, j) for i in range(len(bodies)) for j in range(len(bodies))
+             if i != j and (lower[i] <= lower[j]).all() and (upper[j] <= upper[i]).all()}
+
+    outer, inner = _boxes_holding(bodies)
+
+    assert len(every) > 100  # the case holds many nestings
+    assert set(zip(outer.tolist(), inner.tolist(), strict=True)) == every
+    assert len(outer) == len(every)
 
 
 def test_an_island_in_a_cavity_is_not_inside_material_and_stays_as_it_came() -> None:

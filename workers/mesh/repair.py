@@ -1483,9 +1483,10 @@ def _parts(bodies: Sequence[trimesh.Trimesh], report: RepairReport) -> list[_Par
     """Give each body its nesting depth and role, as an outward manifold."""
     parts = []
     for body, depth in zip(bodies, _nesting_depths(bodies), strict=True):
-        cavity = bool(body.volume < 0 and depth > 0)
-        outward = _bare(body.vertices, body.faces[:, ::-1]) if body.volume < 0 else body
-        if body.volume < 0 and not cavity:
+        inward = body.volume < 0  # once: trimesh checks its cache by hashing the arrays
+        cavity = bool(inward and depth > 0)
+        outward = _bare(body.vertices, body.faces[:, ::-1]) if inward else body
+        if inward and not cavity:
             report.winding_flipped += len(body.faces)
         parts.append(_Part(_to_manifold(outward), depth, cavity))
     return parts
@@ -1497,30 +1498,51 @@ def _nesting_depths(bodies: Sequence[trimesh.Trimesh]) -> list[int]:
 
     Every probe must be inside: a mirrored copy wound inwards that merely overlaps another
     body is a solid to turn outwards, not a cavity to subtract. Only a body whose box holds
-    the other's box is asked; the boxes are compared all at once (pair by pair in Python,
-    reading trimesh's cached bounds, cost 45 ms on the 24 bodies of assimp's
-    3DSMaxExport.STL).
+    the other's box is asked (:func:`_boxes_holding`).
     """
-    holds = _boxes_holding(bodies)
     depths = [0] * len(bodies)
-    for outer in np.flatnonzero(holds.any(axis=1)):
-        container = _outward_copy(bodies[int(outer)])
-        for inner in np.flatnonzero(holds[outer]):
-            probes = _probes(bodies[int(inner)], _NESTING_PROBES)
+    for outer, inners in _grouped(*_boxes_holding(bodies)):
+        container = _outward_copy(bodies[outer])
+        for inner in inners:
+            probes = _probes(bodies[inner], _NESTING_PROBES)
             depths[inner] += bool(container.contains(probes).all())
     return depths
 
 
-def _boxes_holding(bodies: Sequence[trimesh.Trimesh]) -> NDArray[np.bool_]:
-    """``holds[i, j]``: the bounding box of body ``i`` holds that of body ``j`` (``i != j``),
-    for every pair at once."""
-    boxes = np.array([body.bounds for body in bodies]).reshape(-1, 2, 3)
+def _boxes_holding(bodies: Sequence[trimesh.Trimesh]) -> tuple[Faces, Faces]:
+    """``(outer, inner)``, ``(k,) int64`` each: the pairs of bodies (``outer != inner``) where
+    the bounding box of ``outer`` holds that of ``inner``.
+
+    A box can hold only boxes whose centres lie within half its largest side of its own, so
+    each body asks a k-d tree of the centres for those (in the maximum norm) and only they
+    are compared. Comparing every pair at once cost 3.7 s and an (n, n, 3) array on a
+    printable mesh of 8,000 small bodies, and grows with the square of the bodies (a 5M-face
+    upload can hold 400,000).
+    """
+    boxes = np.array([body.bounds for body in bodies], dtype=np.float64).reshape(-1, 2, 3)
     lower, upper = boxes[:, 0], boxes[:, 1]
-    holds: NDArray[np.bool_] = np.all(lower[:, None] <= lower[None], axis=2) & np.all(
-        upper[None] <= upper[:, None], axis=2
+    centres = 0.5 * (lower + upper)
+    reach = 0.5 * (upper - lower).max(axis=1)
+    near = cKDTree(centres).query_ball_point(centres, r=reach * (1.0 + 1e-9), p=np.inf)
+    counts = np.fromiter((len(found) for found in near), dtype=np.int64, count=len(bodies))
+    outer = np.repeat(np.arange(len(bodies), dtype=np.int64), counts)
+    inner = np.fromiter((j for found in near for j in found), dtype=np.int64,
+                        count=int(counts.sum()))
+    keep = (outer != inner) & np.all(lower[outer] <= lower[inner], axis=1) & np.all(
+        upper[inner] <= upper[outer], axis=1
     )
-    np.fill_diagonal(holds, False)
-    return holds
+    return outer[keep], inner[keep]
+
+
+def _grouped(keys: Faces, values: Faces) -> Iterator[tuple[int, list[int]]]:
+    """``(key, [values])`` for each distinct key of the pairs ``(keys[i], values[i])``."""
+    if len(keys) == 0:
+        return
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    for first, last in zip(starts, [*starts[1:], len(keys)], strict=True):
+        yield int(keys[first]), [int(v) for v in values[first:last]]
 
 
 def _in_others_material(bodies: Sequence[trimesh.Trimesh]) -> int:
@@ -1535,20 +1557,20 @@ def _in_others_material(bodies: Sequence[trimesh.Trimesh]) -> int:
     Its probes lie just inside it (:func:`_inner_probes`), so a tangent body is still read
     inside; a probe is in another's material where the bodies holding it, outward ones
     counted +1 and inward ones (cavities) -1, sum above zero, so an island in a cavity is
-    not. Only bodies whose box another's holds are probed.
+    not. Only bodies whose box another's holds are probed (:func:`_boxes_holding`).
     """
     if len(bodies) < 2:
         return 0
-    holds = _boxes_holding(bodies)
+    outer, inner = _boxes_holding(bodies)
     nested = 0
-    for inner in np.flatnonzero(holds.any(axis=0)):
-        body = bodies[int(inner)]
+    for held, containers in _grouped(inner, outer):
+        body = bodies[held]
         if body.volume <= 0:
             continue
         probes = _inner_probes(body)
         winding = np.zeros(len(probes), dtype=np.int64)
-        for outer in np.flatnonzero(holds[:, inner]):
-            container = bodies[int(outer)]
+        for index in containers:
+            container = bodies[index]
             inside = np.asarray(_outward_copy(container).contains(probes), dtype=np.int64)
             winding += inside if container.volume > 0 else -inside
         nested += bool(2 * np.count_nonzero(winding > 0) > len(probes))
