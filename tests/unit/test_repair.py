@@ -163,6 +163,47 @@ def test_a_body_inside_another_is_united_with_it_and_counted_once() -> None:
     assert any("inside another body's material" in note for note in report.notes)
 
 
+@pytest.mark.parametrize("noise", [1e-9, 1e-7, 1e-5])
+def test_a_sphere_written_triangle_by_triangle_with_rounding_noise_is_closed_again(
+    noise: float,
+) -> None:
+    # Each triangle written with corners of its own that carry rounding noise: the grid
+    # weld leaves corners apart (at 1e-9, a tenth of its step, a quarter of them), and the
+    # repair made 98 of the 1,280 faces of it (1.6 % of its volume), as pymeshfix does;
+    # from 1e-7 on, every triangle was a body of its own, each sealed by its hull.
+    sphere = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
+    corners = sphere.vertices[sphere.faces].reshape(-1, 3)
+    noisy = corners + np.random.default_rng(1).normal(0.0, noise, corners.shape)
+    soup = trimesh.Trimesh(noisy, np.arange(len(corners)).reshape(-1, 3), process=False)
+    assert not assess(soup).watertight
+
+    repaired, report = repair(soup)
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == 1
+    assert len(repaired.faces) == len(sphere.faces)
+    assert repaired.volume == pytest.approx(sphere.volume, rel=1e-6)
+    assert any("were joined" in note for note in report.notes)
+
+
+def test_corners_farther_apart_than_the_near_weld_stay_apart() -> None:
+    # Two boxes open on the sides that face each other, 1e-4 apart: 4e-5 of the scene's
+    # diagonal (4 um on a 100 mm scene). Joined, their rims would close one long box; the
+    # near weld reaches 1e-5 of the diagonal, so each is closed on its own instead.
+    opened = []
+    for box, side in ((_box(), 1.0), (_box(at=1.0 + 1e-4), -1.0)):
+        facing = np.isclose(box.face_normals[:, 0], side)
+        opened.append(trimesh.Trimesh(box.vertices, box.faces[~facing], process=False))
+    pair = _joined(*opened)
+
+    repaired, report = repair(pair)
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == 2
+    assert not any("were joined" in note for note in report.notes)
+    assert repaired.volume == pytest.approx(2.0, rel=VOLUME_TOLERANCE)
+
+
 def test_boxes_holding_finds_every_pair_that_comparing_all_pairs_finds() -> None:
     # The k-d tree of box centres only narrows the pairs compared; nested, equal, touching
     # and far boxes of every size must come out as comparing every pair gives them.
