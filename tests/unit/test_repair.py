@@ -186,15 +186,36 @@ def test_a_sphere_written_triangle_by_triangle_with_rounding_noise_is_closed_aga
     assert any("were joined" in note for note in report.notes)
 
 
-def test_corners_farther_apart_than_the_near_weld_stay_apart() -> None:
-    # Two boxes open on the sides that face each other, 1e-4 apart: 4e-5 of the scene's
-    # diagonal (4 um on a 100 mm scene). Joined, their rims would close one long box; the
-    # near weld reaches 1e-5 of the diagonal, so each is closed on its own instead.
+def _facing_open_boxes(gap: float) -> trimesh.Trimesh:
+    """Two unit boxes ``gap`` apart along x, open on the sides that face each other: joined,
+    their rims close one long box."""
     opened = []
-    for box, side in ((_box(), 1.0), (_box(at=1.0 + 1e-4), -1.0)):
+    for box, side in ((_box(), 1.0), (_box(at=1.0 + gap), -1.0)):
         facing = np.isclose(box.face_normals[:, 0], side)
         opened.append(trimesh.Trimesh(box.vertices, box.faces[~facing], process=False))
-    pair = _joined(*opened)
+    return _joined(*opened)
+
+
+@pytest.mark.parametrize(("tolerance", "bodies"), [(0.005, 1), (0.003, 2)])
+def test_merge_tolerance_joins_corners_closer_than_it_and_no_others(
+    tolerance: float, bodies: int
+) -> None:
+    # The rims lie 0.004 apart. Rounded to a grid (as the option was before), 0.003 and
+    # 0.005 were both a grid of 0.01, which joined them in both cases.
+    pair = _facing_open_boxes(0.004)
+
+    repaired, report = repair(pair, merge_tolerance=tolerance)
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == bodies
+    assert repaired.volume == pytest.approx(2.004 if bodies == 1 else 2.0, rel=1e-6)
+
+
+def test_corners_farther_apart_than_the_near_weld_stay_apart() -> None:
+    # Boxes 1e-4 apart: 4e-5 of the scene's diagonal (4 um on a 100 mm scene). Joined, their
+    # rims would close one long box; the near weld reaches 1e-5 of the diagonal, so each is
+    # closed on its own instead.
+    pair = _facing_open_boxes(1e-4)
 
     repaired, report = repair(pair)
 

@@ -344,11 +344,11 @@ def _crossing_flags(solid: trimesh.Trimesh) -> NDArray[np.bool_] | None:
     return flags
 
 
-def _welded(vertices: Points, faces: Faces, digits: int | None = None) -> trimesh.Trimesh:
-    """A bare copy with coincident positions welded (to ``digits`` decimals; ``None`` uses
-    trimesh's ``tol.merge``), as a printer reading the file would join them."""
+def _welded(vertices: Points, faces: Faces) -> trimesh.Trimesh:
+    """A bare copy with coincident positions welded (rounded to trimesh's ``tol.merge``
+    grid), as a printer reading the file would join them."""
     solid = _bare(vertices, faces)
-    solid.merge_vertices(merge_tex=True, merge_norm=True, digits_vertex=digits)
+    solid.merge_vertices(merge_tex=True, merge_norm=True)
     return solid
 
 
@@ -365,9 +365,23 @@ def _joined_near(welded: trimesh.Trimesh, quality: MeshQuality) -> trimesh.Trime
     by its hull. Corners are joined here by distance instead (a k-d tree's pairs, joined in
     chains), each cluster at the position of its first corner, so no position is invented.
     """
+    joined = _joined_within(welded, _NEAR_WELD_FRACTION * _diagonal(welded))
+    if joined is None:
+        return None
+    topology = edge_topology(joined.faces, len(joined.vertices))
+    closes = topology.boundary_edges < quality.boundary_edges
+    if not closes or topology.non_manifold_edges > quality.non_manifold_edges:
+        return None
+    return joined
+
+
+def _joined_within(welded: trimesh.Trimesh, reach: float) -> trimesh.Trimesh | None:
+    """``welded`` with its corners closer than ``reach`` joined (pairs from a k-d tree,
+    joined in chains), each cluster at the position of its first corner; ``None`` where no
+    two corners are that close. Unlike rounding to a grid, two corners closer than ``reach``
+    are always joined and two farther apart only through a chain of close ones."""
     used = np.unique(welded.faces)
     points = np.asarray(welded.vertices, dtype=np.float64)[used]
-    reach = _NEAR_WELD_FRACTION * float(np.linalg.norm(np.ptp(points, axis=0)))
     pairs = cKDTree(points).query_pairs(reach, output_type="ndarray")
     if len(pairs) == 0:
         return None
@@ -380,12 +394,7 @@ def _joined_near(welded: trimesh.Trimesh, quality: MeshQuality) -> trimesh.Trime
     np.minimum.at(first, cluster, np.arange(len(points), dtype=np.int64))
     remap = np.zeros(len(welded.vertices), dtype=np.int64)
     remap[used] = cluster
-    joined = _bare(points[first], remap[welded.faces])
-    topology = edge_topology(joined.faces, len(joined.vertices))
-    closes = topology.boundary_edges < quality.boundary_edges
-    if not closes or topology.non_manifold_edges > quality.non_manifold_edges:
-        return None
-    return joined
+    return _bare(points[first], remap[welded.faces])
 
 
 def count_lost_bodies(
@@ -530,8 +539,10 @@ def repair(
         times the whole mesh's diagonal: both tiny and small, so that a thin real part is
         not mistaken for dust. Must lie in ``[0, 1)``.
     merge_tolerance
-        Vertices closer than this (in mesh units) are welded; ``None`` uses trimesh's
-        ``tol.merge`` (1e-8). Welding rounds positions to a grid of this step.
+        Corners closer than this (in mesh units) are joined, by distance and in chains (each
+        cluster at its first corner's position), after the weld every repair makes (trimesh's
+        ``tol.merge`` grid, 1e-8); ``None`` for that weld alone, and the near weld of open
+        meshes (step 1).
     time_limit
         Seconds the repair may take before it returns its best stage so far; ``None`` for no
         limit. The worker gives :func:`time_budget` of the mesh's face count. Checked between
@@ -564,10 +575,9 @@ def repair(
     welded = _welded(mesh.vertices, mesh.faces)
     before, flags = _measured(welded)
     report = RepairReport(before=before)
-    digits = None if merge_tolerance is None else trimesh.util.decimal_to_digits(merge_tolerance)
-    if digits is not None:
-        welded = _welded(mesh.vertices, mesh.faces, digits)
-        flags = None  # positions rounded to another grid may cross differently
+    if merge_tolerance is not None:
+        welded = _joined_within(welded, merge_tolerance) or welded
+        flags = None  # joined positions may cross differently
     elif before.boundary_edges:
         joined = _joined_near(welded, before)
         if joined is not None:
@@ -588,7 +598,7 @@ def repair(
     _refuse_flat(mesh, before, kept)
     # the bodies a lost-body check looks for: those count_lost_bodies would find, when the
     # positions were welded as it welds them
-    real = (kept, _PRESENCE_TOLERANCE * _diagonal(cleaned)) if digits is None else None
+    real = (kept, _PRESENCE_TOLERANCE * _diagonal(cleaned)) if merge_tolerance is None else None
     untouched = merge_tolerance is None and not any(counts)
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]] = [
         ("cleaned", cleaned, before if untouched else None)
