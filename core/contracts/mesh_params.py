@@ -199,9 +199,11 @@ class RepairParams(Input):
 
     object_id: ObjectId | None = None
     debris_fraction: Annotated[float, Field(ge=0.0, le=0.5)] = Field(
-        default=1e-4, description="Loose parts with fewer faces than this share are removed.")
+        default=1e-4, description="Loose parts below this share of the whole mesh's area, "
+        "and below its square root of the whole's size, are removed as debris.")
     merge_tolerance: Positive | None = Field(
-        default=None, description="Merge vertices this close (mesh units); null: automatic.")
+        default=None, description="Join corners closer than this (mesh units); null: "
+        "automatic (exact matches, and near ones where they close an open mesh).")
 
     def canonical(self) -> dict[str, Any]:
         return _with_object(self) | {"debris_fraction": float(self.debris_fraction),
