@@ -15,6 +15,7 @@ from workers.mesh.crossings import crossing_faces, nudged
 from workers.mesh.edge_topology import body_labels, edge_topology, signed_volume
 from workers.mesh.repair import (
     MeshQuality,
+    NothingToPrint,
     _boxes_holding,
     assess,
     count_lost_bodies,
@@ -209,6 +210,11 @@ def test_merge_tolerance_joins_corners_closer_than_it_and_no_others(
     _assert_printable(report.after)
     assert report.after is not None and report.after.bodies == bodies
     assert repaired.volume == pytest.approx(2.004 if bodies == 1 else 2.0, rel=1e-6)
+
+
+def test_a_merge_tolerance_as_large_as_the_part_is_refused_with_the_reason() -> None:
+    with pytest.raises(NothingToPrint, match=r"once corners closer than 5 are joined.*1 across"):
+        repair(_box(), merge_tolerance=5.0)
 
 
 def test_corners_farther_apart_than_the_near_weld_stay_apart() -> None:

@@ -590,14 +590,15 @@ def repair(
     cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
-    _refuse_faceless(mesh, cleaned)
+    _refuse_faceless(mesh, cleaned, merge_tolerance or trimesh.tol.merge)
     labels = body_labels(cleaned.faces, len(cleaned.vertices))
     bodies = _bodies(cleaned, labels)
     kept = _without_debris(bodies, cleaned, debris_fraction)
     report.debris_bodies_dropped = len(bodies) - len(kept)
     _refuse_flat(mesh, before, kept)
     # the bodies a lost-body check looks for: those count_lost_bodies would find, when the
-    # positions were welded as it welds them
+    # positions were welded as it welds them (or joined near: their triangles are then the
+    # bodies it finds, and each lies on the surface of a body kept here)
     real = (kept, _PRESENCE_TOLERANCE * _diagonal(cleaned)) if merge_tolerance is None else None
     untouched = merge_tolerance is None and not any(counts)
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]] = [
@@ -692,17 +693,18 @@ def _refuse_flat(
     )
 
 
-def _refuse_faceless(mesh: trimesh.Trimesh, cleaned: trimesh.Trimesh) -> None:
-    """Refuse a mesh none of whose faces has an area once welded: every face a line or a
-    point (corners on a line, or a part smaller than the welding grid, whose corners all
-    weld into one). Its repair was an empty mesh, with no word of why."""
+def _refuse_faceless(mesh: trimesh.Trimesh, cleaned: trimesh.Trimesh, joined: float) -> None:
+    """Refuse a mesh none of whose faces has an area once corners closer than ``joined``
+    are joined: every face a line or a point (corners on a line, a part smaller than the
+    welding grid, or a ``merge_tolerance`` as large as the part). Its repair was an empty
+    mesh, with no word of why."""
     if len(cleaned.faces) or not len(mesh.faces):
         return
     extent = float(np.ptp(mesh.vertices[np.unique(mesh.faces)], axis=0).max())
     raise NothingToPrint(
         f"the mesh encloses no volume: none of its {len(mesh.faces)} faces has an area once "
-        f"corners closer than {trimesh.tol.merge:g} are joined (its corners lie on a line or "
-        f"at one point; it is {extent:.3g} across), so there is nothing a printer could fill"
+        f"corners closer than {joined:g} are joined (its corners lie on a line or at one "
+        f"point; it is {extent:.3g} across), so there is nothing a printer could fill"
     )
 
 
