@@ -247,11 +247,40 @@ def test_boxes_holding_finds_every_pair_that_comparing_all_pairs_finds() -> None
     every = {(i, j) for i in range(len(bodies)) for j in range(len(bodies))
              if i != j and (lower[i] <= lower[j]).all() and (upper[j] <= upper[i]).all()}
 
-    outer, inner = _boxes_holding(bodies)
+    holding = _boxes_holding(bodies)
 
+    assert holding is not None
+    outer, inner = holding
     assert len(every) > 100  # the case holds many nestings
     assert set(zip(outer.tolist(), inner.tolist(), strict=True)) == every
     assert len(outer) == len(every)
+
+
+def test_boxes_nested_in_one_another_past_the_limit_return_the_cleaned_stage() -> None:
+    # 600 boxes each inside the last (179,700 nested pairs): probed pair by pair, the
+    # nesting took 38 s (3,000 such boxes crashed the process inside Embree). The small
+    # ones are debris beside the largest, so the repair goes on past its printable shortcut
+    # and, past the limit of pairs, returns the cleaned stage with the reason.
+    nested = _joined(*[_box((1.0 + k, 1.0 + k, 1.0 + k)) for k in range(600)])
+
+    repaired, report = repair(nested)
+
+    assert report.fell_back_to == "cleaned"
+    assert report.reason is not None and "too many to place" in report.reason
+    assert report.after is not None and report.after.printable
+    assert len(repaired.faces) == len(nested.faces)
+
+
+def test_hundreds_of_nested_boxes_are_placed_and_united() -> None:
+    # 300 boxes each inside the last, none debris: 44,850 nested pairs, probed container
+    # by container; outward boxes in the largest's material are united with it.
+    boxes = [_box((100.0 + k, 100.0 + k, 100.0 + k)) for k in range(300)]
+
+    repaired, report = repair(_joined(*boxes))
+
+    _assert_printable(report.after)
+    assert report.after is not None and report.after.bodies == 1
+    assert repaired.volume == pytest.approx(399.0**3)
 
 
 def test_an_island_in_a_cavity_is_not_inside_material_and_stays_as_it_came() -> None:
