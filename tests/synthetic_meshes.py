@@ -17,6 +17,16 @@ reproduced from its name, and nothing is downloaded:
   shell pushed through the first (shells that cross), turned by a random rotation.
 
 :func:`synthetic_corpus` gives named cases; ``size`` scales the face counts down for tests.
+
+A second, smaller corpus holds defects of how a file was written rather than of the shape
+(:func:`defect_corpus`), found by a hostile sweep of the repair:
+
+- ``noisy_soup``: a sphere written triangle by triangle, each corner with its own rounding
+  noise (a millionth of its size), so that no two triangles share a corner exactly;
+- ``nested_pin``: a plate with a pin exported as a body of its own whole inside it, so that a
+  printable file counts the pin's volume twice;
+- ``far_cad_part``: the CAD part placed 10 m from the origin (a build plate's far corner in
+  a scene's coordinates), where its boss's tangency reads differently.
 """
 
 from __future__ import annotations
@@ -230,6 +240,49 @@ KINDS: Final[dict[str, Callable[[int, float], trimesh.Trimesh]]] = {
 
 UNPRINTABLE: Final = frozenset({"sliver"})
 """Kinds with no volume at all: a repair must refuse them, not invent a solid."""
+
+
+def noisy_soup(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """A sphere of radius 10 written triangle by triangle, each corner moved by Gaussian
+    noise of a millionth of the diameter: every triangle a body of its own once welded."""
+    rng = np.random.default_rng(seed)
+    sphere = trimesh.creation.icosphere(subdivisions=max(1, round(4 * size)), radius=10.0)
+    corners = sphere.vertices[sphere.faces].reshape(-1, 3)
+    noisy = corners + rng.normal(0.0, 20.0e-6, corners.shape)
+    return _bare(noisy, np.arange(len(corners)).reshape(-1, 3))
+
+
+def nested_pin(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """A plate with a pin, a body of its own, whole inside its material and touching nothing;
+    both wound outwards and no faces cross, so the file is printable as it stands."""
+    rng = np.random.default_rng(seed)
+    sections = max(16, int(64 * size))
+    plate = manifold3d.Manifold.cube((60.0, 40.0, 12.0), center=True)
+    length, radius = rng.uniform(15.0, 40.0), rng.uniform(1.0, 4.0)
+    pin = manifold3d.Manifold.cylinder(length, radius, radius, sections, center=True)
+    pin = pin.rotate((0.0, 90.0, 0.0)).translate((rng.uniform(-5.0, 5.0), 0.0, 0.0))
+    return _joined(_from_manifold(plate), _from_manifold(pin))
+
+
+def far_cad_part(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """:func:`cad_part` moved 10 m (1e4 mm) from the origin along each axis."""
+    mesh = cad_part(seed, size)
+    return _bare(mesh.vertices + 1.0e4, mesh.faces)
+
+
+DEFECTS: Final[dict[str, Callable[[int, float], trimesh.Trimesh]]] = {
+    "noisy_soup": noisy_soup,
+    "nested_pin": nested_pin,
+    "far_cad_part": far_cad_part,
+}
+"""Each file defect's generator, ``f(seed, size) -> mesh``."""
+
+
+def defect_corpus(seeds: range = range(2), size: float = 1.0) -> Iterator[SyntheticMesh]:
+    """Every file defect at every seed, named ``kind-seed`` (all printable once repaired)."""
+    for kind, make in DEFECTS.items():
+        for seed in seeds:
+            yield SyntheticMesh(f"{kind}-{seed}", kind, make(seed, size))
 
 
 def synthetic_corpus(seeds: range = range(4), size: float = 1.0) -> Iterator[SyntheticMesh]:

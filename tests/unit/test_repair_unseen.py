@@ -16,6 +16,7 @@ import trimesh
 
 from core.errors import InvalidInput
 from tests.synthetic_meshes import (
+    DEFECTS,
     cad_part,
     figure_eight,
     mirrored_overlap,
@@ -134,6 +135,31 @@ def test_a_sliver_with_no_volume_is_refused_with_the_reason(seed: int) -> None:
     with pytest.raises(NothingToPrint, match="encloses no volume: its 12 faces lie in one plane"):
         repair(mesh)
     assert issubclass(NothingToPrint, InvalidInput)  # the job fails with it, not a 500
+
+
+@pytest.mark.parametrize("kind", sorted(DEFECTS))
+def test_each_file_defect_is_repaired_to_the_solid_it_fills(kind: str) -> None:
+    # The cases of bench.repair's file-defects table, small: a soup whose corners carry
+    # noise, a pin nested whole in its plate, the CAD part 10 m from the origin.
+    mesh = DEFECTS[kind](1, 0.25)
+    before = assess(mesh)
+    closed = before.volume is not None and before.volume > 0
+    if kind == "noisy_soup":
+        assert before.bodies == len(mesh.faces)  # no two triangles share a corner
+    if kind == "nested_pin":
+        assert before.printable and before.bodies == 2  # printable, the pin counted twice
+    fills = union_volume(mesh).volume if closed else None
+
+    repaired, report = repair(mesh)
+
+    assert report.after is not None and report.after.printable, report.to_dict()
+    assert report.after.bodies == 1
+    assert count_lost_bodies(mesh, repaired) == 0
+    if fills is not None:
+        assert report.after.volume == pytest.approx(fills, rel=UNION_TOLERANCE)
+    else:  # the soup is a convex polyhedron: the hull of its corners is the solid
+        hull = trimesh.convex.convex_hull(np.asarray(mesh.vertices))
+        assert report.after.volume == pytest.approx(hull.volume, rel=1e-4)
 
 
 @pytest.mark.parametrize(
