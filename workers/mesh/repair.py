@@ -1580,7 +1580,7 @@ def _nesting_depths(bodies: Sequence[trimesh.Trimesh]) -> list[int]:
     body is a solid to turn outwards, not a cavity to subtract. Only a body whose box holds
     the other's box is asked (:func:`_boxes_holding`).
     """
-    holding = _boxes_holding(bodies, _MOST_NESTED_PAIRS)
+    holding = _boxes_holding(bodies)
     if holding is None:
         raise _TooManyNested(f"more than {_MOST_NESTED_PAIRS} pairs of its bodies lie one "
                              "inside the other's box, too many to place in time")
@@ -1601,7 +1601,7 @@ def _inside_each(container: trimesh.Trimesh, probes: list[Points]) -> list[NDArr
 
 
 def _boxes_holding(
-    bodies: Sequence[trimesh.Trimesh], most: int | None = None
+    bodies: Sequence[trimesh.Trimesh], most: int = _MOST_NESTED_PAIRS
 ) -> tuple[Faces, Faces] | None:
     """``(outer, inner)``, ``(k,) int64`` each: the pairs of bodies (``outer != inner``) where
     the bounding box of ``outer`` holds that of ``inner``; ``None`` when there are more than
@@ -1618,10 +1618,9 @@ def _boxes_holding(
     centres = 0.5 * (lower + upper)
     reach = 0.5 * (upper - lower).max(axis=1) * (1.0 + 1e-9)
     tree = cKDTree(centres)
-    if most is not None:
-        found = tree.query_ball_point(centres, r=reach, p=np.inf, return_length=True)
-        if int(np.sum(found)) - len(bodies) > most:  # each body finds itself
-            return None
+    found = tree.query_ball_point(centres, r=reach, p=np.inf, return_length=True)
+    if int(np.sum(found)) - len(bodies) > most:  # each body finds itself
+        return None
     near = tree.query_ball_point(centres, r=reach, p=np.inf)
     counts = np.fromiter((len(found) for found in near), dtype=np.int64, count=len(bodies))
     outer = np.repeat(np.arange(len(bodies), dtype=np.int64), counts)
@@ -1661,7 +1660,7 @@ def _in_others_material(bodies: Sequence[trimesh.Trimesh]) -> int:
     """
     if len(bodies) < 2:
         return 0
-    holding = _boxes_holding(bodies, _MOST_NESTED_PAIRS)
+    holding = _boxes_holding(bodies)
     if holding is None:
         return 0
     probes = {j: _inner_probes(bodies[j]) for j in np.unique(holding[1]).tolist()
