@@ -26,7 +26,10 @@ A second, smaller corpus holds defects of how a file was written rather than of 
 - ``nested_pin``: a plate with a pin exported as a body of its own whole inside it, so that a
   printable file counts the pin's volume twice;
 - ``far_cad_part``: the CAD part placed 10 m from the origin (a build plate's far corner in
-  a scene's coordinates), where its boss's tangency reads differently.
+  a scene's coordinates), where its boss's tangency reads differently;
+- ``t_junctions``: a star prism whose walls are split lengthwise and caps are not, so that
+  its rim is open along cracks of no width (T-junctions);
+- ``fin``: a star prism with a stray face hanging from an edge, through the part and out.
 """
 
 from __future__ import annotations
@@ -270,10 +273,39 @@ def far_cad_part(seed: int, size: float = 1.0) -> trimesh.Trimesh:
     return _bare(mesh.vertices + 1.0e4, mesh.faces)
 
 
+def t_junctions(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """:func:`star_prism` with its walls split lengthwise and its caps not, turned and kept in
+    single precision (as an STL holds it): each new corner of a wall lies on an edge of a
+    cap, so the rim's edges are all open though the surface has no gap (T-junctions)."""
+    prism = star_prism(seed, size)
+    walls = np.flatnonzero(np.abs(prism.face_normals[:, 2]) < 0.5)
+    vertices, faces = trimesh.remesh.subdivide(prism.vertices, prism.faces, face_index=walls)
+    split = _bare(vertices, faces)
+    split.apply_transform(_rotation(np.random.default_rng([seed, 2])))
+    return _bare(split.vertices.astype(np.float32).astype(np.float64), split.faces)
+
+
+def fin(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """:func:`star_prism` with a stray triangle hanging from one of its wall's edges, reaching
+    through the part and out past its top (a boolean's leftover face)."""
+    prism = star_prism(seed, size)
+    rng = np.random.default_rng([seed, 3])
+    walls = np.flatnonzero(np.abs(prism.face_normals[:, 2]) < 0.1)
+    first, second = prism.faces[walls[rng.integers(len(walls))], :2]
+    middle = 0.5 * (prism.vertices[first] + prism.vertices[second])
+    inward = -middle[:2] / np.linalg.norm(middle[:2])
+    apex = np.append(middle[:2] + rng.uniform(6.0, 12.0) * inward,
+                     rng.uniform(1.5, 2.0) * prism.vertices[:, 2].max())
+    return _bare(np.vstack([prism.vertices, apex]),
+                 np.vstack([prism.faces, [[first, second, len(prism.vertices)]]]))
+
+
 DEFECTS: Final[dict[str, Callable[[int, float], trimesh.Trimesh]]] = {
     "noisy_soup": noisy_soup,
     "nested_pin": nested_pin,
     "far_cad_part": far_cad_part,
+    "t_junctions": t_junctions,
+    "fin": fin,
 }
 """Each file defect's generator, ``f(seed, size) -> mesh``."""
 

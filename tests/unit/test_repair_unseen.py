@@ -140,7 +140,8 @@ def test_a_sliver_with_no_volume_is_refused_with_the_reason(seed: int) -> None:
 @pytest.mark.parametrize("kind", sorted(DEFECTS))
 def test_each_file_defect_is_repaired_to_the_solid_it_fills(kind: str) -> None:
     # The cases of bench.repair's file-defects table, small: a soup whose corners carry
-    # noise, a pin nested whole in its plate, the CAD part 10 m from the origin.
+    # noise, a pin nested whole in its plate, the CAD part 10 m from the origin, a star
+    # prism open along T-junctions, and one with a stray face through it.
     mesh = DEFECTS[kind](1, 0.25)
     before = assess(mesh)
     closed = before.volume is not None and before.volume > 0
@@ -148,7 +149,13 @@ def test_each_file_defect_is_repaired_to_the_solid_it_fills(kind: str) -> None:
         assert before.bodies == len(mesh.faces)  # no two triangles share a corner
     if kind == "nested_pin":
         assert before.printable and before.bodies == 2  # printable, the pin counted twice
+    if kind == "t_junctions":
+        assert before.boundary_edges > 0 and before.non_manifold_edges == 0
+    if kind == "fin":
+        assert before.non_manifold_edges == 1 and before.self_intersecting_faces > 0
     fills = union_volume(mesh).volume if closed else None
+    if kind in ("t_junctions", "fin"):
+        fills = star_prism(1, 0.25).volume  # the solid they were made from
 
     repaired, report = repair(mesh)
 

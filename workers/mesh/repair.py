@@ -9,14 +9,17 @@ The pipeline, and which library does each step:
 
 1. weld near-duplicate vertices, drop degenerate and duplicate faces (trimesh); where that
    leaves edges open, corners closer than a hundred-thousandth of the diagonal are joined by
-   distance (a file written triangle by triangle, its corners carrying rounding noise);
+   distance (a file written triangle by triangle, its corners carrying rounding noise), and
+   open edges are split at the open corners lying on them (T-junctions,
+   :mod:`workers.mesh.cracks`);
 2. split into bodies (faces joined through shared vertices) and drop *debris*: bodies both
    tiny in area and in extent relative to the whole mesh (``debris_fraction``). A mesh that
    is already printable and lost nothing here is returned as this cleaned copy, unless a
    body lies whole inside another's material (a pin exported inside its part: its volume
    would count twice), which goes on to be united with it in step 4. A body that
    is closed parts welded together where they touched (non-manifold edges, pinched
-   vertices) is cut there into its closed parts;
+   vertices) is cut there into its closed parts, and so is an open body where that frees a
+   closed part, its flat open pieces left out (a stray face hanging from a part's edge);
 3. per body: a closed, consistently wound, manifold body free of self-intersections is kept
    as it is (its orientation is decided in step 4). A closed body whose faces cross first has
    its needle triangles collapsed (manifold3d ``simplify(0)``); when the faces that still
@@ -78,6 +81,7 @@ from scipy.spatial import ConvexHull, QhullError, cKDTree
 
 from core.errors import InvalidInput
 from core.meshio import check_arrays
+from workers.mesh.cracks import split_at_t_junctions
 from workers.mesh.crossings import (
     MeshFixAnswerError,
     count_self_intersecting_faces,
@@ -383,6 +387,23 @@ def _joined_near(welded: trimesh.Trimesh, quality: MeshQuality) -> trimesh.Trime
     return joined
 
 
+def _split_cracks(welded: trimesh.Trimesh, merge_tolerance: float | None) -> trimesh.Trimesh | None:
+    """``welded`` with its open edges split at the open corners lying on them
+    (:func:`workers.mesh.cracks.split_at_t_junctions`), or ``None`` where that closes no edge
+    or adds a non-manifold one. A corner lies on an edge within ``merge_tolerance``, or
+    :data:`_NEAR_WELD_FRACTION` of the diagonal where none is given: the reach of the weld
+    before it."""
+    reach = _NEAR_WELD_FRACTION * _diagonal(welded) if merge_tolerance is None else merge_tolerance
+    faces = split_at_t_junctions(welded.vertices, welded.faces, reach)
+    if faces is None:
+        return None
+    was = edge_topology(welded.faces, len(welded.vertices))
+    now = edge_topology(faces, len(welded.vertices))
+    if now.boundary_edges >= was.boundary_edges or now.non_manifold_edges > was.non_manifold_edges:
+        return None
+    return _bare(welded.vertices, faces)
+
+
 def _joined_within(welded: trimesh.Trimesh, reach: float) -> trimesh.Trimesh | None:
     """``welded`` with its corners closer than ``reach`` joined (pairs from a k-d tree,
     joined in chains), each cluster at the position of its first corner; ``None`` where no
@@ -595,6 +616,13 @@ def repair(
                 f"the file's triangles did not meet exactly, which left "
                 f"{before.boundary_edges} open edges"
             )
+    split = _split_cracks(welded, merge_tolerance) if before.boundary_edges else None
+    if split is not None:
+        welded, flags = split, None
+        report.notes.append(
+            "open edges with another edge's corners lying on them were split there "
+            "(T-junctions: the file's faces met along cracks of no width)"
+        )
     cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
@@ -608,7 +636,7 @@ def repair(
     # positions were welded as it welds them (or joined near: their triangles are then the
     # bodies it finds, and each lies on the surface of a body kept here)
     real = (kept, _PRESENCE_TOLERANCE * _diagonal(cleaned)) if merge_tolerance is None else None
-    untouched = merge_tolerance is None and not any(counts)
+    untouched = merge_tolerance is None and not any(counts) and split is None
     stages: list[tuple[str, trimesh.Trimesh, MeshQuality | None]] = [
         ("cleaned", cleaned, before if untouched else None)
     ]
@@ -799,7 +827,7 @@ def _full_repair(
     solids = []
     nudges: list[Nudge] = []
     for body, topology, crossing in zip(kept, topologies, crossed, strict=True):
-        for piece in _pieces(body, topology):
+        for piece in _pieces(body, topology, report):
             _on_time(deadline)
             whole = piece is body
             known = crossing if whole or crossing == 0 else None
@@ -973,23 +1001,44 @@ def _is_debris(body: trimesh.Trimesh, area: float, diagonal: float, fraction: fl
     return bool(tiny and small)
 
 
-def _pieces(body: trimesh.Trimesh, topology: EdgeTopology) -> list[trimesh.Trimesh]:
+def _pieces(
+    body: trimesh.Trimesh, topology: EdgeTopology, report: RepairReport
+) -> list[trimesh.Trimesh]:
     """``body`` cut along its non-manifold edges and vertices, when that leaves closed pieces.
 
     Parts that touched in the file (gears in mesh, a stack of plates) become one body when
     their positions are welded, joined by non-manifold edges and pinched vertices. Cut apart
     where more than two faces meet, each is a closed part again, and the union in
     :func:`_combine` joins them as solids; MeshFix would instead cut the contacts open and
-    fill what it could. A body whose pieces are not all closed stays whole. ``topology`` is
+    fill what it could. An open body is cut too when that frees a closed piece, and its flat
+    open pieces are left out (said in ``report``): a closed part with a stray face hanging
+    from one of its edges (a fin) went to MeshFix whole, which cut a box open along the
+    fin's plane and returned half of it, and took 1.5-3 s to drop the fin from a 3k-face
+    part; a flat piece encloses no volume, and thickening it would add a wall the part does
+    not have. A closed body whose pieces are not all closed stays whole. ``topology`` is
     :func:`edge_topology` of ``body``.
     """
-    joined = topology.non_manifold_edges or topology.non_manifold_vertices
-    if topology.boundary_edges or not joined:
+    if not (topology.non_manifold_edges or topology.non_manifold_vertices):
         return [body]
     pieces = [_bare(p.vertices, p.faces) for p in body.split(only_watertight=False)]
-    if len(pieces) > 1 and all(_is_closed_manifold(p) for p in pieces):
+    closed = [_is_closed_manifold(p) for p in pieces]
+    if len(pieces) < 2 or not any(closed):
+        return [body]
+    if all(closed):
         return pieces
-    return [body]
+    if topology.boundary_edges == 0:
+        return [body]
+    fins = [p for p, c in zip(pieces, closed, strict=True)
+            if not c and _is_flat_points(p.vertices)]
+    if fins:
+        faces = sum(len(f.faces) for f in fins)
+        report.notes.append(
+            f"{len(fins)} flat open piece{'s' if len(fins) > 1 else ''} "
+            f"({faces} face{'s' if faces > 1 else ''}) "
+            "hanging from a closed part's edges enclosed no volume and "
+            f"{'were' if len(fins) > 1 else 'was'} left out"
+        )
+    return [p for p in pieces if not any(p is f for f in fins)]
 
 
 def _solid_body(
