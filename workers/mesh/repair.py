@@ -1010,13 +1010,15 @@ def _pieces(
     their positions are welded, joined by non-manifold edges and pinched vertices. Cut apart
     where more than two faces meet, each is a closed part again, and the union in
     :func:`_combine` joins them as solids; MeshFix would instead cut the contacts open and
-    fill what it could. An open body is cut too when that frees a closed piece, and its flat
-    open pieces are left out (said in ``report``): a closed part with a stray face hanging
-    from one of its edges (a fin) went to MeshFix whole, which cut a box open along the
-    fin's plane and returned half of it, and took 1.5-3 s to drop the fin from a 3k-face
-    part; a flat piece encloses no volume, and thickening it would add a wall the part does
-    not have. A closed body whose pieces are not all closed stays whole. ``topology`` is
-    :func:`edge_topology` of ``body``.
+    fill what it could. An open body whose pieces are closed but for flat ones is cut too,
+    and its flat pieces left out (said in ``report``): a closed part with a stray face
+    hanging from one of its edges (a fin) went to MeshFix whole, which cut a box open along
+    the fin's plane and returned half of it, and took 1.5-3 s to drop the fin from a
+    3k-face part; a flat piece encloses no volume, and thickening it would add a wall the
+    part does not have. Any other body stays whole: cut apart, the open pieces of an
+    assembly (assimp's regr01.obj) were each closed by MeshFix into solids that crossed
+    their neighbours where no union could part them. ``topology`` is :func:`edge_topology`
+    of ``body``.
     """
     if not (topology.non_manifold_edges or topology.non_manifold_vertices):
         return [body]
@@ -1030,15 +1032,16 @@ def _pieces(
         return [body]
     fins = [p for p, c in zip(pieces, closed, strict=True)
             if not c and _is_flat_points(p.vertices)]
-    if fins:
-        faces = sum(len(f.faces) for f in fins)
-        report.notes.append(
-            f"{len(fins)} flat open piece{'s' if len(fins) > 1 else ''} "
-            f"({faces} face{'s' if faces > 1 else ''}) "
-            "hanging from a closed part's edges enclosed no volume and "
-            f"{'were' if len(fins) > 1 else 'was'} left out"
-        )
-    return [p for p in pieces if not any(p is f for f in fins)]
+    if len(fins) + sum(closed) < len(pieces):
+        return [body]
+    faces = sum(len(f.faces) for f in fins)
+    report.notes.append(
+        f"{len(fins)} flat open piece{'s' if len(fins) > 1 else ''} "
+        f"({faces} face{'s' if faces > 1 else ''}) "
+        "hanging from a closed part's edges enclosed no volume and "
+        f"{'were' if len(fins) > 1 else 'was'} left out"
+    )
+    return [p for p, c in zip(pieces, closed, strict=True) if c]
 
 
 def _solid_body(
