@@ -82,7 +82,8 @@ def _split_round(points: Points, faces: Faces, reach: float) -> Faces | None:
     along, off = _placed(points[corner], a[edge], b[edge])
     length = 2.0 * half[edge]
     inner = (along * length > reach) & ((1.0 - along) * length > reach) & (off <= reach)
-    inner &= (corner != start[edge]) & (corner != end[edge])
+    opposite = faces[face[edge], (side[edge] + 2) % 3]  # a needle's own corner on its edge
+    inner &= (corner != start[edge]) & (corner != end[edge]) & (corner != opposite)
     if not inner.any():
         return None
     edge, corner, along = edge[inner], corner[inner], along[inner]
