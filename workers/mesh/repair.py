@@ -616,17 +616,20 @@ def repair(
                 f"the file's triangles did not meet exactly, which left "
                 f"{before.boundary_edges} open edges"
             )
-    split = _split_cracks(welded, merge_tolerance) if before.boundary_edges else None
-    if split is not None:
-        welded, flags = split, None
-        report.notes.append(
-            "open edges with another edge's corners lying on them were split there "
-            "(T-junctions: the file's faces met along cracks of no width)"
-        )
     cleaned, counts, kept_faces = _cleaned(welded, _referenced_count(mesh.faces))
     report.duplicate_vertices_merged, report.degenerate_faces_removed = counts[:2]
     report.duplicate_faces_removed = counts[2]
     _refuse_faceless(mesh, cleaned, merge_tolerance or trimesh.tol.merge)
+    # after the clean-up: a face of no area closing a crack (a CAD export's filler) is
+    # removed there, which opens the crack
+    split = (_split_cracks(cleaned, merge_tolerance)
+             if before.boundary_edges or counts[1] or counts[2] else None)
+    if split is not None:
+        cleaned, flags = split, None
+        report.notes.append(
+            "open edges with another edge's corners lying on them were split there "
+            "(T-junctions: the file's faces met along cracks of no width)"
+        )
     labels = body_labels(cleaned.faces, len(cleaned.vertices))
     bodies = _bodies(cleaned, labels)
     kept = _without_debris(bodies, cleaned, debris_fraction)
@@ -1022,7 +1025,10 @@ def _pieces(
     """
     if not (topology.non_manifold_edges or topology.non_manifold_vertices):
         return [body]
-    pieces = [_bare(p.vertices, p.faces) for p in body.split(only_watertight=False)]
+    # trimesh's split fills each piece's holes of three and four edges unless told not to:
+    # a box whose top was a fin's grid came back closed by two triangles, the grid dropped
+    pieces = [_bare(p.vertices, p.faces)
+              for p in body.split(only_watertight=False, repair=False)]
     closed = [_is_closed_manifold(p) for p in pieces]
     if len(pieces) < 2 or not any(closed):
         return [body]
