@@ -190,6 +190,27 @@ _OWN_HULL_AREA: Final = 0.01
 shape: the plane and lone-triangle files of the corpus match to rounding; a concave fan of
 triangles folded over one another covers nearly twice its hull."""
 
+_MESHFIX_KEPT_SHARE: Final = 0.5
+"""Share of an open body's faces (and of its extent) MeshFix's mend must keep to be taken
+unchecked: filling holes only adds faces, and a mend with fewer came from a surface MeshFix
+cut apart and kept a scrap of."""
+
+_OPEN_UNBALANCED: Final = 0.02
+"""Largest share of the rays through an open body that may meet its surface an odd number of
+times (through a hole) for the volume the rest enclose to be trusted: cracks catch a ray
+now and then, a missing face catches every ray through it."""
+
+_OPEN_DRIFT: Final = 0.05
+"""Largest relative difference between MeshFix's mend of an open body and the volume its
+surface encloses: the rays through its cracks are uncounted, so the estimate is looser
+than a closed body's."""
+
+_LEVEL_SET_DEBRIS: Final = 1e-3
+"""``debris_fraction`` (see :func:`repair`) below which a body of an open body's level set is
+a blob of a wrong vote near a crack, not a part: an L-shaped prism's was a cell across,
+4.6e-4 of the prism's area and 1.8 % of its diagonal (the level set loses any real part
+that small anyway)."""
+
 _HULL_MAX_FACES: Final = 64
 """Largest open, non-flat body MeshFix cannot close that is still sealed by its hull."""
 
@@ -1074,7 +1095,7 @@ def _solid_body(
     counts the overlap twice (or, where a fold turns the surface inside out, subtracts it);
     when MeshFix's mend loses or gains more than 1 % of that, the body is made again as the
     solid it winds around (:func:`_self_union`). A closed body neither can mend is kept as
-    it came; an open one MeshFix cannot close is sealed with its hull.
+    it came; an open one is made solid by :func:`_open_solid`.
 
     A closed body that passes through itself (:func:`_passes_through`) is not nudged: a nudge
     parts only faces that touch, and trying costs five intersection tests. It is made again
@@ -1136,18 +1157,17 @@ def _solid_body(
     inward = closed and signed_volume(body.vertices, body.faces) < 0
     fixed = _meshfix(body, report, inward=inward)
     wound_closed = closed or _is_closed_wound(topology)
-    if fixed is not None and not wound_closed:
+    if not wound_closed:
+        return _open_solid(body, fixed, thickness, report, deadline)
+    _on_time(deadline)
+    if wound is None:
+        wound = union_volume(_outward_copy(body), rays=_UNION_RAYS)
+    if fixed is not None and not _drifted(wound.volume, fixed):
         return fixed
-    if wound_closed:
-        _on_time(deadline)
-        if wound is None:
-            wound = union_volume(_outward_copy(body), rays=_UNION_RAYS)
-        if fixed is not None and not _drifted(wound.volume, fixed):
-            return fixed
-        _on_time(deadline)
-        united = None if through else _self_union(body, wound, deadline)
-        if united is not None:
-            return _made_again(body, united, report)
+    _on_time(deadline)
+    united = None if through else _self_union(body, wound, deadline)
+    if united is not None:
+        return _made_again(body, united, report)
     if fixed is not None and not closed:
         return fixed
     if closed:
@@ -1157,6 +1177,66 @@ def _solid_body(
         )
         return body
     return _sealed_by_hull(body, thickness, report)
+
+
+def _open_solid(
+    body: trimesh.Trimesh,
+    fixed: trimesh.Trimesh | None,
+    thickness: float,
+    report: RepairReport,
+    deadline: float,
+) -> trimesh.Trimesh | None:
+    """An open body made solid: MeshFix's mend (``fixed``) where it kept the body, else the
+    solid the body's surface encloses, else its hull (:func:`_sealed_by_hull`).
+
+    MeshFix's mend is taken as it is where it has at least :data:`_MESHFIX_KEPT_SHARE` of
+    the body's faces (a hole fill only adds faces). Where it has fewer, or MeshFix could not
+    close the body, the body's surface is asked what it encloses: vertical rays through
+    it (:func:`workers.mesh.winding.union_volume`) are balanced where it is closed but for
+    narrow cracks, and then the mend is kept only where it holds that volume to
+    :data:`_OPEN_DRIFT`, and otherwise the body is made again as the solid it winds around
+    (a level set). An L-shaped prism whose walls were split, their new corners 10 µm off
+    the caps' edges (cracks too wide to split as T-junctions), came back from MeshFix as a
+    tetrahedron of 0.003 mm³, and would have been sealed by its hull (64 % too large).
+    """
+    if fixed is not None and len(fixed.faces) >= _MESHFIX_KEPT_SHARE * len(body.faces):
+        return fixed
+    _on_time(deadline)
+    outward = _outward_copy(body)
+    wound = union_volume(outward, rays=_UNION_RAYS)
+    enclosed = wound.volume > 0 and wound.unbalanced_rays <= _OPEN_UNBALANCED * wound.rays_hit
+    if enclosed and fixed is not None and (
+            abs(abs(fixed.volume) - wound.volume) <= _OPEN_DRIFT * wound.volume):
+        return fixed
+    if enclosed:
+        try:
+            solid = winding_solid(outward, deadline=deadline, simplify=_UNION_SIMPLIFY)
+        except DeadlinePassed:
+            raise _OutOfTime from None
+        if not _off_volume(solid, wound.volume):
+            # rays through the cracks vote wrongly now and then: the blobs they leave are
+            # dropped as debris would be
+            united = _without_blobs(_from_manifold(solid))
+            report.notes.append(
+                f"an open body of {len(body.faces)} faces that MeshFix could not mend was "
+                f"made again as the solid its surface encloses ({len(united.faces)} faces)"
+            )
+            return united if outward is body else _bare(united.vertices, united.faces[:, ::-1])
+    if fixed is not None and _diagonal(fixed) >= _MESHFIX_KEPT_SHARE * _diagonal(body):
+        return fixed
+    return _sealed_by_hull(body, thickness, report)
+
+
+def _without_blobs(solid: trimesh.Trimesh) -> trimesh.Trimesh:
+    """``solid`` without its bodies that are debris beside it (:data:`_LEVEL_SET_DEBRIS`)."""
+    labels = body_labels(solid.faces, len(solid.vertices))
+    bodies = _bodies(solid, labels)
+    if len(bodies) < 2:
+        return solid
+    area, diagonal = solid.area, _diagonal(solid)
+    real = [i for i, body in enumerate(bodies)
+            if not _is_debris(body, area, diagonal, _LEVEL_SET_DEBRIS)]
+    return _submesh(solid, np.flatnonzero(np.isin(labels[1], real)))
 
 
 def _made_again(

@@ -74,6 +74,7 @@ class UnionVolume:
     volume: float
     standard_error: float
     unbalanced_rays: int  # rays whose crossings do not sum to zero: 0 on a closed mesh
+    rays_hit: int = 0  # rays that cross the mesh at all
 
 
 def union_volume(mesh: trimesh.Trimesh, rays: int = 2 * 141**2, seed: int = 6) -> UnionVolume:
@@ -100,7 +101,8 @@ def union_volume(mesh: trimesh.Trimesh, rays: int = 2 * 141**2, seed: int = 6) -
     pairs = lengths.reshape(strata, 2)
     variance = float(((pairs[:, 0] - pairs[:, 1]) ** 2).sum()) / 4 / strata**2
     area = float(span[0] * span[1])
-    return UnionVolume(area * float(lengths.mean()), area * variance**0.5, unbalanced)
+    return UnionVolume(area * float(lengths.mean()), area * variance**0.5, unbalanced,
+                       len(np.unique(ray)))
 
 
 def _lengths_inside(
