@@ -29,10 +29,12 @@ The pipeline, and which library does each step:
    MeshFix (pymeshfix: hole filling, non-manifold cutting, degeneracy and self-intersection
    removal) on unit-scaled coordinates. MeshFix is given one body at a time, so its habit of
    keeping only the largest component cannot lose the other bodies. A closed body MeshFix
-   would shrink or grow by more than 1 % is kept as it came, crossings and all. A flat body
-   (a sheet) and a small open body MeshFix cannot close (a stray triangle) are sealed with
-   their convex hull (manifold3d), thickened when flat; a large one is left out. The report
-   counts both;
+   would shrink or grow by more than 1 % is kept as it came, crossings and all. An open body
+   whose surface encloses a volume the rays through it agree on (cracks rather than holes)
+   and that MeshFix cannot close, or mends into a scrap, is made again as that solid by a
+   level set. A flat body (a sheet) and a small open body neither can close (a stray
+   triangle) are sealed with their convex hull (manifold3d), thickened when flat; a large
+   one is left out. The report counts both;
 4. the bodies are combined with manifold3d booleans: solids are unioned, which removes the
    intersections between overlapping bodies, and a closed body wound inwards that sits inside
    another is kept as a cavity (subtracted) rather than flipped into a solid. manifold3d's
