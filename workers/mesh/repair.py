@@ -166,6 +166,12 @@ thousandth of the volume."""
 _NESTING_PROBES: Final = 8
 """Vertices of a body tested to decide whether another body contains it."""
 
+_CRACK_FRACTION: Final = 1e-3
+"""Farthest a corner may lie from an open edge, as a fraction of the diagonal, for the edge to
+be split at it when that closes every open edge (:func:`_split_cracks`): 0.17 mm on a
+100 mm cube, a few times below a slicer's gap closing (PrusaSlicer's 0.049 mm on the
+part's scale of a 20 mm one) and below any feature a printer resolves."""
+
 _NEAR_WELD_FRACTION: Final = 1e-5
 """Corners of an open mesh closer than this fraction of its diagonal are joined when that
 closes edges the exact weld left open: 1 µm on a 100 mm part, 25 times below what a printer
@@ -413,18 +419,31 @@ def _joined_near(welded: trimesh.Trimesh, quality: MeshQuality) -> trimesh.Trime
 def _split_cracks(welded: trimesh.Trimesh, merge_tolerance: float | None) -> trimesh.Trimesh | None:
     """``welded`` with its open edges split at the open corners lying on them
     (:func:`workers.mesh.cracks.split_at_t_junctions`), or ``None`` where that closes no edge
-    or adds a non-manifold one. A corner lies on an edge within ``merge_tolerance``, or
-    :data:`_NEAR_WELD_FRACTION` of the diagonal where none is given: the reach of the weld
-    before it."""
+    or adds a non-manifold one.
+
+    A corner lies on an edge within ``merge_tolerance``, or :data:`_NEAR_WELD_FRACTION` of
+    the diagonal where none is given: the reach of the weld before it. Where edges are left
+    open, corners within :data:`_CRACK_FRACTION` of the diagonal are taken too, but only when
+    that closes every open edge: a file whose cracks are that wide (a wall's new corners
+    10 µm off a cap's edges) is closed by them, while a mesh with a real hole keeps it.
+    MeshFix instead filled such cracks as holes, cut the caps off at their corners and
+    spent 11 s on the duplicates (a 7,680-face prism), past the repair's budget.
+    """
+    was = edge_topology(welded.faces, len(welded.vertices))
     reach = _NEAR_WELD_FRACTION * _diagonal(welded) if merge_tolerance is None else merge_tolerance
     faces = split_at_t_junctions(welded.vertices, welded.faces, reach)
-    if faces is None:
-        return None
-    was = edge_topology(welded.faces, len(welded.vertices))
-    now = edge_topology(faces, len(welded.vertices))
+    now = was if faces is None else edge_topology(faces, len(welded.vertices))
     if now.boundary_edges >= was.boundary_edges or now.non_manifold_edges > was.non_manifold_edges:
-        return None
-    return _bare(welded.vertices, faces)
+        faces, now = None, was
+    if now.boundary_edges and merge_tolerance is None:
+        current = welded.faces if faces is None else faces
+        wider = split_at_t_junctions(welded.vertices, current,
+                                     _CRACK_FRACTION * _diagonal(welded))
+        if wider is not None:
+            closed = edge_topology(wider, len(welded.vertices))
+            if closed.boundary_edges == 0 and closed.non_manifold_edges <= was.non_manifold_edges:
+                faces = wider
+    return None if faces is None else _bare(welded.vertices, faces)
 
 
 def _joined_within(welded: trimesh.Trimesh, reach: float) -> trimesh.Trimesh | None:
@@ -651,7 +670,7 @@ def repair(
         cleaned, flags = split, None
         report.notes.append(
             "open edges with another edge's corners lying on them were split there "
-            "(T-junctions: the file's faces met along cracks of no width)"
+            "(T-junctions: the file's faces met along cracks, not holes)"
         )
     labels = body_labels(cleaned.faces, len(cleaned.vertices))
     bodies = _bodies(cleaned, labels)
